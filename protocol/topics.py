@@ -1,0 +1,96 @@
+"""Topic names of the MQTT contract, built and parsed in one place so every part agrees.
+
+Inbound (devices -> Skylane):
+  {root}/uav/{uav_id}/telemetry        drone position fixes (JSON object, or a JSON array of them)
+  {root}/sensor/{sensor_id}/reading    SenML (RFC 8428) pack or compact {"ts", "values": {...}}
+  {root}/device/{device_id}/status     retained "online" / "offline" (last will)
+Outbound (Skylane -> consumers):
+  {root}/events/{kind}/{uav_id}        airspace events
+  {root}/state/uav/{uav_id}            latest position of a UAV (retained)
+  {root}/state/sensor/{sensor_id}      latest reading of a sensor (retained)
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+DEFAULT_ROOT = "skylane/v1"
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+
+INBOUND_KINDS = ("uav", "sensor", "device")
+
+
+@dataclass(frozen=True, slots=True)
+class TopicRef:
+    """A parsed inbound topic: what kind of message it carries and for which device."""
+
+    kind: str  # "telemetry" | "reading" | "status"
+    device_id: str
+
+
+class TopicError(ValueError):
+    """The topic does not match the contract; the message goes to the dead letters."""
+
+
+def valid_id(value: str) -> bool:
+    return bool(_ID.match(value))
+
+
+def telemetry(root: str, uav_id: str) -> str:
+    return f"{root}/uav/{uav_id}/telemetry"
+
+
+def reading(root: str, sensor_id: str) -> str:
+    return f"{root}/sensor/{sensor_id}/reading"
+
+
+def status(root: str, device_id: str) -> str:
+    return f"{root}/device/{device_id}/status"
+
+
+def event(root: str, kind: str, uav_id: str) -> str:
+    return f"{root}/events/{kind}/{uav_id}"
+
+
+def uav_state(root: str, uav_id: str) -> str:
+    return f"{root}/state/uav/{uav_id}"
+
+
+def sensor_state(root: str, sensor_id: str) -> str:
+    return f"{root}/state/sensor/{sensor_id}"
+
+
+def inbound_filters(root: str) -> list[str]:
+    """Subscriptions an ingester needs."""
+    return [f"{root}/uav/+/telemetry", f"{root}/sensor/+/reading", f"{root}/device/+/status"]
+
+
+def outbound_filters(root: str) -> list[str]:
+    """Subscriptions a live-feed server needs."""
+    return [f"{root}/events/#", f"{root}/state/#"]
+
+
+_SUFFIX = {"uav": "telemetry", "sensor": "reading", "device": "status"}
+
+
+def parse_inbound(root: str, topic: str) -> TopicRef:
+    """Parse an inbound topic or raise TopicError with the reason."""
+    prefix = root + "/"
+    if not topic.startswith(prefix):
+        raise TopicError(f"topic outside root {root!r}")
+    parts = topic[len(prefix):].split("/")
+    if len(parts) != 3:
+        raise TopicError("expected {root}/<uav|sensor|device>/<id>/<telemetry|reading|status>")
+    family, device_id, suffix = parts
+    if _SUFFIX.get(family) != suffix:
+        raise TopicError(f"unknown topic shape {family}/.../{suffix}")
+    if not valid_id(device_id):
+        raise TopicError(f"invalid device id {device_id[:80]!r} (1-64 of A-Z a-z 0-9 _ . : -)")
+    return TopicRef(kind=suffix, device_id=device_id)
+
+
+def remap(topic: str, old_root: str, new_root: str) -> str:
+    """Move a topic under another root (replays never write into live topics)."""
+    if topic == old_root or topic.startswith(old_root + "/"):
+        return new_root + topic[len(old_root):]
+    return topic
