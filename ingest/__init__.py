@@ -1,0 +1,1 @@
+"""MQTT ingest: validate and normalise device messages in batches, decide, store, publish."""

@@ -1,0 +1,202 @@
+"""The ingest service: paho-mqtt in, batches through the pipeline, COPY into the database, events out.
+
+Messages are acknowledged only after their batch is committed (QoS 1, manual ack, persistent session),
+so a crash or a database outage re-delivers instead of losing. The broker's inflight window bounds
+what waits unacknowledged here, which is the backpressure when the database is slow.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from datetime import datetime, timezone
+
+import orjson
+import paho.mqtt.client as mqtt
+import psycopg
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from protocol import topics
+from storage.writes import write_batch
+
+from . import metrics as m
+from .pipeline import BatchOutput, Pipeline, RawMessage
+
+log = logging.getLogger("skylane.ingest")
+
+RECEIVE_MAXIMUM = 10000
+SESSION_EXPIRY_S = 7 * 24 * 3600
+
+
+class _Abandoned(Exception):
+    """A batch could not be stored before shutdown; it was not acknowledged."""
+
+
+class Ingester:
+    def __init__(self, *, mqtt_host: str, mqtt_port: int, database_url: str, pipeline: Pipeline,
+                 client_id: str, batch_size: int = 2000, batch_ms: int = 50):
+        self.pipeline = pipeline
+        self.root = pipeline.root
+        self.database_url = database_url
+        self.batch_size = batch_size
+        self.batch_s = batch_ms / 1000.0
+        self.inbox: queue.SimpleQueue[RawMessage] = queue.SimpleQueue()
+        self.generation = 0
+        self.connected = threading.Event()
+        self.stored_batches = 0
+        self._conn: psycopg.Connection | None = None
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                                  protocol=mqtt.MQTTv5, manual_ack=True)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self.client.max_inflight_messages_set(1000)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        self._host, self._port = mqtt_host, mqtt_port
+
+    # ------------------------------------------------------------------------------------------ MQTT side
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
+        if reason_code.is_failure:
+            log.error("broker refused the connection: %s", reason_code)
+            return
+        self.generation += 1
+        opts = SubscribeOptions(qos=1)
+        client.subscribe([(f, opts) for f in topics.inbound_filters(self.root)])
+        self.connected.set()
+        m.CONNECTED.set(1)
+        log.info("connected to mqtt://%s:%d (session present: %s), subscribed under %s/",
+                 self._host, self._port, flags.session_present, self.root)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties):
+        self.connected.clear()
+        m.CONNECTED.set(0)
+        log.warning("disconnected from the broker (%s); reconnecting with backoff", reason_code)
+
+    def _on_message(self, client, userdata, msg: mqtt.MQTTMessage):
+        self.inbox.put(RawMessage(msg.topic, msg.payload, datetime.now(timezone.utc), msg.qos, msg.retain,
+                                  msg.mid, self.generation))
+        m.PENDING.inc()
+
+    def connect(self, timeout: float = 30.0) -> None:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = SESSION_EXPIRY_S
+        props.ReceiveMaximum = RECEIVE_MAXIMUM
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.client.connect(self._host, self._port, keepalive=30, clean_start=False, properties=props)
+                break
+            except OSError as exc:
+                if time.monotonic() > deadline:
+                    raise ConnectionError(f"MQTT broker at {self._host}:{self._port} unreachable: {exc}") from exc
+                log.warning("broker at %s:%d unreachable (%s); retrying", self._host, self._port, exc)
+                time.sleep(1)
+        self.client.loop_start()
+        if not self.connected.wait(timeout):
+            raise ConnectionError(f"no CONNACK from the broker at {self._host}:{self._port}")
+
+    # -------------------------------------------------------------------------------------- batch side
+    def _take_batch(self, stop: threading.Event) -> list[RawMessage]:
+        batch: list[RawMessage] = []
+        try:
+            batch.append(self.inbox.get(timeout=0.2))
+        except queue.Empty:
+            return batch
+        deadline = time.monotonic() + self.batch_s
+        while len(batch) < self.batch_size:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(self.inbox.get(timeout=remaining))
+            except queue.Empty:
+                break
+        return batch
+
+    def _db(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self.database_url, connect_timeout=5)
+        return self._conn
+
+    def _store(self, out: BatchOutput, stop: threading.Event) -> bool:
+        """Write until it succeeds: nothing is acknowledged before it is committed.
+
+        False only when asked to stop while the database is failing: the batch stays unacknowledged
+        and the broker re-delivers it to the next run of this persistent session.
+        """
+        delay = 0.5
+        while True:
+            try:
+                write_batch(self._db(), out)
+                return True
+            except psycopg.Error as exc:
+                if stop.is_set():
+                    log.error("stopping with a batch unwritten (%s); the broker will re-deliver it", exc)
+                    return False
+                m.DB_ERRORS.inc()
+                log.error("database write failed (%s); retrying in %.1fs, nothing acknowledged", exc, delay)
+                if self._conn is not None:
+                    self._conn.close()
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    def _publish(self, out: BatchOutput) -> None:
+        for ev in out.events:
+            self.client.publish(topics.event(self.root, ev.event.kind, ev.event.uav_id), orjson.dumps(ev.to_dict()),
+                                qos=1)
+            m.EVENTS.labels(ev.event.kind).inc()
+        for uav_id, state in out.uav_states.items():
+            self.client.publish(topics.uav_state(self.root, uav_id), orjson.dumps(state), qos=0, retain=True)
+        for sensor_id, state in out.sensor_states.items():
+            self.client.publish(topics.sensor_state(self.root, sensor_id), orjson.dumps(state), qos=0, retain=True)
+
+    def _ack(self, batch: list[RawMessage]) -> None:
+        for msg in batch:
+            if msg.qos and msg.generation == self.generation:
+                self.client.ack(msg.mid, msg.qos)
+        m.PENDING.dec(len(batch))
+
+    def handle(self, batch: list[RawMessage], stop: threading.Event) -> BatchOutput:
+        t0 = time.perf_counter()
+        out = self.pipeline.process(batch)
+        if not self._store(out, stop):
+            raise _Abandoned()
+        self._publish(out)
+        self._ack(batch)
+        self.stored_batches += 1
+        for msg in batch:
+            m.MESSAGES.labels(msg.topic[len(self.root) + 1:].split("/", 1)[0]).inc()
+        m.RECORDS.labels("uav_telemetry").inc(len(out.telemetry))
+        m.RECORDS.labels("sensor_readings").inc(len(out.readings))
+        m.DEAD_LETTERS.inc(len(out.dead_letters))
+        for d in out.dead_letters:
+            log.warning("dead letter on %s: %s", d.topic[:200], d.reason)
+        m.BATCH_SECONDS.observe(time.perf_counter() - t0)
+        m.LAG.set((datetime.now(timezone.utc) - batch[0].received_at).total_seconds())
+        return out
+
+    def run(self, stop: threading.Event) -> None:
+        self.connect()
+        last_log, count = time.monotonic(), 0
+        try:
+            while not stop.is_set():
+                batch = self._take_batch(stop)
+                if batch:
+                    self.handle(batch, stop)
+                    count += len(batch)
+                if time.monotonic() - last_log >= 30 and count:
+                    log.info("ingested %d messages in the last %.0fs", count, time.monotonic() - last_log)
+                    last_log, count = time.monotonic(), 0
+            while batch := self._take_batch(stop):  # drain what arrived before the stop
+                self.handle(batch, stop)
+        except _Abandoned:
+            pass
+        finally:
+            self.client.disconnect()
+            self.client.loop_stop()
+            if self._conn is not None:
+                self._conn.close()
+            log.info("ingest stopped")

@@ -1,0 +1,13 @@
+"""Prometheus metrics of the ingester."""
+from prometheus_client import Counter, Gauge, Histogram
+
+MESSAGES = Counter("skylane_ingest_messages_total", "MQTT messages received", ["family"])
+RECORDS = Counter("skylane_ingest_records_total", "Rows stored", ["table"])
+DEAD_LETTERS = Counter("skylane_ingest_dead_letters_total", "Messages refused into the dead letters")
+EVENTS = Counter("skylane_airspace_events_total", "Airspace events emitted", ["kind"])
+BATCH_SECONDS = Histogram("skylane_ingest_batch_seconds", "Time to process, store and publish one batch",
+                          buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5))
+PENDING = Gauge("skylane_ingest_pending_messages", "Messages received but not yet committed and acknowledged")
+DB_ERRORS = Counter("skylane_ingest_db_errors_total", "Failed batch writes (retried)")
+LAG = Gauge("skylane_ingest_lag_seconds", "Receive-to-commit delay of the last batch")
+CONNECTED = Gauge("skylane_ingest_mqtt_connected", "1 while connected to the broker")

@@ -1,0 +1,336 @@
+"""Project-local Mosquitto and PostgreSQL without Docker.
+
+`skylane services up` starts both on the ports named by SKYLANE_MQTT_URL and SKYLANE_DATABASE_URL,
+with their data under the git-ignored state folder (.skylane/services). Missing Debian packages are
+installed when running as root; otherwise the message says what to install. PostgreSQL refuses to run
+as root, so as root both servers run as their Debian service users.
+"""
+from __future__ import annotations
+
+import glob
+import hashlib
+import logging
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .settings import Settings, mqtt_host_port
+
+log = logging.getLogger("skylane.services")
+
+
+class ServiceError(RuntimeError):
+    """A local service could not be started or stopped; the message says what to do."""
+
+
+@dataclass
+class ServiceStatus:
+    name: str
+    address: str
+    running: bool
+    managed: bool
+    detail: str
+
+    def line(self) -> str:
+        state = "running" if self.running else "stopped"
+        who = "project-local" if self.managed else "external"
+        return f"{self.name:<11} {self.address:<22} {state:<8} ({who}) {self.detail}"
+
+
+def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_port(host: str, port: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if port_open(host, port):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+_apt_updated = False
+
+
+def ensure_packages(binaries: dict[str, str]) -> None:
+    """Install the Debian packages whose binaries are missing (as root), else explain."""
+    global _apt_updated
+    missing = sorted({pkg for binary, pkg in binaries.items() if not _find_binary(binary)})
+    if not missing:
+        return
+    if not _is_root() or not shutil.which("apt-get"):
+        raise ServiceError(f"missing {', '.join(missing)}: install with `sudo apt-get install -y {' '.join(missing)}`")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    log.info("installing Debian packages: %s", " ".join(missing))
+    for attempt in range(2):
+        if not _apt_updated:
+            subprocess.run(["apt-get", "update", "-q"], check=False, env=env, stdout=subprocess.DEVNULL)
+            _apt_updated = True
+        rc = subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing], env=env,
+                            stdout=subprocess.DEVNULL).returncode
+        if rc == 0:
+            return
+        _apt_updated = False
+    raise ServiceError(f"apt-get install {' '.join(missing)} failed")
+
+
+def _find_binary(name: str) -> str | None:
+    if name in ("initdb", "pg_ctl", "postgres"):
+        found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), key=lambda p: int(p.split("/")[4]))
+        return found[-1] if found else shutil.which(name)
+    return shutil.which(name) or next((p for p in (f"/usr/sbin/{name}",) if os.path.exists(p)), None)
+
+
+def _service_user(name: str) -> pwd.struct_passwd | None:
+    """The user a server runs as: itself when not root, its Debian user when root."""
+    if not _is_root():
+        return None
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        raise ServiceError(f"user {name!r} does not exist; install the Debian package that creates it") from None
+
+
+def _reachable_by(user: pwd.struct_passwd | None, path: Path) -> bool:
+    if user is None:
+        return True
+    rc = subprocess.run(["runuser", "-u", user.pw_name, "--", "test", "-x", str(path)], capture_output=True)
+    return rc.returncode == 0
+
+
+def _data_dir(settings: Settings, name: str, user: pwd.struct_passwd | None) -> Path:
+    """Data under the state folder; a system folder when the service user cannot reach it (e.g. /root)."""
+    base = settings.state_dir / "services"
+    base.mkdir(parents=True, exist_ok=True)
+    if not _reachable_by(user, base):
+        digest = hashlib.sha1(str(base.resolve()).encode()).hexdigest()[:10]
+        base = Path("/var/lib/skylane") / digest
+        base.mkdir(parents=True, exist_ok=True)
+        os.chmod(base.parent, 0o755)
+        os.chmod(base, 0o755)
+        link = settings.state_dir / "services" / "LOCATION"
+        link.write_text(f"service data for this checkout lives in {base} (the service users cannot reach the checkout)\n")
+    d = base / name
+    d.mkdir(parents=True, exist_ok=True)
+    if user is not None:
+        os.chown(d, user.pw_uid, user.pw_gid)
+        os.chmod(d, 0o700)
+    return d
+
+
+def _run_as(user: pwd.struct_passwd | None, argv: list[str], **kw) -> subprocess.CompletedProcess:
+    if user is not None:
+        argv = ["runuser", "-u", user.pw_name, "--", *argv]
+    return subprocess.run(argv, **kw)
+
+
+# --------------------------------------------------------------------------------------------- Mosquitto
+
+MOSQUITTO_CONF = """# Skylane project-local broker (generated by `skylane services up`)
+listener {port} {host}
+allow_anonymous true
+persistence true
+persistence_location {dir}/
+autosave_interval 10
+pid_file {dir}/mosquitto.pid
+log_dest file {dir}/mosquitto.log
+log_type error
+log_type warning
+log_type notice
+connection_messages true
+{user_line}
+# Ingest acknowledges only after a batch is committed: allow a deep inflight window and queue.
+max_inflight_messages 10000
+max_queued_messages 200000
+max_queued_bytes 0
+persistent_client_expiration 7d
+set_tcp_nodelay true
+max_packet_size 1048576
+"""
+
+
+def _mosquitto_paths(settings: Settings) -> tuple[Path, str, int, pwd.struct_passwd | None]:
+    host, port = mqtt_host_port(settings.mqtt_url)
+    user = _service_user("mosquitto")
+    return _data_dir(settings, f"mosquitto-{port}", user), host, port, user
+
+
+def _pid_alive(pid_file: Path) -> int | None:
+    try:
+        pid = int(pid_file.read_text().split()[0])
+        os.kill(pid, 0)
+        return pid
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def mosquitto_up(settings: Settings) -> ServiceStatus:
+    host, port = mqtt_host_port(settings.mqtt_url)
+    ensure_packages({"mosquitto": "mosquitto", "mosquitto_pub": "mosquitto-clients"})
+    d, host, port, user = _mosquitto_paths(settings)
+    if _pid_alive(d / "mosquitto.pid") and port_open(host, port):
+        return mosquitto_status(settings)
+    if port_open(host, port):
+        log.warning("a broker not started by Skylane already listens on %s:%d: using it", host, port)
+        return mosquitto_status(settings)
+    conf = d / "mosquitto.conf"
+    conf.write_text(MOSQUITTO_CONF.format(port=port, host=host, dir=d,
+                                          user_line=f"user {user.pw_name}" if user else ""))
+    rc = subprocess.run([_find_binary("mosquitto"), "-c", str(conf), "-d"], capture_output=True, text=True)
+    if rc.returncode != 0 or not wait_port(host, port, 15):
+        tail = _tail(d / "mosquitto.log")
+        raise ServiceError(f"mosquitto did not start on {host}:{port}: {rc.stderr.strip()} {tail}")
+    return mosquitto_status(settings)
+
+
+def mosquitto_down(settings: Settings) -> None:
+    d, host, port, _ = _mosquitto_paths(settings)
+    pid = _pid_alive(d / "mosquitto.pid")
+    if pid:
+        os.kill(pid, signal.SIGTERM)
+        _wait_gone(pid, 15)
+
+
+def mosquitto_status(settings: Settings) -> ServiceStatus:
+    d, host, port, _ = _mosquitto_paths(settings)
+    managed = _pid_alive(d / "mosquitto.pid") is not None
+    return ServiceStatus("mosquitto", f"{host}:{port}", port_open(host, port), managed, f"data {d}")
+
+
+# -------------------------------------------------------------------------------------------- PostgreSQL
+
+POSTGRES_CONF = """
+# --- Skylane project-local settings (generated by `skylane services up`) ---
+listen_addresses = '{host}'
+port = {port}
+unix_socket_directories = ''
+max_connections = 100
+shared_buffers = 256MB
+max_wal_size = 2GB
+"""
+
+
+def _postgres_paths(settings: Settings):
+    db = settings.database
+    user = _service_user("postgres")
+    return _data_dir(settings, f"postgres-{db.port}", user), db, user
+
+
+def postgres_up(settings: Settings) -> ServiceStatus:
+    ensure_packages({"initdb": "postgresql", "pg_ctl": "postgresql"})
+    d, db, user = _postgres_paths(settings)
+    if not db.is_local:
+        raise ServiceError(f"SKYLANE_DATABASE_URL points at {db.host}, not this machine: nothing to start")
+    running = _pid_alive(d / "postmaster.pid")
+    if not running and port_open(db.host, db.port):
+        if _can_connect(settings):
+            log.warning("a PostgreSQL not started by Skylane already serves %s:%d: using it", db.host, db.port)
+            return postgres_status(settings)
+        raise ServiceError(f"port {db.port} is taken by another program; choose another port in SKYLANE_DATABASE_URL")
+    if not (d / "PG_VERSION").exists():
+        fd, name = tempfile.mkstemp(prefix="skylane-pw-")
+        os.close(fd)
+        pwfile = Path(name)
+        pwfile.write_text(db.password + "\n")
+        if user:
+            os.chown(pwfile, user.pw_uid, user.pw_gid)
+        rc = _run_as(user, [_find_binary("initdb"), "-D", str(d), "-U", db.user, f"--pwfile={pwfile}",
+                            "--auth-host=scram-sha-256", "--auth-local=peer", "-E", "UTF8", "--no-locale"],
+                     capture_output=True, text=True)
+        pwfile.unlink(missing_ok=True)
+        if rc.returncode != 0:
+            raise ServiceError(f"initdb failed: {rc.stderr.strip()[-800:]}")
+        with open(d / "postgresql.conf", "a") as fh:
+            fh.write(POSTGRES_CONF.format(host=db.host if db.host != "localhost" else "127.0.0.1", port=db.port))
+    if not running:
+        rc = _run_as(user, [_find_binary("pg_ctl"), "-D", str(d), "-l", str(d / "postgres.log"), "-w", "-t", "60",
+                            "start"], capture_output=True, text=True)
+        if rc.returncode != 0:
+            raise ServiceError(f"PostgreSQL did not start: {rc.stderr.strip()} {_tail(d / 'postgres.log')}")
+    _create_database(settings)
+    return postgres_status(settings)
+
+
+def _can_connect(settings: Settings) -> bool:
+    import psycopg
+    try:
+        psycopg.connect(settings.database_url, connect_timeout=3).close()
+        return True
+    except psycopg.Error:
+        return False
+
+
+def _create_database(settings: Settings) -> None:
+    import psycopg
+    from psycopg import sql
+    db = settings.database
+    admin_url = settings.database_url.rsplit("/", 1)[0] + "/postgres"
+    for _ in range(50):
+        try:
+            with psycopg.connect(admin_url, autocommit=True, connect_timeout=3) as conn:
+                if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db.dbname,)).fetchone():
+                    conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db.dbname)))
+                return
+        except psycopg.OperationalError:
+            time.sleep(0.2)
+    raise ServiceError(f"could not connect to PostgreSQL at {db.host}:{db.port} as {db.user}")
+
+
+def postgres_down(settings: Settings) -> None:
+    d, db, user = _postgres_paths(settings)
+    if _pid_alive(d / "postmaster.pid"):
+        _run_as(user, [_find_binary("pg_ctl"), "-D", str(d), "-m", "fast", "-w", "stop"], capture_output=True)
+
+
+def postgres_status(settings: Settings) -> ServiceStatus:
+    d, db, _ = _postgres_paths(settings)
+    managed = _pid_alive(d / "postmaster.pid") is not None
+    return ServiceStatus("postgresql", f"{db.host}:{db.port}", port_open(db.host, db.port), managed, f"data {d}")
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+
+def _wait_gone(pid: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return
+        time.sleep(0.1)
+
+
+def _tail(path: Path, n: int = 5) -> str:
+    try:
+        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-n:])
+    except OSError:
+        return ""
+
+
+def up(settings: Settings) -> list[ServiceStatus]:
+    return [mosquitto_up(settings), postgres_up(settings)]
+
+
+def down(settings: Settings) -> None:
+    mosquitto_down(settings)
+    postgres_down(settings)
+
+
+def status(settings: Settings) -> list[ServiceStatus]:
+    return [mosquitto_status(settings), postgres_status(settings)]

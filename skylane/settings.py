@@ -1,0 +1,84 @@
+"""Settings from environment variables, with local defaults that match `skylane services up`."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_ZONE_FILE = REPO_ROOT / "airspace" / "data" / "pujiang_wujing.geojson"
+
+
+@dataclass(frozen=True)
+class Settings:
+    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    database_url: str = "postgresql://skylane:skylane@127.0.0.1:55432/skylane"
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    mqtt_root: str = "skylane/v1"
+    state_dir: Path = field(default_factory=lambda: REPO_ROOT / ".skylane")
+    zone_file: Path = DEFAULT_ZONE_FILE
+    ingest_client_id: str = "skylane-ingest-1"
+    ingest_metrics_port: int = 9108
+    batch_size: int = 2000
+    batch_ms: int = 50
+    max_payload_bytes: int = 65536
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        d = cls()
+        return cls(
+            mqtt_url=env.get("SKYLANE_MQTT_URL", d.mqtt_url),
+            database_url=env.get("SKYLANE_DATABASE_URL", d.database_url),
+            api_host=env.get("SKYLANE_API_HOST", d.api_host),
+            api_port=int(env.get("SKYLANE_API_PORT", d.api_port)),
+            mqtt_root=env.get("SKYLANE_MQTT_ROOT", d.mqtt_root).strip("/"),
+            state_dir=Path(env.get("SKYLANE_STATE_DIR", d.state_dir)),
+            zone_file=Path(env.get("SKYLANE_ZONE_FILE", d.zone_file)),
+            ingest_client_id=env.get("SKYLANE_INGEST_CLIENT_ID", d.ingest_client_id),
+            ingest_metrics_port=int(env.get("SKYLANE_INGEST_METRICS_PORT", d.ingest_metrics_port)),
+            batch_size=int(env.get("SKYLANE_BATCH_SIZE", d.batch_size)),
+            batch_ms=int(env.get("SKYLANE_BATCH_MS", d.batch_ms)),
+            max_payload_bytes=int(env.get("SKYLANE_MAX_PAYLOAD_BYTES", d.max_payload_bytes)),
+        )
+
+    def with_(self, **changes) -> "Settings":
+        return replace(self, **changes)
+
+    @property
+    def mqtt_host_port(self) -> tuple[str, int]:
+        return mqtt_host_port(self.mqtt_url)
+
+    @property
+    def database(self) -> "DatabaseTarget":
+        return DatabaseTarget.parse(self.database_url)
+
+
+def mqtt_host_port(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "tcp"):
+        raise ValueError(f"SKYLANE_MQTT_URL must look like mqtt://host:port, got {url!r}")
+    return parts.hostname or "127.0.0.1", parts.port or 1883
+
+
+@dataclass(frozen=True)
+class DatabaseTarget:
+    host: str
+    port: int
+    user: str
+    password: str
+    dbname: str
+
+    @classmethod
+    def parse(cls, url: str) -> "DatabaseTarget":
+        parts = urlsplit(url)
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise ValueError(f"SKYLANE_DATABASE_URL must be a postgresql:// URL, got {url!r}")
+        return cls(parts.hostname or "127.0.0.1", parts.port or 5432, parts.username or "postgres",
+                   parts.password or "", (parts.path or "/").lstrip("/") or "postgres")
+
+    @property
+    def is_local(self) -> bool:
+        return self.host in ("127.0.0.1", "localhost", "::1")

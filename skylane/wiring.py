@@ -1,0 +1,44 @@
+"""Wiring shared by the commands: database preparation, zones and the ingest pipeline."""
+from __future__ import annotations
+
+import json
+import logging
+
+import psycopg
+
+from airspace.zones import ZoneSet
+from ingest.pipeline import Pipeline
+from storage import catalog
+from storage.schema import migrate
+
+from .settings import Settings
+
+log = logging.getLogger("skylane")
+
+
+def prepare_database(settings: Settings) -> str:
+    """Migrate, seed the zones from the zone file when the store has none; return the storage kind."""
+    try:
+        kind = migrate(settings.database_url)
+    except psycopg.OperationalError as exc:
+        raise SystemExit(f"cannot reach the database at {settings.database.host}:{settings.database.port} "
+                         f"({exc}). Start the local services with `skylane services up`, or set "
+                         f"SKYLANE_DATABASE_URL.") from None
+    with psycopg.connect(settings.database_url) as conn:
+        if catalog.zone_count(conn) == 0:
+            n = catalog.upsert_zones(conn, read_zone_file(settings))
+            log.info("seeded %d zones from %s", n, settings.zone_file)
+    return kind
+
+
+def read_zone_file(settings: Settings) -> dict:
+    doc = json.loads(settings.zone_file.read_text())
+    ZoneSet.from_geojson(doc)  # refuse a bad file before it reaches the store
+    return doc
+
+
+def make_pipeline(settings: Settings) -> Pipeline:
+    with psycopg.connect(settings.database_url) as conn:
+        zones = ZoneSet.from_geojson(catalog.load_zones(conn))
+    log.info("airspace: %d active zones", len(zones))
+    return Pipeline(zones, settings.mqtt_root, settings.max_payload_bytes)

@@ -1,0 +1,57 @@
+"""Reference data: zones, clearances and the device registry."""
+from __future__ import annotations
+
+import uuid
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+
+def upsert_zones(conn: psycopg.Connection, collection: dict) -> int:
+    rows = []
+    for f in collection["features"]:
+        p = f["properties"]
+        rows.append((p["id"], p["name"], p["kind"], p["lower_m"], p["upper_m"], p.get("alt_ref", "AGL"),
+                     Jsonb(f["geometry"]), Jsonb(p)))
+    with conn.transaction(), conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO zones (id, name, kind, lower_m, upper_m, alt_ref, geometry, properties) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, "
+            "kind = EXCLUDED.kind, lower_m = EXCLUDED.lower_m, upper_m = EXCLUDED.upper_m, "
+            "alt_ref = EXCLUDED.alt_ref, geometry = EXCLUDED.geometry, properties = EXCLUDED.properties, "
+            "updated_at = now()", rows)
+    return len(rows)
+
+
+def zone_count(conn: psycopg.Connection) -> int:
+    return conn.execute("SELECT count(*) FROM zones").fetchone()[0]
+
+
+def load_zones(conn: psycopg.Connection) -> dict:
+    """Active zones as a GeoJSON FeatureCollection (the shape of the zone file)."""
+    rows = conn.execute("SELECT id, geometry, properties FROM zones WHERE active ORDER BY id").fetchall()
+    return {"type": "FeatureCollection",
+            "features": [{"type": "Feature", "id": zid, "geometry": geom, "properties": props}
+                         for zid, geom, props in rows]}
+
+
+def insert_clearance(conn: psycopg.Connection, clearance_id: uuid.UUID, uav_id: str | None, decision: str,
+                     alt_ref: str, route: list[dict], reasons: list[dict]) -> None:
+    with conn.transaction():
+        conn.execute("INSERT INTO clearances (id, uav_id, decision, alt_ref, route, reasons) "
+                     "VALUES (%s, %s, %s, %s, %s, %s)",
+                     (clearance_id, uav_id, decision, alt_ref, Jsonb(route), Jsonb(reasons)))
+
+
+def register_devices(conn: psycopg.Connection, devices: list[dict]) -> int:
+    """Upsert registry entries: {device_id, kind, name, owner, sensor_kind, lon, lat, units, expected_interval_s}."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO devices (device_id, kind, name, owner, sensor_kind, lon, lat, units, expected_interval_s) "
+            "VALUES (%(device_id)s, %(kind)s, %(name)s, %(owner)s, %(sensor_kind)s, %(lon)s, %(lat)s, %(units)s, "
+            "%(expected_interval_s)s) ON CONFLICT (device_id) DO UPDATE SET kind = EXCLUDED.kind, "
+            "name = EXCLUDED.name, owner = EXCLUDED.owner, sensor_kind = EXCLUDED.sensor_kind, lon = EXCLUDED.lon, "
+            "lat = EXCLUDED.lat, units = EXCLUDED.units, expected_interval_s = EXCLUDED.expected_interval_s",
+            [{"name": None, "owner": None, "sensor_kind": None, "lon": None, "lat": None,
+              "expected_interval_s": None, **d, "units": Jsonb(d.get("units") or {})} for d in devices])
+    return len(devices)
