@@ -73,7 +73,8 @@ class Ingester:
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
         self.connected.clear()
         m.CONNECTED.set(0)
-        log.warning("disconnected from the broker (%s); reconnecting with backoff", reason_code)
+        if reason_code.is_failure:
+            log.warning("disconnected from the broker (%s); reconnecting with backoff", reason_code)
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage):
         self.inbox.put(RawMessage(msg.topic, msg.payload, datetime.now(timezone.utc), msg.qos, msg.retain,

@@ -1,0 +1,160 @@
+"""Zone file validation, GeoJSON round trip and vectorized classification."""
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from shapely.geometry import Point
+
+from airspace import ZONE_KINDS, VerticalModel, ZoneFormatError, ZoneSet
+
+ZONEFILE = Path(__file__).parents[1] / "airspace/data/pujiang_wujing.geojson"
+RAW = json.loads(ZONEFILE.read_text())
+ZONES = ZoneSet.from_geojson(RAW)
+
+
+def test_real_file_loads():
+    assert len(ZONES) == len(RAW["features"]) == 14
+    assert [z.id for z in ZONES][:3] == ["PWZ", "C1", "C2"]
+    assert {z.kind for z in ZONES} == set(ZONE_KINDS)
+    mp = ZONES.get("R-BR-MP")
+    assert (mp.kind, mp.lower_m, mp.upper_m, mp.alt_ref) == ("restricted", 0.0, 150.0, "AGL")
+    assert mp.properties["radius_m"] == 350
+    assert ZONES.get("nope") is None
+
+
+def broken(index: int, mutate) -> dict:
+    obj = copy.deepcopy(RAW)
+    mutate(obj["features"][index])
+    return obj
+
+
+def set_prop(key, value):
+    return lambda f: f["properties"].__setitem__(key, value)
+
+
+def set_geometry(geometry):
+    return lambda f: f.__setitem__("geometry", geometry)
+
+
+def drop_ids(f):
+    del f["properties"]["id"]
+    del f["id"]
+
+
+BOWTIE = {"type": "Polygon", "coordinates": [[[121.45, 31.02], [121.46, 31.03], [121.46, 31.02],
+                                              [121.45, 31.03], [121.45, 31.02]]]}
+
+
+@pytest.mark.parametrize("index, mutate, field, words", [
+    (2, set_prop("kind", "nofly"), "kind", "nofly"),
+    (3, set_prop("lower_m", 90), "upper_m", "lower_m"),
+    (3, set_prop("lower_m", 120), "upper_m", "lower_m"),
+    (4, set_prop("upper_m", float("nan")), "upper_m", "finite"),
+    (4, set_prop("lower_m", "0"), "lower_m", "number"),
+    (4, set_prop("upper_m", True), "upper_m", "number"),
+    (5, set_prop("alt_ref", "MSL"), "alt_ref", "MSL"),
+    (6, drop_ids, "id", "non-empty"),
+    (7, set_prop("id", "V-WJ-S"), "id", "duplicate of feature 6"),
+    (8, set_geometry(BOWTIE), "geometry", "Self-intersection"),
+    (8, set_geometry({"type": "Point", "coordinates": [121.5, 31.05]}), "geometry", "Point"),
+    (8, set_geometry({"type": "Polygon", "coordinates": [[[121.5, 31.0], [121.6, 31.0]]]}),
+     "geometry", "unreadable"),
+    (9, set_geometry({"type": "Polygon", "coordinates": [[[121.5, 31.0], [121.6, 31.0],
+                                                          [121.6, 95.0], [121.5, 31.0]]]}),
+     "geometry", "lat 95"),
+    (9, set_geometry({"type": "Polygon", "coordinates": [[[181.5, 31.0], [181.6, 31.0],
+                                                          [181.6, 31.1], [181.5, 31.0]]]}),
+     "geometry", "lon 181"),
+    (10, lambda f: f.__setitem__("properties", None), "properties", "object"),
+])
+def test_validation_names_feature_and_field(index, mutate, field, words):
+    with pytest.raises(ZoneFormatError) as info:
+        ZoneSet.from_geojson(broken(index, mutate))
+    err, zid = info.value, RAW["features"][index]["properties"]["id"]
+    assert (err.index, err.field) == (index, field)
+    assert f"feature {index}" in str(err) and repr(field) in str(err) and words in str(err)
+    if field not in ("id", "properties"):
+        assert err.zone_id == zid and zid in str(err)
+
+
+@pytest.mark.parametrize("obj", [[], {"type": "Feature"}, {"type": "FeatureCollection"}])
+def test_not_a_feature_collection(obj):
+    with pytest.raises(ZoneFormatError, match="FeatureCollection") as info:
+        ZoneSet.from_geojson(obj)
+    assert info.value.index is None
+
+
+def test_geojson_round_trip_keeps_properties_and_metadata():
+    out = ZONES.to_geojson()
+    again = ZoneSet.from_geojson(json.loads(json.dumps(out)))
+    assert again.zones == ZONES.zones
+    assert out["note"] == RAW["note"] and out["type"] == "FeatureCollection"
+    assert [f["properties"] for f in out["features"]] == [f["properties"] for f in RAW["features"]]
+    assert out["features"][2]["properties"]["centerline"][0] == [121.458, 31.056]
+
+
+def square(x: float, y: float) -> list:
+    return [[[x, y], [x + 0.01, y], [x + 0.01, y + 0.01], [x, y + 0.01], [x, y]]]
+
+
+def test_multipolygon_zone_classifies_both_parts():
+    obj = {"type": "FeatureCollection", "features": [{
+        "type": "Feature", "geometry": {"type": "MultiPolygon",
+                                        "coordinates": [square(121.40, 31.0), square(121.50, 31.0)]},
+        "properties": {"id": "M", "name": "two parts", "kind": "restricted", "lower_m": 0,
+                       "upper_m": 50, "alt_ref": "AMSL"}}]}
+    zs = ZoneSet.from_geojson(obj)
+    horizontal, inside = zs.classify([121.405, 121.505, 121.45], [31.005, 31.005, 31.005],
+                                     [10, 60, 10])
+    assert horizontal[:, 0].tolist() == [True, True, False]
+    assert inside[:, 0].tolist() == [True, False, False]
+
+
+def test_vertical_model_converts_zone_bands():
+    zs = ZoneSet.from_geojson(RAW, vertical=VerticalModel(ground_amsl_m=50.0))
+    pwz = [z.id for z in zs].index("PWZ")
+    assert (zs.lower_amsl[pwz], zs.upper_amsl[pwz]) == (50.0, 170.0)
+    _, inside = zs.classify([121.49], [31.07], [160.0])
+    assert inside[0, pwz] and not ZONES.classify([121.49], [31.07], [160.0])[1][0, pwz]
+
+
+def test_band_edges_are_inside():
+    j = [z.id for z in ZONES].index("R-BR-MP")  # 0-150 m AGL -> 4-154 m AMSL
+    alts = np.array([3.999, 4.0, 80.0, 154.0, 154.001])
+    horizontal, inside = ZONES.classify(np.full(5, 121.4885), np.full(5, 31.044), alts)
+    assert horizontal[:, j].all()
+    assert inside[:, j].tolist() == [False, True, True, True, False]
+
+
+def test_classify_shapes():
+    h, i = ZONES.classify(np.array([]), np.array([]), np.array([]))
+    assert h.shape == i.shape == (0, 14) and h.dtype == bool
+    with pytest.raises(ValueError, match="lengths differ"):
+        ZONES.classify([121.5, 121.5], [31.0], [0.0])
+
+
+VERTICES = [xy for z in ZONES for xy in z.geometry.exterior.coords]
+points = st.one_of(
+    st.tuples(st.floats(121.43, 121.555), st.floats(31.005, 31.105)),  # around the whole zone
+    st.tuples(st.floats(121.482, 121.495), st.floats(31.039, 31.049)),  # around R-BR-MP
+    st.sampled_from(VERTICES),                                          # exactly on boundaries
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(pts=st.lists(points, min_size=1, max_size=40),
+       alts=st.lists(st.floats(-20, 400), min_size=40, max_size=40))
+def test_classify_matches_shapely_scalar(pts, alts):
+    lon, lat = np.array(pts).T
+    alt = np.array(alts[:len(pts)])
+    horizontal, inside = ZONES.classify(lon, lat, alt)
+    vm = ZONES.vertical
+    for j, zone in enumerate(ZONES):
+        lo, hi = vm.to_amsl(zone.lower_m, zone.alt_ref), vm.to_amsl(zone.upper_m, zone.alt_ref)
+        for k in range(len(pts)):
+            expect_h = zone.geometry.covers(Point(lon[k], lat[k]))  # boundary counts as inside
+            assert horizontal[k, j] == expect_h
+            assert inside[k, j] == (expect_h and lo <= alt[k] <= hi)
