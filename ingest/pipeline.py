@@ -5,6 +5,7 @@ and tests call it directly. Airspace decisions run on event time, in one vectori
 """
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,6 +19,7 @@ from .sensors import ReadingRow, parse_reading
 from .telemetry import TelemetryRow, iso, parse_telemetry
 from .validation import BadMessage
 
+log = logging.getLogger("skylane.ingest")
 EVENT_NAMESPACE = uuid.UUID("6f1c6f2e-52a4-4d39-9f0e-3b7d1c0a5e11")
 
 
@@ -87,6 +89,10 @@ class Pipeline:
                 out.dead_letters.append(DeadLetter(msg.received_at, msg.topic, msg.payload, str(exc)))
             except topics.TopicError as exc:
                 out.dead_letters.append(DeadLetter(msg.received_at, msg.topic, msg.payload, f"bad topic: {exc}"))
+            except Exception as exc:  # a bug must not lose the message nor stop the ingester
+                log.exception("unexpected error on %s", msg.topic[:200])
+                out.dead_letters.append(DeadLetter(msg.received_at, msg.topic, msg.payload,
+                                                   f"internal error: {type(exc).__name__}: {exc}"))
         if out.telemetry:
             fixes = [Fix(r.uav_id, r.ts, r.lon, r.lat, r.alt_m, r.alt_ref, r.status) for r in out.telemetry]
             out.events = [EventRow(event_id(ev), ev) for ev in self.monitor.process(fixes)]

@@ -90,9 +90,9 @@ def _senml(sensor_id: str, records: list, received_at: datetime) -> list[Reading
 
 def _senml_value(rec: dict, base_value: float) -> tuple[float | None, str | None]:
     if "v" in rec:
-        return number(rec, "v") + base_value, None
+        return number(rec, "v", required=True) + base_value, None
     if "s" in rec:
-        return number(rec, "s"), None
+        return number(rec, "s", required=True), None
     if "vb" in rec:
         if not isinstance(rec["vb"], bool):
             raise BadMessage("'vb' must be true or false")

@@ -1,0 +1,83 @@
+"""The REST API on a real database: clearances, history windows, health, zones, input limits."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import httpx
+import pytest
+
+from .conftest import query
+
+pytestmark = pytest.mark.integration
+
+C2 = [{"lon": 121.458, "lat": 31.056, "alt_m": 80}, {"lon": 121.505, "lat": 31.053, "alt_m": 80},
+      {"lon": 121.530, "lat": 31.051, "alt_m": 80}]
+ACROSS_BRIDGE_ZONE = [{"lon": 121.47, "lat": 31.044, "alt_m": 80}, {"lon": 121.51, "lat": 31.044, "alt_m": 80}]
+
+
+def test_health_and_zones(api):
+    assert httpx.get(api.url + "/v1/health").json() == {"status": "ok", "database": "postgresql",
+                                                        "mqtt": "connected"}
+    zones = httpx.get(api.url + "/v1/zones").json()
+    assert zones["type"] == "FeatureCollection"
+    kinds = {f["properties"]["kind"] for f in zones["features"]}
+    assert kinds == {"area", "corridor", "vertiport", "restricted", "authorization"}
+    corridors = [f for f in zones["features"] if f["properties"]["kind"] == "corridor"]
+    assert len(corridors) >= 3 and all({"lower_m", "upper_m", "alt_ref"} <= set(f["properties"]) for f in corridors)
+
+
+def test_clearance_approved_and_stored(api, system):
+    r = httpx.post(api.url + "/v1/clearances", json={"uav_id": "D7", "waypoints": C2})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["decision"], body["reasons"]) == ("approved", [])
+    stored = httpx.get(api.url + f"/v1/clearances/{body['clearance_id']}").json()
+    assert stored["decision"] == "approved" and stored["uav_id"] == "D7" and len(stored["route"]) == 3
+    assert query(system.database_url, "SELECT count(*) FROM clearances") == [(1,)]
+
+
+def test_clearance_denied_with_reasons(api):
+    body = httpx.post(api.url + "/v1/clearances", json={"waypoints": ACROSS_BRIDGE_ZONE}).json()
+    assert body["decision"] == "denied"
+    [reason] = body["reasons"]
+    assert (reason["code"], reason["zone_id"], reason["segment"]) == ("restricted_zone", "R-BR-MP", 0)
+    high = httpx.post(api.url + "/v1/clearances", json={"waypoints": [{**w, "alt_m": 200} for w in C2]}).json()
+    assert high["decision"] == "denied" and {r["code"] for r in high["reasons"]} == {"above_ceiling"}
+
+
+@pytest.mark.parametrize("body, needle", [
+    ({"waypoints": C2[:1]}, "at least 2"),
+    ({"waypoints": [{"lon": 121.5, "lat": 95, "alt_m": 10}, C2[0]]}, "less than or equal to 90"),
+    ({"waypoints": [{"lon": 121.5, "lat": 31}, C2[0]]}, "Field required"),
+    ({"waypoints": C2, "alt_ref": "QNH"}, "'AGL', 'AMSL' or 'WGS84'"),
+    ({"waypoints": C2 * 100}, "at most 200"),
+    ({}, "Field required"),
+])
+def test_clearance_bad_input_is_422_with_reason(api, body, needle):
+    r = httpx.post(api.url + "/v1/clearances", json=body)
+    assert r.status_code == 422
+    assert needle in r.text
+
+
+def test_history_windows(api, system):
+    now = datetime.now(timezone.utc)
+    with __import__("psycopg").connect(system.database_url) as conn:
+        conn.execute("INSERT INTO uav_telemetry (ts, uav_id, lon, lat, alt_m, alt_ref, received_at) "
+                     "SELECT %s - make_interval(secs => g), 'H1', 121.5, 31.05, g, 'AGL', now() "
+                     "FROM generate_series(0, 9) g", (now,))
+    track = httpx.get(api.url + "/v1/uavs/H1/track",
+                      params={"start": (now - timedelta(seconds=5.5)).isoformat(), "end": now.isoformat()}).json()
+    assert [p["alt_m"] for p in track["points"]] == [5, 4, 3, 2, 1]
+    assert httpx.get(api.url + "/v1/uavs/H1/track", params={"start": now.isoformat(),
+                                                            "end": (now - timedelta(hours=1)).isoformat()}
+                     ).status_code == 422
+    assert httpx.get(api.url + "/v1/uavs/H1/track", params={"start": "2026-01-01T00:00:00",
+                                                            "end": "2026-01-01T01:00:00"}).status_code == 422
+    assert httpx.get(api.url + "/v1/events", params={"limit": 5000}).status_code == 422
+    assert httpx.get(api.url + "/v1/clearances/not-a-uuid").status_code == 422
+    assert httpx.get(api.url + "/v1/clearances/00000000-0000-0000-0000-000000000000").status_code == 404
+
+
+def test_metrics_exposed(api):
+    text = httpx.get(api.url + "/metrics/").text
+    assert "skylane_feed_clients" in text

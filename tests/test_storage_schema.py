@@ -1,0 +1,44 @@
+"""Schema migrations on a real PostgreSQL: idempotent, and the TimescaleDB branch only where it exists."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from skylane.settings import REPO_ROOT
+from storage import schema
+
+from .conftest import query
+
+
+@pytest.mark.integration
+def test_migrations_are_idempotent_and_report_plain_postgres(fresh_db, caplog):
+    caplog.set_level("INFO", "skylane.storage")
+    assert schema.migrate(fresh_db) == schema.POSTGRES
+    assert schema.migrate(fresh_db) == schema.POSTGRES
+    assert query(fresh_db, "SELECT version FROM schema_migrations ORDER BY 1") == [(1,)]
+    tables = {r[0] for r in query(fresh_db, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+    assert {"uav_telemetry", "sensor_readings", "airspace_events", "dead_letters", "devices", "zones",
+            "clearances"} <= tables
+    assert "plain PostgreSQL" in caplog.text
+
+
+def test_timescale_migration_is_complete_timescale_sql():
+    sql = schema.TIMESCALE_SQL
+    for table in ("uav_telemetry", "sensor_readings", "airspace_events"):
+        assert f"create_hypertable('{table}', 'ts'" in sql
+    for needle in ("timescaledb.compress", "add_compression_policy", "add_retention_policy",
+                   "WITH (timescaledb.continuous)", "add_continuous_aggregate_policy", "WITH NO DATA"):
+        assert needle in sql
+    assert [m[3] for m in schema.MIGRATIONS] == [False, True]
+
+
+@pytest.mark.skipif(not shutil.which("docker-compose"), reason="Debian's docker-compose validates compose files")
+def test_compose_file_is_valid():
+    r = subprocess.run(["docker-compose", "-f", str(REPO_ROOT / "compose.yaml"), "config", "-q"],
+                       capture_output=True, text=True, cwd=REPO_ROOT)
+    assert r.returncode == 0, r.stderr
+    out = subprocess.run(["docker-compose", "-f", str(REPO_ROOT / "compose.yaml"), "config", "--services"],
+                         capture_output=True, text=True, cwd=REPO_ROOT).stdout.split()
+    assert {"timescaledb", "mosquitto", "ingest", "api"} <= set(out)
