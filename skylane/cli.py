@@ -101,7 +101,8 @@ def cmd_simulate(args, settings: Settings) -> int:
     from devices.simulator import Simulator
 
     from .wiring import read_zone_file
-    drones, sensors = make_fleet(read_zone_file(settings), args.drones, args.sensors, args.seed)
+    drones, sensors = make_fleet(read_zone_file(settings), args.drones, args.sensors, args.seed,
+                                 rate_scale=args.rate_scale)
     log.info("simulating %d drones and %d sensors at %s Hz", len(drones), len(sensors), args.hz)
     sim = Simulator(settings.mqtt_url, settings.mqtt_root, drones, sensors, hz=args.hz)
     sim.run(_stop_on_signals(), duration_s=args.duration)
@@ -110,23 +111,12 @@ def cmd_simulate(args, settings: Settings) -> int:
 
 # ----------------------------------------------------------------------------------------- record/replay
 
-def _progress(label: str):
-    last = [0.0]
-
-    def report(count: int, *_):
-        now = time.monotonic()
-        if now - last[0] >= 1.0:
-            print(f"\r{label}: {count} messages", end="", file=sys.stderr, flush=True)
-            last[0] = now
-    return report
-
-
 def cmd_record(args, settings: Settings) -> int:
     from replay.recorder import record
     filters = args.topic or None
     n = record(settings.mqtt_url, args.file, settings.mqtt_root, filters=filters, stop=_stop_on_signals(),
-               duration_s=args.duration, progress=_progress("recorded"))
-    print(f"\nrecorded {n} messages to {args.file}", file=sys.stderr)
+               duration_s=args.duration)
+    log.info("recorded %d messages to %s", n, args.file)
     return 0
 
 
@@ -135,12 +125,12 @@ def cmd_replay(args, settings: Settings) -> int:
     stop = _stop_on_signals()
     total = 0
     while True:
-        n = replay(args.file, settings.mqtt_url, rate=args.rate, root_from=args.from_root or settings.mqtt_root,
-                   root_to=args.to_root, stop=stop, progress=_progress("replayed"))
+        n = replay(args.file, settings.mqtt_url, rate=args.rate, root_from=args.from_root, root_to=args.to_root,
+                   stop=stop)
         total += n
         if not args.loop or stop.is_set():
             break
-    print(f"\nreplayed {total} messages from {args.file}", file=sys.stderr)
+    log.info("replayed %d messages from %s", total, args.file)
     return 0
 
 
@@ -227,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sensors", type=int, default=30)
     s.add_argument("--hz", type=float, default=1.0, help="telemetry rate per drone")
     s.add_argument("--seed", type=int, default=17)
+    s.add_argument("--rate-scale", type=float, default=1.0, help="divide sensor reporting intervals by this")
     s.add_argument("--duration", type=float, help="seconds to run (default: until Ctrl-C)")
     s.set_defaults(func=cmd_simulate)
 
@@ -239,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("replay", help="publish a recording back into the broker")
     s.add_argument("file")
     s.add_argument("--rate", type=float, default=1.0, help="speed factor; 0 = as fast as possible")
-    s.add_argument("--from-root", help="root the recording was made under (default: SKYLANE_MQTT_ROOT)")
+    s.add_argument("--from-root", help="root to take from the recording (default: the one in its header)")
     s.add_argument("--to-root", help="publish under this root instead (keeps replays off live topics)")
     s.add_argument("--loop", action="store_true")
     s.set_defaults(func=cmd_replay)

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from devices.mqttclient import parse_mqtt_url
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ZONE_FILE = REPO_ROOT / "airspace" / "data" / "pujiang_wujing.geojson"
 
@@ -57,10 +59,7 @@ class Settings:
 
 
 def mqtt_host_port(url: str) -> tuple[str, int]:
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "tcp"):
-        raise ValueError(f"SKYLANE_MQTT_URL must look like mqtt://host:port, got {url!r}")
-    return parts.hostname or "127.0.0.1", parts.port or 1883
+    return parse_mqtt_url(url)
 
 
 @dataclass(frozen=True)

@@ -39,28 +39,50 @@ def services() -> Settings:
     return settings
 
 
-@pytest.fixture
-def fresh_db(services: Settings):
-    """A new empty database for one test, dropped afterwards."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = services.database_url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = services.database_url.rsplit("/", 1)[0] + "/" + name
-    yield url
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+def _admin_url(settings: Settings) -> str:
+    return settings.database_url.rsplit("/", 1)[0] + "/postgres"
 
 
 @pytest.fixture
-def system(services: Settings, fresh_db: str) -> Settings:
-    """Settings for one isolated system: its own database and MQTT root, migrated and seeded."""
+def new_database(services: Settings):
+    """A factory of new empty databases, dropped after the test."""
+    names: list[str] = []
+
+    def make() -> str:
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(_admin_url(services), autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        names.append(name)
+        return services.database_url.rsplit("/", 1)[0] + "/" + name
+
+    yield make
+    with psycopg.connect(_admin_url(services), autocommit=True) as conn:
+        for name in names:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def fresh_db(new_database) -> str:
+    return new_database()
+
+
+@pytest.fixture
+def new_system(services: Settings, new_database):
+    """A factory of isolated systems: each its own database and MQTT root, migrated and seeded."""
     from skylane.wiring import prepare_database
-    root = f"t{uuid.uuid4().hex[:8]}/v1"
-    settings = services.with_(database_url=fresh_db, mqtt_root=root, zone_file=ZONE_FILE,
-                              ingest_client_id=f"test-ingest-{uuid.uuid4().hex[:8]}", batch_ms=20)
-    prepare_database(settings)
-    return settings
+
+    def make() -> Settings:
+        settings = services.with_(database_url=new_database(), mqtt_root=f"t{uuid.uuid4().hex[:8]}/v1",
+                                  zone_file=ZONE_FILE, ingest_client_id=f"test-ingest-{uuid.uuid4().hex[:8]}",
+                                  batch_ms=20)
+        prepare_database(settings)
+        return settings
+    return make
+
+
+@pytest.fixture
+def system(new_system) -> Settings:
+    return new_system()
 
 
 class Running:

@@ -88,7 +88,7 @@ def build() -> dict:
     for vid, (name, lon, lat) in VERTIPORTS.items():
         feats.append(feature(circle(lon, lat, 80), id=vid, name=name, kind="vertiport", lower_m=0, upper_m=60,
                              center=[lon, lat], radius_m=80))
-    feats.append(feature(Polygon([(121.466, 31.014), (121.483, 31.016), (121.485, 31.026), (121.468, 31.025)]),
+    feats.append(feature(Polygon([(121.458, 31.015), (121.474, 31.0165), (121.476, 31.027), (121.460, 31.026)]),
                          id="R-WJ-IND", name="Wujing industrial area (chemical plants)", kind="restricted",
                          lower_m=0, upper_m=300, reason="Hazardous industry; no overflight."))
     feats.append(feature(circle(121.4885, 31.044, 350), id="R-BR-MP", name="Huangpu river bridge exclusion (south)",

@@ -1,0 +1,876 @@
+/*
+ * Skylane operations dashboard.
+ *
+ * Plain JS, no build step, no third-party code, no network beyond this origin:
+ *   GET /static/basemap.geojson   district outline + illustrative Huangpu polyline
+ *   GET /v1/zones                 airspace zones (GeoJSON FeatureCollection)
+ *   GET /v1/uavs                  latest UAV states (array)
+ *   GET /v1/events?limit=50       recent events, newest first (array)
+ *   GET /v1/health                {status, database, mqtt}
+ *   WS  /v1/live                  one JSON object per text frame:
+ *        {"type":"position", ...uav state}   {"type":"event", ...event}
+ *        {"type":"sensor","sensor_id","ts","values":{}}   {"type":"notice","message"}
+ *
+ * Map: SVG drawn here. Geometry is projected once into "world" units (equirectangular, longitude
+ * scaled by cos(lat0)); zoom/pan only changes one transform on the world group, strokes use
+ * vector-effect non-scaling-stroke. Drone markers and labels live in a screen-space overlay so they
+ * keep their size; they are repositioned when the view changes.
+ *
+ * Rendering: incoming messages only update in-memory state and mark things dirty; one
+ * requestAnimationFrame pass applies the changes to existing DOM elements.
+ */
+(function () {
+  'use strict';
+
+  var CFG = {
+    trailLen: 30,          // positions kept per drone trail
+    maxAlerts: 100,        // rows kept in the alert list
+    staleMs: 30000,        // no update for this long: drone shown as stale, not counted live
+    dropMs: 10 * 60000,    // no update for this long: drone removed from the map
+    healthEveryMs: 15000,
+    zonesEveryMs: 60000,
+    backoffMinMs: 1000,
+    backoffMaxMs: 30000,
+    fitMarginPx: 36,
+    minZoom: 0.25,
+    maxZoom: 80,
+    riverWidthM: 380,
+    denseLabels: 60,       // above this many drones per fitted view, routine labels are hidden      // drawn width of the illustrative river
+    worldScale: 10000      // world units per degree of latitude
+  };
+  var DEFAULT_BOUNDS = [121.436, 31.012, 121.548, 31.100];
+  var VIOLATION_KINDS = { no_fly_violation: true, altitude_violation: true };
+  var MUTED_KINDS = { zone_enter: true, zone_exit: true };
+  var SVGNS = 'http://www.w3.org/2000/svg';
+
+  // ------------------------------------------------------------------ helpers
+  function $(id) { return document.getElementById(id); }
+  function svgEl(tag, attrs, parent) {
+    var el = document.createElementNS(SVGNS, tag);
+    if (attrs) for (var k in attrs) if (Object.prototype.hasOwnProperty.call(attrs, k)) el.setAttribute(k, attrs[k]);
+    if (parent) parent.appendChild(el);
+    return el;
+  }
+  function htmlEl(tag, cls, text, parent) {
+    var el = document.createElement(tag);
+    if (cls) el.className = cls;
+    if (text != null) el.textContent = text;
+    if (parent) parent.appendChild(el);
+    return el;
+  }
+  function isNum(v) { return typeof v === 'number' && isFinite(v); }
+  function pad2(n) { return n < 10 ? '0' + n : '' + n; }
+  function parseTs(ts) {
+    if (ts == null) return NaN;
+    if (typeof ts === 'number') return ts > 1e12 ? ts : ts * 1000;
+    var n = Number(ts);
+    if (ts !== '' && isFinite(n)) return n > 1e12 ? n : n * 1000;
+    return Date.parse(ts);
+  }
+  function hms(ts) {
+    var ms = parseTs(ts);
+    if (!isFinite(ms)) return '--:--:--';
+    var d = new Date(ms);
+    return pad2(d.getHours()) + ':' + pad2(d.getMinutes()) + ':' + pad2(d.getSeconds());
+  }
+  function fmt(v, digits, unit) {
+    if (!isNum(v)) return '—';
+    return v.toFixed(digits) + (unit ? ' ' + unit : '');
+  }
+  function fmtValue(v) {
+    if (!isNum(v)) return String(v);
+    var a = Math.abs(v);
+    if (a !== 0 && (a >= 1e5 || a < 1e-2)) return v.toExponential(2);
+    if (Number.isInteger(v)) return String(v);
+    return a >= 10 ? v.toFixed(1) : v.toFixed(2);
+  }
+  function cssIdent(s) { return String(s == null ? 'unknown' : s).replace(/[^A-Za-z0-9_-]/g, '_'); }
+  function fetchJSON(url) {
+    return fetch(url, { cache: 'no-store', headers: { Accept: 'application/json' } }).then(function (r) {
+      if (!r.ok) throw new Error(url + ' -> HTTP ' + r.status);
+      return r.json();
+    });
+  }
+  function eachRing(geom, fn) {
+    if (!geom) return;
+    if (geom.type === 'Polygon') geom.coordinates.forEach(fn);
+    else if (geom.type === 'MultiPolygon') geom.coordinates.forEach(function (p) { p.forEach(fn); });
+    else if (geom.type === 'LineString') fn(geom.coordinates);
+    else if (geom.type === 'MultiLineString') geom.coordinates.forEach(fn);
+    else if (geom.type === 'GeometryCollection') (geom.geometries || []).forEach(function (g) { eachRing(g, fn); });
+  }
+  function geomBounds(geoms) {
+    var b = [Infinity, Infinity, -Infinity, -Infinity];
+    geoms.forEach(function (g) {
+      eachRing(g, function (ring) {
+        ring.forEach(function (c) {
+          if (c[0] < b[0]) b[0] = c[0]; if (c[1] < b[1]) b[1] = c[1];
+          if (c[0] > b[2]) b[2] = c[0]; if (c[1] > b[3]) b[3] = c[1];
+        });
+      });
+    });
+    return isFinite(b[0]) ? b : null;
+  }
+
+  // --------------------------------------------------------------- projection
+  var proj = null;
+  function makeProjection(b) {
+    var lon0 = (b[0] + b[2]) / 2, lat0 = (b[1] + b[3]) / 2;
+    var kx = Math.cos(lat0 * Math.PI / 180), S = CFG.worldScale;
+    return {
+      lon0: lon0, lat0: lat0,
+      fwd: function (lon, lat) { return [(lon - lon0) * kx * S, -(lat - lat0) * S]; },
+      metresPerUnit: 111320 / S
+    };
+  }
+  function r2(v) { return Math.round(v * 100) / 100; }
+  function pathD(geom, closed) {
+    var d = [];
+    eachRing(geom, function (ring) {
+      for (var i = 0; i < ring.length; i++) {
+        var p = proj.fwd(ring[i][0], ring[i][1]);
+        d.push((i ? 'L' : 'M') + r2(p[0]) + ',' + r2(p[1]));
+      }
+      if (closed) d.push('Z');
+    });
+    return d.join('');
+  }
+
+  // --------------------------------------------------------------------- view
+  var svg, gWorld, gBase, gZones, gTrails, gLabels, gUavs, hatch;
+  var view = { cx: 0, cy: 0, zoom: 1, k: 1, tx: 0, ty: 0, fitK: 1, W: 0, H: 0 };
+  var worldFit = null;      // [x0, y0, x1, y1] of the zone layer in world units
+  var riverPath = null;
+  var riverLabel = null;
+
+  function computeFit() {
+    var r = svg.getBoundingClientRect();
+    view.W = Math.max(1, r.width); view.H = Math.max(1, r.height);
+    var f = worldFit || [-500, -500, 500, 500];
+    var m = CFG.fitMarginPx;
+    var fw = Math.max(1e-6, f[2] - f[0]), fh = Math.max(1e-6, f[3] - f[1]);
+    view.fitK = Math.max(1e-6, Math.min((view.W - 2 * m) / fw, (view.H - 2 * m) / fh));
+  }
+  function resetView() {
+    var f = worldFit || [-500, -500, 500, 500];
+    view.cx = (f[0] + f[2]) / 2; view.cy = (f[1] + f[3]) / 2; view.zoom = 1;
+    markView();
+  }
+  function toScreen(wx, wy) { return [wx * view.k + view.tx, wy * view.k + view.ty]; }
+
+  function applyView() {
+    computeFit();
+    view.k = view.fitK * view.zoom;
+    view.tx = view.W / 2 - view.cx * view.k;
+    view.ty = view.H / 2 - view.cy * view.k;
+    gWorld.setAttribute('transform', 'translate(' + r2(view.tx) + ',' + r2(view.ty) + ') scale(' + view.k + ')');
+    hatch.setAttribute('patternTransform', 'rotate(45) scale(' + (1 / view.k) + ')');
+    if (riverPath && proj) {
+      var px = Math.max(5, Math.min(60, CFG.riverWidthM / proj.metresPerUnit * view.k));
+      riverPath.style.strokeWidth = px + 'px';
+    }
+    // screen-space overlay
+    zoneLabels.forEach(function (lab) {
+      placeAt(lab.el, lab.wx, lab.wy);
+      if (lab.rWorld) lab.el.setAttribute('x', r2(Math.max(9, lab.rWorld * view.k + 4)));
+      if (lab.offWorld) lab.el.setAttribute('y', r2(-(lab.offWorld * view.k + 5)));
+    });
+    if (riverLabel) placeRiverLabel();
+    uavs.forEach(function (u) { if (u.g && u.wx != null) placeAt(u.g, u.wx, u.wy); });
+    updateScalebar();
+    updateDensity();
+  }
+  function placeAt(el, wx, wy) {
+    var s = toScreen(wx, wy);
+    el.setAttribute('transform', 'translate(' + r2(s[0]) + ',' + r2(s[1]) + ')');
+  }
+  function updateScalebar() {
+    if (!proj) return;
+    var mPerPx = proj.metresPerUnit / view.k;
+    var target = mPerPx * 110;
+    var steps = [10, 20, 50, 100, 200, 250, 500, 1000, 2000, 2500, 5000, 10000, 20000, 50000];
+    var len = steps[0];
+    for (var i = 0; i < steps.length; i++) if (steps[i] <= target) len = steps[i];
+    var px = len / mPerPx;
+    var bar = document.querySelector('#scalebar .scalebar-bar');
+    bar.style.width = Math.round(px) + 'px';
+    document.querySelector('#scalebar .scalebar-label').textContent = len >= 1000 ? (len / 1000) + ' km' : len + ' m';
+  }
+  function zoomAt(sx, sy, factor) {
+    var z = Math.max(CFG.minZoom, Math.min(CFG.maxZoom, view.zoom * factor));
+    var wx = (sx - view.tx) / view.k, wy = (sy - view.ty) / view.k;
+    var k2 = view.fitK * z;
+    var tx2 = sx - wx * k2, ty2 = sy - wy * k2;
+    view.zoom = z;
+    view.cx = (view.W / 2 - tx2) / k2; view.cy = (view.H / 2 - ty2) / k2;
+    // keep view.k/tx/ty coherent for consecutive wheel events inside one frame
+    view.k = k2; view.tx = tx2; view.ty = ty2;
+    markView();
+  }
+
+  // -------------------------------------------------------------------- state
+  var zones = new Map();        // id -> {feature, path, kind}
+  var zoneLabels = new Map();   // id -> {el, wx, wy}
+  var uavs = new Map();         // id -> uav record
+  var sensors = new Map();      // id -> {ts, values, row, dirty}
+  var seenEvents = new Set();
+  var seenOrder = [];
+  var pendingEvents = [];
+  var eventSeq = 0;
+  var dirtyUavs = new Set();
+  var dirty = { view: false, sensors: false, counts: false, detail: false };
+  var rafId = 0;
+  var selectedId = null;
+  var mapReady = false;
+  var pendingPositions = [];    // positions that arrived before the projection existed
+
+  function schedule() {
+    if (!rafId) rafId = requestAnimationFrame(flush);
+  }
+  function markView() { dirty.view = true; schedule(); }
+
+  function flush() {
+    rafId = 0;
+    if (dirty.view) { dirty.view = false; applyView(); }
+    if (dirtyUavs.size) {
+      dirtyUavs.forEach(function (id) { var u = uavs.get(id); if (u) renderUav(u); });
+      dirtyUavs.clear();
+      dirty.counts = true;
+    }
+    if (pendingEvents.length) renderEvents();
+    if (dirty.sensors) { dirty.sensors = false; renderSensors(); }
+    if (dirty.counts) { dirty.counts = false; renderCounts(); }
+    if (dirty.detail) { dirty.detail = false; renderDetail(); }
+  }
+
+  // -------------------------------------------------------------------- zones
+  var KIND_ORDER = { area: 0, authorization: 1, restricted: 2, corridor: 3, vertiport: 4 };
+  var LABELLED = { corridor: true, vertiport: true, restricted: true, authorization: true };
+
+  function zoneBand(p) {
+    var lo = p.lower_m, hi = p.upper_m;
+    return (lo != null ? lo : '?') + '-' + (hi != null ? hi : '?') + ' m ' + (p.alt_ref || 'AGL');
+  }
+  function zoneName(id) {
+    var z = zones.get(id);
+    return z ? (z.feature.properties.name || id) : id;
+  }
+  function labelAnchor(f) {
+    var p = f.properties || {};
+    if (p.kind === 'corridor' && Array.isArray(p.centerline) && p.centerline.length > 1) {
+      // a point 30% along the centre line, clear of the river crossing
+      var pts = p.centerline.map(function (c) { return proj.fwd(c[0], c[1]); });
+      var total = 0, seg = [];
+      for (var i = 1; i < pts.length; i++) { var l = Math.hypot(pts[i][0] - pts[i - 1][0], pts[i][1] - pts[i - 1][1]); seg.push(l); total += l; }
+      var want = total * 0.3;
+      for (var j = 0; j < seg.length; j++) {
+        if (want <= seg[j] || j === seg.length - 1) {
+          var t = seg[j] ? Math.min(1, want / seg[j]) : 0;
+          return [pts[j][0] + (pts[j + 1][0] - pts[j][0]) * t, pts[j][1] + (pts[j + 1][1] - pts[j][1]) * t];
+        }
+        want -= seg[j];
+      }
+    }
+    if (Array.isArray(p.center) && p.center.length >= 2) return proj.fwd(p.center[0], p.center[1]);
+    var b = geomBounds([f.geometry]);
+    if (!b) return null;
+    return proj.fwd((b[0] + b[2]) / 2, (b[1] + b[3]) / 2);
+  }
+
+  function renderZones(fc) {
+    var feats = (fc && fc.features) || [];
+    feats = feats.filter(function (f) { return f && f.geometry && (f.geometry.type === 'Polygon' || f.geometry.type === 'MultiPolygon'); });
+    feats.sort(function (a, b) {
+      var ka = KIND_ORDER[(a.properties || {}).kind], kb = KIND_ORDER[(b.properties || {}).kind];
+      return (ka == null ? 1.5 : ka) - (kb == null ? 1.5 : kb);
+    });
+    var keep = new Set();
+    feats.forEach(function (f, idx) {
+      var p = f.properties || (f.properties = {});
+      var id = String(p.id != null ? p.id : (f.id != null ? f.id : 'zone-' + idx));
+      var kind = p.kind || 'area';
+      keep.add(id);
+      var z = zones.get(id);
+      if (!z) {
+        var path = svgEl('path', { 'data-zone-id': id, 'vector-effect': 'non-scaling-stroke' });
+        svgEl('title', null, path);
+        z = { path: path };
+        zones.set(id, z);
+      }
+      z.feature = f; z.kind = kind;
+      z.path.setAttribute('class', 'zone zone-' + cssIdent(kind));
+      z.path.setAttribute('data-kind', kind);
+      z.path.setAttribute('d', pathD(f.geometry, true));
+      z.path.setAttribute('fill-rule', 'evenodd');
+      var tip = (p.name || id) + '\n' + kind + ' · ' + zoneBand(p);
+      if (p.reason) tip += '\n' + p.reason;
+      else if (p.description) tip += '\n' + p.description;
+      z.path.firstChild.textContent = tip;
+      gZones.appendChild(z.path);     // re-append keeps the kind order
+      // label
+      var lab = zoneLabels.get(id);
+      if (LABELLED[kind]) {
+        var a = labelAnchor(f);
+        if (a) {
+          if (!lab) {
+            var t = svgEl('text', { 'class': 'zone-label' });
+            lab = { el: t };
+            zoneLabels.set(id, lab);
+            gLabels.insertBefore(t, gLabels.firstChild);
+          }
+          lab.el.setAttribute('class', 'zone-label zone-label-' + cssIdent(kind));
+          lab.el.setAttribute('data-zone-id', id);
+          lab.el.textContent = id;
+          if (kind === 'vertiport') { lab.el.setAttribute('x', 9); lab.el.setAttribute('y', 4); lab.el.setAttribute('text-anchor', 'start'); }
+          else { lab.el.setAttribute('x', 0); lab.el.setAttribute('y', 4); lab.el.setAttribute('text-anchor', 'middle'); }
+          lab.wx = a[0]; lab.wy = a[1];
+          if (kind === 'vertiport') {
+            var vb = geomBounds([f.geometry]);
+            var va = vb && proj.fwd(vb[0], vb[1]), vc = vb && proj.fwd(vb[2], vb[3]);
+            lab.rWorld = vb ? Math.abs(vc[0] - va[0]) / 2 : 0;   // label sits just outside the pad
+          } else lab.rWorld = 0;
+          // corridor labels sit just north of the corridor edge, off the drones' track
+          lab.offWorld = kind === 'corridor' ? (isNum(p.width_m) ? p.width_m / 2 : 150) / proj.metresPerUnit : 0;
+          return;
+        }
+      }
+      if (lab) { lab.el.remove(); zoneLabels.delete(id); }
+    });
+    zones.forEach(function (z, id) {
+      if (!keep.has(id)) {
+        z.path.remove(); zones.delete(id);
+        var lab = zoneLabels.get(id);
+        if (lab) { lab.el.remove(); zoneLabels.delete(id); }
+      }
+    });
+    markView();
+  }
+
+  // ------------------------------------------------------------------ basemap
+  function renderBasemap(fc) {
+    (fc.features || []).forEach(function (f) {
+      var p = f.properties || {};
+      if (p.layer === 'district') {
+        var d = svgEl('path', { 'class': 'district', d: pathD(f.geometry, true), 'vector-effect': 'non-scaling-stroke', 'fill-rule': 'evenodd' }, gBase);
+        svgEl('title', null, d).textContent = (p.name_en || 'District') + (p.name ? ' (' + p.name + ')' : '') + ' — ' + (p.source || '');
+      } else if (p.layer === 'river') {
+        var dd = pathD(f.geometry, false);
+        riverPath = svgEl('path', { 'class': 'river', d: dd, 'vector-effect': 'non-scaling-stroke' }, gBase);
+        svgEl('path', { 'class': 'river-core', d: dd, 'vector-effect': 'non-scaling-stroke' }, gBase);
+        svgEl('title', null, riverPath).textContent = (p.name || 'River') + (p.illustrative ? ' — illustrative, not surveyed' : '');
+        var c = f.geometry.coordinates;
+        var i = Math.min(c.length - 2, Math.max(0, Math.floor(c.length * 0.62)));
+        var a = proj.fwd(c[i][0], c[i][1]), b = proj.fwd(c[i + 1][0], c[i + 1][1]);
+        riverLabel = { wx: (a[0] + b[0]) / 2, wy: (a[1] + b[1]) / 2, ang: Math.atan2(b[1] - a[1], b[0] - a[0]) * 180 / Math.PI };
+        riverLabel.el = svgEl('text', { 'class': 'river-label', 'text-anchor': 'middle' }, gLabels);
+        riverLabel.el.textContent = (p.name || 'River') + (p.illustrative ? ' (illustrative)' : '');
+      }
+    });
+    markView();
+  }
+  function placeRiverLabel() {
+    var s = toScreen(riverLabel.wx, riverLabel.wy);
+    var ang = riverLabel.ang;
+    if (ang > 90) ang -= 180; if (ang < -90) ang += 180;
+    riverLabel.el.setAttribute('transform', 'translate(' + r2(s[0]) + ',' + r2(s[1]) + ') rotate(' + r2(ang) + ') translate(0,-14)');
+  }
+
+  // --------------------------------------------------------------------- UAVs
+  function uavTitle(u) {
+    var s = u.s;
+    var zs = (s.zones || []).map(zoneName);
+    return [
+      'UAV ' + u.id,
+      'alt ' + fmt(s.alt_m, 1, 'm') + (s.alt_ref ? ' ' + s.alt_ref : '') + ' · speed ' + fmt(s.speed_mps, 1, 'm/s') + ' · track ' + fmt(s.track_deg, 0, '°'),
+      'status ' + (s.status || '—') + ' · battery ' + fmt(s.battery_pct, 0, '%'),
+      'clearance ' + (s.clearance_id || '—'),
+      'zones ' + (zs.length ? zs.join(', ') : '—'),
+      (s.alerts && s.alerts.length ? 'ALERTS ' + s.alerts.join(', ') : 'no alerts'),
+      'last fix ' + hms(s.ts)
+    ].join('\n');
+  }
+
+  function onPosition(m, fromRest) {
+    if (!m || m.uav_id == null) return;
+    if (!mapReady) { pendingPositions.push([m, fromRest]); return; }
+    var id = String(m.uav_id);
+    var u = uavs.get(id);
+    if (!u) { u = { id: id, s: {}, trail: [], g: null, rx: 0 }; uavs.set(id, u); }
+    // newer-only: never let a stale REST snapshot overwrite a live fix
+    var tNew = parseTs(m.ts), tOld = parseTs(u.s.ts);
+    if (fromRest && isFinite(tNew) && isFinite(tOld) && tNew < tOld) return;
+    u.s = m;
+    var now = Date.now();
+    u.rx = now;
+    if (fromRest) {
+      // a snapshot may be old: judge staleness from its own timestamp
+      if (isFinite(tNew) && now - tNew > CFG.staleMs) u.rx = now - CFG.staleMs - 1;
+    }
+    if (isNum(m.lon) && isNum(m.lat)) {
+      var w = proj.fwd(m.lon, m.lat);
+      u.wx = w[0]; u.wy = w[1];
+      var last = u.trail[u.trail.length - 1];
+      if (!last || last[0] !== w[0] || last[1] !== w[1]) {
+        u.trail.push(w);
+        if (u.trail.length > CFG.trailLen) u.trail.splice(0, u.trail.length - CFG.trailLen);
+      }
+    }
+    dirtyUavs.add(id);
+    if (id === selectedId) dirty.detail = true;
+    schedule();
+  }
+
+  function renderUav(u) {
+    var s = u.s;
+    if (u.wx == null) return;
+    if (!u.g) {
+      var g = svgEl('g', { 'class': 'uav', 'data-uav-id': u.id });
+      // invisible hit area over marker + label, so a click anywhere on the group's box selects it
+      svgEl('rect', { 'class': 'uav-hit', x: -12, y: -19, width: 24 + u.id.length * 7, height: 31 }, g);
+      svgEl('circle', { 'class': 'uav-halo', r: 12 }, g);
+      svgEl('path', { 'class': 'uav-icon', d: 'M0,-9 L6.5,7 L0,3.5 L-6.5,7 Z' }, g);
+      svgEl('circle', { 'class': 'uav-dot', r: 4.5 }, g);
+      var t = svgEl('text', { 'class': 'uav-label', x: 10, y: -7 }, g);
+      t.textContent = u.id;
+      svgEl('title', null, g);
+      u.g = g; u.icon = g.querySelector('.uav-icon'); u.title = g.lastChild;
+      u.trailEl = svgEl('polyline', { 'class': 'trail', 'data-uav-id': u.id, 'vector-effect': 'non-scaling-stroke', fill: 'none' }, gTrails);
+      gUavs.appendChild(g);
+    }
+    var alert = !!(s.alerts && s.alerts.length);
+    var stale = Date.now() - u.rx > CFG.staleMs;
+    var cls = 'uav' + (alert ? ' alert' : '') + (stale ? ' stale' : '') + (u.id === selectedId ? ' selected' : '') + (isNum(s.track_deg) ? '' : ' no-track');
+    if (u.cls !== cls) {
+      u.g.setAttribute('class', cls); u.cls = cls;
+      u.trailEl.setAttribute('class', 'trail' + (alert ? ' alert' : '') + (stale ? ' stale' : ''));
+      if (alert && u.g.nextSibling) gUavs.appendChild(u.g);   // violators drawn on top
+    }
+    u.g.setAttribute('data-lon', s.lon);
+    u.g.setAttribute('data-lat', s.lat);
+    u.g.setAttribute('data-alt', s.alt_m != null ? s.alt_m : '');
+    u.g.setAttribute('data-alerts', (s.alerts || []).join(' '));
+    u.g.setAttribute('data-status', s.status != null ? s.status : '');
+    if (isNum(s.track_deg)) u.icon.setAttribute('transform', 'rotate(' + r2(s.track_deg) + ')');
+    placeAt(u.g, u.wx, u.wy);
+    var pts = '';
+    for (var i = 0; i < u.trail.length; i++) pts += (i ? ' ' : '') + r2(u.trail[i][0]) + ',' + r2(u.trail[i][1]);
+    u.trailEl.setAttribute('points', pts);
+    u.title.textContent = uavTitle(u);
+  }
+
+  function sweepStale() {
+    var now = Date.now();
+    uavs.forEach(function (u, id) {
+      var age = now - u.rx;
+      if (age > CFG.dropMs) {
+        if (u.g) u.g.remove();
+        if (u.trailEl) u.trailEl.remove();
+        uavs.delete(id);
+        if (id === selectedId) select(null);
+        dirty.counts = true;
+      } else if ((age > CFG.staleMs) !== /\bstale\b/.test(u.cls || '')) {
+        dirtyUavs.add(id);
+      }
+    });
+    schedule();
+  }
+
+  function renderCounts() {
+    var now = Date.now(), live = 0, active = 0, violators = 0;
+    uavs.forEach(function (u) {
+      if (now - u.rx <= CFG.staleMs) {
+        live++;
+        var n = (u.s.alerts || []).length;
+        active += n; if (n) violators++;
+      }
+    });
+    updateDensity();
+    $('uav-count').textContent = String(live);
+    var ac = $('alert-count');
+    ac.textContent = String(active);
+    ac.classList.toggle('hot', active > 0);
+    ac.title = active + ' active violation(s) on ' + violators + ' drone(s)';
+  }
+
+  // many drones at low zoom: hide routine labels (alerting, selected and hovered drones keep theirs)
+  function updateDensity() {
+    var dense = uavs.size / (view.zoom * view.zoom) > CFG.denseLabels;
+    if (dense !== svg.classList.contains('dense')) svg.classList.toggle('dense', dense);
+  }
+
+  // ---------------------------------------------------------- selection/detail
+  function select(id) {
+    var prev = selectedId;
+    selectedId = id;
+    [prev, id].forEach(function (x) { if (x != null && uavs.has(x)) dirtyUavs.add(x); });
+    dirty.detail = true;
+    schedule();
+  }
+  function renderDetail() {
+    var panel = $('detail-panel');
+    var u = selectedId != null ? uavs.get(selectedId) : null;
+    if (!u) { panel.hidden = true; return; }
+    panel.hidden = false;
+    var s = u.s;
+    $('detail-id').textContent = u.id;
+    var rows = [
+      ['Position', isNum(s.lat) && isNum(s.lon) ? s.lat.toFixed(5) + ', ' + s.lon.toFixed(5) : '—'],
+      ['Altitude', fmt(s.alt_m, 1, 'm') + (s.alt_ref ? ' ' + s.alt_ref : '')],
+      ['Speed', fmt(s.speed_mps, 1, 'm/s')],
+      ['Track', fmt(s.track_deg, 0, '°')],
+      ['Status', s.status || '—'],
+      ['Battery', fmt(s.battery_pct, 0, '%')],
+      ['Clearance', s.clearance_id || '—'],
+      ['Zones', (s.zones || []).length ? s.zones.map(function (z) { return z + ' – ' + zoneName(z); }).join('\n') : '—'],
+      ['Alerts', (s.alerts || []).length ? s.alerts.join(', ') : 'none'],
+      ['Last fix', hms(s.ts)]
+    ];
+    var dl = $('uav-detail');
+    if (dl.childNodes.length !== rows.length * 2) {
+      dl.textContent = '';
+      rows.forEach(function (r) { htmlEl('dt', null, r[0], dl); htmlEl('dd', null, '', dl); });
+    }
+    rows.forEach(function (r, i) {
+      var dd = dl.childNodes[i * 2 + 1];
+      if (dd.textContent !== r[1]) dd.textContent = r[1];
+      dd.className = r[0] === 'Alerts' && (s.alerts || []).length ? 'hot' : '';
+    });
+  }
+
+  // ------------------------------------------------------------------- events
+  // Content key, not id: REST events carry a database id, live events (from MQTT) do not, and the two
+  // must dedupe against each other after a reconnect. ts is normalised (RFC 3339 spellings differ).
+  function eventKey(e) {
+    var t = parseTs(e.ts);
+    return [e.kind, e.uav_id, e.zone_id, isFinite(t) ? t : e.ts].join('|');
+  }
+  function onEvent(e) {
+    if (!e || !e.kind) return;
+    var key = eventKey(e);
+    if (seenEvents.has(key)) return;
+    seenEvents.add(key); seenOrder.push(key);
+    if (seenOrder.length > 2000) seenEvents.delete(seenOrder.shift());
+    pendingEvents.push({ e: e, seq: ++eventSeq });
+    if (pendingEvents.length > 8 * CFG.maxAlerts) pendingEvents.splice(0, pendingEvents.length - 4 * CFG.maxAlerts);  // tab hidden: rAF paused
+    schedule();
+  }
+  function isViolation(kind) { return !!VIOLATION_KINDS[kind] || /_violation$/.test(kind); }
+
+  function renderEvents() {
+    var list = $('alerts');
+    var batch = pendingEvents;
+    pendingEvents = [];
+    // order newest first (ties: later arrival on top); trimAlerts enforces the cap
+    batch.sort(function (a, b) { return ((parseTs(b.e.ts) || 0) - (parseTs(a.e.ts) || 0)) || (b.seq - a.seq); });
+    batch = batch.map(function (x) { return x.e; });
+    if (batch.length > 4 * CFG.maxAlerts) batch = batch.slice(0, 4 * CFG.maxAlerts);
+    var frag = document.createDocumentFragment();
+    batch.forEach(function (e) {
+      var kind = String(e.kind);
+      var det = e.detail || {};
+      var li = htmlEl('li', 'alert alert-' + cssIdent(kind) + (isViolation(kind) ? ' violation' : (MUTED_KINDS[kind] ? ' muted-event' : ' other-event')));
+      li.setAttribute('data-kind', kind);
+      if (e.id != null) li.setAttribute('data-event-id', e.id);
+      if (e.uav_id != null) li.setAttribute('data-uav-id', e.uav_id);
+      li.setAttribute('data-ts', parseTs(e.ts) || '');
+      htmlEl('span', 'a-time', hms(e.ts), li);
+      htmlEl('span', 'a-kind', kind, li);
+      htmlEl('span', 'a-uav', e.uav_id != null ? String(e.uav_id) : '—', li);
+      var zn = det.zone_name || (e.zone_id != null ? zoneName(e.zone_id) : '') || '';
+      htmlEl('span', 'a-zone', zn || '—', li);
+      var tip = [kind, 'uav ' + (e.uav_id != null ? e.uav_id : '—'), 'zone ' + (e.zone_id != null ? e.zone_id : '—') + (zn ? ' (' + zn + ')' : ''), 'at ' + (e.ts != null ? e.ts : '—')];
+      Object.keys(det).forEach(function (k) { if (k !== 'zone_name') tip.push(k + ': ' + (typeof det[k] === 'object' ? JSON.stringify(det[k]) : det[k])); });
+      li.title = tip.join('\n');
+      frag.appendChild(li);
+    });
+    // insert keeping the list newest-first even if an older event arrives late
+    var firstTs = batch.length ? parseTs(batch[batch.length - 1].ts) : NaN;
+    var head = list.firstChild;
+    if (!head || !isFinite(firstTs) || !(Number(head.getAttribute('data-ts')) > firstTs)) {
+      list.insertBefore(frag, head);
+    } else {
+      // rare: merge one by one
+      Array.prototype.slice.call(frag.childNodes).forEach(function (li) {
+        var t = Number(li.getAttribute('data-ts'));
+        var n = list.firstChild;
+        while (n && Number(n.getAttribute('data-ts')) > t) n = n.nextSibling;
+        list.insertBefore(li, n);
+      });
+    }
+    trimAlerts(list);
+    var rows = list.children, v = 0;
+    for (var i = 0; i < rows.length; i++) if (rows[i].classList.contains('violation')) v++;
+    $('alerts-summary').textContent = v + ' violation' + (v === 1 ? '' : 's') + ' · ' + rows.length + ' shown';
+    $('alerts-empty').hidden = rows.length > 0;
+  }
+  function trimAlerts(list) {
+    // over the cap: drop the oldest routine (enter/exit) rows first so violations stay visible
+    var excess = list.children.length - CFG.maxAlerts;
+    if (excess <= 0) return;
+    for (var n = list.lastElementChild; n && excess > 0;) {
+      var prev = n.previousElementSibling;
+      if (!n.classList.contains('violation')) { n.remove(); excess--; }
+      n = prev;
+    }
+    while (excess > 0 && list.lastElementChild) { list.lastElementChild.remove(); excess--; }
+  }
+
+  // ------------------------------------------------------------------ sensors
+  function onSensor(m) {
+    if (!m || m.sensor_id == null) return;
+    var id = String(m.sensor_id);
+    var s = sensors.get(id);
+    if (!s) { s = { id: id }; sensors.set(id, s); }
+    s.ts = m.ts; s.values = m.values || {}; s.dirty = true;
+    dirty.sensors = true;
+    schedule();
+  }
+  function renderSensors() {
+    var tbody = $('sensors').tBodies[0];
+    var added = false;
+    sensors.forEach(function (s) {
+      if (!s.dirty) return;
+      s.dirty = false;
+      if (!s.row) {
+        s.row = htmlEl('tr', 'sensor');
+        s.row.setAttribute('data-sensor-id', s.id);
+        htmlEl('td', 's-id mono', s.id, s.row);
+        htmlEl('td', 's-values', '', s.row);
+        htmlEl('td', 's-time mono muted', '', s.row);
+        added = true;
+      }
+      var parts = Object.keys(s.values).map(function (k) { return k + ' ' + fmtValue(s.values[k]); });
+      s.row.childNodes[1].textContent = parts.join(' · ') || '—';
+      s.row.childNodes[2].textContent = hms(s.ts);
+    });
+    if (added) {
+      var ids = Array.from(sensors.keys()).sort();
+      ids.forEach(function (id) { tbody.appendChild(sensors.get(id).row); });
+    }
+    $('sensors-empty').hidden = sensors.size > 0;
+    $('sensors-summary').textContent = sensors.size ? sensors.size + ' sensor' + (sensors.size === 1 ? '' : 's') : '';
+  }
+
+  // ------------------------------------------------------------------- notice
+  var noticeTimer = 0;
+  function showNotice(text, level) {
+    var el = $('notice');
+    el.textContent = hms(Date.now()) + '  ' + text;
+    el.className = 'notice' + (level ? ' ' + level : '');
+    el.hidden = false;
+    clearTimeout(noticeTimer);
+    noticeTimer = setTimeout(function () { el.classList.add('faded'); }, 20000);
+  }
+
+  // ------------------------------------------------------------------- health
+  function pollHealth() {
+    // a degraded API may answer 503 with the same body: show it rather than "unreachable"
+    fetch('/v1/health', { cache: 'no-store', headers: { Accept: 'application/json' } }).then(function (r) {
+      return r.json();
+    }).then(function (h) {
+      var db = $('db'), mq = $('mqtt');
+      db.textContent = h.database || h.db || '?';
+      db.className = 'stat-value small' + (h.status === 'ok' ? '' : ' warn');
+      db.title = 'API status: ' + (h.status || '?');
+      mq.textContent = h.mqtt || '?';
+      mq.className = 'stat-value small' + (h.mqtt === 'connected' ? '' : ' warn');
+    }).catch(function () {
+      $('db').textContent = 'unreachable';
+      $('db').className = 'stat-value small warn';
+      $('mqtt').textContent = '?';
+    });
+  }
+
+  // ------------------------------------------------------------------ live ws
+  var ws = null, backoff = CFG.backoffMinMs, reconnectTimer = 0, everConnected = false, skipped = 0;
+  function setConn(state, text) {
+    var el = $('conn');
+    el.textContent = text || state;
+    el.setAttribute('data-state', state);
+    el.className = 'conn conn-' + state;
+  }
+  function connect() {
+    clearTimeout(reconnectTimer);
+    var url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/v1/live';
+    setConn('connecting', everConnected ? 'reconnecting' : 'connecting');
+    try { ws = new WebSocket(url); } catch (err) { scheduleReconnect(); return; }
+    ws.onopen = function () {
+      backoff = CFG.backoffMinMs;
+      setConn('live', 'live');
+      if (everConnected) resync();   // fill the gap while we were away
+      everConnected = true;
+    };
+    ws.onmessage = function (ev) {
+      if (typeof ev.data !== 'string') return;
+      var msg;
+      try { msg = JSON.parse(ev.data); } catch (err) { return; }
+      if (Array.isArray(msg)) msg.forEach(dispatch); else dispatch(msg);
+    };
+    ws.onclose = function () { ws = null; scheduleReconnect(); };
+    ws.onerror = function () { /* onclose follows */ };
+  }
+  function scheduleReconnect() {
+    var delay = Math.round(backoff * (0.75 + Math.random() * 0.5));
+    backoff = Math.min(CFG.backoffMaxMs, backoff * 2);
+    var until = Date.now() + delay;
+    var tick = function () {
+      var left = Math.max(0, Math.ceil((until - Date.now()) / 1000));
+      setConn('offline', 'offline · retry ' + left + 's');
+    };
+    tick();
+    var iv = setInterval(tick, 1000);
+    reconnectTimer = setTimeout(function () { clearInterval(iv); connect(); }, delay);
+  }
+  function dispatch(m) {
+    if (!m || typeof m !== 'object') return;
+    switch (m.type) {
+      case 'position': onPosition(m, false); break;
+      case 'event': onEvent(m); break;
+      case 'sensor': onSensor(m); break;
+      case 'notice':
+        if (m.dropped_positions != null) {
+          // the server coalesced positions for this slow client (latest per UAV kept): routine, keep quiet
+          skipped += Number(m.dropped_positions) || 0;
+          $('conn').title = skipped + ' position updates coalesced by the server since page load';
+        } else {
+          showNotice(String(m.message != null ? m.message : JSON.stringify(m)), m.level);
+        }
+        break;
+      default:
+        if (m.type == null && m.uav_id != null && m.lon != null) onPosition(m, false);
+    }
+  }
+
+  // -------------------------------------------------------------- REST loads
+  function loadUavs() {
+    return fetchJSON('/v1/uavs').then(function (arr) {
+      if (!Array.isArray(arr)) arr = (arr && (arr.uavs || arr.items)) || [];
+      arr.forEach(function (s) { onPosition(s, true); });
+    }).catch(function (err) { showNotice('Could not load drones: ' + err.message, 'warn'); });
+  }
+  function loadEvents() {
+    return fetchJSON('/v1/events?limit=50').then(function (arr) {
+      if (!Array.isArray(arr)) arr = (arr && (arr.events || arr.items)) || [];
+      arr.slice().reverse().forEach(onEvent);
+    }).catch(function (err) { showNotice('Could not load events: ' + err.message, 'warn'); });
+  }
+  function resync() { loadUavs(); loadEvents(); }
+
+  var zonesOk = false;
+  function loadZones() {
+    return fetchJSON('/v1/zones').then(function (fc) {
+      zonesOk = true;
+      return fc;
+    });
+  }
+
+  // ------------------------------------------------------------ interaction
+  function setupInteraction() {
+    svg.addEventListener('wheel', function (ev) {
+      ev.preventDefault();
+      var r = svg.getBoundingClientRect();
+      var dy = ev.deltaMode === 1 ? ev.deltaY * 16 : ev.deltaY;
+      zoomAt(ev.clientX - r.left, ev.clientY - r.top, Math.exp(-dy * 0.0015));
+    }, { passive: false });
+
+    var drag = null;
+    svg.addEventListener('pointerdown', function (ev) {
+      if (ev.button !== 0) return;
+      drag = { x: ev.clientX, y: ev.clientY, cx: view.cx, cy: view.cy, moved: false, target: ev.target, id: ev.pointerId };
+    });
+    svg.addEventListener('pointermove', function (ev) {
+      if (!drag || ev.pointerId !== drag.id) return;
+      var dx = ev.clientX - drag.x, dy = ev.clientY - drag.y;
+      if (!drag.moved && Math.abs(dx) + Math.abs(dy) > 4) {
+        drag.moved = true;
+        try { svg.setPointerCapture(ev.pointerId); } catch (err) { /* ignore */ }
+        svg.classList.add('dragging');
+      }
+      if (drag.moved) {
+        view.cx = drag.cx - dx / view.k; view.cy = drag.cy - dy / view.k;
+        markView();
+      }
+    });
+    function end(ev) {
+      if (!drag || ev.pointerId !== drag.id) return;
+      var d = drag; drag = null;
+      svg.classList.remove('dragging');
+      if (d.moved || ev.type === 'pointercancel') return;
+      var g = d.target && d.target.closest ? d.target.closest('.uav') : null;
+      select(g ? g.getAttribute('data-uav-id') : null);
+    }
+    svg.addEventListener('pointerup', end);
+    svg.addEventListener('pointercancel', end);
+    svg.addEventListener('dblclick', function (ev) {
+      var r = svg.getBoundingClientRect();
+      zoomAt(ev.clientX - r.left, ev.clientY - r.top, ev.shiftKey ? 0.5 : 2);
+    });
+    $('zoom-in').addEventListener('click', function () { zoomAt(view.W / 2, view.H / 2, 1.6); });
+    $('zoom-out').addEventListener('click', function () { zoomAt(view.W / 2, view.H / 2, 1 / 1.6); });
+    $('zoom-fit').addEventListener('click', resetView);
+    $('detail-close').addEventListener('click', function () { select(null); });
+    $('violations-only').addEventListener('change', function (ev) {
+      $('alerts').classList.toggle('violations-only', ev.target.checked);
+    });
+    $('alerts').addEventListener('click', function (ev) {
+      var li = ev.target.closest('.alert');
+      var id = li && li.getAttribute('data-uav-id');
+      if (id && uavs.has(id)) {
+        select(id);
+        var u = uavs.get(id);
+        if (u.wx != null) { view.cx = u.wx; view.cy = u.wy; markView(); }
+      }
+    });
+    // re-fit in the same frame as the layout change (no rAF hop, so no one-frame mismatch)
+    if (window.ResizeObserver) new ResizeObserver(function () { if (proj) { dirty.view = false; applyView(); } }).observe($('map-wrap'));
+    else window.addEventListener('resize', markView);
+  }
+
+  // --------------------------------------------------------------------- boot
+  function tickClock() { $('clock').textContent = hms(Date.now()); }
+
+  function boot() {
+    svg = $('map');
+    gWorld = $('world'); gBase = $('layer-base'); gZones = $('layer-zones'); gTrails = $('layer-trails');
+    gLabels = $('layer-labels'); gUavs = $('layer-uavs');
+    hatch = $('hatch-restricted');
+    setupInteraction();
+    tickClock(); setInterval(tickClock, 1000);
+    pollHealth(); setInterval(pollHealth, CFG.healthEveryMs);
+    setInterval(sweepStale, 2000);
+
+    var pBase = fetchJSON('/static/basemap.geojson').catch(function () { return null; });
+    var pZones = loadZones().catch(function (err) { showNotice('Could not load zones: ' + err.message, 'warn'); return null; });
+    Promise.all([pBase, pZones]).then(function (res) {
+      var base = res[0], fc = res[1];
+      var zb = fc ? geomBounds((fc.features || []).map(function (f) { return f.geometry; })) : null;
+      proj = makeProjection(zb || DEFAULT_BOUNDS);
+      var b = zb || DEFAULT_BOUNDS;
+      var p0 = proj.fwd(b[0], b[3]), p1 = proj.fwd(b[2], b[1]);
+      worldFit = [p0[0], p0[1], p1[0], p1[1]];
+      if (base) renderBasemap(base);
+      if (fc) renderZones(fc);
+      resetView();
+      mapReady = true;
+      var early = pendingPositions; pendingPositions = [];
+      early.forEach(function (x) { onPosition(x[0], x[1]); });
+      // zones may change (temporary restrictions): refresh and reconcile by id
+      setInterval(function () {
+        loadZones().then(function (z) {
+          if (!worldFit || !zb) {
+            var nb = geomBounds((z.features || []).map(function (f) { return f.geometry; }));
+            if (nb) { zb = nb; var a = proj.fwd(nb[0], nb[3]), c = proj.fwd(nb[2], nb[1]); worldFit = [a[0], a[1], c[0], c[1]]; resetView(); }
+          }
+          renderZones(z);
+        }).catch(function () { /* keep the last good zones */ });
+      }, zonesOk ? CFG.zonesEveryMs : 15000);
+      return Promise.all([loadUavs(), loadEvents()]);
+    }).then(function () {
+      $('alerts-empty').hidden = $('alerts').children.length > 0;
+      connect();
+    });
+  }
+
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', boot);
+  else boot();
+})();

@@ -1,0 +1,52 @@
+"""Message bodies of the MQTT contract, built in one place so simulator and tests agree."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+
+from .flight import Fix
+from .sensors import Reading
+
+ONLINE = b"online"
+OFFLINE = b"offline"
+
+
+def rfc3339(epoch_s: float) -> str:
+    """UTC timestamp with milliseconds and a 'Z', e.g. 2026-05-09T07:35:25.123Z."""
+    dt = datetime.fromtimestamp(round(epoch_s, 3), tz=timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def telemetry(fix: Fix, seq: int, epoch_s: float) -> dict[str, Any]:
+    """One drone position fix (altitudes above ground; no clearance is simulated)."""
+    return {
+        "ts": rfc3339(epoch_s),
+        "lat": fix.lat,
+        "lon": fix.lon,
+        "alt_m": fix.alt_m,
+        "alt_ref": "AGL",
+        "seq": seq,
+        "speed_mps": fix.speed_mps,
+        "track_deg": fix.track_deg,
+        "vspeed_mps": fix.vspeed_mps,
+        "battery_pct": fix.battery_pct,
+        "status": fix.status,
+        "clearance_id": None,
+    }
+
+
+def senml_pack(sensor_id: str, epoch_s: float, reading: Reading) -> list[dict[str, Any]]:
+    """An RFC 8428 pack: base name and base time on the first record, one record per metric."""
+    pack: list[dict[str, Any]] = []
+    for name, (unit, value) in reading.items():
+        pack.append({"n": name, "u": unit, "v": value})
+    if not pack:
+        raise ValueError(f"{sensor_id}: a SenML pack needs at least one record")
+    pack[0] = {"bn": f"urn:dev:skylane:{sensor_id}:", "bt": round(epoch_s, 3), **pack[0]}
+    return pack
+
+
+def encode(body: Any) -> bytes:
+    return orjson.dumps(body)

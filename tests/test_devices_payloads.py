@@ -1,0 +1,80 @@
+"""Contract payloads (telemetry JSON, SenML packs) and the simulated sensor signals."""
+from __future__ import annotations
+
+import re
+
+import orjson
+import pytest
+
+from devices import payloads
+from devices.fleet import load_zone_file, make_fleet
+from devices.flight import Fix
+from devices.sensors import read_sensor
+
+TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+@pytest.fixture(scope="module")
+def sensors():
+    return make_fleet(load_zone_file(), 0, 10, seed=9)[1]
+
+
+def test_rfc3339_utc_milliseconds():
+    assert payloads.rfc3339(0) == "1970-01-01T00:00:00.000Z"
+    assert payloads.rfc3339(1_778_312_125.5) == "2026-05-09T07:35:25.500Z"
+    assert payloads.rfc3339(1_778_312_125.9996) == "2026-05-09T07:35:26.000Z"
+    assert TS.match(payloads.rfc3339(1_778_312_125.123456))
+
+
+def test_telemetry_has_exactly_the_contract_fields():
+    fix = Fix(lon=121.48, lat=31.05, alt_m=80.0, speed_mps=15.0, track_deg=90.0, vspeed_mps=0.0,
+              status="Airborne", battery_pct=88.5)
+    body = orjson.loads(payloads.encode(payloads.telemetry(fix, 42, 1_778_312_125.25)))
+    assert set(body) == {"ts", "lat", "lon", "alt_m", "alt_ref", "seq", "speed_mps", "track_deg",
+                         "vspeed_mps", "battery_pct", "status", "clearance_id"}
+    assert TS.match(body["ts"]) and body["ts"].endswith(".250Z")
+    assert body["alt_ref"] == "AGL" and body["clearance_id"] is None and body["seq"] == 42
+    assert (body["lon"], body["lat"], body["alt_m"], body["status"]) == (121.48, 31.05, 80.0, "Airborne")
+
+
+def test_senml_pack_follows_rfc8428(sensors):
+    for spec in sensors:
+        pack = orjson.loads(payloads.encode(payloads.senml_pack(spec.sensor_id, 1_778_312_125.5,
+                                                                read_sensor(spec, 30.0))))
+        assert isinstance(pack, list) and len(pack) == len(spec.metrics)
+        first, rest = pack[0], pack[1:]
+        assert first["bn"] == f"urn:dev:skylane:{spec.sensor_id}:" and first["bt"] == 1_778_312_125.5
+        assert all("bn" not in r and "bt" not in r for r in rest)
+        for rec in pack:
+            assert isinstance(rec["n"], str) and isinstance(rec["u"], str)
+            assert isinstance(rec["v"], (int, float)) and not isinstance(rec["v"], bool)
+        assert {r["n"]: r["u"] for r in pack} == {n: m[0] for n, m in spec.metrics.items()}
+
+
+def test_empty_pack_is_refused():
+    with pytest.raises(ValueError):
+        payloads.senml_pack("s-1", 0.0, {})
+
+
+def test_sensor_values_are_plausible_and_deterministic(sensors):
+    for spec in sensors:
+        for t in (0.0, 10.0, 333.0, 5000.0):
+            r = read_sensor(spec, t)
+            assert r == read_sensor(spec, t)
+            assert set(r) == set(spec.metrics)
+            v = {k: val for k, (_u, val) in r.items()}
+            if spec.kind == "wind":
+                assert 0 <= v["wind_dir"] < 360 and v["wind_gust"] >= v["wind_speed"] >= 0
+            if spec.kind == "traffic":
+                assert isinstance(v["vehicle_count"], int) and v["vehicle_count"] >= 0
+            if spec.kind == "air_quality":
+                assert all(x >= 0 for x in v.values())
+            if spec.kind == "water_level":
+                assert 1.0 < v["water_level"] < 6.0
+
+
+def test_energy_meter_only_counts_up(sensors):
+    spec = next(s for s in sensors if s.kind == "energy")
+    readings = [read_sensor(spec, t)["energy"][1] for t in range(0, 4000, 15)]
+    assert all(b >= a for a, b in zip(readings, readings[1:]))
+    assert readings[-1] > readings[0]

@@ -1,0 +1,154 @@
+"""The record file format: round trip, durability, and tolerance of damage."""
+from __future__ import annotations
+
+import base64
+import gzip
+import shutil
+
+import orjson
+import pytest
+
+import replay.recordfile as rf
+from replay.recordfile import ReadReport, Record, RecordFormatError, RecordWriter, read_header, read_records
+
+ROOT = "skylane/v1"
+RECORDS = [
+    Record(t=1000.0, topic=f"{ROOT}/uav/uav-001/telemetry", qos=1, retain=False, payload=b'{"seq":1}'),
+    Record(t=1000.25, topic=f"{ROOT}/device/uav-001/status", qos=1, retain=True, payload=b"online"),
+    Record(t=1000.5, topic=f"{ROOT}/sensor/s-1/reading", qos=0, retain=False, payload=bytes(range(256))),
+    Record(t=1001.0, topic=f"{ROOT}/uav/uav-002/telemetry", qos=2, retain=False, payload=b""),
+]
+
+
+def _write(path, records=RECORDS, **kw):
+    with RecordWriter(path, ROOT, [f"{ROOT}/#"], **kw) as w:
+        for r in records:
+            w.append(r)
+    return path
+
+
+@pytest.mark.parametrize("name", ["rec.slrec", "rec.slrec.gz"])
+def test_round_trip(tmp_path, name):
+    path = _write(tmp_path / name)
+    report = ReadReport()
+    assert list(read_records(path, report)) == RECORDS
+    assert report.records == len(RECORDS) and report.skipped == 0 and not report.truncated
+    head = read_header(path)
+    assert head.root == ROOT and head.filters == (f"{ROOT}/#",) and head.version == 1
+    minimal = orjson.dumps({"format": "skylane-record", "version": 1, "root": ROOT, "filters": []})
+    assert rf.parse_header(minimal).root == ROOT
+
+
+def test_gz_is_really_compressed_and_lines_are_documented_json(tmp_path):
+    path = _write(tmp_path / "rec.slrec.gz")
+    with gzip.open(path, "rb") as f:
+        lines = f.read().splitlines()
+    header = orjson.loads(lines[0])
+    assert header["format"] == "skylane-record" and header["version"] == 1
+    assert header["created"].endswith("Z") and header["root"] == ROOT and header["filters"] == [f"{ROOT}/#"]
+    first = orjson.loads(lines[1])
+    assert set(first) == {"t", "topic", "qos", "retain", "payload"}
+    assert base64.b64decode(first["payload"]) == RECORDS[0].payload
+
+
+def test_torn_last_line_is_reported_and_skipped(tmp_path):
+    path = _write(tmp_path / "rec.slrec")
+    with open(path, "ab") as f:
+        f.write(b'{"t": 1002.0, "topic": "skylane/v1/uav/x/tel')  # crash mid-write
+    report = ReadReport()
+    assert list(read_records(path, report)) == RECORDS
+    assert report.truncated and report.problems
+
+
+def test_gzip_cut_short_by_a_crash_keeps_what_was_flushed(tmp_path):
+    src = tmp_path / "live.slrec.gz"
+    w = RecordWriter(src, ROOT, [f"{ROOT}/#"])
+    for r in RECORDS:
+        w.append(r)
+    w.flush()
+    crashed = tmp_path / "crashed.slrec.gz"
+    shutil.copyfile(src, crashed)  # the file as a crash would leave it: no gzip trailer
+    w.close()
+    report = ReadReport()
+    assert list(read_records(crashed, report)) == RECORDS
+    assert report.truncated
+
+
+def test_gzip_chopped_mid_stream_does_not_raise(tmp_path):
+    path = _write(tmp_path / "rec.slrec.gz", RECORDS * 200)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 2 // 3])
+    report = ReadReport()
+    got = list(read_records(path, report))
+    assert 0 < len(got) < len(RECORDS) * 200 and report.truncated
+    assert got == (RECORDS * 200)[: len(got)]
+
+
+def test_bad_lines_are_skipped_and_counted(tmp_path):
+    path = _write(tmp_path / "rec.slrec", RECORDS[:1])
+    good = rf.encode_record(2000.0, f"{ROOT}/uav/u/telemetry", 1, False, b"ok")
+    with open(path, "ab") as f:
+        f.write(b'{"t": 1.0, "topic": "a/b", "qos": 1, "retain": false, "payload": "!!not base64!!"}\n')
+        f.write(b"this is not json\n")
+        f.write(b'{"t": "soon", "topic": "a/b", "qos": 1, "retain": false, "payload": ""}\n')
+        f.write(b'{"t": 1.0, "topic": "a/b", "qos": 7, "retain": false, "payload": ""}\n')
+        f.write(b"[1, 2]\n\n")
+        f.write(good)
+    report = ReadReport()
+    got = list(read_records(path, report))
+    assert [r.payload for r in got] == [RECORDS[0].payload, b"ok"]
+    assert report.bad_base64 == 1 and report.bad_lines == 4 and not report.truncated
+
+
+@pytest.mark.parametrize("first_line", [
+    b"",
+    b"not json\n",
+    b'{"t": 1.0, "topic": "a", "qos": 0, "retain": false, "payload": ""}\n',
+    b'{"format": "skylane-record", "version": 2, "root": "r", "filters": []}\n',
+    b'{"format": "skylane-record", "version": 1, "root": "", "filters": []}\n',
+    b'{"format": "skylane-record", "version": 1, "root": "r", "filters": "r/#"}\n',
+])
+def test_header_is_validated(tmp_path, first_line):
+    path = tmp_path / "bad.slrec"
+    path.write_bytes(first_line)
+    with pytest.raises(RecordFormatError):
+        read_header(path)
+    with pytest.raises(RecordFormatError):
+        list(read_records(path))
+
+
+def test_plain_file_named_gz_is_a_format_error(tmp_path):
+    path = _write(tmp_path / "rec.slrec")
+    wrong = tmp_path / "wrong.slrec.gz"
+    shutil.copyfile(path, wrong)
+    with pytest.raises(RecordFormatError):
+        read_header(wrong)
+
+
+def test_writer_flushes_within_a_second_without_closing(tmp_path, monkeypatch):
+    path = tmp_path / "rec.slrec"
+    now = [100.0]
+    monkeypatch.setattr(rf.time, "monotonic", lambda: now[0])
+    w = RecordWriter(path, ROOT, [f"{ROOT}/#"])
+    w.append(RECORDS[0])
+    now[0] += 1.5
+    w.append(RECORDS[1])  # a second has passed: this write flushes
+    assert list(read_records(path)) == RECORDS[:2]
+    w.append(RECORDS[2])
+    now[0] += 1.5
+    w.flush_if_due()  # the recorder's timer covers a quiet topic
+    assert list(read_records(path)) == RECORDS[:3]
+    w.close()
+    with pytest.raises(ValueError):
+        w.append(RECORDS[3])
+
+
+@pytest.mark.parametrize("name", ["rec.slrec", "rec.slrec.gz"])
+def test_append_continues_a_recording_of_the_same_root(tmp_path, name):
+    path = _write(tmp_path / name, RECORDS[:2])
+    _write(path, RECORDS[2:], append=True)
+    assert list(read_records(path)) == RECORDS
+    with pytest.raises(RecordFormatError):
+        RecordWriter(path, "other/root", ["other/root/#"], append=True)
+    _write(path, RECORDS[:1])  # without append: a fresh file
+    assert list(read_records(path)) == RECORDS[:1]
