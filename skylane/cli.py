@@ -148,11 +148,10 @@ def cmd_demo(args, settings: Settings) -> int:
         return 1
     print(f"storage: {prepare_database(settings)}", flush=True)
     me = [sys.executable, "-m", "skylane"]
-    children = {
-        "ingest": subprocess.Popen([*me, "ingest"]),
-        "api": subprocess.Popen([*me, "api"]),
-        "simulate": subprocess.Popen([*me, "simulate", "--drones", str(args.drones), "--sensors", str(args.sensors)]),
-    }
+    # own sessions: Ctrl-C reaches only this process, which then stops each child once, in order
+    children = {name: subprocess.Popen([*me, *argv], start_new_session=True) for name, argv in (
+        ("ingest", ["ingest"]), ("api", ["api"]),
+        ("simulate", ["simulate", "--drones", str(args.drones), "--sensors", str(args.sensors)]))}
     stop = _stop_on_signals()
     url = f"http://{settings.api_host}:{settings.api_port}/"
     if _wait_http(url + "v1/health", 60, stop):
@@ -250,4 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"skylane: bad setting: {exc}", file=sys.stderr)
         return 2
-    return args.func(args, settings)
+    try:
+        return args.func(args, settings)
+    except KeyboardInterrupt:  # a second Ctrl-C: stop now
+        return 130
