@@ -35,13 +35,13 @@ class ServiceStatus:
     name: str
     address: str
     running: bool
-    managed: bool
+    ours: bool  # a project-local server of this checkout answers (else: external, or nothing)
     detail: str
 
     def line(self) -> str:
-        state = "running" if self.running else "stopped"
-        who = "project-local" if self.managed else "external"
-        return f"{self.name:<11} {self.address:<22} {state:<8} ({who}) {self.detail}"
+        state = ("running (project-local)" if self.ours else "running (external, not started by Skylane)") \
+            if self.running else "stopped"
+        return f"{self.name:<11} {self.address:<22} {state:<43} {self.detail}"
 
 
 def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
@@ -209,8 +209,8 @@ def mosquitto_down(settings: Settings) -> None:
 
 def mosquitto_status(settings: Settings) -> ServiceStatus:
     d, host, port, _ = _mosquitto_paths(settings)
-    managed = _pid_alive(d / "mosquitto.pid") is not None
-    return ServiceStatus("mosquitto", f"{host}:{port}", port_open(host, port), managed, f"data {d}")
+    ours = _pid_alive(d / "mosquitto.pid") is not None
+    return ServiceStatus("mosquitto", f"{host}:{port}", port_open(host, port), ours, f"data {d}")
 
 
 # -------------------------------------------------------------------------------------------- PostgreSQL
@@ -300,8 +300,8 @@ def postgres_down(settings: Settings) -> None:
 
 def postgres_status(settings: Settings) -> ServiceStatus:
     d, db, _ = _postgres_paths(settings)
-    managed = _pid_alive(d / "postmaster.pid") is not None
-    return ServiceStatus("postgresql", f"{db.host}:{db.port}", port_open(db.host, db.port), managed, f"data {d}")
+    ours = _pid_alive(d / "postmaster.pid") is not None
+    return ServiceStatus("postgresql", f"{db.host}:{db.port}", port_open(db.host, db.port), ours, f"data {d}")
 
 
 # ----------------------------------------------------------------------------------------------- helpers
