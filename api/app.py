@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import orjson
-import psycopg
 from fastapi import FastAPI, HTTPException, Query, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles

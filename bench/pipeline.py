@@ -1,6 +1,6 @@
 """Ingest pipeline throughput without network or database: parse, validate, classify, decide.
 
-Usage: python -m bench.pipeline [--messages N] [--uavs U] [--batch B]
+Usage: skylane bench pipeline [--messages N] [--uavs U] [--batch B]
 Prints progress and, last, one JSON line with the figures.
 """
 from __future__ import annotations
@@ -36,12 +36,12 @@ def make_messages(n: int, uavs: int, seed: int = 1) -> list[RawMessage]:
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="skylane bench pipeline", description=__doc__)
     ap.add_argument("--messages", type=int, default=200_000)
     ap.add_argument("--uavs", type=int, default=200)
     ap.add_argument("--batch", type=int, default=2000)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     zones = ZoneSet.from_geojson(json.loads(DEFAULT_ZONE_FILE.read_text()))
     msgs = make_messages(args.messages, args.uavs)
     pipe = Pipeline(zones)
@@ -56,7 +56,8 @@ def main() -> None:
     print(json.dumps({"bench": "pipeline", "messages": len(msgs), "zones": len(zones), "batch": args.batch,
                       "events": events, "seconds": round(elapsed, 3),
                       "msgs_per_s": round(len(msgs) / elapsed)}))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -78,7 +78,7 @@ def ensure_packages(binaries: dict[str, str]) -> None:
         raise ServiceError(f"missing {', '.join(missing)}: install with `sudo apt-get install -y {' '.join(missing)}`")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     log.info("installing Debian packages: %s", " ".join(missing))
-    for attempt in range(2):
+    for _ in range(2):
         if not _apt_updated:
             subprocess.run(["apt-get", "update", "-q"], check=False, env=env, stdout=subprocess.DEVNULL)
             _apt_updated = True

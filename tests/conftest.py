@@ -8,7 +8,6 @@ import socket
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import psycopg
 import pytest

@@ -26,7 +26,7 @@ def test_settings_from_env():
 
 def test_bad_url_is_refused():
     with pytest.raises(ValueError, match="mqtt://host:port"):
-        Settings.from_env({"SKYLANE_MQTT_URL": "http://x"}).mqtt_host_port
+        _ = Settings.from_env({"SKYLANE_MQTT_URL": "http://x"}).mqtt_host_port
 
 
 @pytest.mark.integration

@@ -17,7 +17,8 @@ def test_migrations_are_idempotent_and_report_plain_postgres(fresh_db, caplog):
     caplog.set_level("INFO", "skylane.storage")
     assert schema.migrate(fresh_db) == schema.POSTGRES
     assert schema.migrate(fresh_db) == schema.POSTGRES
-    assert query(fresh_db, "SELECT version FROM schema_migrations ORDER BY 1") == [(1,)]
+    plain = [m.version for m in schema.migrations() if not m.timescale_only]
+    assert [r[0] for r in query(fresh_db, "SELECT version FROM schema_migrations ORDER BY 1")] == plain
     tables = {r[0] for r in query(fresh_db, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
     assert {"uav_telemetry", "sensor_readings", "airspace_events", "dead_letters", "devices", "zones",
             "clearances"} <= tables
@@ -25,13 +26,27 @@ def test_migrations_are_idempotent_and_report_plain_postgres(fresh_db, caplog):
 
 
 def test_timescale_migration_is_complete_timescale_sql():
-    sql = schema.TIMESCALE_SQL
+    ts_only = [m for m in schema.migrations() if m.timescale_only]
+    assert ts_only and not [m for m in schema.migrations() if not m.timescale_only and "timescaledb." in m.sql]
+    sql = "\n".join(m.sql for m in ts_only)
     for table in ("uav_telemetry", "sensor_readings", "airspace_events"):
         assert f"create_hypertable('{table}', 'ts'" in sql
     for needle in ("timescaledb.compress", "add_compression_policy", "add_retention_policy",
                    "WITH (timescaledb.continuous)", "add_continuous_aggregate_policy", "WITH NO DATA"):
         assert needle in sql
-    assert [m[3] for m in schema.MIGRATIONS] == [False, True]
+
+
+def test_migration_files_are_checked(tmp_path):
+    (tmp_path / "0001_a.sql").write_text("SELECT 1")
+    (tmp_path / "0002_b.timescale.sql").write_text("SELECT 2")
+    assert [(m.version, m.description, m.timescale_only) for m in schema.migrations(tmp_path)] == [
+        (1, "a", False), (2, "b", True)]
+    (tmp_path / "0002_c.sql").write_text("SELECT 3")
+    with pytest.raises(ValueError, match="duplicate"):
+        schema.migrations(tmp_path)
+    (tmp_path / "0002_c.sql").rename(tmp_path / "3_c.sql")
+    with pytest.raises(ValueError, match="NNNN_what"):
+        schema.migrations(tmp_path)
 
 
 @pytest.mark.skipif(not shutil.which("docker-compose"), reason="Debian's docker-compose validates compose files")

@@ -1,0 +1,140 @@
+"""`skylane ingest|api|simulate|demo`: the running parts of the system."""
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from ..settings import Settings
+from . import stop_on_signals
+
+log = logging.getLogger("skylane")
+
+
+def cmd_ingest(args, settings: Settings) -> int:
+    from prometheus_client import start_http_server
+
+    from ingest.consumer import Ingester
+
+    from ..wiring import make_pipeline, prepare_database
+    kind = prepare_database(settings)
+    log.info("storage: %s", kind)
+    if settings.ingest_metrics_port:
+        start_http_server(settings.ingest_metrics_port, addr="127.0.0.1")
+        log.info("ingest metrics on http://127.0.0.1:%d/metrics", settings.ingest_metrics_port)
+    host, port = settings.mqtt_host_port
+    ingester = Ingester(mqtt_host=host, mqtt_port=port, database_url=settings.database_url,
+                        pipeline=make_pipeline(settings), client_id=args.client_id or settings.ingest_client_id,
+                        batch_size=settings.batch_size, batch_ms=settings.batch_ms)
+    ingester.run(stop_on_signals())
+    return 0
+
+
+def cmd_api(args, settings: Settings) -> int:
+    import uvicorn
+
+    from api.app import ApiConfig, create_app
+
+    from ..wiring import prepare_database
+    log.info("storage: %s", prepare_database(settings))
+    host, port = settings.mqtt_host_port
+    app = create_app(ApiConfig(settings.database_url, host, port, settings.mqtt_root))
+    log.info("dashboard and API on http://%s:%d/", settings.api_host, settings.api_port)
+    uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="warning")
+    return 0
+
+
+def cmd_simulate(args, settings: Settings) -> int:
+    from devices.fleet import make_fleet
+    from devices.simulator import Simulator
+
+    from ..wiring import read_zone_file
+    drones, sensors = make_fleet(read_zone_file(settings), args.drones, args.sensors, args.seed,
+                                 rate_scale=args.rate_scale)
+    log.info("simulating %d drones and %d sensors at %s Hz", len(drones), len(sensors), args.hz)
+    sim = Simulator(settings.mqtt_url, settings.mqtt_root, drones, sensors, hz=args.hz)
+    sim.run(stop_on_signals(), duration_s=args.duration)
+    return 0
+
+
+def cmd_demo(args, settings: Settings) -> int:
+    """Local services, then ingest, API and the simulated fleet as child processes, until Ctrl-C."""
+    from .. import localservices as ls
+    from ..wiring import prepare_database
+    try:
+        for st in ls.up(settings):
+            print(st.line(), flush=True)
+    except ls.ServiceError as exc:
+        print(f"skylane demo: {exc}", file=sys.stderr)
+        return 1
+    print(f"storage: {prepare_database(settings)}", flush=True)
+    me = [sys.executable, "-m", "skylane"]
+    # own sessions: Ctrl-C reaches only this process, which then stops each child once, in order
+    children = {name: subprocess.Popen([*me, *argv], start_new_session=True) for name, argv in (
+        ("ingest", ["ingest"]), ("api", ["api"]),
+        ("simulate", ["simulate", "--drones", str(args.drones), "--sensors", str(args.sensors)]))}
+    stop = stop_on_signals()
+    url = f"http://{settings.api_host}:{settings.api_port}/"
+    if _wait_http(url + "v1/health", 60, stop):
+        host, port = settings.mqtt_host_port
+        print(f"\n  Skylane is up. Dashboard: {url}\n  API docs: {url}docs   Metrics: {url}metrics\n"
+              f"  Try a no-fly violation:\n    mosquitto_pub -h {host} -p {port} -t {settings.mqtt_root}/uav/T1/telemetry "
+              "-m '{\"lat\": 31.044, \"lon\": 121.4885, \"alt_m\": 50}'\n"
+              f"    curl -s '{url}v1/events?kind=no_fly_violation&uav_id=T1'\n  Ctrl-C stops everything.\n", flush=True)
+    try:
+        while not stop.is_set():
+            for name, proc in children.items():
+                if proc.poll() is not None:
+                    log.error("%s exited with code %s; stopping the demo", name, proc.returncode)
+                    stop.set()
+            stop.wait(0.5)
+    finally:
+        for proc in children.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in children.values():
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        print("demo stopped (local services keep running: `skylane services down` stops them)", flush=True)
+    return 0
+
+
+def _wait_http(url: str, timeout: float, stop: threading.Event) -> bool:
+    import urllib.error
+    import urllib.request
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not stop.is_set():
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return True
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.5)
+    return False
+
+
+def register(sub) -> None:
+    s = sub.add_parser("ingest", help="run the MQTT ingester")
+    s.add_argument("--client-id", help="MQTT client id (persistent session); default SKYLANE_INGEST_CLIENT_ID")
+    s.set_defaults(func=cmd_ingest)
+
+    s = sub.add_parser("api", help="run the API and dashboard")
+    s.set_defaults(func=cmd_api)
+
+    s = sub.add_parser("simulate", help="fly simulated drones and run simulated urban sensors")
+    s.add_argument("--drones", type=int, default=12)
+    s.add_argument("--sensors", type=int, default=30)
+    s.add_argument("--hz", type=float, default=1.0, help="telemetry rate per drone")
+    s.add_argument("--seed", type=int, default=17)
+    s.add_argument("--rate-scale", type=float, default=1.0, help="divide sensor reporting intervals by this")
+    s.add_argument("--duration", type=float, help="seconds to run (default: until Ctrl-C)")
+    s.set_defaults(func=cmd_simulate)
+
+    s = sub.add_parser("demo", help="services up, then ingest, API and simulator until Ctrl-C")
+    s.add_argument("--drones", type=int, default=12)
+    s.add_argument("--sensors", type=int, default=30)
+    s.set_defaults(func=cmd_demo)
