@@ -162,6 +162,12 @@ def create_app(config: ApiConfig) -> FastAPI:
         with pool.connection() as conn:
             return queries.events(conn, start, end, kind, uav_id, limit)
 
+    @app.get("/v1/devices")
+    def get_devices(kind: Literal["uav", "sensor", "unknown"] | None = None,
+                    limit: Annotated[int, Query(ge=1, le=10000)] = 1000):
+        with pool.connection() as conn:
+            return catalog.list_devices(conn, kind, limit)
+
     @app.get("/v1/dead-letters")
     def get_dead_letters(limit: Annotated[int, Query(ge=1, le=1000)] = 100):
         with pool.connection() as conn:

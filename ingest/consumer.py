@@ -29,6 +29,7 @@ log = logging.getLogger("skylane.ingest")
 
 RECEIVE_MAXIMUM = 10000
 SESSION_EXPIRY_S = 7 * 24 * 3600
+LOGGED_DEAD_LETTERS = 5
 
 
 class _Abandoned(Exception):
@@ -173,8 +174,10 @@ class Ingester:
         m.RECORDS.labels("uav_telemetry").inc(len(out.telemetry))
         m.RECORDS.labels("sensor_readings").inc(len(out.readings))
         m.DEAD_LETTERS.inc(len(out.dead_letters))
-        for d in out.dead_letters:
+        for d in out.dead_letters[:LOGGED_DEAD_LETTERS]:  # all are stored; the log shows a sample
             log.warning("dead letter on %s: %s", d.topic[:200], d.reason)
+        if len(out.dead_letters) > LOGGED_DEAD_LETTERS:
+            log.warning("... and %d more dead letters in this batch", len(out.dead_letters) - LOGGED_DEAD_LETTERS)
         m.BATCH_SECONDS.observe(time.perf_counter() - t0)
         m.LAG.set((datetime.now(timezone.utc) - batch[0].received_at).total_seconds())
         return out

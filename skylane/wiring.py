@@ -42,3 +42,14 @@ def make_pipeline(settings: Settings) -> Pipeline:
         zones = ZoneSet.from_geojson(catalog.load_zones(conn))
     log.info("airspace: %d active zones", len(zones))
     return Pipeline(zones, settings.mqtt_root, settings.max_payload_bytes)
+
+
+def register_devices(settings: Settings, records) -> int:
+    with psycopg.connect(settings.database_url) as conn:
+        return catalog.register_devices(conn, [r.as_row() for r in records])
+
+
+def register_fleet(settings: Settings, drones, sensors, hz: float) -> None:
+    from devices.registry import fleet_records
+    n = register_devices(settings, fleet_records(drones, sensors, hz=hz))
+    log.info("registered %d simulated devices", n)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import uuid
 
 import psycopg
+from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 
@@ -44,7 +45,7 @@ def insert_clearance(conn: psycopg.Connection, clearance_id: uuid.UUID, uav_id: 
 
 
 def register_devices(conn: psycopg.Connection, devices: list[dict]) -> int:
-    """Upsert registry entries: {device_id, kind, name, owner, sensor_kind, lon, lat, units, expected_interval_s}."""
+    """Upsert registry entries: dicts of every DeviceRecord field (devices.registry)."""
     with conn.transaction(), conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO devices (device_id, kind, name, owner, sensor_kind, lon, lat, units, expected_interval_s) "
@@ -52,6 +53,16 @@ def register_devices(conn: psycopg.Connection, devices: list[dict]) -> int:
             "%(expected_interval_s)s) ON CONFLICT (device_id) DO UPDATE SET kind = EXCLUDED.kind, "
             "name = EXCLUDED.name, owner = EXCLUDED.owner, sensor_kind = EXCLUDED.sensor_kind, lon = EXCLUDED.lon, "
             "lat = EXCLUDED.lat, units = EXCLUDED.units, expected_interval_s = EXCLUDED.expected_interval_s",
-            [{"name": None, "owner": None, "sensor_kind": None, "lon": None, "lat": None,
-              "expected_interval_s": None, **d, "units": Jsonb(d.get("units") or {})} for d in devices])
+            [{**d, "units": Jsonb(d.get("units") or {})} for d in devices])
     return len(devices)
+
+
+def list_devices(conn: psycopg.Connection, kind: str | None, limit: int) -> list[dict]:
+    rows = conn.cursor(row_factory=dict_row).execute(
+        "SELECT device_id, kind, name, owner, sensor_kind, lon, lat, units, expected_interval_s, online, status_at, "
+        "first_seen, last_seen FROM devices WHERE %(kind)s::text IS NULL OR kind = %(kind)s ORDER BY device_id "
+        "LIMIT %(limit)s", {"kind": kind, "limit": limit}).fetchall()
+    for r in rows:
+        for key in ("status_at", "first_seen", "last_seen"):
+            r[key] = r[key].isoformat().replace("+00:00", "Z") if r[key] else None
+    return rows

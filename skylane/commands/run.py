@@ -51,9 +51,11 @@ def cmd_simulate(args, settings: Settings) -> int:
     from devices.fleet import make_fleet
     from devices.simulator import Simulator
 
-    from ..wiring import read_zone_file
+    from ..wiring import read_zone_file, register_fleet
     drones, sensors = make_fleet(read_zone_file(settings), args.drones, args.sensors, args.seed,
                                  rate_scale=args.rate_scale)
+    if args.register:
+        register_fleet(settings, drones, sensors, args.hz)
     log.info("simulating %d drones and %d sensors at %s Hz", len(drones), len(sensors), args.hz)
     sim = Simulator(settings.mqtt_url, settings.mqtt_root, drones, sensors, hz=args.hz)
     sim.run(stop_on_signals(), duration_s=args.duration)
@@ -75,7 +77,7 @@ def cmd_demo(args, settings: Settings) -> int:
     # own sessions: Ctrl-C reaches only this process, which then stops each child once, in order
     children = {name: subprocess.Popen([*me, *argv], start_new_session=True) for name, argv in (
         ("ingest", ["ingest"]), ("api", ["api"]),
-        ("simulate", ["simulate", "--drones", str(args.drones), "--sensors", str(args.sensors)]))}
+        ("simulate", ["simulate", "--register", "--drones", str(args.drones), "--sensors", str(args.sensors)]))}
     stop = stop_on_signals()
     url = f"http://{settings.api_host}:{settings.api_port}/"
     if _wait_http(url + "v1/health", 60, stop):
@@ -132,6 +134,7 @@ def register(sub) -> None:
     s.add_argument("--seed", type=int, default=17)
     s.add_argument("--rate-scale", type=float, default=1.0, help="divide sensor reporting intervals by this")
     s.add_argument("--duration", type=float, help="seconds to run (default: until Ctrl-C)")
+    s.add_argument("--register", action="store_true", help="enter the simulated devices in the registry first")
     s.set_defaults(func=cmd_simulate)
 
     s = sub.add_parser("demo", help="services up, then ingest, API and simulator until Ctrl-C")

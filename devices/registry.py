@@ -1,0 +1,83 @@
+"""The device registry's records: what each drone and sensor is, where, whose, and how often it reports.
+
+Records come from a registry file (JSON list) or from the simulated fleet; the composition root stores
+them (storage.catalog.register_devices). The ingester keeps last-seen and online state beside them.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, NoReturn
+
+from protocol import topics
+
+from .fleet import DroneSpec, SensorSpec
+
+DEVICE_KINDS = ("uav", "sensor")
+
+
+@dataclass(frozen=True)
+class DeviceRecord:
+    device_id: str
+    kind: str
+    name: str | None = None
+    owner: str | None = None
+    sensor_kind: str | None = None
+    lon: float | None = None
+    lat: float | None = None
+    units: dict[str, str] = field(default_factory=dict)
+    expected_interval_s: float | None = None
+
+    def as_row(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def fleet_records(drones: list[DroneSpec], sensors: list[SensorSpec], owner: str = "Skylane demo fleet",
+                  hz: float = 1.0) -> list[DeviceRecord]:
+    records = [DeviceRecord(d.uav_id, "uav", f"{d.uav_id} ({d.corridor_id}, {d.behaviour})", owner,
+                            expected_interval_s=1.0 / hz) for d in drones]
+    records += [DeviceRecord(s.sensor_id, "sensor", f"{s.kind} sensor {s.sensor_id}", owner, s.kind, s.lon, s.lat,
+                             {name: m[0] for name, m in s.metrics.items()}, s.interval_s) for s in sensors]
+    return records
+
+
+def parse_registry(doc: Any) -> list[DeviceRecord]:
+    """Registry file contents (a JSON list of objects) as records; ValueError names the entry and field."""
+    if not isinstance(doc, list):
+        raise ValueError("a registry file is a JSON list of device objects")
+    records = [_entry(i, item) for i, item in enumerate(doc)]
+    seen: set[str] = set()
+    for i, rec in enumerate(records):
+        if rec.device_id in seen:
+            raise ValueError(f"entry {i} ({rec.device_id!r}): field 'device_id': duplicate")
+        seen.add(rec.device_id)
+    return records
+
+
+def _entry(i: int, item: Any) -> DeviceRecord:
+    if not isinstance(item, dict):
+        raise ValueError(f"entry {i}: not an object")
+
+    def fail(fld: str, problem: str) -> NoReturn:
+        raise ValueError(f"entry {i} ({item.get('device_id')!r}): field {fld!r}: {problem}")
+
+    unknown = set(item) - set(DeviceRecord.__dataclass_fields__)
+    if unknown:
+        fail(sorted(unknown)[0], "unknown field")
+    dev_id = item.get("device_id")
+    if not isinstance(dev_id, str) or not topics.valid_id(dev_id):
+        fail("device_id", "1-64 of A-Z a-z 0-9 _ . : -")
+    if item.get("kind") not in DEVICE_KINDS:
+        fail("kind", f"one of {DEVICE_KINDS}")
+    for key, lo, hi in (("lon", -180, 180), ("lat", -90, 90), ("expected_interval_s", 0.001, 86400 * 7)):
+        v = item.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+                              or not lo <= v <= hi):
+            fail(key, f"a number in [{lo}, {hi}]")
+    for key in ("name", "owner", "sensor_kind"):
+        if item.get(key) is not None and not isinstance(item[key], str):
+            fail(key, "a string")
+    units = item.get("units", {})
+    if not isinstance(units, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in units.items()):
+        fail("units", "an object of metric name: unit")
+    return DeviceRecord(**{**item, "units": units})

@@ -1,0 +1,87 @@
+"""The device registry: records from files and from the demo fleet, stored and served."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import httpx
+import orjson
+import pytest
+
+from devices.fleet import make_fleet
+from devices.mqttclient import close_client, connect_client
+from devices.registry import fleet_records, parse_registry
+from protocol import topics
+
+from .conftest import wait_until
+
+GOOD = [{"device_id": "WX-PJ-C", "kind": "sensor", "name": "Wind mast Pujiang Central", "owner": "Minhang weather",
+         "sensor_kind": "wind", "lon": 121.53, "lat": 31.051, "units": {"wind_gust": "m/s"},
+         "expected_interval_s": 10},
+        {"device_id": "D-001", "kind": "uav", "owner": "Operator A"}]
+
+
+def test_parse_registry_accepts_good_entries():
+    recs = parse_registry(GOOD)
+    assert [(r.device_id, r.kind, r.expected_interval_s) for r in recs] == [("WX-PJ-C", "sensor", 10), ("D-001", "uav", None)]
+
+
+@pytest.mark.parametrize("entry, needle", [
+    ({"device_id": "a b", "kind": "uav"}, "field 'device_id'"),
+    ({"device_id": "X", "kind": "car"}, "field 'kind'"),
+    ({"device_id": "X", "kind": "uav", "lat": 91}, "field 'lat'"),
+    ({"device_id": "X", "kind": "uav", "expected_interval_s": float("nan")}, "field 'expected_interval_s'"),
+    ({"device_id": "X", "kind": "uav", "units": {"a": 1}}, "field 'units'"),
+    ({"device_id": "X", "kind": "uav", "colour": "red"}, "field 'colour': unknown field"),
+])
+def test_parse_registry_names_entry_and_field(entry, needle):
+    with pytest.raises(ValueError) as err:
+        parse_registry([GOOD[1], entry])
+    assert str(err.value).startswith("entry 1") and needle in str(err.value)
+
+
+def test_duplicate_ids_refused():
+    with pytest.raises(ValueError, match="duplicate"):
+        parse_registry([GOOD[1], GOOD[1]])
+
+
+def test_fleet_records_describe_every_simulated_device(zones_geojson):
+    drones, sensors = make_fleet(zones_geojson, 6, 10, seed=1)
+    recs = fleet_records(drones, sensors, hz=2)
+    assert len(recs) == 16
+    uav = next(r for r in recs if r.kind == "uav")
+    assert uav.expected_interval_s == 0.5
+    for r in recs:
+        if r.kind == "sensor":
+            assert r.sensor_kind and r.units and r.expected_interval_s > 0 and r.lon and r.lat
+
+
+@pytest.mark.integration
+def test_registered_devices_are_served_with_their_state(system, ingester, api, tmp_path):
+    path = tmp_path / "registry.json"
+    path.write_text(json.dumps(GOOD))
+    env = dict(os.environ, SKYLANE_DATABASE_URL=system.database_url, SKYLANE_MQTT_URL=system.mqtt_url)
+    out = subprocess.run([sys.executable, "-m", "skylane", "devices", "register", str(path)], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "registered 2 devices" in out.stdout, out.stderr
+    pub = connect_client(system.mqtt_url, "test-registry-pub")
+    try:
+        pub.publish(topics.reading(system.mqtt_root, "WX-PJ-C"), orjson.dumps({"values": {"wind_gust": 7.5}}), qos=1)
+        pub.publish(topics.status(system.mqtt_root, "WX-PJ-C"), b"online", qos=1, retain=True).wait_for_publish(5)
+    finally:
+        close_client(pub)
+
+    def wind_mast():
+        devs = {d["device_id"]: d for d in httpx.get(api.url + "/v1/devices", params={"kind": "sensor"}).json()}
+        d = devs.get("WX-PJ-C")
+        return d if d and d["online"] and d["last_seen"] else None
+    mast = wait_until(wind_mast, 10, "reading and status did not reach the registry")
+    assert (mast["owner"], mast["sensor_kind"], mast["units"]) == ("Minhang weather", "wind", {"wind_gust": "m/s"})
+    assert httpx.get(api.url + "/v1/devices", params={"kind": "boat"}).status_code == 422
+    bad = tmp_path / "bad.json"
+    bad.write_text('[{"device_id": "x", "kind": "boat"}]')
+    out = subprocess.run([sys.executable, "-m", "skylane", "devices", "register", str(bad)], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and "entry 0 ('x'): field 'kind'" in out.stderr
