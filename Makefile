@@ -6,13 +6,13 @@ BIN    := $(VENV)/bin
 .PHONY: demo test services-up services-down bench clean
 
 $(BIN)/skylane: pyproject.toml
+	tools/system-deps.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
 demo: $(BIN)/skylane
-	tools/system-deps.sh
 	$(BIN)/skylane demo
 
 test: $(BIN)/skylane

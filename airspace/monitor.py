@@ -121,6 +121,11 @@ class AirspaceMonitor:
                   ("altitude_violation", state.over.any())]
         return [kind for kind, on in active if on]
 
+    def last_ts(self, uav_id: str) -> datetime | None:
+        """Event time of the UAV's latest applied fix (later fixes only move it forward)."""
+        state = self._state.get(uav_id)
+        return None if state is None else state.last_ts
+
     def forget(self, uav_id: str) -> None:
         """Drop the UAV's state (e.g. landed and disconnected); its next fix starts afresh."""
         self._state.pop(uav_id, None)

@@ -2,24 +2,26 @@
 from __future__ import annotations
 
 import logging
+import pathlib
 import threading
 import time
 import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Annotated, Literal
 
 import orjson
-from fastapi import FastAPI, HTTPException, Query, WebSocket, WebSocketDisconnect
-from fastapi.responses import FileResponse, JSONResponse
+import psycopg
+from fastapi import FastAPI, HTTPException, Path, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import make_asgi_app
-from psycopg_pool import ConnectionPool
-from pydantic import BaseModel, Field, field_validator
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from psycopg_pool import ConnectionPool, PoolTimeout
+from pydantic import BaseModel, Field
 
 from airspace.clearance import Waypoint, check_route
+from protocol import topics
 from airspace.zones import ZoneSet
 from storage import catalog, queries
 from storage.schema import storage_kind
@@ -27,7 +29,10 @@ from storage.schema import storage_kind
 from .live import LiveHub, Subscriber
 
 log = logging.getLogger("skylane.api")
-STATIC = Path(__file__).parent / "static"
+STATIC = pathlib.Path(__file__).parent / "static"
+DeviceId = Annotated[str, Path(pattern=f"^{topics.ID_PATTERN}$")]
+IdFilter = Annotated[str | None, Query(pattern=f"^{topics.ID_PATTERN}$")]
+KindFilter = Annotated[str | None, Query(pattern="^[a-z_]{1,40}$")]
 MAX_WINDOW = timedelta(days=7)
 
 
@@ -47,16 +52,9 @@ class WaypointIn(BaseModel):
 
 
 class ClearanceRequest(BaseModel):
-    uav_id: str | None = Field(default=None, max_length=64)
+    uav_id: str | None = Field(default=None, pattern=f"^{topics.ID_PATTERN}$")
     alt_ref: Literal["AGL", "AMSL", "WGS84"] = "AGL"
     waypoints: list[WaypointIn] = Field(min_length=2, max_length=200)
-
-    @field_validator("uav_id")
-    @classmethod
-    def _uav(cls, v: str | None) -> str | None:
-        if v is not None and not v.strip():
-            raise ValueError("uav_id must not be blank")
-        return v
 
 
 class ClearanceResponse(BaseModel):
@@ -84,11 +82,14 @@ class _Zones:
 
 
 def _window(start: datetime | None, end: datetime | None, default: timedelta) -> tuple[datetime, datetime]:
-    end = end or datetime.now(timezone.utc)
-    start = start or end - default
     for name, value in (("start", start), ("end", end)):
-        if value.tzinfo is None:
+        if value is not None and value.tzinfo is None:
             raise HTTPException(422, f"{name} needs a UTC offset, e.g. 2026-11-27T08:00:00Z")
+    end = end or datetime.now(timezone.utc)
+    try:
+        start = start or end - default
+    except OverflowError:
+        raise HTTPException(422, "end is too early") from None
     if start >= end:
         raise HTTPException(422, "start must be before end")
     if end - start > MAX_WINDOW:
@@ -97,7 +98,7 @@ def _window(start: datetime | None, end: datetime | None, default: timedelta) ->
 
 
 def create_app(config: ApiConfig) -> FastAPI:
-    pool = ConnectionPool(config.database_url, min_size=1, max_size=8, open=False,
+    pool = ConnectionPool(config.database_url, min_size=1, max_size=8, open=False, timeout=5,
                           kwargs={"connect_timeout": 5})
     hub = LiveHub(config.mqtt_host, config.mqtt_port, config.mqtt_root)
     zones = _Zones(pool, config.zone_cache_s)
@@ -112,8 +113,17 @@ def create_app(config: ApiConfig) -> FastAPI:
 
     app = FastAPI(title="Skylane", version="0.1.0", lifespan=lifespan,
                   description="Pujiang-Wujing low-altitude operations: airspace, drones, urban sensors.")
-    app.mount("/metrics", make_asgi_app())
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.exception_handler(PoolTimeout)
+    @app.exception_handler(psycopg.OperationalError)
+    async def database_unavailable(request: Request, exc: Exception):
+        log.warning("database unavailable for %s: %s", request.url.path, exc)
+        return JSONResponse({"detail": "database unavailable, try again shortly"}, status_code=503)
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics():
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/", include_in_schema=False)
     def dashboard():
@@ -146,7 +156,7 @@ def create_app(config: ApiConfig) -> FastAPI:
             return queries.latest_states(conn, datetime.now(timezone.utc) - timedelta(hours=1))
 
     @app.get("/v1/uavs/{uav_id}/track")
-    def get_track(uav_id: str, start: datetime | None = None, end: datetime | None = None,
+    def get_track(uav_id: DeviceId, start: datetime | None = None, end: datetime | None = None,
                   limit: Annotated[int, Query(ge=1, le=100000)] = 10000):
         start, end = _window(start, end, timedelta(hours=1))
         with pool.connection() as conn:
@@ -155,8 +165,7 @@ def create_app(config: ApiConfig) -> FastAPI:
 
     @app.get("/v1/events")
     def get_events(start: datetime | None = None, end: datetime | None = None,
-                   kind: Annotated[str | None, Query(max_length=64)] = None,
-                   uav_id: Annotated[str | None, Query(max_length=64)] = None,
+                   kind: KindFilter = None, uav_id: IdFilter = None,
                    limit: Annotated[int, Query(ge=1, le=1000)] = 100):
         start, end = _window(start, end or datetime.now(timezone.utc) + timedelta(minutes=5), timedelta(days=1))
         with pool.connection() as conn:

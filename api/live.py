@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -20,6 +22,7 @@ from protocol import topics
 log = logging.getLogger("skylane.api.live")
 
 FEED_CLIENTS = Gauge("skylane_feed_clients", "Connected live-feed clients")
+SKIPPED = Counter("skylane_feed_skipped_messages_total", "Malformed messages on the event/state topics")
 DROPPED = Counter("skylane_feed_dropped_positions_total", "Position updates replaced before a slow client got them")
 MAX_EVENTS_QUEUED = 10000
 
@@ -80,6 +83,26 @@ class Subscriber:
         return out
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _shape(rest: str, body: object) -> dict | None:
+    """The feed message for a broker message, or None when it is not of the contract's shape."""
+    if not isinstance(body, dict):
+        return None
+    if rest.startswith("events/"):
+        ok = isinstance(body.get("kind"), str) and isinstance(body.get("uav_id"), str)
+        return {"type": "event", **body} if ok else None
+    if rest.startswith("state/uav/"):
+        ok = isinstance(body.get("uav_id"), str) and _is_number(body.get("lon")) and _is_number(body.get("lat"))
+        return {"type": "position", **body} if ok else None
+    if rest.startswith("state/sensor/"):
+        ok = isinstance(body.get("sensor_id"), str) and isinstance(body.get("values"), dict)
+        return {"type": "sensor", **body} if ok else None
+    return None
+
+
 class LiveHub:
     """Keeps the latest UAV and sensor states (from retained topics) and feeds subscribers."""
 
@@ -90,6 +113,7 @@ class LiveHub:
         self.subscribers: set[Subscriber] = set()
         self.connected = False
         self._task: asyncio.Task | None = None
+        self._skip_logged = 0.0
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -115,26 +139,29 @@ class LiveHub:
         FEED_CLIENTS.set(len(self.subscribers))
 
     def dispatch(self, topic: str, payload: bytes) -> None:
+        """Route one broker message to the caches and subscribers; anything malformed is skipped."""
         try:
             body = orjson.loads(payload)
         except orjson.JSONDecodeError:
-            log.warning("unparseable message on %s", topic)
-            return
-        if not isinstance(body, dict):
-            return
+            body = None
         rest = topic[len(self.root) + 1:]
-        if rest.startswith("events/"):
-            msg = {"type": "event", **body}
-        elif rest.startswith("state/uav/"):
-            msg = {"type": "position", **body}
-            self.uavs[body.get("uav_id", rest.rsplit("/", 1)[-1])] = body
-        elif rest.startswith("state/sensor/"):
-            msg = {"type": "sensor", **body}
-            self.sensors[body.get("sensor_id", rest.rsplit("/", 1)[-1])] = body
-        else:
+        msg = _shape(rest, body)
+        if msg is None:
+            self._skip(topic)
             return
+        if msg["type"] == "position":
+            self.uavs[msg["uav_id"]] = body
+        elif msg["type"] == "sensor":
+            self.sensors[msg["sensor_id"]] = body
         for sub in self.subscribers:
             sub.offer(msg)
+
+    def _skip(self, topic: str) -> None:
+        SKIPPED.inc()
+        now = time.monotonic()
+        if now - self._skip_logged > 10:
+            self._skip_logged = now
+            log.warning("skipping malformed message on %s (and any others in the next 10 s)", topic[:200])
 
     async def _run(self) -> None:
         delay = 1.0
@@ -146,7 +173,10 @@ class LiveHub:
                     self.connected, delay = True, 1.0
                     log.info("live feed subscribed to %s:%d under %s/", self.host, self.port, self.root)
                     async for message in client.messages:
-                        self.dispatch(str(message.topic), bytes(message.payload))
+                        try:
+                            self.dispatch(str(message.topic), bytes(message.payload))
+                        except Exception:  # one bad message must not end the feed
+                            log.exception("live feed: failed to dispatch a message on %s", message.topic)
             except aiomqtt.MqttError as exc:
                 self.connected = False
                 log.warning("live feed lost the broker (%s); retrying in %.0fs", exc, delay)

@@ -66,7 +66,7 @@ def _entry(i: int, item: Any) -> DeviceRecord:
         fail(sorted(unknown)[0], "unknown field")
     dev_id = item.get("device_id")
     if not isinstance(dev_id, str) or not topics.valid_id(dev_id):
-        fail("device_id", "1-64 of A-Z a-z 0-9 _ . : -")
+        fail("device_id", "1-64 of A-Z a-z 0-9 _ . : -, starting with a letter or digit")
     if item.get("kind") not in DEVICE_KINDS:
         fail("kind", f"one of {DEVICE_KINDS}")
     for key, lo, hi in (("lon", -180, 180), ("lat", -90, 90), ("expected_interval_s", 0.001, 86400 * 7)):

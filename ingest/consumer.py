@@ -19,21 +19,28 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from devices.publisher import BoundedPublisher
 from protocol import topics
 from storage.writes import write_batch
 
 from . import metrics as m
-from .pipeline import BatchOutput, Pipeline, RawMessage
+from .pipeline import BatchOutput, DeadLetter, Pipeline, RawMessage
 
 log = logging.getLogger("skylane.ingest")
 
 RECEIVE_MAXIMUM = 10000
 SESSION_EXPIRY_S = 7 * 24 * 3600
 LOGGED_DEAD_LETTERS = 5
+MAX_QOS0_BACKLOG = 200_000  # QoS 1 is bounded by the broker's window; QoS 0 only by this
+REFUSED = (psycopg.DataError, psycopg.IntegrityError)  # the data, not the database, is at fault
 
 
 class _Abandoned(Exception):
     """A batch could not be stored before shutdown; it was not acknowledged."""
+
+
+class _Refused(Exception):
+    """The database refused the batch's data (not a connection problem)."""
 
 
 class Ingester:
@@ -56,7 +63,9 @@ class Ingester:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.publisher = BoundedPublisher(self.client, max_pending=5000)
         self._host, self._port = mqtt_host, mqtt_port
+        self._dropped_logged = 0.0
 
     # ------------------------------------------------------------------------------------------ MQTT side
     def _on_connect(self, client, userdata, flags, reason_code, properties):
@@ -78,8 +87,15 @@ class Ingester:
             log.warning("disconnected from the broker (%s); reconnecting with backoff", reason_code)
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage):
-        self.inbox.put(RawMessage(msg.topic, msg.payload, datetime.now(timezone.utc), msg.qos, msg.retain,
-                                  msg.mid, self.generation))
+        if msg.qos == 0 and self.inbox.qsize() >= MAX_QOS0_BACKLOG:
+            m.QOS0_DROPPED.inc()  # at-most-once traffic while the database cannot keep up: counted, logged
+            if time.monotonic() - self._dropped_logged > 10:
+                self._dropped_logged = time.monotonic()
+                log.error("backlog over %d messages: dropping QoS 0 messages (publish with QoS 1 to keep them)",
+                          MAX_QOS0_BACKLOG)
+            return
+        self.inbox.put(RawMessage(msg.topic, msg.payload, datetime.now(timezone.utc), msg.qos, msg.mid,
+                                  self.generation))
         m.PENDING.inc()
 
     def connect(self, timeout: float = 30.0) -> None:
@@ -101,21 +117,25 @@ class Ingester:
             raise ConnectionError(f"no CONNACK from the broker at {self._host}:{self._port}")
 
     # -------------------------------------------------------------------------------------- batch side
-    def _take_batch(self, stop: threading.Event) -> list[RawMessage]:
+    def _take_batch(self, limit: int | None = None) -> list[RawMessage]:
+        """Up to batch_size messages, waiting at most batch_ms after the first one."""
+        limit = min(limit, self.batch_size) if limit is not None else self.batch_size
         batch: list[RawMessage] = []
-        try:
-            batch.append(self.inbox.get(timeout=0.2))
-        except queue.Empty:
-            return batch
-        deadline = time.monotonic() + self.batch_s
-        while len(batch) < self.batch_size:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+        deadline = None
+        while len(batch) < limit:
+            timeout = 0.2 if deadline is None else deadline - time.monotonic()
+            if timeout <= 0:
                 break
             try:
-                batch.append(self.inbox.get(timeout=remaining))
+                msg = self.inbox.get(timeout=timeout)
             except queue.Empty:
                 break
+            deadline = deadline or time.monotonic() + self.batch_s
+            if msg.qos and msg.generation != self.generation:
+                m.PENDING.dec()  # arrived on a lost connection: the broker re-delivers it, unacknowledged
+                m.SKIPPED_REDELIVERED.inc()
+                continue
+            batch.append(msg)
         return batch
 
     def _db(self) -> psycopg.Connection:
@@ -127,13 +147,16 @@ class Ingester:
         """Write until it succeeds: nothing is acknowledged before it is committed.
 
         False only when asked to stop while the database is failing: the batch stays unacknowledged
-        and the broker re-delivers it to the next run of this persistent session.
+        and the broker re-delivers it to the next run of this persistent session. Raises _Refused when
+        the database rejects the data itself, which no retry would change.
         """
         delay = 0.5
         while True:
             try:
                 write_batch(self._db(), out)
                 return True
+            except REFUSED as exc:
+                raise _Refused(str(exc)) from exc
             except psycopg.Error as exc:
                 if stop.is_set():
                     log.error("stopping with a batch unwritten (%s); the broker will re-deliver it", exc)
@@ -145,15 +168,15 @@ class Ingester:
                 time.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
-    def _publish(self, out: BatchOutput) -> None:
+    def _publish(self, out: BatchOutput, stop: threading.Event) -> None:
+        pub = self.publisher.publish
         for ev in out.events:
-            self.client.publish(topics.event(self.root, ev.event.kind, ev.event.uav_id), orjson.dumps(ev.to_dict()),
-                                qos=1)
+            pub(topics.event(self.root, ev.event.kind, ev.event.uav_id), orjson.dumps(ev.to_dict()), qos=1, stop=stop)
             m.EVENTS.labels(ev.event.kind).inc()
         for uav_id, state in out.uav_states.items():
-            self.client.publish(topics.uav_state(self.root, uav_id), orjson.dumps(state), qos=0, retain=True)
+            pub(topics.uav_state(self.root, uav_id), orjson.dumps(state), qos=0, retain=True, stop=stop)
         for sensor_id, state in out.sensor_states.items():
-            self.client.publish(topics.sensor_state(self.root, sensor_id), orjson.dumps(state), qos=0, retain=True)
+            pub(topics.sensor_state(self.root, sensor_id), orjson.dumps(state), qos=0, retain=True, stop=stop)
 
     def _ack(self, batch: list[RawMessage]) -> None:
         for msg in batch:
@@ -164,9 +187,17 @@ class Ingester:
     def handle(self, batch: list[RawMessage], stop: threading.Event) -> BatchOutput:
         t0 = time.perf_counter()
         out = self.pipeline.process(batch)
-        if not self._store(out, stop):
+        try:
+            stored = self._store(out, stop)
+        except _Refused as exc:
+            log.error("the database refused a batch of %d messages (%s): keeping them as dead letters", len(batch), exc)
+            reason = f"database refused the batch: {str(exc).splitlines()[0][:300]}".replace("\x00", "")
+            out = BatchOutput(dead_letters=[DeadLetter(msg.received_at, msg.topic, msg.payload, reason)
+                                            for msg in batch])
+            stored = self._store(out, stop)
+        if not stored:
             raise _Abandoned()
-        self._publish(out)
+        self._publish(out, stop)
         self._ack(batch)
         self.stored_batches += 1
         for msg in batch:
@@ -187,14 +218,16 @@ class Ingester:
         last_log, count = time.monotonic(), 0
         try:
             while not stop.is_set():
-                batch = self._take_batch(stop)
+                batch = self._take_batch()
                 if batch:
                     self.handle(batch, stop)
                     count += len(batch)
                 if time.monotonic() - last_log >= 30 and count:
                     log.info("ingested %d messages in the last %.0fs", count, time.monotonic() - last_log)
                     last_log, count = time.monotonic(), 0
-            while batch := self._take_batch(stop):  # drain what arrived before the stop
+            left = self.inbox.qsize()  # what arrived before the stop; later ones are re-delivered next run
+            while left > 0 and (batch := self._take_batch(left)):
+                left -= len(batch)
                 self.handle(batch, stop)
         except _Abandoned:
             pass

@@ -10,4 +10,7 @@ BATCH_SECONDS = Histogram("skylane_ingest_batch_seconds", "Time to process, stor
 PENDING = Gauge("skylane_ingest_pending_messages", "Messages received but not yet committed and acknowledged")
 DB_ERRORS = Counter("skylane_ingest_db_errors_total", "Failed batch writes (retried)")
 LAG = Gauge("skylane_ingest_lag_seconds", "Receive-to-commit delay of the last batch")
+QOS0_DROPPED = Counter("skylane_ingest_qos0_dropped_total", "QoS 0 messages dropped while the backlog was full")
+SKIPPED_REDELIVERED = Counter("skylane_ingest_skipped_redelivered_total",
+                              "Unacknowledged messages of a lost connection left for the broker to re-deliver")
 CONNECTED = Gauge("skylane_ingest_mqtt_connected", "1 while connected to the broker")

@@ -10,13 +10,13 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from airspace.events import AirspaceEvent
+from airspace.events import AirspaceEvent, rfc3339
 from airspace.monitor import AirspaceMonitor, Fix
 from airspace.zones import ZoneSet
 from protocol import topics
 
 from .sensors import ReadingRow, parse_reading
-from .telemetry import TelemetryRow, iso, parse_telemetry
+from .telemetry import TelemetryRow, parse_telemetry
 from .validation import BadMessage
 
 log = logging.getLogger("skylane.ingest")
@@ -29,7 +29,6 @@ class RawMessage:
     payload: bytes
     received_at: datetime
     qos: int = 0
-    retain: bool = False
     mid: int = 0
     generation: int = 0  # connection the message arrived on (acks are only valid on that one)
 
@@ -71,7 +70,7 @@ class BatchOutput:
 
 def event_id(ev: AirspaceEvent) -> uuid.UUID:
     """Deterministic: the same decision on the same data has the same id (idempotent, comparable replays)."""
-    return uuid.uuid5(EVENT_NAMESPACE, f"{ev.uav_id}|{ev.kind}|{ev.zone_id}|{iso(ev.ts)}")
+    return uuid.uuid5(EVENT_NAMESPACE, f"{ev.uav_id}|{ev.kind}|{ev.zone_id}|{rfc3339(ev.ts)}")
 
 
 class Pipeline:
@@ -101,11 +100,13 @@ class Pipeline:
                 if row.uav_id not in latest or row.ts >= latest[row.uav_id].ts:
                     latest[row.uav_id] = row
             for uav_id, row in latest.items():
+                if row.ts != self.monitor.last_ts(uav_id):
+                    continue  # late fixes are stored but do not move the live position back
                 out.uav_states[uav_id] = {**row.state(), "zones": self.monitor.zones_of(uav_id),
                                           "alerts": self.monitor.alerts_of(uav_id)}
         for r in out.readings:
-            state = out.sensor_states.setdefault(r.sensor_id, {"sensor_id": r.sensor_id, "ts": iso(r.ts), "values": {}})
-            state["ts"] = max(state["ts"], iso(r.ts))
+            state = out.sensor_states.setdefault(r.sensor_id, {"sensor_id": r.sensor_id, "ts": rfc3339(r.ts), "values": {}})
+            state["ts"] = max(state["ts"], rfc3339(r.ts))
             state["values"][r.metric] = r.value if r.value is not None else r.vtext
         return out
 

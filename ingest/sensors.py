@@ -5,7 +5,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from .validation import BadMessage, check_time, load_json, number, timestamp
+from .validation import BadMessage, check_time, load_json, number, string, timestamp
 
 MAX_RECORDS = 5000
 SENML_RELATIVE_LIMIT = 2**28  # RFC 8428 4.5.3: smaller times are relative to now
@@ -47,8 +47,8 @@ def _compact(sensor_id: str, doc: dict, received_at: datetime) -> list[ReadingRo
         _check_name(name)
         value = number(values, name, required=True)
         unit = units.get(name)
-        rows.append(ReadingRow(ts, sensor_id, name, value, None, unit if isinstance(unit, str) else None,
-                               received_at))
+        rows.append(ReadingRow(ts, sensor_id, name, value, None,
+                               None if unit is None else string(unit, f"units.{name}", 32), received_at))
     return rows
 
 
@@ -62,15 +62,11 @@ def _senml(sensor_id: str, records: list, received_at: datetime) -> list[Reading
             raise BadMessage(f"SenML record {i} is not an object")
         try:
             if "bn" in rec:
-                if not isinstance(rec["bn"], str):
-                    raise BadMessage("'bn' must be a string")
-                base_name = rec["bn"]
+                base_name = string(rec["bn"], "bn", 256)
             base_time = number(rec, "bt") if "bt" in rec else base_time
-            base_unit = rec.get("bu", base_unit)
+            base_unit = string(rec["bu"], "bu", 32) if rec.get("bu") is not None else base_unit
             base_value = number(rec, "bv") if "bv" in rec else base_value
-            name = rec.get("n", "")
-            if not isinstance(name, str):
-                raise BadMessage("'n' must be a string")
+            name = string(rec.get("n", ""), "n", 256)
             metric = (base_name + name).rsplit(":", 1)[-1] if base_name.startswith("urn:") else base_name + name
             value, vtext = _senml_value(rec, base_value)
             if value is None and vtext is None:
@@ -80,9 +76,8 @@ def _senml(sensor_id: str, records: list, received_at: datetime) -> list[Reading
             _check_name(metric)
             t = base_time + (number(rec, "t") or 0.0)
             ts = _senml_time(t, received_at)
-            unit = rec.get("u", base_unit)
-            rows.append(ReadingRow(ts, sensor_id, metric, value, vtext, unit if isinstance(unit, str) else None,
-                                   received_at))
+            unit = string(rec["u"], "u", 32) if rec.get("u") is not None else base_unit
+            rows.append(ReadingRow(ts, sensor_id, metric, value, vtext, unit, received_at))
         except BadMessage as exc:
             raise BadMessage(f"SenML record {i}: {exc}") from None
     return rows
@@ -99,9 +94,7 @@ def _senml_value(rec: dict, base_value: float) -> tuple[float | None, str | None
         return float(rec["vb"]), None
     for key in ("vs", "vd"):
         if key in rec:
-            if not isinstance(rec[key], str) or len(rec[key]) > 1024:
-                raise BadMessage(f"'{key}' must be a string of at most 1024 characters")
-            return None, rec[key]
+            return None, string(rec[key], key, 1024)
     return None, None
 
 
@@ -109,7 +102,7 @@ def _senml_time(t: float, received_at: datetime) -> datetime:
     if not math.isfinite(t):
         raise BadMessage("time must be finite")
     if abs(t) < SENML_RELATIVE_LIMIT:
-        return received_at + timedelta(seconds=t)
+        return check_time(received_at + timedelta(seconds=t), received_at)
     try:
         ts = datetime.fromtimestamp(t, tz=timezone.utc)
     except (OverflowError, OSError, ValueError):

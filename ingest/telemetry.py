@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from airspace.events import rfc3339
+
 from .validation import BadMessage, load_json, number, text, timestamp
 
 ALT_REFS = ("AGL", "AMSL", "WGS84")
@@ -30,14 +32,10 @@ class TelemetryRow:
 
     def state(self) -> dict:
         """The JSON shape of the live position (state topic, /v1/uavs, /v1/live)."""
-        return {"uav_id": self.uav_id, "ts": iso(self.ts), "seq": self.seq, "lon": self.lon, "lat": self.lat,
+        return {"uav_id": self.uav_id, "ts": rfc3339(self.ts), "seq": self.seq, "lon": self.lon, "lat": self.lat,
                 "alt_m": self.alt_m, "alt_ref": self.alt_ref, "speed_mps": self.speed_mps,
                 "track_deg": self.track_deg, "vspeed_mps": self.vspeed_mps, "battery_pct": self.battery_pct,
                 "status": self.status, "clearance_id": self.clearance_id}
-
-
-def iso(ts: datetime) -> str:
-    return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
 
 
 def parse_telemetry(uav_id: str, payload: bytes, received_at: datetime, max_bytes: int) -> list[TelemetryRow]:

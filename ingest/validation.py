@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
 
+RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
 EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
 MAX_FUTURE = timedelta(minutes=5)
 
@@ -55,13 +57,13 @@ def timestamp(value: Any, received_at: datetime, key: str = "ts") -> datetime:
         except (OverflowError, OSError, ValueError):
             raise BadMessage(f"field {key!r}={value!r} is not a usable epoch-milliseconds time") from None
     elif isinstance(value, str):
+        if not RFC3339.fullmatch(value):
+            hint = " (it needs a UTC offset, e.g. 'Z')" if RFC3339.fullmatch(value + "Z") else ""
+            raise BadMessage(f"field {key!r}={value[:40]!r} is not RFC 3339{hint}")
         try:
-            ts = datetime.fromisoformat(value)
+            ts = datetime.fromisoformat(value.upper().replace("Z", "+00:00")).astimezone(timezone.utc)
         except ValueError:
-            raise BadMessage(f"field {key!r}={value[:40]!r} is not RFC 3339") from None
-        if ts.tzinfo is None:
-            raise BadMessage(f"field {key!r} needs a UTC offset (e.g. 'Z')")
-        ts = ts.astimezone(timezone.utc)
+            raise BadMessage(f"field {key!r}={value[:40]!r} is not a valid date and time") from None
     else:
         raise BadMessage(f"field {key!r} must be RFC 3339 or epoch milliseconds")
     return check_time(ts, received_at, key)
@@ -75,14 +77,22 @@ def check_time(ts: datetime, received_at: datetime, key: str = "ts") -> datetime
     return ts
 
 
-def text(obj: dict, key: str, *, max_len: int = 64, choices: tuple[str, ...] | None = None) -> str | None:
-    value = obj.get(key)
-    if value is None:
-        return None
+def string(value: object, key: str, max_len: int) -> str:
+    """A JSON string the database can hold: bounded, printable (no NUL or control characters)."""
     if not isinstance(value, str):
         raise BadMessage(f"field {key!r} must be a string")
     if len(value) > max_len:
         raise BadMessage(f"field {key!r} longer than {max_len} characters")
+    if not value.isprintable():
+        raise BadMessage(f"field {key!r} contains control characters")
+    return value
+
+
+def text(obj: dict, key: str, *, max_len: int = 64, choices: tuple[str, ...] | None = None) -> str | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    value = string(value, key, max_len)
     if choices is not None:
         match = next((c for c in choices if c.lower() == value.lower()), None)
         if match is None:

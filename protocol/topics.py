@@ -15,7 +15,8 @@ import re
 from dataclasses import dataclass
 
 DEFAULT_ROOT = "skylane/v1"
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
+ID_PATTERN = _ID.pattern  # for API parameters
 
 INBOUND_KINDS = ("uav", "sensor", "device")
 
@@ -33,7 +34,7 @@ class TopicError(ValueError):
 
 
 def valid_id(value: str) -> bool:
-    return bool(_ID.match(value))
+    return bool(_ID.fullmatch(value))
 
 
 def telemetry(root: str, uav_id: str) -> str:
@@ -85,7 +86,8 @@ def parse_inbound(root: str, topic: str) -> TopicRef:
     if _SUFFIX.get(family) != suffix:
         raise TopicError(f"unknown topic shape {family}/.../{suffix}")
     if not valid_id(device_id):
-        raise TopicError(f"invalid device id {device_id[:80]!r} (1-64 of A-Z a-z 0-9 _ . : -)")
+        raise TopicError(f"invalid device id {device_id[:80]!r} (1-64 of A-Z a-z 0-9 _ . : -, "
+                         "starting with a letter or digit)")
     return TopicRef(kind=suffix, device_id=device_id)
 
 

@@ -21,7 +21,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .settings import Settings, mqtt_host_port
+from devices.mqttclient import parse_mqtt_url
+
+from .settings import Settings
 
 log = logging.getLogger("skylane.services")
 
@@ -166,7 +168,7 @@ max_packet_size 1048576
 
 
 def _mosquitto_paths(settings: Settings) -> tuple[Path, str, int, pwd.struct_passwd | None]:
-    host, port = mqtt_host_port(settings.mqtt_url)
+    host, port = parse_mqtt_url(settings.mqtt_url)
     user = _service_user("mosquitto")
     return _data_dir(settings, f"mosquitto-{port}", user), host, port, user
 
@@ -181,7 +183,7 @@ def _pid_alive(pid_file: Path) -> int | None:
 
 
 def mosquitto_up(settings: Settings) -> ServiceStatus:
-    host, port = mqtt_host_port(settings.mqtt_url)
+    host, port = parse_mqtt_url(settings.mqtt_url)
     ensure_packages({"mosquitto": "mosquitto", "mosquitto_pub": "mosquitto-clients"})
     d, host, port, user = _mosquitto_paths(settings)
     if _pid_alive(d / "mosquitto.pid") and port_open(host, port):

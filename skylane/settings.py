@@ -22,6 +22,7 @@ class Settings:
     state_dir: Path = field(default_factory=lambda: REPO_ROOT / ".skylane")
     zone_file: Path = DEFAULT_ZONE_FILE
     ingest_client_id: str = "skylane-ingest-1"
+    ingest_metrics_host: str = "127.0.0.1"
     ingest_metrics_port: int = 9108
     batch_size: int = 2000
     batch_ms: int = 50
@@ -40,6 +41,7 @@ class Settings:
             state_dir=Path(env.get("SKYLANE_STATE_DIR", d.state_dir)),
             zone_file=Path(env.get("SKYLANE_ZONE_FILE", d.zone_file)),
             ingest_client_id=env.get("SKYLANE_INGEST_CLIENT_ID", d.ingest_client_id),
+            ingest_metrics_host=env.get("SKYLANE_INGEST_METRICS_HOST", d.ingest_metrics_host),
             ingest_metrics_port=int(env.get("SKYLANE_INGEST_METRICS_PORT", d.ingest_metrics_port)),
             batch_size=int(env.get("SKYLANE_BATCH_SIZE", d.batch_size)),
             batch_ms=int(env.get("SKYLANE_BATCH_MS", d.batch_ms)),
@@ -51,15 +53,11 @@ class Settings:
 
     @property
     def mqtt_host_port(self) -> tuple[str, int]:
-        return mqtt_host_port(self.mqtt_url)
+        return parse_mqtt_url(self.mqtt_url)
 
     @property
     def database(self) -> "DatabaseTarget":
         return DatabaseTarget.parse(self.database_url)
-
-
-def mqtt_host_port(url: str) -> tuple[str, int]:
-    return parse_mqtt_url(url)
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,9 @@ def write_batch(conn: psycopg.Connection, out) -> None:
         if out.statuses:
             cur.executemany(
                 "INSERT INTO devices (device_id, kind, online, status_at) VALUES (%s, 'unknown', %s, %s) "
-                "ON CONFLICT (device_id) DO UPDATE SET online = EXCLUDED.online, status_at = EXCLUDED.status_at",
+                "ON CONFLICT (device_id) DO UPDATE SET online = EXCLUDED.online, status_at = CASE "
+                "WHEN devices.online IS NOT DISTINCT FROM EXCLUDED.online THEN devices.status_at "
+                "ELSE EXCLUDED.status_at END",  # a re-delivered retained status keeps its time
                 [(s.device_id, s.online, s.at) for s in out.statuses])
 
 

@@ -79,5 +79,37 @@ def test_history_windows(api, system):
 
 
 def test_metrics_exposed(api):
-    text = httpx.get(api.url + "/metrics/").text
+    r = httpx.get(api.url + "/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    text = r.text
     assert "skylane_feed_clients" in text
+
+
+@pytest.mark.parametrize("path, params", [
+    ("/v1/events", {"end": "0001-01-01T00:00:00Z"}),
+    ("/v1/uavs/T1/track", {"end": "0001-01-01T00:00:00Z"}),
+    ("/v1/events", {"kind": "zone\x00enter"}),
+    ("/v1/events", {"uav_id": "T\x001"}),
+    ("/v1/uavs/T%001/track", {}),
+    ("/v1/events", {"start": "yesterday"}),
+    ("/v1/dead-letters", {"limit": "0"}),
+])
+def test_odd_queries_are_4xx_not_5xx(api, path, params):
+    r = httpx.get(api.url + path, params=params)
+    assert 400 <= r.status_code < 500, (r.status_code, r.text)
+
+
+def test_clearance_with_odd_uav_id_is_422(api):
+    r = httpx.post(api.url + "/v1/clearances", json={"uav_id": "a\x00b", "waypoints": C2})
+    assert r.status_code == 422 and "uav_id" in r.text
+
+
+def test_database_down_is_503_not_500(system):
+    from api.app import ApiConfig, create_app
+    from fastapi.testclient import TestClient
+    host, port = system.mqtt_host_port
+    app = create_app(ApiConfig("postgresql://skylane:skylane@127.0.0.1:1/nowhere", host, port, system.mqtt_root))
+    with TestClient(app) as client:
+        r = client.get("/v1/events")
+        assert r.status_code == 503 and "database unavailable" in r.json()["detail"]
+        assert client.get("/v1/health").json()["database"] == "unavailable"

@@ -87,3 +87,61 @@ def test_malformed_payload_is_dead_lettered_and_the_next_message_stored(system, 
     assert reasons[OUT_OF_RANGE.decode()] == "field 'lat'=95 out of range [-90, 90]"
     # the topic that matches no subscription never reaches the ingester: two dead letters, not three
     assert len(dead) == 2 and all(d["topic"] == topics.telemetry(root, "T2") for d in dead)
+
+
+def test_a_batch_the_database_refuses_becomes_dead_letters_and_ingest_goes_on(system, monkeypatch):
+    """Fault injection in our own write path (the database is real): data the database rejects must
+    neither block the ingester forever nor be lost."""
+    import psycopg
+
+    import ingest.consumer as consumer
+    from .conftest import start_ingester
+    real, calls = consumer.write_batch, []
+
+    def refuse_once(conn, out):
+        calls.append(len(out.telemetry))
+        if len(calls) == 1:
+            raise psycopg.errors.DataError("injected: value out of range")
+        return real(conn, out)
+    monkeypatch.setattr(consumer, "write_batch", refuse_once)
+    ing, runner = start_ingester(system)
+    pub = _client(system)
+    try:
+        pub.publish(topics.telemetry(system.mqtt_root, "R1"), orjson.dumps({"lat": 31.05, "lon": 121.5, "alt_m": 1}),
+                    qos=1).wait_for_publish(5)
+        wait_until(lambda: query(system.database_url, "SELECT reason FROM dead_letters"), 10, "no dead letter")
+        pub.publish(topics.telemetry(system.mqtt_root, "R2"), orjson.dumps({"lat": 31.05, "lon": 121.5, "alt_m": 2}),
+                    qos=1).wait_for_publish(5)
+        wait_until(lambda: query(system.database_url, "SELECT 1 FROM uav_telemetry WHERE uav_id = 'R2'"), 10,
+                   "ingest did not go on after the refused batch")
+    finally:
+        close_client(pub)
+        runner.close()
+    [(topic, payload, reason)] = query(system.database_url, "SELECT topic, payload, reason FROM dead_letters")
+    assert topic == topics.telemetry(system.mqtt_root, "R1") and orjson.loads(payload)["alt_m"] == 1
+    assert reason == "database refused the batch: injected: value out of range"
+
+
+def test_malformed_state_messages_do_not_stop_the_live_feed(system, api):
+    """Anyone may publish on the broker: junk on the state and event topics is skipped, the feed goes on."""
+    root = system.mqtt_root
+
+    async def run():
+        async with websockets.connect(api.url.replace("http", "ws") + "/v1/live?bbox=121,31,122,32") as ws:
+            pub = _client(system)
+            for topic, body in ((topics.uav_state(root, "X"), b'{"uav_id": "X", "lon": "abc"}'),
+                                (topics.uav_state(root, "Y"), b'{"lon": 1}'),
+                                (topics.uav_state(root, "Z"), b'{"uav_id": [1], "lon": 1, "lat": 2}'),
+                                (topics.event(root, "k", "Q"), b'{"kind": ["x"], "uav_id": "Q"}'),
+                                (topics.event(root, "k", "Q"), b"not json")):
+                pub.publish(topic, body, qos=1).wait_for_publish(5)
+            good = {"uav_id": "G1", "lon": 121.5, "lat": 31.05, "ts": "2026-11-27T08:00:00.000Z"}
+            pub.publish(topics.uav_state(root, "G1"), orjson.dumps(good), qos=1).wait_for_publish(5)
+            close_client(pub)
+            while True:
+                msg = orjson.loads(await asyncio.wait_for(ws.recv(), 10))
+                if msg["type"] == "position":
+                    return msg
+    assert asyncio.run(run())["uav_id"] == "G1"
+    assert httpx.get(api.url + "/v1/health").json()["mqtt"] == "connected"
+    assert [u["uav_id"] for u in httpx.get(api.url + "/v1/uavs").json()] == ["G1"]

@@ -56,6 +56,9 @@ def test_array_of_fixes():
     (tele(alt_m=None), "missing field 'alt_m'"),
     (tele(ts="yesterday"), "is not RFC 3339"),
     (tele(ts="2026-11-27T08:00:00"), "needs a UTC offset"),
+    (tele(ts="20261127T080000Z"), "is not RFC 3339"),
+    (tele(ts="2026-02-30T08:00:00Z"), "not a valid date and time"),
+    (tele(clearance_id="a\x00b"), "field 'clearance_id' contains control characters"),
     (tele(ts="2026-11-27T09:00:00Z"), "more than 5 minutes ahead"),
     (tele(ts="1999-12-31T23:59:59Z"), "before 2000"),
     (tele(ts=1e300), "not a usable epoch"),
@@ -107,6 +110,10 @@ def test_compact_reading_keeps_unknown_metrics():
     ([{"n": "x", "v": 1, "t": float("inf")}], "malformed JSON"),
     ([1], "SenML record 0 is not an object"),
     ([{"n": "", "v": 1}], "must be 1-64 printable characters"),
+    ([{"n": "x", "v": 1, "t": 200_000_000}], "more than 5 minutes ahead"),
+    ([{"n": "x", "vs": "a\x00b"}], "field 'vs' contains control characters"),
+    ([{"n": "x", "v": 1, "u": "m\x00"}], "field 'u' contains control characters"),
+    ({"values": {"x": 1}, "units": {"x": "\x00"}}, "field 'units.x' contains control characters"),
 ])
 def test_bad_readings(doc, reason):
     payload = orjson.dumps(doc) if "inf" not in repr(doc) else b'[{"n": "x", "v": 1, "t": Infinity}]'

@@ -40,6 +40,22 @@ def test_batch_routes_each_message(zones_geojson):
     assert out.sensor_states["AQ1"]["values"] == {"pm2_5": 35.0}
 
 
+def test_late_fix_is_stored_but_does_not_move_the_live_position(zones_geojson):
+    p = Pipeline(ZoneSet.from_geojson(zones_geojson), ROOT)
+    p.process([msg(topics.telemetry(ROOT, "D1"), {"ts": "2026-11-27T07:59:58Z", "lat": 31.05, "lon": 121.5,
+                                                  "alt_m": 70})])
+    out = p.process([msg(topics.telemetry(ROOT, "D1"), {"ts": "2026-11-27T07:59:50Z", "lat": 31.044,
+                                                        "lon": 121.4885, "alt_m": 40})])
+    assert len(out.telemetry) == 1 and not out.events and out.uav_states == {}
+
+
+def test_topic_ids_must_match_whole(zones_geojson):
+    p = Pipeline(ZoneSet.from_geojson(zones_geojson), ROOT)
+    out = p.process([msg(f"{ROOT}/uav/T1\n/telemetry", {"lat": 31, "lon": 121, "alt_m": 1})])
+    assert [d.reason for d in out.dead_letters] == [
+        "bad topic: invalid device id 'T1\\n' (1-64 of A-Z a-z 0-9 _ . : -, starting with a letter or digit)"]
+
+
 def test_event_ids_are_deterministic(zones_geojson):
     batch = [msg(topics.telemetry(ROOT, "D1"), {"ts": "2026-11-27T07:59:58Z", "lat": 31.044, "lon": 121.4885,
                                                 "alt_m": 40})]

@@ -2,6 +2,7 @@
 # Debian packages the demo and the tests use: installed when missing (as root), else named.
 set -euo pipefail
 need=()
+python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 command -v mosquitto_pub >/dev/null || need+=(mosquitto-clients)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)

@@ -23,8 +23,8 @@ def cmd_ingest(args, settings: Settings) -> int:
     kind = prepare_database(settings)
     log.info("storage: %s", kind)
     if settings.ingest_metrics_port:
-        start_http_server(settings.ingest_metrics_port, addr="127.0.0.1")
-        log.info("ingest metrics on http://127.0.0.1:%d/metrics", settings.ingest_metrics_port)
+        start_http_server(settings.ingest_metrics_port, addr=settings.ingest_metrics_host)
+        log.info("ingest metrics on http://%s:%d/metrics", settings.ingest_metrics_host, settings.ingest_metrics_port)
     host, port = settings.mqtt_host_port
     ingester = Ingester(mqtt_host=host, mqtt_port=port, database_url=settings.database_url,
                         pipeline=make_pipeline(settings), client_id=args.client_id or settings.ingest_client_id,
@@ -80,7 +80,10 @@ def cmd_demo(args, settings: Settings) -> int:
         ("simulate", ["simulate", "--register", "--drones", str(args.drones), "--sensors", str(args.sensors)]))}
     stop = stop_on_signals()
     url = f"http://{settings.api_host}:{settings.api_port}/"
-    if _wait_http(url + "v1/health", 60, stop):
+    healthy = _wait_http(url + "v1/health", 60, stop)
+    if not healthy and not stop.is_set():
+        print(f"\n  WARNING: {url}v1/health is not answering 200 yet; see the log above.", flush=True)
+    if not stop.is_set():
         host, port = settings.mqtt_host_port
         print(f"\n  Skylane is up. Dashboard: {url}\n  API docs: {url}docs   Metrics: {url}metrics\n"
               f"  Try a no-fly violation:\n    mosquitto_pub -h {host} -p {port} -t {settings.mqtt_root}/uav/T1/telemetry "
