@@ -54,7 +54,6 @@ class Ingester:
         self.inbox: queue.SimpleQueue[RawMessage] = queue.SimpleQueue()
         self.generation = 0
         self.connected = threading.Event()
-        self.stored_batches = 0
         self._conn: psycopg.Connection | None = None
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                                   protocol=mqtt.MQTTv5, manual_ack=True)
@@ -165,7 +164,7 @@ class Ingester:
                 log.error("database write failed (%s); retrying in %.1fs, nothing acknowledged", exc, delay)
                 if self._conn is not None:
                     self._conn.close()
-                time.sleep(delay)
+                stop.wait(delay)
                 delay = min(delay * 2, 10.0)
 
     def _publish(self, out: BatchOutput, stop: threading.Event) -> None:
@@ -199,7 +198,6 @@ class Ingester:
             raise _Abandoned()
         self._publish(out, stop)
         self._ack(batch)
-        self.stored_batches += 1
         for msg in batch:
             m.MESSAGES.labels(msg.topic[len(self.root) + 1:].split("/", 1)[0]).inc()
         m.RECORDS.labels("uav_telemetry").inc(len(out.telemetry))
