@@ -53,7 +53,7 @@ class Ingester:
         self.batch_s = batch_ms / 1000.0
         self.inbox: queue.SimpleQueue[RawMessage] = queue.SimpleQueue()
         self.generation = 0
-        self.connected = threading.Event()
+        self.connected = threading.Event()  # set once subscribed (SUBACK), cleared on disconnect
         self._conn: psycopg.Connection | None = None
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                                   protocol=mqtt.MQTTv5, manual_ack=True)
@@ -61,6 +61,7 @@ class Ingester:
         self.client.max_inflight_messages_set(1000)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
+        self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
         self.publisher = BoundedPublisher(self.client, max_pending=5000)
         self._host, self._port = mqtt_host, mqtt_port
@@ -74,10 +75,16 @@ class Ingester:
         self.generation += 1
         opts = SubscribeOptions(qos=1)
         client.subscribe([(f, opts) for f in topics.inbound_filters(self.root)])
+        log.info("connected to mqtt://%s:%d (session present: %s)", self._host, self._port, flags.session_present)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
+        refused = [str(rc) for rc in reason_codes if rc.is_failure]
+        if refused:
+            log.error("broker refused the subscriptions: %s", ", ".join(refused))
+            return
         self.connected.set()
         m.CONNECTED.set(1)
-        log.info("connected to mqtt://%s:%d (session present: %s), subscribed under %s/",
-                 self._host, self._port, flags.session_present, self.root)
+        log.info("subscribed under %s/", self.root)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
         self.connected.clear()

@@ -31,12 +31,14 @@ def record(
     *,
     append: bool = False,
     client_id: str | None = None,
+    ready: threading.Event | None = None,
 ) -> int:
     """Record every message matching `filters` (default: all of `root`) until `stop` or
     `duration_s`; returns the number of messages written.
 
     Subscribes at QoS 1 with retain-as-published. Without a duration it keeps retrying an
-    unreachable broker until stopped; with one, it gives up after that long.
+    unreachable broker until stopped; with one, it gives up after that long. `ready` is set
+    once the subscriptions are acknowledged: from then on nothing published is missed.
     """
     filters = list(filters) if filters else [f"{root}/#"]
     stop = stop if stop is not None else threading.Event()
@@ -60,6 +62,8 @@ def record(
         if client is None:
             return 0
         log.info("recording %s from %s to %s", filters, mqtt_url, path)
+        if ready is not None:
+            ready.set()
         end = math.inf if duration_s is None else time.monotonic() + duration_s
         while True:
             remaining = end - time.monotonic()

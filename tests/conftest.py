@@ -114,8 +114,7 @@ def start_ingester(settings: Settings):
                    pipeline=make_pipeline(settings), client_id=settings.ingest_client_id,
                    batch_size=settings.batch_size, batch_ms=settings.batch_ms)
     runner = Running(lambda stop: ing.run(stop))
-    assert ing.connected.wait(15), "ingester did not connect"
-    time.sleep(0.2)  # let the SUBACK arrive
+    assert ing.connected.wait(15), "ingester did not subscribe"
     return ing, runner
 
 

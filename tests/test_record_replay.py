@@ -26,8 +26,9 @@ def test_replay_gives_the_same_events(new_system, zones_geojson, tmp_path):
     live = new_system()
     path = tmp_path / "session.slrec.gz"
     _, ingest_live = start_ingester(live)
-    recorder = Running(lambda stop: record(live.mqtt_url, path, live.mqtt_root, stop=stop))
-    wait_until(lambda: path.exists(), 10, "recorder did not start")
+    subscribed = threading.Event()
+    recorder = Running(lambda stop: record(live.mqtt_url, path, live.mqtt_root, stop=stop, ready=subscribed))
+    assert subscribed.wait(10), "recorder did not subscribe"
     drones, sensors = make_fleet(zones_geojson, 6, 4, seed=5, rate_scale=20)
     stats = Simulator(live.mqtt_url, live.mqtt_root, drones, sensors, hz=5).run(threading.Event(), duration_s=6)
     assert stats.telemetry >= 6 * 5 * 5
