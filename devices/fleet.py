@@ -6,11 +6,9 @@ zone, climbs above the band) are there on purpose to exercise the airspace monit
 """
 from __future__ import annotations
 
-import json
 import math
 import random
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from shapely.geometry import LineString, Point, Polygon
@@ -26,7 +24,6 @@ SENSOR_KINDS: tuple[SensorKind, ...] = ("air_quality", "traffic", "energy", "win
 # metric name -> (SenML unit, base, amplitude, noise standard deviation)
 Metric = tuple[str, float, float, float]
 
-ZONE_FILE = Path(__file__).resolve().parents[1] / "airspace" / "data" / "pujiang_wujing.geojson"
 DEFAULT_CEILING_M = 120.0
 
 
@@ -75,11 +72,6 @@ class SensorSpec:
     metrics: dict[str, Metric]
     period_s: float = 900.0  # period of the slow variation around `base`
     phase: float = 0.0  # radians, from the seed, so sensors of one kind differ
-
-
-def load_zone_file(path: str | Path = ZONE_FILE) -> dict[str, Any]:
-    """The zone file as plain JSON (the simulator does not need validated zones)."""
-    return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
 def _features(zones: dict[str, Any], kind: str) -> list[dict[str, Any]]:

@@ -105,8 +105,9 @@ class Pipeline:
                 out.uav_states[uav_id] = {**row.state(), "zones": self.monitor.zones_of(uav_id),
                                           "alerts": self.monitor.alerts_of(uav_id)}
         for r in out.readings:
-            state = out.sensor_states.setdefault(r.sensor_id, {"sensor_id": r.sensor_id, "ts": rfc3339(r.ts), "values": {}})
-            state["ts"] = max(state["ts"], rfc3339(r.ts))
+            ts = rfc3339(r.ts)
+            state = out.sensor_states.setdefault(r.sensor_id, {"sensor_id": r.sensor_id, "ts": ts, "values": {}})
+            state["ts"] = max(state["ts"], ts)
             state["values"][r.metric] = r.value if r.value is not None else r.vtext
         return out
 

@@ -18,8 +18,6 @@ DEFAULT_ROOT = "skylane/v1"
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 ID_PATTERN = _ID.pattern  # for API parameters
 
-INBOUND_KINDS = ("uav", "sensor", "device")
-
 
 @dataclass(frozen=True, slots=True)
 class TopicRef:

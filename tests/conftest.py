@@ -14,9 +14,9 @@ import pytest
 from psycopg import sql
 
 from skylane import localservices
-from skylane.settings import REPO_ROOT, Settings
+from skylane.settings import DEFAULT_ZONE_FILE, REPO_ROOT, Settings
 
-ZONE_FILE = REPO_ROOT / "airspace" / "data" / "pujiang_wujing.geojson"
+ZONE_FILE = DEFAULT_ZONE_FILE
 TEST_MQTT_URL = os.environ.get("SKYLANE_TEST_MQTT_URL", "mqtt://127.0.0.1:21883")
 TEST_DATABASE_URL = os.environ.get("SKYLANE_TEST_DATABASE_URL",
                                    "postgresql://skylane:skylane@127.0.0.1:25432/skylane_test")

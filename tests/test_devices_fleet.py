@@ -6,14 +6,14 @@ from collections import Counter
 import pytest
 from shapely.geometry import Point, shape
 
-from devices.fleet import SENSOR_KINDS, corridors, load_zone_file, make_fleet, stray_target
+from devices.fleet import SENSOR_KINDS, corridors, make_fleet, stray_target
 from devices.geo import distance_m
 from protocol import topics
 
 
 @pytest.fixture(scope="module")
-def zones() -> dict:
-    return load_zone_file()
+def zones(zones_geojson) -> dict:
+    return zones_geojson
 
 
 def _feature(zones: dict, fid: str) -> dict:

@@ -7,14 +7,14 @@ import math
 import pytest
 from shapely.geometry import LineString, Point, shape
 
-from devices.fleet import DroneSpec, corridors, load_zone_file, stray_target
+from devices.fleet import DroneSpec, corridors, stray_target
 from devices.flight import FlightPlan, fix_at
 from devices.geo import LocalFrame, distance_m
 
 
 @pytest.fixture(scope="module")
-def zones() -> dict:
-    return load_zone_file()
+def zones(zones_geojson) -> dict:
+    return zones_geojson
 
 
 def _corridor(zones: dict, cid: str):

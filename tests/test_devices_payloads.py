@@ -7,7 +7,7 @@ import orjson
 import pytest
 
 from devices import payloads
-from devices.fleet import load_zone_file, make_fleet
+from devices.fleet import make_fleet
 from devices.flight import Fix
 from devices.sensors import read_sensor
 
@@ -15,8 +15,8 @@ TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
 @pytest.fixture(scope="module")
-def sensors():
-    return make_fleet(load_zone_file(), 0, 10, seed=9)[1]
+def sensors(zones_geojson):
+    return make_fleet(zones_geojson, 0, 10, seed=9)[1]
 
 
 def test_rfc3339_utc_milliseconds():

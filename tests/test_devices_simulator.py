@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 import devices.simulator as simulator_mod
-from devices.fleet import load_zone_file, make_fleet
+from devices.fleet import make_fleet
 from .memclient import MemoryClient
 from devices.simulator import Simulator
 from protocol import topics
@@ -18,7 +18,7 @@ ROOT = "test/sim"
 
 
 @pytest.fixture()
-def run_sim(monkeypatch):
+def run_sim(monkeypatch, zones_geojson):
     def run(**kw):
         fake = MemoryClient()
         seen = {}
@@ -28,7 +28,7 @@ def run_sim(monkeypatch):
             return fake
 
         monkeypatch.setattr(simulator_mod, "connect_with_retry", connect)
-        drones, sensors = make_fleet(load_zone_file(), 4, 5, seed=1, rate_scale=50.0)
+        drones, sensors = make_fleet(zones_geojson, 4, 5, seed=1, rate_scale=50.0)
         sim = Simulator("mqtt://127.0.0.1:1", ROOT, drones, sensors, hz=20.0, **kw)
         stats = sim.run(threading.Event(), duration_s=0.4)
         return sim, fake, seen, stats
@@ -71,14 +71,14 @@ def test_qos_is_configurable(run_sim):
 
 
 @pytest.mark.parametrize("kw", [{"hz": 0}, {"qos": 3}])
-def test_rejects_bad_settings(kw):
-    drones, sensors = make_fleet(load_zone_file(), 2, 2, seed=1)
+def test_rejects_bad_settings(kw, zones_geojson):
+    drones, sensors = make_fleet(zones_geojson, 2, 2, seed=1)
     with pytest.raises(ValueError):
         Simulator("mqtt://127.0.0.1:1", ROOT, drones, sensors, **kw)
 
 
-def test_rejects_ids_outside_the_topic_contract():
-    drones, sensors = make_fleet(load_zone_file(), 2, 0, seed=1)
+def test_rejects_ids_outside_the_topic_contract(zones_geojson):
+    drones, sensors = make_fleet(zones_geojson, 2, 0, seed=1)
     with pytest.raises(ValueError, match="invalid device ids"):
         Simulator("mqtt://127.0.0.1:1", ROOT, [dataclasses.replace(drones[0], uav_id="bad/id")], [])
     with pytest.raises(ValueError, match="unique"):

@@ -20,8 +20,7 @@ def cmd_ingest(args, settings: Settings) -> int:
     from ingest.consumer import Ingester
 
     from ..wiring import make_pipeline, prepare_database
-    kind = prepare_database(settings)
-    log.info("storage: %s", kind)
+    prepare_database(settings)
     if settings.ingest_metrics_port:
         start_http_server(settings.ingest_metrics_port, addr=settings.ingest_metrics_host)
         log.info("ingest metrics on http://%s:%d/metrics", settings.ingest_metrics_host, settings.ingest_metrics_port)
@@ -39,7 +38,7 @@ def cmd_api(args, settings: Settings) -> int:
     from api.app import ApiConfig, create_app
 
     from ..wiring import prepare_database
-    log.info("storage: %s", prepare_database(settings))
+    prepare_database(settings)
     host, port = settings.mqtt_host_port
     app = create_app(ApiConfig(settings.database_url, host, port, settings.mqtt_root))
     log.info("dashboard and API on http://%s:%d/", settings.api_host, settings.api_port)
