@@ -46,6 +46,26 @@ def migrations(folder: Path = MIGRATIONS_DIR) -> list[Migration]:
     return found
 
 
+_TOKEN = re.compile(r"--[^\n]*|/\*.*?\*/|'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|(\$[A-Za-z_0-9]*\$)|;", re.S)
+
+
+def split_statements(sql: str) -> list[str]:
+    """The statements of a SQL script, split on `;` outside comments, quotes and $tag$ bodies."""
+    out, start, pos = [], 0, 0
+    while (m := _TOKEN.search(sql, pos)) is not None:
+        if m[1]:  # dollar quote: skip to its closing tag
+            end = sql.find(m[1], m.end())
+            pos = len(sql) if end < 0 else end + len(m[1])
+            continue
+        if m[0] == ";":
+            out.append(sql[start:m.start()])
+            start = m.end()
+        pos = m.end()
+    out.append(sql[start:])
+    cleaned = (_TOKEN.sub(lambda t: t[0] if not t[0].startswith(("--", "/*")) else "", s).strip() for s in out)
+    return [s.strip() for s, c in zip(out, cleaned) if c]
+
+
 def detect_timescale(conn: psycopg.Connection) -> bool:
     """Enable TimescaleDB when the server offers it; False on a plain PostgreSQL."""
     if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone():
@@ -73,10 +93,20 @@ def migrate(database_url: str) -> str:
             for mig in migrations():
                 if mig.version in done or (mig.timescale_only and not has_ts):
                     continue
-                with conn.transaction():
-                    conn.execute(mig.sql)
+                if mig.timescale_only:
+                    # Some TimescaleDB statements (CREATE MATERIALIZED VIEW ... WITH (timescaledb.continuous),
+                    # policies) refuse to run in a transaction block, and a multi-statement string is one
+                    # implicit transaction: run them one by one. They are written to be re-runnable
+                    # (if_not_exists), so a crash half-way is repaired by the next start.
+                    for statement in split_statements(mig.sql):
+                        conn.execute(statement)
                     conn.execute("INSERT INTO schema_migrations (version, description) VALUES (%s, %s)",
                                  (mig.version, mig.description))
+                else:
+                    with conn.transaction():
+                        conn.execute(mig.sql)
+                        conn.execute("INSERT INTO schema_migrations (version, description) VALUES (%s, %s)",
+                                     (mig.version, mig.description))
                 log.info("applied migration %d: %s", mig.version, mig.description)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
