@@ -4,10 +4,11 @@ No I/O and no clock: callers pass loaded GeoJSON dicts and fixes that carry thei
 """
 from .clearance import ClearanceResult, Waypoint, check_route
 from .events import EVENT_KINDS, AirspaceEvent
-from .monitor import AirspaceMonitor, Fix
+from .monitor import AirspaceMonitor, Fix, MonitorPolicy
+from .separation import ApprovedClearance, ApprovedIndex, SeparationMinima, Tolerances
 from .vertical import ALT_REFS, VerticalModel
 from .zones import ZONE_KINDS, Zone, ZoneFormatError, ZoneSet
 
-__all__ = ["ALT_REFS", "EVENT_KINDS", "ZONE_KINDS", "AirspaceEvent", "AirspaceMonitor",
-           "ClearanceResult", "Fix", "VerticalModel", "Waypoint", "Zone", "ZoneFormatError",
-           "ZoneSet", "check_route"]
+__all__ = ["ALT_REFS", "EVENT_KINDS", "ZONE_KINDS", "AirspaceEvent", "AirspaceMonitor", "ApprovedClearance",
+           "ApprovedIndex", "ClearanceResult", "Fix", "MonitorPolicy", "SeparationMinima", "Tolerances",
+           "VerticalModel", "Waypoint", "Zone", "ZoneFormatError", "ZoneSet", "check_route"]

@@ -1,10 +1,26 @@
-"""Airspace events: what the monitor tells the rest of Skylane (API, storage, alerting)."""
+"""Airspace events: what the monitor tells the rest of Skylane (API, storage, alerting).
+
+Every condition the monitor tracks has a start kind and an end kind, so a consumer can keep
+the set of open alerts from the event stream alone (`END_OF` maps each start to its end).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-EVENT_KINDS = ("zone_enter", "zone_exit", "no_fly_violation", "altitude_violation")
+# start kind -> end kind; zone_enter/zone_exit is the plain membership pair
+END_OF = {
+    "zone_enter": "zone_exit",
+    "no_fly_violation": "no_fly_violation_end",
+    "altitude_violation": "altitude_violation_end",
+    "corridor_exit": "corridor_return",
+    "route_deviation": "route_deviation_end",
+    "uncleared_flight": "uncleared_flight_end",
+    "link_lost": "link_restored",
+    "zone_suspended": "zone_activated",
+}
+EVENT_KINDS = tuple(k for pair in END_OF.items() for k in pair)
+ALERT_KINDS = tuple(k for k in END_OF if k not in ("zone_enter", "zone_suspended"))
 
 
 def utc(ts: datetime) -> datetime:
@@ -19,9 +35,19 @@ def rfc3339(ts: datetime) -> str:
     return utc(ts).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def from_epoch(t: float) -> datetime:
+    """Epoch seconds as an aware UTC datetime (microsecond resolution)."""
+    return datetime.fromtimestamp(round(float(t), 6), tz=timezone.utc)
+
+
+def epoch_of(ts: datetime) -> float:
+    return utc(ts).timestamp()
+
+
 @dataclass(frozen=True)
 class AirspaceEvent:
-    """One transition for one UAV, stamped with the event time of the fix that caused it."""
+    """One transition for one UAV, stamped with the event time of the fix that caused it
+    (or, for a crossing between two fixes, the interpolated time of entry or exit)."""
 
     kind: str
     uav_id: str

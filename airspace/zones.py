@@ -1,5 +1,12 @@
 """Zones loaded from a GeoJSON FeatureCollection, and vectorized point-in-zone classification.
 
+A zone is a 2D outline extruded between two altitude limits (each in its vertical reference),
+with a restriction, an optional schedule (None = permanent) and the UA classes it applies to
+(empty = all). Internal GeoJSON properties: id, name, kind, lower_m, upper_m (null = unlimited),
+alt_ref, optional upper_ref (when the upper limit has another reference), uom ("M"/"FT": the unit
+the limits were published in; lower_m/upper_m are always metres), restriction, schedule
+(airspace.schedule.Schedule.from_dict form), ua_classes. Other properties are kept as they are.
+
 Validation is strict because a silently mis-read zone (swapped band, NaN vertex, unknown
 altitude reference) is a safety hole rather than a cosmetic bug: every error names the
 feature (index and id) and the field at fault, so the zone-file author can fix it.
@@ -19,10 +26,17 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from .coords import position_problem
-from .vertical import VerticalModel, normalize_ref
+from .schedule import Schedule, ScheduleError
+from .vertical import VerticalModel, normalize_ref, normalize_uom
+from .zoneindex import ZoneIndex
 
-ZONE_KINDS = ("corridor", "restricted", "authorization", "vertiport", "area")
+ZONE_KINDS = ("corridor", "restricted", "authorization", "vertiport", "area", "conditional")
 CEILING_KINDS = ("corridor", "area")  # kinds whose upper_m is a ceiling a UAV must stay under
+RESTRICTIONS = ("PROHIBITED", "REQ_AUTHORISATION", "CONDITIONAL", "NO_RESTRICTION")
+DEFAULT_RESTRICTION = {"restricted": "PROHIBITED", "authorization": "REQ_AUTHORISATION",
+                       "conditional": "CONDITIONAL", "corridor": "CONDITIONAL",
+                       "vertiport": "CONDITIONAL", "area": "NO_RESTRICTION"}
+UA_CLASSES = ("micro", "light", "small", "medium", "large")
 
 
 class ZoneFormatError(ValueError):
@@ -36,7 +50,8 @@ class ZoneFormatError(ValueError):
 
 @dataclass(frozen=True)
 class Zone:
-    """One airspace volume: a 2D outline extruded between lower_m and upper_m in alt_ref."""
+    """One airspace volume: a 2D outline extruded between lower_m (in alt_ref) and upper_m
+    (in upper_ref, default alt_ref), in force per `schedule`, for `ua_classes` (empty = all)."""
 
     id: str
     name: str
@@ -46,9 +61,54 @@ class Zone:
     alt_ref: str
     geometry: BaseGeometry
     properties: dict = field(default_factory=dict, hash=False)
+    restriction: str | None = None  # None: the kind's default (DEFAULT_RESTRICTION)
+    schedule: Schedule | None = None
+    ua_classes: frozenset[str] = frozenset()
+    upper_ref: str | None = None
+    uom: str = "M"
 
     def __post_init__(self) -> None:
         shapely.prepare(self.geometry)  # in place; makes the many point tests fast
+        if self.restriction is None:
+            object.__setattr__(self, "restriction", DEFAULT_RESTRICTION.get(self.kind, "NO_RESTRICTION"))
+        if self.upper_ref == self.alt_ref:
+            object.__setattr__(self, "upper_ref", None)
+        object.__setattr__(self, "ua_classes", frozenset(self.ua_classes))
+
+    def applies_to(self, ua_class: str | None) -> bool:
+        return ua_class is None or not self.ua_classes or ua_class in self.ua_classes
+
+    def model_properties(self) -> dict:
+        """The properties with the model fields written back (what to_geojson emits)."""
+        p = dict(self.properties)
+        p.update(id=self.id, name=self.name, kind=self.kind, alt_ref=self.alt_ref)
+        for key, value in (("lower_m", self.lower_m), ("upper_m", self.upper_m)):
+            if p.get(key) != value and not (value == math.inf and key in p and p[key] is None):
+                p[key] = None if value == math.inf else value
+        if self.upper_ref is not None:
+            p["upper_ref"] = self.upper_ref
+        else:
+            p.pop("upper_ref", None)
+        if self.uom != "M" or "uom" in p:
+            p["uom"] = self.uom
+        if "restriction" in p or self.restriction != DEFAULT_RESTRICTION.get(self.kind):
+            p["restriction"] = self.restriction
+        if self.schedule is None:
+            p.pop("schedule", None)
+        elif _read_schedule(p.get("schedule")) != self.schedule:
+            p["schedule"] = self.schedule.to_dict()
+        if not self.ua_classes:
+            p.pop("ua_classes", None)
+        elif set(p.get("ua_classes") or ()) != self.ua_classes:
+            p["ua_classes"] = sorted(self.ua_classes, key=UA_CLASSES.index)
+        return p
+
+
+def _read_schedule(obj: Any) -> Schedule | None:
+    try:
+        return None if obj is None else Schedule.from_dict(obj)
+    except ScheduleError:
+        return None
 
 
 def _parse_feature(index: int, feat: Any) -> Zone:
@@ -73,16 +133,43 @@ def _parse_feature(index: int, feat: Any) -> Zone:
         fail("kind", f"{props.get('kind')!r} is not one of {ZONE_KINDS}")
     for key in ("lower_m", "upper_m"):
         value = props.get(key)
+        if key == "upper_m" and value is None and "upper_m" in props:
+            continue  # unlimited
         if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
             fail(key, f"must be a finite number, got {value!r}")
-    if not props["lower_m"] < props["upper_m"]:
-        fail("upper_m", f"upper_m {props['upper_m']} must exceed lower_m {props['lower_m']}")
+    lower = float(props["lower_m"])
+    upper = math.inf if props["upper_m"] is None else float(props["upper_m"])
     try:
         alt_ref = normalize_ref(props.get("alt_ref"))
     except ValueError as exc:
         fail("alt_ref", str(exc))
-    return Zone(zid, name, props["kind"], float(props["lower_m"]), float(props["upper_m"]),
-                alt_ref, _parse_geometry(feat.get("geometry"), fail), dict(props))
+    upper_ref = props.get("upper_ref")
+    if upper_ref is not None:
+        try:
+            upper_ref = normalize_ref(upper_ref)
+        except ValueError as exc:
+            fail("upper_ref", str(exc))
+    if (upper_ref or alt_ref) == alt_ref and not lower < upper:
+        fail("upper_m", f"upper_m {props['upper_m']} must exceed lower_m {props['lower_m']}")
+    try:
+        uom = normalize_uom(props.get("uom", "M"))
+    except ValueError as exc:
+        fail("uom", str(exc))
+    restriction = props.get("restriction")
+    if restriction is not None and restriction not in RESTRICTIONS:
+        fail("restriction", f"{restriction!r} is not one of {RESTRICTIONS}")
+    schedule = None
+    if props.get("schedule") is not None:
+        try:
+            schedule = Schedule.from_dict(props["schedule"])
+        except ScheduleError as exc:
+            fail(exc.field, str(exc).split(": ", 1)[1])
+    classes = props.get("ua_classes", [])
+    if not isinstance(classes, list) or any(c not in UA_CLASSES for c in classes):
+        fail("ua_classes", f"must be a list of {UA_CLASSES}, got {classes!r}")
+    return Zone(zid, name, props["kind"], lower, upper, alt_ref,
+                _parse_geometry(feat.get("geometry"), fail), dict(props), restriction, schedule,
+                frozenset(classes), upper_ref, uom)
 
 
 def _parse_geometry(geo: Any, fail: Callable[[str, str], NoReturn]) -> BaseGeometry:
@@ -106,7 +193,10 @@ def _parse_geometry(geo: Any, fail: Callable[[str, str], NoReturn]) -> BaseGeome
 
 
 class ZoneSet:
-    """An ordered, id-unique set of zones with their bands pre-converted to AMSL."""
+    """An ordered, id-unique set of zones with their bands pre-converted to AMSL.
+
+    Classification goes through a grid cover index (airspace.zoneindex), built on first use.
+    """
 
     def __init__(self, zones: Iterable[Zone], vertical: VerticalModel = VerticalModel(),
                  meta: dict | None = None) -> None:
@@ -120,11 +210,13 @@ class ZoneSet:
                                       f"duplicate of feature {self._index[zone.id]}")
             self._index[zone.id] = i
         self.kinds = np.array([z.kind for z in self.zones], dtype=object)
+        self.restrictions = np.array([z.restriction for z in self.zones], dtype=object)
         self.lower_amsl = np.array([vertical.to_amsl(z.lower_m, z.alt_ref) for z in self.zones],
                                    dtype=float)
-        self.upper_amsl = np.array([vertical.to_amsl(z.upper_m, z.alt_ref) for z in self.zones],
-                                   dtype=float)
+        self.upper_amsl = np.array([vertical.to_amsl(z.upper_m, z.upper_ref or z.alt_ref)
+                                    for z in self.zones], dtype=float)
         self._bounds = np.array([z.geometry.bounds for z in self.zones], dtype=float).reshape(-1, 4)
+        self._grid: ZoneIndex | None = None
 
     @classmethod
     def from_geojson(cls, obj: dict, vertical: VerticalModel = VerticalModel()) -> ZoneSet:
@@ -139,13 +231,21 @@ class ZoneSet:
 
     def to_geojson(self) -> dict:
         """The set as a FeatureCollection dict that from_geojson reads back unchanged."""
-        feats = [{"type": "Feature", "id": z.id, "properties": dict(z.properties),
+        feats = [{"type": "Feature", "id": z.id, "properties": z.model_properties(),
                   "geometry": json.loads(shapely.to_geojson(z.geometry))} for z in self.zones]
         return {**self.meta, "type": "FeatureCollection", "features": feats}
+
+    def with_vertical(self, vertical: VerticalModel) -> ZoneSet:
+        """The same zones under another vertical model (ground, geoid, ceiling rule)."""
+        return ZoneSet(self.zones, vertical, self.meta)
 
     def get(self, zone_id: str) -> Zone | None:
         i = self._index.get(zone_id)
         return None if i is None else self.zones[i]
+
+    def position(self, zone_id: str) -> int | None:
+        """Column of a zone id in classify/contains_pairs results."""
+        return self._index.get(zone_id)
 
     def __len__(self) -> int:
         return len(self.zones)
@@ -153,23 +253,83 @@ class ZoneSet:
     def __iter__(self) -> Iterator[Zone]:
         return iter(self.zones)
 
-    def classify(self, lon: np.ndarray, lat: np.ndarray,
-                 alt_amsl: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    @property
+    def index(self) -> ZoneIndex:
+        """The grid cover index (built once, on first use)."""
+        if self._grid is None:
+            self._grid = ZoneIndex(self)
+        return self._grid
+
+    def contains_pairs(self, lon, lat, alt_amsl, t=None,
+                       ua_class: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Sparse (point_idx, zone_idx) int arrays, sorted by point then zone: the zones that
+        contain each position in 3D (outline incl. boundary, band incl. limits), in force at t
+        (epoch seconds, scalar or array; None ignores schedules), applying to ua_class."""
+        lon, lat, alt = _points(lon, lat, alt_amsl)
+        ts = None if t is None else np.broadcast_to(np.asarray(t, dtype=float), lon.shape).copy()
+        _check_class(ua_class)
+        return self.index.pairs(lon, lat, alt, ts, ua_class)
+
+    def zones_at(self, lon: float, lat: float, alt_amsl: float, t: float | None = None,
+                 ua_class: str | None = None) -> list[int]:
+        """Indices of the zones containing one position (the scalar fast path of contains_pairs)."""
+        _check_class(ua_class)
+        return self.index.one(float(lon), float(lat), float(alt_amsl),
+                              None if t is None else float(t), ua_class)
+
+    def active_mask(self, t) -> np.ndarray:
+        """(n, n_zones) bool: each zone's schedule is in force at each time (schedule only)."""
+        ts = np.asarray(t, dtype=float).reshape(-1)
+        out = np.ones((ts.size, len(self.zones)), dtype=bool)
+        for j, zone in enumerate(self.zones):
+            if zone.schedule is not None:
+                out[:, j] = zone.schedule.active(ts)
+        return out
+
+    def class_mask(self, ua_class: str | None) -> np.ndarray:
+        """(n_zones,) bool: the zones that apply to a UA class (all when None)."""
+        _check_class(ua_class)
+        return np.array([z.applies_to(ua_class) for z in self.zones], dtype=bool)
+
+    def band_mask(self, lon, lat, alt_amsl) -> np.ndarray:
+        """(n, n_zones) bool: the altitude lies within each zone's band (limits included)."""
+        lon, lat, alt = _points(lon, lat, alt_amsl)
+        lower, upper = self.lower_amsl[None, :], self.upper_amsl[None, :]
+        if not self.vertical.flat and len(self.zones):
+            d = (self.vertical.ground_at(lon, lat) - self.vertical.ground_amsl_m)[:, None]
+            g = self.index
+            lower = lower + g._agl_lower[None, :] * d
+            upper = upper + g._agl_upper[None, :] * d
+        return (alt[:, None] >= lower) & (alt[:, None] <= upper)
+
+    def classify(self, lon, lat, alt_amsl, t=None,
+                 ua_class: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(horizontal, inside) bool arrays of shape (n_points, n_zones).
 
         horizontal: the point lies in the zone outline, boundary included (a fix exactly on
-        an edge must not escape a restricted zone). inside: horizontal and within the band.
-        Loops over zones, vectorizes over points, with a bounding-box prefilter so each zone
-        only runs the exact test on the points near it.
+        an edge must not escape a restricted zone). inside: horizontal and within the band,
+        and, when t is given, the schedule in force at t, and the zone applying to ua_class.
         """
-        lon, lat, alt = (np.asarray(a, dtype=float).reshape(-1) for a in (lon, lat, alt_amsl))
-        if not lon.shape == lat.shape == alt.shape:
-            raise ValueError(f"lon, lat, alt_amsl lengths differ: {lon.size}, {lat.size}, {alt.size}")
+        lon, lat, alt = _points(lon, lat, alt_amsl)
         horizontal = np.zeros((lon.size, len(self.zones)), dtype=bool)
-        for j, zone in enumerate(self.zones):
-            x0, y0, x1, y1 = self._bounds[j]
-            near = np.flatnonzero((lon >= x0) & (lon <= x1) & (lat >= y0) & (lat <= y1))
-            if near.size:
-                horizontal[near, j] = shapely.intersects_xy(zone.geometry, lon[near], lat[near])
-        in_band = (alt[:, None] >= self.lower_amsl) & (alt[:, None] <= self.upper_amsl)
-        return horizontal, horizontal & in_band
+        if lon.size and len(self.zones):
+            p, z = self.index.pairs(lon, lat)
+            horizontal[p, z] = True
+        inside = horizontal & self.band_mask(lon, lat, alt)
+        if t is not None:
+            inside &= self.active_mask(np.broadcast_to(np.asarray(t, dtype=float), lon.shape))
+        if ua_class is not None:
+            inside &= self.class_mask(ua_class)[None, :]
+        return horizontal, inside
+
+
+def _points(lon, lat, alt) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    lon, lat, alt = (np.asarray(a, dtype=float).reshape(-1) for a in (lon, lat, alt))
+    if not lon.shape == lat.shape == alt.shape:
+        raise ValueError(f"lon, lat, alt_amsl lengths differ: {lon.size}, {lat.size}, {alt.size}")
+    return lon, lat, alt
+
+
+def _check_class(ua_class: str | None) -> None:
+    if ua_class is not None and ua_class not in UA_CLASSES:
+        raise ValueError(f"unknown UA class {ua_class!r}; expected one of {UA_CLASSES}")

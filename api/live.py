@@ -1,17 +1,29 @@
-"""Live feed fan-out: one aiomqtt subscription to the event and state topics, many WebSocket clients.
+"""Live feed fan-out: one aiomqtt subscription to the event, state and zone-control topics, many clients.
 
-API processes hold no airspace state of their own: everything comes from the broker, so any number of
-them can serve feeds. Each client has its own queue: alerts are kept in order, positions coalesce to
-the latest per UAV, so a slow browser loses old positions (counted and told) and never an alert.
+API processes hold no airspace state of their own: everything comes from the broker (events, retained
+UAV and sensor states, retained zone states), so any number of them can serve feeds. Each message is
+encoded once; each client has its own bounded queues:
+
+- alerts (airspace events) and zone-state changes are never dropped; if a client falls so far behind
+  that even its alert queue is full, it is disconnected with a reason instead (memory stays bounded);
+- positions are a FIFO of at most `max_positions`: a slow client loses the OLDEST positions, counts them
+  and is told with a `notice` message carrying the count before the next batch;
+- sensor states coalesce to the latest per sensor (a slow client skips intermediate values, counted too).
+
+Operators see only their own drones (owner from the device registry, `DeviceDirectory`); zones, sensors
+and UAV-less events are public to every role.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import math
+import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
 
 import aiomqtt
 import orjson
@@ -21,166 +33,507 @@ from protocol import topics
 
 log = logging.getLogger("skylane.api.live")
 
-FEED_CLIENTS = Gauge("skylane_feed_clients", "Connected live-feed clients")
-SKIPPED = Counter("skylane_feed_skipped_messages_total", "Malformed messages on the event/state topics")
-DROPPED = Counter("skylane_feed_dropped_positions_total", "Position updates replaced before a slow client got them")
-MAX_EVENTS_QUEUED = 10000
+FEED_CLIENTS = Gauge("skylane_feed_clients", "Connected live-feed clients", ["transport"])
+SKIPPED = Counter("skylane_feed_skipped_messages_total", "Malformed messages on the event/state/control topics")
+RECEIVED = Counter("skylane_feed_received_messages_total", "Broker messages routed to feed clients", ["type"])
+SENT = Counter("skylane_feed_updates_sent_total", "Updates written to feed clients", ["type"])
+DROPPED = Counter("skylane_feed_dropped_updates_total",
+                  "Updates a slow client lost (oldest positions; superseded sensor values)", ["type"])
+DISCONNECTS = Counter("skylane_feed_disconnects_total", "Feed clients closed by the server", ["reason"])
+SHED = Counter("skylane_feed_shed_positions_total",
+               "Positions superseded within a backlog of broker messages, not fanned out (process overloaded)")
+_DROPPED_POSITIONS, _DROPPED_SENSORS = DROPPED.labels("position"), DROPPED.labels("sensor")
 
-
-@dataclass(eq=False)
-class Subscriber:
-    """One live client's filters and pending messages."""
-
-    uav_ids: frozenset[str] = frozenset()
-    kinds: frozenset[str] = frozenset()
-    bbox: tuple[float, float, float, float] | None = None
-    events: deque = field(default_factory=deque)
-    positions: dict[str, dict] = field(default_factory=dict)
-    sensors: dict[str, dict] = field(default_factory=dict)
-    dropped: int = 0
-    overflow: bool = False
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def wants_uav(self, msg: dict) -> bool:
-        if self.uav_ids and msg.get("uav_id") not in self.uav_ids:
-            return False
-        if self.bbox and "lon" in msg:
-            x0, y0, x1, y1 = self.bbox
-            return x0 <= msg["lon"] <= x1 and y0 <= msg["lat"] <= y1
-        return True
-
-    def offer(self, msg: dict) -> None:
-        kind = msg["type"]
-        if kind == "event":
-            if (self.kinds and msg.get("kind") not in self.kinds) or (self.uav_ids and msg.get("uav_id") not in self.uav_ids):
-                return
-            if len(self.events) >= MAX_EVENTS_QUEUED:
-                self.overflow = True  # the client cannot keep up even with alerts: it will be disconnected
-            self.events.append(msg)
-        elif kind == "position":
-            if not self.wants_uav(msg):
-                return
-            if msg["uav_id"] in self.positions:
-                self.dropped += 1
-                DROPPED.inc()
-            self.positions[msg["uav_id"]] = msg
-        else:
-            self.sensors[msg.get("sensor_id", "")] = msg
-        self.wake.set()
-
-    def drain(self) -> list[dict]:
-        out = list(self.events)
-        self.events.clear()
-        out.extend(self.positions.values())
-        out.extend(self.sensors.values())
-        self.positions.clear()
-        self.sensors.clear()
-        if self.dropped:
-            out.append({"type": "notice", "dropped_positions": self.dropped,
-                        "message": f"{self.dropped} position updates skipped: only the latest per UAV was sent"})
-            self.dropped = 0
-        self.wake.clear()
-        return out
+MAX_POSITIONS_QUEUED = 2000
+MAX_ALERTS_QUEUED = 5000
+MAX_BATCH = 2000
+COALESCE_BACKLOG = 200  # from this many queued broker messages on, superseded positions are shed
+MESSAGE_TYPES = ("position", "event", "sensor", "zone_state", "zones_changed")
+_RECEIVED_BY_TYPE = {kind: RECEIVED.labels(kind) for kind in MESSAGE_TYPES}
+Entry = tuple[str, bytes]  # (message type, encoded JSON object)
 
 
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _shape(rest: str, body: object) -> dict | None:
-    """The feed message for a broker message, or None when it is not of the contract's shape."""
-    if not isinstance(body, dict):
-        return None
-    if rest.startswith("events/"):
-        ok = isinstance(body.get("kind"), str) and isinstance(body.get("uav_id"), str)
-        return {"type": "event", **body} if ok else None
-    if rest.startswith("state/uav/"):
-        ok = isinstance(body.get("uav_id"), str) and _is_number(body.get("lon")) and _is_number(body.get("lat"))
-        return {"type": "position", **body} if ok else None
-    if rest.startswith("state/sensor/"):
-        ok = isinstance(body.get("sensor_id"), str) and isinstance(body.get("values"), dict)
-        return {"type": "sensor", **body} if ok else None
-    return None
+async def _cancel(task: asyncio.Task | None) -> None:
+    """Cancel a background task and wait until it has ended."""
+    if task is not None:
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
 
 
-class LiveHub:
-    """Keeps the latest UAV and sensor states (from retained topics) and feeds subscribers."""
+@dataclass(frozen=True)
+class FeedFilter:
+    """What one client asked for; empty sets mean "everything". `owner` is set for operators only."""
 
-    def __init__(self, host: str, port: int, root: str):
-        self.host, self.port, self.root = host, port, root
-        self.uavs: dict[str, dict] = {}
-        self.sensors: dict[str, dict] = {}
-        self.subscribers: set[Subscriber] = set()
-        self.connected = False
+    uav_ids: frozenset[str] = frozenset()
+    kinds: frozenset[str] = frozenset()          # event kinds
+    sensor_kinds: frozenset[str] = frozenset()
+    types: frozenset[str] = frozenset()          # message types (position, event, sensor, zone_state, ...)
+    bbox: tuple[float, float, float, float] | None = None
+    operator_owner: str | None = None
+    operator: bool = False
+
+    def in_bbox(self, lon: Any, lat: Any) -> bool:
+        if self.bbox is None:
+            return True
+        if not (_is_number(lon) and _is_number(lat)):
+            return False
+        x0, y0, x1, y1 = self.bbox
+        return x0 <= lon <= x1 and y0 <= lat <= y1
+
+
+class DeviceDirectory:
+    """Drone owners and sensor kinds from the device registry, reloaded in the background.
+
+    `connect` is a connection factory (e.g. a psycopg pool's `.connection`); lookups never block the event
+    loop. An unknown id asks for an early reload (at most once a second), so a newly registered drone shows
+    up for its operator within about a second.
+    """
+
+    def __init__(self, connect: Callable[[], Any] | None = None, ttl_s: float = 10.0):
+        self.connect, self.ttl_s = connect, ttl_s
+        self.owners: dict[str, str | None] = {}
+        self.sensor_kinds: dict[str, str | None] = {}
+        self._wanted: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
-        self._skip_logged = 0.0
+        self.loaded = False
+
+    def set(self, owners: dict[str, str | None], sensor_kinds: dict[str, str | None]) -> None:
+        self.owners, self.sensor_kinds, self.loaded = dict(owners), dict(sensor_kinds), True
+
+    def owner_of(self, uav_id: str) -> str | None:
+        if uav_id not in self.owners:
+            self._miss()
+        return self.owners.get(uav_id)
+
+    def sensor_kind(self, sensor_id: str) -> str | None:
+        if sensor_id not in self.sensor_kinds:
+            self._miss()
+        return self.sensor_kinds.get(sensor_id)
+
+    def _miss(self) -> None:
+        if self._wanted is not None:
+            self._wanted.set()
+
+    def _load(self) -> None:
+        with self.connect() as conn:
+            rows = conn.execute("SELECT device_id, kind, owner, sensor_kind FROM devices").fetchall()
+        self.set({r[0]: r[2] for r in rows if r[1] == "uav"}, {r[0]: r[3] for r in rows if r[1] == "sensor"})
 
     def start(self) -> None:
+        if self.connect is None or self._task is not None:
+            return
+        self._wanted = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
+        await _cancel(self._task)
+        self._task = None
+
+    async def _run(self) -> None:
+        assert self._wanted is not None
+        while True:
             try:
-                await self._task
-            except asyncio.CancelledError:
+                await asyncio.to_thread(self._load)
+            except Exception as exc:  # database away: keep the last directory, retry later
+                log.warning("feed device directory: reload failed: %s", exc)
+            try:
+                await asyncio.wait_for(self._wanted.wait(), self.ttl_s)
+                await asyncio.sleep(1.0)  # coalesce misses: at most one reload a second
+            except TimeoutError:
                 pass
+            self._wanted.clear()
+
+
+class Subscriber:
+    """One live client: its filter, its queues and what it has lost."""
+
+    def __init__(self, filt: FeedFilter | None = None, directory: DeviceDirectory | None = None, *,
+                 transport: str = "ws", max_positions: int = MAX_POSITIONS_QUEUED,
+                 max_alerts: int = MAX_ALERTS_QUEUED, uav_ids: Iterable[str] = (), kinds: Iterable[str] = (),
+                 bbox: tuple[float, float, float, float] | None = None):
+        self.filter = filt or FeedFilter(uav_ids=frozenset(uav_ids), kinds=frozenset(kinds), bbox=bbox)
+        self.directory = directory
+        self.transport = transport
+        self.max_positions, self.max_alerts = max_positions, max_alerts
+        self.alerts: deque[Entry] = deque()
+        self.positions: deque[Entry] = deque()
+        self.sensors: dict[str, Entry] = {}
+        self.zones: dict[str, Entry] = {}
+        self.dropped_positions = 0
+        self.dropped_sensors = 0
+        self.total_dropped = 0
+        self.overflow = False
+        self.wake = asyncio.Event()
+
+    # ------------------------------------------------------------------ filtering
+    def _may_see_uav(self, uav_id: Any) -> bool:
+        f = self.filter
+        if f.uav_ids and uav_id not in f.uav_ids:
+            return False
+        if f.operator:
+            if uav_id is None:
+                return True  # airspace-wide events concern everyone
+            owner = self.directory.owner_of(uav_id) if self.directory else None
+            return owner is not None and owner == f.operator_owner
+        return True
+
+    def wants(self, kind: str, body: dict) -> bool:
+        f = self.filter
+        if f.types and kind not in f.types:
+            return False
+        if kind == "position":
+            return f.in_bbox(body.get("lon"), body.get("lat")) and self._may_see_uav(body.get("uav_id"))
+        if kind == "event":
+            if f.kinds and body.get("kind") not in f.kinds:
+                return False
+            if f.bbox is not None:
+                detail = body.get("detail") if isinstance(body.get("detail"), dict) else {}
+                lon, lat = body.get("lon", detail.get("lon")), body.get("lat", detail.get("lat"))
+                if lon is not None and not f.in_bbox(lon, lat):
+                    return False
+            return self._may_see_uav(body.get("uav_id"))
+        if kind == "sensor":
+            if f.sensor_kinds:
+                sk = body.get("sensor_kind") or (self.directory.sensor_kind(body["sensor_id"])
+                                                 if self.directory else None)
+                if sk not in f.sensor_kinds:
+                    return False
+            return True
+        return True  # zone states, zone-set changes, notices: public
+
+    # -------------------------------------------------------------------- queues
+    def offer(self, kind: str, body: dict, data: bytes) -> None:
+        """Queue one encoded message if the filter wants it; never blocks, never grows without bound."""
+        if self.wants(kind, body):
+            self.enqueue(kind, body, data)
+
+    def enqueue(self, kind: str, body: dict, data: bytes) -> None:
+        """Queue one message the filter already accepted."""
+        if self.overflow:
+            return
+        if kind == "position":
+            if len(self.positions) >= self.max_positions:
+                self.positions.popleft()
+                self.dropped_positions += 1
+                _DROPPED_POSITIONS.inc()
+            self.positions.append((kind, data))
+        elif kind == "sensor":
+            if body["sensor_id"] in self.sensors:
+                self.dropped_sensors += 1
+                _DROPPED_SENSORS.inc()
+            self.sensors[body["sensor_id"]] = (kind, data)
+        elif kind == "zone_state":
+            self.zones[body["zone_id"]] = (kind, data)  # a state: only the latest per zone matters
+        else:
+            if len(self.alerts) >= self.max_alerts:
+                self.overflow = True  # even the alert stream is too fast: disconnect rather than drop
+            else:
+                self.alerts.append((kind, data))
+        self.wake.set()
+
+    def take(self, limit: int = MAX_BATCH) -> list[Entry]:
+        """The next batch to send: a notice of losses first, then alerts, zone states, positions, sensors."""
+        out: list[Entry] = []
+        lost = self.dropped_positions + self.dropped_sensors
+        if lost:
+            notice = {"type": "notice", "dropped_positions": self.dropped_positions,
+                      "dropped_sensor_updates": self.dropped_sensors,
+                      "message": f"this client was too slow: {self.dropped_positions} oldest position updates "
+                                 f"and {self.dropped_sensors} superseded sensor values were skipped"}
+            out.append(("notice", orjson.dumps(notice)))
+            self.total_dropped += lost
+            self.dropped_positions = self.dropped_sensors = 0
+        while self.alerts and len(out) < limit:
+            out.append(self.alerts.popleft())
+        for source in (self.zones, self.sensors):
+            while source and len(out) < limit:
+                out.append(source.pop(next(iter(source))))
+            if len(out) >= limit:
+                break
+        while self.positions and len(out) < limit:
+            out.append(self.positions.popleft())
+        if not (self.alerts or self.positions or self.sensors or self.zones):
+            self.wake.clear()
+        return out
+
+    def drain(self) -> list[dict]:
+        """Everything pending, decoded (kept for callers that send one object per frame)."""
+        return [orjson.loads(data) for _, data in self.take(limit=1 << 30)]
+
+    def pending(self) -> int:
+        return len(self.alerts) + len(self.positions) + len(self.sensors) + len(self.zones)
+
+
+def _shape(rest: str, body: object) -> tuple[str, dict] | None:
+    """(type, feed message) for a broker message, or None when it is not of the contract's shape."""
+    if not isinstance(body, dict):
+        return None
+    if rest.startswith("events/"):
+        uav = body.get("uav_id")
+        ok = isinstance(body.get("kind"), str) and (uav is None or isinstance(uav, str))
+        return ("event", {"type": "event", **body}) if ok else None
+    if rest.startswith("state/uav/"):
+        ok = isinstance(body.get("uav_id"), str) and _is_number(body.get("lon")) and _is_number(body.get("lat"))
+        return ("position", {"type": "position", **body}) if ok else None
+    if rest.startswith("state/sensor/"):
+        ok = isinstance(body.get("sensor_id"), str) and isinstance(body.get("values"), dict)
+        return ("sensor", {"type": "sensor", **body}) if ok else None
+    if rest.startswith("control/zone/"):
+        zone_id = rest[len("control/zone/"):]
+        ok = bool(zone_id) and "/" not in zone_id and body.get("state") in ("active", "suspended", "inactive")
+        return ("zone_state", {"type": "zone_state", **body, "zone_id": zone_id}) if ok else None
+    return None
+
+
+def control_filters(root: str) -> list[str]:
+    """Zone-control topics of contract 2 (retained): per-zone state and the whole zone set."""
+    return [f"{root}/control/zone/+", f"{root}/control/zones"]
+
+
+class LiveHub:
+    """Keeps the latest UAV, sensor and zone states (retained topics) and feeds subscribers."""
+
+    def __init__(self, host: str, port: int, root: str, directory: DeviceDirectory | None = None):
+        self.host, self.port, self.root = host, port, root
+        self.directory = directory
+        self.uavs: dict[str, dict] = {}
+        self.sensors: dict[str, dict] = {}
+        self.zone_states: dict[str, dict] = {}
+        self._encoded: dict[tuple[str, str], tuple[dict, bytes]] = {}  # (type, id) -> snapshot entry
+        self.subscribers: set[Subscriber] = set()
+        # clients with equal filters (most dashboards) share one filter decision per message
+        self._groups: dict[tuple, set[Subscriber]] = {}
+        self.connected = False
+        self.ready: asyncio.Event | None = None  # made in start(): it needs the running loop
+        self._skip_logged = 0.0
+        # broker intake: its own thread and event loop, handing batches to the serving loop (below)
+        self._pending: deque[tuple[str, bytes]] = deque()
+        self._signal_lock = threading.Lock()
+        self._signalled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._intake_loop: asyncio.AbstractEventLoop | None = None
+        self._intake_task: asyncio.Task | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the broker intake (a thread with its own event loop) and the device directory.
+
+        aiomqtt reads one MQTT packet per event-loop turn; on the serving loop, busy with hundreds of
+        clients, that caps the intake far below the update rate. On its own loop it keeps up, and the
+        serving loop gets the messages in batches.
+        """
+        self._loop = asyncio.get_running_loop()
+        self.ready = asyncio.Event()
+        self._intake_loop = asyncio.new_event_loop()
+        self._intake_task = self._intake_loop.create_task(self._run())
+        self._thread = threading.Thread(target=self._intake_main, name="feed-intake", daemon=True)
+        self._thread.start()
+        if self.directory is not None:
+            self.directory.start()
+
+    def _intake_main(self) -> None:
+        loop, task = self._intake_loop, self._intake_task
+        assert loop is not None and task is not None
+        try:
+            loop.run_until_complete(task)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            loop.close()
+
+    async def stop(self) -> None:
+        if self.directory is not None:
+            await self.directory.stop()
+        if self._thread is not None and self._intake_loop is not None and self._intake_task is not None:
+            try:
+                self._intake_loop.call_soon_threadsafe(self._intake_task.cancel)
+            except RuntimeError:  # its loop has already ended
+                pass
+            await asyncio.to_thread(self._thread.join, 10)
+            self._thread = None
+
+    def _hand_over(self, topic: str, payload: bytes) -> None:
+        """(intake thread) Queue a broker message for the serving loop; wake it if it is not already due."""
+        self._pending.append((topic, payload))
+        with self._signal_lock:
+            if self._signalled:
+                return
+            self._signalled = True
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        """(serving loop) Route everything the intake has handed over so far."""
+        with self._signal_lock:
+            self._signalled = False
+        batch = [self._pending.popleft() for _ in range(len(self._pending))]
+        if batch:
+            self.route(batch)
 
     def subscribe(self, sub: Subscriber) -> None:
+        """Add a client and queue the current picture for it (states it may see)."""
+        if sub.directory is None:
+            sub.directory = self.directory
         self.subscribers.add(sub)
-        FEED_CLIENTS.set(len(self.subscribers))
-        for state in self.uavs.values():
-            sub.offer({"type": "position", **state})
-        for state in self.sensors.values():
-            sub.offer({"type": "sensor", **state})
+        self._groups.setdefault((sub.filter, id(sub.directory)), set()).add(sub)
+        FEED_CLIENTS.labels(sub.transport).inc()
+        for (kind, _), (body, data) in list(self._encoded.items()):
+            sub.offer(kind, body, data)
 
     def unsubscribe(self, sub: Subscriber) -> None:
-        self.subscribers.discard(sub)
-        FEED_CLIENTS.set(len(self.subscribers))
+        if sub in self.subscribers:
+            self.subscribers.discard(sub)
+            key = (sub.filter, id(sub.directory))
+            group = self._groups.get(key, set())
+            group.discard(sub)
+            if not group:
+                self._groups.pop(key, None)
+            FEED_CLIENTS.labels(sub.transport).dec()
 
     def dispatch(self, topic: str, payload: bytes) -> None:
         """Route one broker message to the caches and subscribers; anything malformed is skipped."""
+        rest = topic[len(self.root) + 1:]
+        if rest == "control/zones":  # the whole zone set changed: clients reload /v1/zones
+            self._publish("zones_changed", {"type": "zones_changed"})
+            return
+        if not payload:  # a retained state cleared: forget it (new clients no longer get it)
+            self._forget(rest)
+            return
         try:
             body = orjson.loads(payload)
         except orjson.JSONDecodeError:
             body = None
-        rest = topic[len(self.root) + 1:]
-        msg = _shape(rest, body)
-        if msg is None:
+        shaped = _shape(rest, body)
+        if shaped is None:
             self._skip(topic)
             return
-        if msg["type"] == "position":
+        kind, msg = shaped
+        if kind == "position":
             self.uavs[msg["uav_id"]] = body
-        elif msg["type"] == "sensor":
+            key = msg["uav_id"]
+        elif kind == "sensor":
             self.sensors[msg["sensor_id"]] = body
-        for sub in self.subscribers:
-            sub.offer(msg)
+            key = msg["sensor_id"]
+        elif kind == "zone_state":
+            self.zone_states[msg["zone_id"]] = msg
+            key = msg["zone_id"]
+        else:
+            key = None
+        data = self._publish(kind, msg)
+        if key is not None:
+            self._encoded[(kind, key)] = (msg, data)
+
+    def route(self, named: list[tuple[str, bytes]]) -> None:
+        """Dispatch a batch of broker messages (topic, payload).
+
+        When this process falls behind the broker (a backlog of COALESCE_BACKLOG or more), a UAV's position
+        superseded by a later one in the same batch is not fanned out: every client that would have got it
+        has it counted as dropped and is told, and the feed's delay stays bounded instead of growing.
+        """
+        latest: dict[str, int] = {}
+        if len(named) >= COALESCE_BACKLOG:
+            prefix = f"{self.root}/state/uav/"
+            latest = {t: i for i, (t, _) in enumerate(named) if t.startswith(prefix)}
+        for i, (topic, payload) in enumerate(named):
+            try:
+                if latest.get(topic, i) != i:
+                    self._shed(topic, payload)
+                else:
+                    self.dispatch(topic, payload)
+            except Exception:  # one bad message must not end the feed
+                log.exception("feed.dispatch_failed topic=%s", topic[:200])
+
+    def _shed(self, topic: str, payload: bytes) -> None:
+        """Count a superseded position as dropped for every client that wanted it."""
+        try:
+            shaped = _shape(topic[len(self.root) + 1:], orjson.loads(payload))
+        except orjson.JSONDecodeError:
+            shaped = None
+        if shaped is None:
+            self._skip(topic)
+            return
+        kind, msg = shaped
+        SHED.inc()
+        for group in self._groups.values():
+            if next(iter(group)).wants(kind, msg):
+                for sub in group:
+                    sub.dropped_positions += 1
+                _DROPPED_POSITIONS.inc(len(group))
+
+    def _forget(self, rest: str) -> None:
+        for prefix, kind, cache in (("state/uav/", "position", self.uavs), ("state/sensor/", "sensor", self.sensors),
+                                    ("control/zone/", "zone_state", self.zone_states)):
+            if rest.startswith(prefix):
+                key = rest[len(prefix):]
+                cache.pop(key, None)
+                self._encoded.pop((kind, key), None)
+
+    def _publish(self, kind: str, msg: dict) -> bytes:
+        data = orjson.dumps(msg)
+        _RECEIVED_BY_TYPE[kind].inc()
+        for group in self._groups.values():
+            first = next(iter(group))
+            if first.wants(kind, msg):
+                for sub in group:
+                    sub.enqueue(kind, msg, data)
+        return data
 
     def _skip(self, topic: str) -> None:
         SKIPPED.inc()
         now = time.monotonic()
         if now - self._skip_logged > 10:
             self._skip_logged = now
-            log.warning("skipping malformed message on %s (and any others in the next 10 s)", topic[:200])
+            log.warning("feed.skip topic=%s reason=malformed (further ones muted for 10 s)", topic[:200])
 
     async def _run(self) -> None:
+        """(intake thread) Subscribe and hand every message over; reconnect with back-off."""
         delay = 1.0
         while True:
             try:
-                async with aiomqtt.Client(self.host, self.port, protocol=aiomqtt.ProtocolVersion.V5) as client:
-                    for f in topics.outbound_filters(self.root):
+                # MQTT 3.1.1: nothing here needs v5, and paho parses v5 properties on every message (costly at
+                # thousands of messages a second)
+                async with aiomqtt.Client(self.host, self.port, protocol=aiomqtt.ProtocolVersion.V311) as client:
+                    for f in topics.outbound_filters(self.root) + control_filters(self.root):
                         await client.subscribe(f, qos=1)
                     self.connected, delay = True, 1.0
-                    log.info("live feed subscribed to %s:%d under %s/", self.host, self.port, self.root)
+                    if self.ready is not None and self._loop is not None:
+                        self._loop.call_soon_threadsafe(self.ready.set)
+                    log.info("feed.broker state=subscribed broker=%s:%d root=%s", self.host, self.port, self.root)
                     async for message in client.messages:
-                        try:
-                            self.dispatch(str(message.topic), bytes(message.payload))
-                        except Exception:  # one bad message must not end the feed
-                            log.exception("live feed: failed to dispatch a message on %s", message.topic)
+                        self._hand_over(str(message.topic), bytes(message.payload))
             except aiomqtt.MqttError as exc:
                 self.connected = False
-                log.warning("live feed lost the broker (%s); retrying in %.0fs", exc, delay)
+                log.warning("feed.broker state=lost error=%r retry_s=%.0f", str(exc), delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
             finally:
                 self.connected = False
+
+
+def encode_ws(batch: list[Entry]) -> str:
+    """One WebSocket text frame: a JSON array of the batch's messages."""
+    return (b"[" + b",".join(data for _, data in batch) + b"]").decode()
+
+
+def encode_sse(batch: list[Entry]) -> bytes:
+    """Server-sent events, one per message, the event name being the message type."""
+    return b"".join(b"event: " + kind.encode() + b"\ndata: " + data + b"\n\n" for kind, data in batch)
+
+
+_SENT_BY_TYPE = {kind: SENT.labels(kind) for kind in (*MESSAGE_TYPES, "notice")}
+
+
+def count_sent(batch: list[Entry]) -> None:
+    counts: dict[str, int] = {}
+    for kind, _ in batch:
+        counts[kind] = counts.get(kind, 0) + 1
+    for kind, n in counts.items():
+        (_SENT_BY_TYPE.get(kind) or SENT.labels(kind)).inc(n)
+

@@ -27,6 +27,9 @@ class DeviceRecord:
     lat: float | None = None
     units: dict[str, str] = field(default_factory=dict)
     expected_interval_s: float | None = None
+    category: str | None = None  # traffic | energy | municipal | environment | weather (devices.fleet.CATEGORY)
+    metrics: list[str] = field(default_factory=list)  # what it reports (units may omit unitless ones)
+    properties: dict[str, Any] = field(default_factory=dict)  # e.g. {"corridor_id": "C1"} for a corridor mast
 
     def as_row(self) -> dict[str, Any]:
         return asdict(self)
@@ -34,11 +37,19 @@ class DeviceRecord:
 
 def fleet_records(drones: list[DroneSpec], sensors: list[SensorSpec], owner: str = "Skylane demo fleet",
                   hz: float = 1.0) -> list[DeviceRecord]:
+    """Complete registry records of the simulated fleet (what `skylane simulate --register` stores)."""
     records = [DeviceRecord(d.uav_id, "uav", f"{d.uav_id} ({d.corridor_id}, {d.behaviour})", owner,
-                            expected_interval_s=1.0 / hz) for d in drones]
-    records += [DeviceRecord(s.sensor_id, "sensor", f"{s.kind} sensor {s.sensor_id}", owner, s.kind, s.lon, s.lat,
-                             {name: m[0] for name, m in s.metrics.items()}, s.interval_s) for s in sensors]
+                            expected_interval_s=1.0 / hz, properties={"corridor_id": d.corridor_id})
+               for d in drones]
+    records += [DeviceRecord(s.sensor_id, "sensor", _sensor_name(s), owner, s.kind, s.lon, s.lat,
+                             {name: m[0] for name, m in s.metrics.items() if m[0]}, s.interval_s, s.category,
+                             list(s.metrics), dict(s.properties)) for s in sensors]
     return records
+
+
+def _sensor_name(s: SensorSpec) -> str:
+    where = s.properties.get("corridor_id") or s.properties.get("vertiport_id")
+    return f"{s.kind.replace('_', ' ')} sensor {s.sensor_id}" + (f" on {where}" if where else "")
 
 
 def parse_registry(doc: Any) -> list[DeviceRecord]:
@@ -74,10 +85,18 @@ def _entry(i: int, item: Any) -> DeviceRecord:
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
                               or not lo <= v <= hi):
             fail(key, f"a number in [{lo}, {hi}]")
-    for key in ("name", "owner", "sensor_kind"):
+    for key in ("name", "owner", "sensor_kind", "category"):
         if item.get(key) is not None and not isinstance(item[key], str):
             fail(key, "a string")
     units = item.get("units", {})
     if not isinstance(units, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in units.items()):
         fail("units", "an object of metric name: unit")
-    return DeviceRecord(**{**item, "units": units})
+    metrics = item.get("metrics", [])
+    if not isinstance(metrics, list) or not all(isinstance(m, str) and 0 < len(m) <= 64 for m in metrics):
+        fail("metrics", "a list of metric names (1-64 characters)")
+    props = item.get("properties", {})
+    if not isinstance(props, dict):
+        fail("properties", "an object")
+    # the metrics are the union of those named and those given a unit, in the order given
+    metrics = list(dict.fromkeys([*metrics, *units]))
+    return DeviceRecord(**{**item, "units": units, "metrics": metrics, "properties": props})

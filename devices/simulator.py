@@ -1,7 +1,9 @@
 """The device simulator: publishes the fleet's telemetry and sensor readings over MQTT.
 
-One client carries every simulated device (thousands of connections would test the broker,
-not Skylane). Pacing follows the wall clock by tick index (tick k is due at start + k/hz), so
+One client carries every simulated device's data (thousands of connections would test the broker,
+not Skylane). With `device_wills`, each device also holds a small presence session of its own, as a
+real device would: it publishes the device's retained "online" and carries its last will "offline", so a
+killed simulator (or a cut network) marks every device offline through the broker, not only itself. Pacing follows the wall clock by tick index (tick k is due at start + k/hz), so
 a slow publish delays one tick without shifting all later ones; after falling far behind (a
 suspended laptop, a stalled broker) it skips ahead instead of bursting stale positions.
 """
@@ -31,6 +33,7 @@ log = logging.getLogger(__name__)
 MAX_LAG_S = 5.0  # behind the wall clock by more than this: skip ahead
 FIRST_READING_WITHIN_S = 5.0  # sensors start staggered over this window, not all at once
 SHUTDOWN_TIMEOUT_S = 10.0
+MAX_PRESENCE_SESSIONS = 500  # more devices than this: statuses go over the data connection (no per-device will)
 
 
 @dataclass
@@ -58,6 +61,7 @@ class Simulator:
         qos: int = 1,
         clock: Callable[[], float] = time.time,
         max_pending: int = DEFAULT_MAX_PENDING,
+        device_wills: bool = False,
     ) -> None:
         if not hz > 0:
             raise ValueError("hz must be > 0")
@@ -84,10 +88,48 @@ class Simulator:
         self._telemetry_topics = [topics.telemetry(root, d.uav_id) for d in self.drones]
         self._reading_topics = [topics.reading(root, s.sensor_id) for s in self.sensors]
         self.stats = SimStats()
+        n_devices = len(self.drones) + len(self.sensors)
+        if device_wills and n_devices > MAX_PRESENCE_SESSIONS:
+            log.warning("%d devices: more than %d presence sessions; statuses go over one connection without "
+                        "per-device wills", n_devices, MAX_PRESENCE_SESSIONS)
+        self.device_wills = device_wills and n_devices <= MAX_PRESENCE_SESSIONS
+        self._presence: list = []
+
+    def _device_ids(self) -> list[str]:
+        return [d.uav_id for d in self.drones] + [s.sensor_id for s in self.sensors]
 
     def _status_topics(self) -> list[str]:
-        return [topics.status(self.root, i) for i in
-                [self.client_id] + [d.uav_id for d in self.drones] + [s.sensor_id for s in self.sensors]]
+        devices = [] if self.device_wills else self._device_ids()  # presence sessions announce their own
+        return [topics.status(self.root, i) for i in [self.client_id] + devices]
+
+    def _open_presence(self, stop: threading.Event) -> None:
+        """One session per device: retained "online" now, its will "offline" if the session dies."""
+        for dev_id in self._device_ids():
+            topic = topics.status(self.root, dev_id)
+            c = connect_with_retry(self.mqtt_url, f"{self.client_id}-{dev_id}", stop, will=Will(topic),
+                                   keepalive=15)
+            if c is None:
+                return
+            self._presence.append(c)
+            c.publish(topic, payloads.ONLINE, qos=1, retain=True)
+            self.stats.status += 1
+
+    def _close_presence(self) -> None:
+        """Clean stop: each device says "offline" itself, then disconnects (no will needed)."""
+        infos = []
+        for c, dev_id in zip(self._presence, self._device_ids()):
+            if c.is_connected():
+                infos.append(c.publish(topics.status(self.root, dev_id), payloads.OFFLINE, qos=1, retain=True))
+                self.stats.status += 1
+        deadline = time.monotonic() + SHUTDOWN_TIMEOUT_S
+        for info in infos:
+            try:
+                info.wait_for_publish(max(deadline - time.monotonic(), 0.01))
+            except (RuntimeError, ValueError):
+                pass  # link gone: the broker publishes the will instead
+        for c in self._presence:
+            close_client(c)
+        self._presence.clear()
 
     def _announce(self, pub: BoundedPublisher, payload: bytes, stop: threading.Event | None) -> None:
         """Retained online/offline for every device and for the simulator itself."""
@@ -114,7 +156,7 @@ class Simulator:
             self.stats.dropped += 1
             return
         spec = self.sensors[i]
-        pack = payloads.senml_pack(spec.sensor_id, due, read_sensor(spec, due - start))
+        pack = payloads.senml_pack(spec.sensor_id, due, read_sensor(spec, due - start, due))
         if pub.publish(self._reading_topics[i], payloads.encode(pack), qos=self.qos, stop=stop) is not None:
             self.stats.readings += 1
 
@@ -136,12 +178,16 @@ class Simulator:
         pub = BoundedPublisher(client, self.max_pending)
         try:
             self._announce(pub, payloads.ONLINE, stop)
+            if self.device_wills:
+                self._open_presence(stop)
             self._loop(pub, stop, duration_s, reporter)
         finally:
             if client.is_connected():
-                self._announce(pub, payloads.OFFLINE, None)
-                if not pub.drain(timeout=SHUTDOWN_TIMEOUT_S):
+                if not pub.drain(timeout=SHUTDOWN_TIMEOUT_S):  # data first, then the devices go offline
                     log.warning("%d messages still unacknowledged at shutdown", pub.pending())
+                self._announce(pub, payloads.OFFLINE, None)
+                pub.drain(timeout=SHUTDOWN_TIMEOUT_S)
+            self._close_presence()
             close_client(client)
             reporter.report(self._counters(None))
         return self.stats

@@ -1,8 +1,18 @@
-"""The ingest service: paho-mqtt in, batches through the pipeline, COPY into the database, events out.
+"""The ingest service: paho-mqtt in, batches through the pipeline, idempotent COPY into the database, events out.
 
-Messages are acknowledged only after their batch is committed (QoS 1, manual ack, persistent session),
-so a crash or a database outage re-delivers instead of losing. The broker's inflight window bounds
-what waits unacknowledged here, which is the backpressure when the database is slow.
+No loss, by construction:
+- QoS 1 with manual acknowledgement, a fixed client id and a persistent session (clean_start false, session
+  expiry): what the broker sent and we did not acknowledge is re-delivered, to this run or the next one.
+- A batch is acknowledged only after its transaction is committed; writes are idempotent (storage.writes),
+  so a re-delivery of something already stored is harmless.
+- Backpressure: the messages waiting here are bounded by the receive maximum (the broker's inflight window
+  for us). While the database is slow or down the batch thread retries with backoff and takes nothing new;
+  the broker then keeps the rest in our session's queue (deploy/mosquitto/mosquitto.conf sizes it).
+- A lost broker connection: paho reconnects with backoff; every (re)connect re-subscribes and unsubscribes
+  what an earlier shard assignment left in the session; messages of the lost connection are not acknowledged
+  (their ids are void) and come again.
+Bad input never stops the loop: oversize payloads, devices over their rate, wrong shards and everything the
+pipeline refuses are dead letters with a reason, and metrics.
 """
 from __future__ import annotations
 
@@ -10,6 +20,7 @@ import logging
 import queue
 import threading
 import time
+from collections import Counter
 from datetime import datetime, timezone
 
 import orjson
@@ -24,11 +35,13 @@ from protocol import topics
 from storage.writes import write_batch
 
 from . import metrics as m
+from .limits import RateLimiter, oversize_reason
 from .pipeline import BatchOutput, DeadLetter, Pipeline, RawMessage
+from .sharding import Assignment, ShardError, unshard
 
 log = logging.getLogger("skylane.ingest")
 
-RECEIVE_MAXIMUM = 10000
+RECEIVE_MAXIMUM = 10000  # QoS 1 messages the broker may have outstanding with us: the bounded buffer
 SESSION_EXPIRY_S = 7 * 24 * 3600
 LOGGED_DEAD_LETTERS = 5
 MAX_QOS0_BACKLOG = 200_000  # QoS 1 is bounded by the broker's window; QoS 0 only by this
@@ -43,18 +56,33 @@ class _Refused(Exception):
     """The database refused the batch's data (not a connection problem)."""
 
 
+def control_filters(root: str) -> list[str]:
+    """Control topics every worker needs whole (no share group); empty until the protocol defines them."""
+    fn = getattr(topics, "control_filters", None)
+    return list(fn(root)) if fn is not None else []
+
+
 class Ingester:
     def __init__(self, *, mqtt_host: str, mqtt_port: int, database_url: str, pipeline: Pipeline,
-                 client_id: str, batch_size: int = 2000, batch_ms: int = 50):
+                 client_id: str, batch_size: int = 2000, batch_ms: int = 50,
+                 assignment: Assignment | None = None, rate_limiter: RateLimiter | None = None,
+                 max_payload_bytes: int | None = None):
         self.pipeline = pipeline
         self.root = pipeline.root
         self.database_url = database_url
         self.batch_size = batch_size
         self.batch_s = batch_ms / 1000.0
-        self.inbox: queue.SimpleQueue[RawMessage] = queue.SimpleQueue()
+        self.assignment = assignment or Assignment()
+        self.limiter = rate_limiter if rate_limiter is not None else RateLimiter()
+        self.max_payload_bytes = max_payload_bytes or pipeline.max_payload_bytes
+        self.client_id = client_id
+        # (message, re-delivery flag) in arrival order; the network thread puts, the batch thread takes
+        self.inbox: queue.SimpleQueue[tuple[RawMessage, bool]] = queue.SimpleQueue()
         self.generation = 0
         self.connected = threading.Event()  # set once subscribed (SUBACK), cleared on disconnect
+        self.last_result = None  # storage.writes.WriteResult of the last batch (tests, bench)
         self._conn: psycopg.Connection | None = None
+        self._control_prefix = f"{self.root}/control/"
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                                   protocol=mqtt.MQTTv5, manual_ack=True)
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
@@ -66,25 +94,37 @@ class Ingester:
         self.publisher = BoundedPublisher(self.client, max_pending=5000)
         self._host, self._port = mqtt_host, mqtt_port
         self._dropped_logged = 0.0
+        self._sub_mid: int | None = None
 
     # ------------------------------------------------------------------------------------------ MQTT side
+    def subscriptions(self) -> list[str]:
+        return self.assignment.filters(self.root) + control_filters(self.root)
+
     def _on_connect(self, client, userdata, flags, reason_code, properties):
         if reason_code.is_failure:
             log.error("broker refused the connection: %s", reason_code)
             return
         self.generation += 1
+        stale = self.assignment.foreign_filters(self.root)
+        if flags.session_present and stale:
+            client.unsubscribe(stale)  # before subscribing: an old assignment's shards go to their new owner
         opts = SubscribeOptions(qos=1)
-        client.subscribe([(f, opts) for f in topics.inbound_filters(self.root)])
-        log.info("connected to mqtt://%s:%d (session present: %s)", self._host, self._port, flags.session_present)
+        _rc, self._sub_mid = client.subscribe([(f, opts) for f in self.subscriptions()])
+        log.info("connected to mqtt://%s:%d as %s (session present: %s)", self._host, self._port, self.client_id,
+                 flags.session_present)
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
-        refused = [str(rc) for rc in reason_codes if rc.is_failure]
+        if mid != self._sub_mid:
+            return
+        refused = [f"{f}: {rc}" for f, rc in zip(self.subscriptions(), reason_codes) if rc.is_failure]
         if refused:
-            log.error("broker refused the subscriptions: %s", ", ".join(refused))
+            log.error("broker refused subscriptions: %s", ", ".join(refused))
             return
         self.connected.set()
         m.CONNECTED.set(1)
-        log.info("subscribed under %s/", self.root)
+        a = self.assignment
+        log.info("subscribed under %s/ as worker %d of %d (%d of %d shards%s)", self.root, a.worker, a.workers,
+                 len(a.owned()), a.shards, " and the unsharded topics" if a.takes_unsharded() else "")
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
         self.connected.clear()
@@ -100,9 +140,8 @@ class Ingester:
                 log.error("backlog over %d messages: dropping QoS 0 messages (publish with QoS 1 to keep them)",
                           MAX_QOS0_BACKLOG)
             return
-        self.inbox.put(RawMessage(msg.topic, msg.payload, datetime.now(timezone.utc), msg.qos, msg.mid,
-                                  self.generation))
-        m.PENDING.inc()
+        self.inbox.put((RawMessage(msg.topic, msg.payload, datetime.now(timezone.utc), msg.qos, msg.mid,
+                                   self.generation), msg.dup))
 
     def connect(self, timeout: float = 30.0) -> None:
         props = Properties(PacketTypes.CONNECT)
@@ -120,29 +159,73 @@ class Ingester:
                 time.sleep(1)
         self.client.loop_start()
         if not self.connected.wait(timeout):
-            raise ConnectionError(f"no CONNACK from the broker at {self._host}:{self._port}")
+            raise ConnectionError(f"no CONNACK/SUBACK from the broker at {self._host}:{self._port}")
 
     # -------------------------------------------------------------------------------------- batch side
-    def _take_batch(self, limit: int | None = None) -> list[RawMessage]:
+    def _take_batch(self, limit: int | None = None) -> list[tuple[RawMessage, bool]]:
         """Up to batch_size messages, waiting at most batch_ms after the first one."""
         limit = min(limit, self.batch_size) if limit is not None else self.batch_size
-        batch: list[RawMessage] = []
+        batch: list[tuple[RawMessage, bool]] = []
+        get = self.inbox.get
         deadline = None
+        stale = 0
         while len(batch) < limit:
             timeout = 0.2 if deadline is None else deadline - time.monotonic()
             if timeout <= 0:
                 break
             try:
-                msg = self.inbox.get(timeout=timeout)
+                item = get(timeout=timeout)
             except queue.Empty:
                 break
-            deadline = deadline or time.monotonic() + self.batch_s
+            if deadline is None:
+                deadline = time.monotonic() + self.batch_s
+            msg = item[0]
             if msg.qos and msg.generation != self.generation:
-                m.PENDING.dec()  # arrived on a lost connection: the broker re-delivers it, unacknowledged
-                m.SKIPPED_REDELIVERED.inc()
+                stale += 1  # arrived on a lost connection: the broker re-delivers it, unacknowledged
                 continue
-            batch.append(msg)
+            batch.append(item)
+        if stale:
+            m.SKIPPED_REDELIVERED.inc(stale)
         return batch
+
+    def _admit(self, batch: list[tuple[RawMessage, bool]]) -> tuple[list[RawMessage], list[DeadLetter]]:
+        """Limits and shards, before any parsing: (messages for the pipeline, dead letters)."""
+        good: list[RawMessage] = []
+        dead: list[DeadLetter] = []
+        limiter, max_bytes, root = self.limiter, self.max_payload_bytes, self.root
+        shard_prefix, control = root + "/shard/", self._control_prefix
+        now = time.monotonic()
+        limited: Counter[str] = Counter()
+        for msg, dup in batch:
+            topic = msg.topic
+            if topic.startswith(control):
+                good.append(msg)
+                continue
+            if (reason := oversize_reason(len(msg.payload), max_bytes)) is not None:
+                dead.append(DeadLetter(msg.received_at, topic, msg.payload[:max_bytes], reason))
+                m.REFUSED.labels("oversize").inc()
+                continue
+            if topic.startswith(shard_prefix):
+                try:
+                    topic = msg.topic = unshard(root, topic, self.assignment.shards)
+                except ShardError as exc:
+                    dead.append(DeadLetter(msg.received_at, topic, msg.payload, str(exc)))
+                    m.REFUSED.labels("shard").inc()
+                    continue
+            if limiter.rate > 0 and not dup:
+                parts = topic[len(root) + 1:].split("/", 2)
+                device = parts[1] if len(parts) == 3 else ""
+                if device and not limiter.allow(device, now):
+                    limited[device] += 1
+                    dead.append(DeadLetter(msg.received_at, topic, msg.payload,
+                                           f"rate limit: device {device[:64]!r} over {limiter.describe()}"))
+                    continue
+            good.append(msg)
+        if limited:
+            m.REFUSED.labels("rate_limit").inc(sum(limited.values()))
+            log.warning("rate limit (%s): refused %d messages of %d devices, e.g. %s", limiter.describe(),
+                        sum(limited.values()), len(limited), ", ".join(list(limited)[:3]))
+        return good, dead
 
     def _db(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed:
@@ -159,7 +242,7 @@ class Ingester:
         delay = 0.5
         while True:
             try:
-                write_batch(self._db(), out)
+                self.last_result = write_batch(self._db(), out)
                 return True
             except REFUSED as exc:
                 raise _Refused(str(exc)) from exc
@@ -168,7 +251,8 @@ class Ingester:
                     log.error("stopping with a batch unwritten (%s); the broker will re-deliver it", exc)
                     return False
                 m.DB_ERRORS.inc()
-                log.error("database write failed (%s); retrying in %.1fs, nothing acknowledged", exc, delay)
+                log.error("database write failed (%s); retrying in %.1fs, nothing acknowledged",
+                          str(exc).strip()[:300], delay)
                 if self._conn is not None:
                     self._conn.close()
                 stop.wait(delay)
@@ -178,44 +262,55 @@ class Ingester:
         pub = self.publisher.publish
         for ev in out.events:
             pub(topics.event(self.root, ev.event.kind, ev.event.uav_id), orjson.dumps(ev.to_dict()), qos=1, stop=stop)
-            m.EVENTS.labels(ev.event.kind).inc()
+        for kind, n in Counter(ev.event.kind for ev in out.events).items():
+            m.EVENTS.labels(kind).inc(n)
+        for topic, payload in getattr(out, "controls", None) or ():
+            pub(topic, payload, qos=1, retain=True, stop=stop)  # e.g. a sensor rule suspending a corridor
         for uav_id, state in out.uav_states.items():
             pub(topics.uav_state(self.root, uav_id), orjson.dumps(state), qos=0, retain=True, stop=stop)
         for sensor_id, state in out.sensor_states.items():
             pub(topics.sensor_state(self.root, sensor_id), orjson.dumps(state), qos=0, retain=True, stop=stop)
 
     def _ack(self, batch: list[RawMessage]) -> None:
+        ack, gen = self.client.ack, self.generation
         for msg in batch:
-            if msg.qos and msg.generation == self.generation:
-                self.client.ack(msg.mid, msg.qos)
-        m.PENDING.dec(len(batch))
+            if msg.qos and msg.generation == gen:
+                ack(msg.mid, msg.qos)
 
-    def handle(self, batch: list[RawMessage], stop: threading.Event) -> BatchOutput:
+    def handle(self, batch: list[RawMessage] | list[tuple[RawMessage, bool]], stop: threading.Event) -> BatchOutput:
+        """Admit, process, store (retrying), publish, acknowledge one batch."""
         t0 = time.perf_counter()
-        out = self.pipeline.process(batch)
+        items = [b if isinstance(b, tuple) else (b, False) for b in batch]
+        raw = [msg for msg, _ in items]
+        good, dead = self._admit(items)
+        out = self.pipeline.process(good) if good else BatchOutput()
+        out.dead_letters.extend(dead)
         try:
             stored = self._store(out, stop)
         except _Refused as exc:
-            log.error("the database refused a batch of %d messages (%s): keeping them as dead letters", len(batch), exc)
+            log.error("the database refused a batch of %d messages (%s): keeping them as dead letters", len(raw), exc)
             reason = f"database refused the batch: {str(exc).splitlines()[0][:300]}".replace("\x00", "")
             out = BatchOutput(dead_letters=[DeadLetter(msg.received_at, msg.topic, msg.payload, reason)
-                                            for msg in batch])
+                                            for msg in raw])
             stored = self._store(out, stop)
         if not stored:
             raise _Abandoned()
         self._publish(out, stop)
-        self._ack(batch)
-        for msg in batch:
-            m.MESSAGES.labels(msg.topic[len(self.root) + 1:].split("/", 1)[0]).inc()
-        m.RECORDS.labels("uav_telemetry").inc(len(out.telemetry))
-        m.RECORDS.labels("sensor_readings").inc(len(out.readings))
+        self._ack(raw)
+        for family, n in Counter(msg.topic[len(self.root) + 1:].split("/", 1)[0] for msg in raw).items():
+            m.MESSAGES.labels(family).inc(n)
+        result = self.last_result
+        m.RECORDS.labels("uav_telemetry").inc(result.telemetry if result else 0)
+        m.RECORDS.labels("sensor_readings").inc(result.readings if result else 0)
+        if result is not None:
+            m.DUPLICATES.inc(len(out.telemetry) - result.telemetry + len(out.readings) - result.readings)
         m.DEAD_LETTERS.inc(len(out.dead_letters))
         for d in out.dead_letters[:LOGGED_DEAD_LETTERS]:  # all are stored; the log shows a sample
             log.warning("dead letter on %s: %s", d.topic[:200], d.reason)
         if len(out.dead_letters) > LOGGED_DEAD_LETTERS:
             log.warning("... and %d more dead letters in this batch", len(out.dead_letters) - LOGGED_DEAD_LETTERS)
         m.BATCH_SECONDS.observe(time.perf_counter() - t0)
-        m.LAG.set((datetime.now(timezone.utc) - batch[0].received_at).total_seconds())
+        m.LAG.set((datetime.now(timezone.utc) - raw[0].received_at).total_seconds())
         return out
 
     def run(self, stop: threading.Event) -> None:
@@ -224,6 +319,7 @@ class Ingester:
         try:
             while not stop.is_set():
                 batch = self._take_batch()
+                m.PENDING.set(self.inbox.qsize() + len(batch))
                 if batch:
                     self.handle(batch, stop)
                     count += len(batch)
@@ -241,4 +337,5 @@ class Ingester:
             self.client.loop_stop()
             if self._conn is not None:
                 self._conn.close()
+            m.PENDING.set(0)
             log.info("ingest stopped")

@@ -2,25 +2,47 @@
 
 No network and no database here: the consumer feeds it from the broker, replay feeds it from a file,
 and tests call it directly. Airspace decisions run on event time, in one vectorized pass per batch.
+
+Control topics (protocol.topics.control_filters) steer the airspace of this worker: a new zone set,
+a zone's state (admin or a sensor rule on another worker), a UAV's approved clearance. Readings feed
+the dynamic-airspace rules; a rule's decision becomes an event for the flights inside the zone and a
+retained control message in BatchOutput.controls, which the consumer publishes after the commit, so
+every worker (this one included) applies it. After the batch's fixes, the monitor's event-time clock
+moves to the newest fix (tick): silent airborne UAVs get link_lost.
 """
 from __future__ import annotations
 
+import json
 import logging
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
+import orjson
+
+from airspace.dynamic import DynamicAirspace, Rule, ZoneState, load_rules, rules_from_zones
 from airspace.events import AirspaceEvent, rfc3339
-from airspace.monitor import AirspaceMonitor, Fix
-from airspace.zones import ZoneSet
+from airspace.monitor import AirspaceMonitor, MonitorPolicy
+from airspace.separation import ApprovedClearance
+from airspace.zones import ZoneFormatError, ZoneSet
 from protocol import topics
 
 from .sensors import ReadingRow, parse_reading
 from .telemetry import TelemetryRow, parse_telemetry
-from .validation import BadMessage
+from .validation import BadMessage, load_json
 
 log = logging.getLogger("skylane.ingest")
 EVENT_NAMESPACE = uuid.UUID("6f1c6f2e-52a4-4d39-9f0e-3b7d1c0a5e11")
+DYNAMIC_RULES_FILE = Path(__file__).resolve().parents[1] / "airspace" / "data" / "dynamic_rules.json"
+MAX_ZONESET_BYTES = 32 << 20  # a whole zone set on {root}/control/zones
+WITHDRAWN = ("cancelled", "closed", "withdrawn")
+
+
+def load_dynamic_rules(path: Path | str = DYNAMIC_RULES_FILE) -> list[Rule]:
+    """The sensor-bound zone rules file (ValueError naming the rule and field when invalid)."""
+    return load_rules(json.loads(Path(path).read_text()))
 
 
 @dataclass(slots=True)
@@ -66,6 +88,8 @@ class BatchOutput:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     uav_states: dict[str, dict] = field(default_factory=dict)
     sensor_states: dict[str, dict] = field(default_factory=dict)
+    controls: list[tuple[str, bytes]] = field(default_factory=list)  # to publish retained, QoS 1, after commit
+    applied_controls: list[tuple[str, datetime]] = field(default_factory=list)  # (topic, received_at) taken
 
 
 def event_id(ev: AirspaceEvent) -> uuid.UUID:
@@ -74,10 +98,15 @@ def event_id(ev: AirspaceEvent) -> uuid.UUID:
 
 
 class Pipeline:
-    def __init__(self, zones: ZoneSet, root: str = topics.DEFAULT_ROOT, max_payload_bytes: int = 65536):
+    def __init__(self, zones: ZoneSet, root: str = topics.DEFAULT_ROOT, max_payload_bytes: int = 65536,
+                 rules: Iterable[Rule] | None = None, policy: MonitorPolicy = MonitorPolicy()):
+        """`rules`: sensor-bound zone rules (None: the bundled airspace/data/dynamic_rules.json);
+        rules kept in zone properties (`suspend_when`) are added either way."""
         self.root = root
         self.max_payload_bytes = max_payload_bytes
-        self.monitor = AirspaceMonitor(zones)
+        self.monitor = AirspaceMonitor(zones, policy)
+        self._file_rules = list(load_dynamic_rules() if rules is None else rules)
+        self.dynamic = DynamicAirspace(self._file_rules + rules_from_zones(zones))
 
     def process(self, messages: list[RawMessage]) -> BatchOutput:
         out = BatchOutput()
@@ -92,11 +121,18 @@ class Pipeline:
                 log.exception("unexpected error on %s", msg.topic[:200])
                 out.dead_letters.append(DeadLetter(msg.received_at, msg.topic, msg.payload,
                                                    f"internal error: {type(exc).__name__}: {exc}"))
+        events: list[AirspaceEvent] = []
+        if out.readings:
+            events += self._rules(out)
         if out.telemetry:
-            fixes = [Fix(r.uav_id, r.ts, r.lon, r.lat, r.alt_m, r.alt_ref, r.status) for r in out.telemetry]
-            out.events = [EventRow(event_id(ev), ev) for ev in self.monitor.process(fixes)]
+            rows = out.telemetry
+            events += self.monitor.process_columns([r.uav_id for r in rows], [r.ts for r in rows],
+                                                   [r.lon for r in rows], [r.lat for r in rows],
+                                                   [r.alt_m for r in rows], [r.alt_ref for r in rows],
+                                                   [r.status for r in rows])
+            events += self.monitor.tick(max(r.ts for r in rows))
             latest: dict[str, TelemetryRow] = {}
-            for row in out.telemetry:
+            for row in rows:
                 if row.uav_id not in latest or row.ts >= latest[row.uav_id].ts:
                     latest[row.uav_id] = row
             for uav_id, row in latest.items():
@@ -104,6 +140,7 @@ class Pipeline:
                     continue  # late fixes are stored but do not move the live position back
                 out.uav_states[uav_id] = {**row.state(), "zones": self.monitor.zones_of(uav_id),
                                           "alerts": self.monitor.alerts_of(uav_id)}
+        out.events += [EventRow(event_id(ev), ev) for ev in events]
         for r in out.readings:
             ts = rfc3339(r.ts)
             state = out.sensor_states.setdefault(r.sensor_id, {"sensor_id": r.sensor_id, "ts": ts, "values": {}})
@@ -111,7 +148,16 @@ class Pipeline:
             state["values"][r.metric] = r.value if r.value is not None else r.vtext
         return out
 
+    def tick(self, watermark: datetime) -> BatchOutput:
+        """Event time moved on without fixes (e.g. the consumer's idle clock): link_lost events only."""
+        return BatchOutput(events=[EventRow(event_id(ev), ev) for ev in self.monitor.tick(watermark)])
+
     def _one(self, msg: RawMessage, out: BatchOutput) -> None:
+        ctl = topics.parse_control(self.root, msg.topic)
+        if ctl is not None:
+            out.events += [EventRow(event_id(ev), ev) for ev in self._control(ctl, msg)]
+            out.applied_controls.append((msg.topic, msg.received_at))
+            return
         ref = topics.parse_inbound(self.root, msg.topic)
         if ref.kind == "telemetry":
             out.telemetry.extend(parse_telemetry(ref.device_id, msg.payload, msg.received_at, self.max_payload_bytes))
@@ -119,6 +165,62 @@ class Pipeline:
             out.readings.extend(parse_reading(ref.device_id, msg.payload, msg.received_at, self.max_payload_bytes))
         else:
             out.statuses.append(DeviceStatus(ref.device_id, _status(msg.payload), msg.received_at))
+
+    # -------------------------------------------------------------------------------- control
+    def _control(self, ctl: topics.ControlRef, msg: RawMessage) -> list[AirspaceEvent]:
+        if ctl.kind == "zones":
+            doc = load_json(msg.payload, MAX_ZONESET_BYTES)
+            try:
+                zones = ZoneSet.from_geojson(doc, self.monitor.zones.vertical)
+                rules = rules_from_zones(zones)
+            except (ZoneFormatError, ValueError) as exc:
+                raise BadMessage(f"zone set refused: {exc}") from None
+            self.monitor.replace_zones(zones)
+            states = self.dynamic.states
+            self.dynamic = DynamicAirspace(self._file_rules + rules)
+            self.dynamic.states.update(states)
+            log.info("zone set replaced: %d zones", len(zones))
+            return []
+        if ctl.kind == "zone":
+            if not msg.payload:  # the retained state was deleted: back to the schedule
+                self.dynamic.clear(ctl.target)
+                return self.monitor.set_zone_state(ctl.target, {"state": "active", "reason": "state cleared",
+                                                                "by": "control"}, msg.received_at)
+            try:
+                state = ZoneState.from_payload(ctl.target, load_json(msg.payload, self.max_payload_bytes))
+            except ValueError as exc:
+                raise BadMessage(f"zone state refused: {exc}") from None
+            self.dynamic.apply(state)
+            return self.monitor.set_zone_state(ctl.target, {"state": state.state, **state.to_payload()},
+                                               datetime.fromisoformat(state.at.replace("Z", "+00:00")))
+        if not msg.payload:
+            self.monitor.set_clearance(None, ctl.target)
+            return []
+        doc = load_json(msg.payload, MAX_ZONESET_BYTES)
+        if isinstance(doc, dict) and doc.get("state") in WITHDRAWN:
+            self.monitor.set_clearance(None, ctl.target)
+            return []
+        try:
+            clearance = ApprovedClearance.from_dict(doc)
+        except ValueError as exc:
+            raise BadMessage(f"clearance refused: {exc}") from None
+        if clearance.uav_id != ctl.target:
+            raise BadMessage(f"clearance refused: uav_id {clearance.uav_id!r} does not match the topic's "
+                             f"{ctl.target!r}")
+        self.monitor.set_clearance(clearance)
+        return []
+
+    def _rules(self, out: BatchOutput) -> list[AirspaceEvent]:
+        """Sensor readings through the dynamic-airspace rules: events and retained controls."""
+        events: list[AirspaceEvent] = []
+        decisions = self.dynamic.observe_many((r.sensor_id, r.metric, r.value, r.ts) for r in out.readings
+                                              if r.value is not None)
+        for st in decisions:
+            payload = st.to_payload()
+            out.controls.append((topics.control_zone(self.root, st.zone_id), orjson.dumps(payload)))
+            events += self.monitor.set_zone_state(st.zone_id, {"state": st.state, **payload},
+                                                  datetime.fromisoformat(st.at.replace("Z", "+00:00")))
+        return events
 
 
 def _status(payload: bytes) -> bool:

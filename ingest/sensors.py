@@ -1,4 +1,8 @@
-"""Urban sensor readings: SenML packs (RFC 8428) and the compact {"ts", "values": {...}} form."""
+"""Urban sensor readings: SenML packs (RFC 8428) and the compact {"ts", "values": {...}} form.
+
+Every metric is stored as it comes, known to the registry or not (a new firmware's metric is data, not an
+error); numbers and booleans (as 1/0) go to `value`, SenML strings and data to `vtext`.
+"""
 from __future__ import annotations
 
 import math
@@ -45,7 +49,8 @@ def _compact(sensor_id: str, doc: dict, received_at: datetime) -> list[ReadingRo
     rows = []
     for name in values:
         _check_name(name)
-        value = number(values, name, required=True)
+        flag = values[name]  # booleans (a cover open, a lamp on) as 1/0, like SenML's vb
+        value = float(flag) if isinstance(flag, bool) else number(values, name, required=True)
         unit = units.get(name)
         rows.append(ReadingRow(ts, sensor_id, name, value, None,
                                None if unit is None else string(unit, f"units.{name}", 32), received_at))

@@ -8,6 +8,12 @@ Outbound (Skylane -> consumers):
   {root}/events/{kind}/{uav_id}        airspace events
   {root}/state/uav/{uav_id}            latest position of a UAV (retained)
   {root}/state/sensor/{sensor_id}      latest reading of a sensor (retained)
+Control (operators, API and ingest -> every ingest worker; retained, QoS 1, no shared subscription):
+  {root}/control/zones                 the whole zone set (internal GeoJSON FeatureCollection)
+  {root}/control/zone/{zone_id}        a zone's run-time state {"state": "active"|"suspended", "reason",
+                                       "by", "at", optional "sensor_id", "metric", "value", "reading_ts"}
+  {root}/control/clearance/{uav_id}    the UAV's approved clearance (airspace.separation.ApprovedClearance
+                                       .to_dict()); an empty retained payload withdraws it
 """
 from __future__ import annotations
 
@@ -57,6 +63,47 @@ def uav_state(root: str, uav_id: str) -> str:
 
 def sensor_state(root: str, sensor_id: str) -> str:
     return f"{root}/state/sensor/{sensor_id}"
+
+
+def control_zones(root: str) -> str:
+    return f"{root}/control/zones"
+
+
+def control_zone(root: str, zone_id: str) -> str:
+    return f"{root}/control/zone/{zone_id}"
+
+
+def control_clearance(root: str, uav_id: str) -> str:
+    return f"{root}/control/clearance/{uav_id}"
+
+
+def control_filters(root: str) -> list[str]:
+    """Control subscriptions: every ingest worker takes all of them (never in a share group)."""
+    return [control_zones(root), f"{root}/control/zone/+", f"{root}/control/clearance/+"]
+
+
+@dataclass(frozen=True, slots=True)
+class ControlRef:
+    """A parsed control topic: "zones" (id None), "zone" (zone id) or "clearance" (UAV id)."""
+
+    kind: str
+    target: str | None
+
+
+def parse_control(root: str, topic: str) -> ControlRef | None:
+    """A control topic parsed; None when the topic is not under {root}/control/; TopicError if malformed."""
+    prefix = f"{root}/control/"
+    if not topic.startswith(prefix):
+        return None
+    parts = topic[len(prefix):].split("/")
+    if parts == ["zones"]:
+        return ControlRef("zones", None)
+    if len(parts) == 2 and parts[0] in ("zone", "clearance"):
+        if not valid_id(parts[1]):
+            raise TopicError(f"invalid {parts[0]} id {parts[1][:80]!r} (1-64 of A-Z a-z 0-9 _ . : -, "
+                             "starting with a letter or digit)")
+        return ControlRef(parts[0], parts[1])
+    raise TopicError("expected {root}/control/zones, {root}/control/zone/<id> or {root}/control/clearance/<uav_id>")
 
 
 def inbound_filters(root: str) -> list[str]:

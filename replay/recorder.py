@@ -6,7 +6,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +15,11 @@ import paho.mqtt.client as mqtt
 from devices.mqttclient import close_client, connect_with_retry
 from devices.progress import ProgressCallback, ProgressReporter
 
-from .recordfile import RecordWriter
+from .recordfile import RecordWriter, RotatingWriter
 
 log = logging.getLogger(__name__)
+
+TICK_S = 0.2  # flush/rotation timer: with FLUSH_EVERY_S 0.5, a crash loses at most ~0.7 s
 
 
 def record(
@@ -32,9 +34,15 @@ def record(
     append: bool = False,
     client_id: str | None = None,
     ready: threading.Event | None = None,
+    rotate_bytes: int | None = None,
+    rotate_seconds: float | None = None,
+    on_status: Callable[[dict], None] | None = None,
 ) -> int:
     """Record every message matching `filters` (default: all of `root`) until `stop` or
     `duration_s`; returns the number of messages written.
+
+    With `rotate_bytes` / `rotate_seconds` the recording is a set of parts (PATH's name with
+    .00001, .00002, ... before the suffix; see replay.recordfile.RotatingWriter).
 
     Subscribes at QoS 1 with retain-as-published. Without a duration it keeps retrying an
     unreachable broker until stopped; with one, it gives up after that long. `ready` is set
@@ -44,7 +52,11 @@ def record(
     stop = stop if stop is not None else threading.Event()
     client_id = client_id or f"skylane-rec-{os.getpid()}-{threading.get_ident() % 10_000}"
     counters = {"recorded": 0, "undecodable": 0}
-    writer = RecordWriter(path, root, filters, append=append)
+    writer: RecordWriter | RotatingWriter
+    if rotate_bytes is not None or rotate_seconds is not None:
+        writer = RotatingWriter(path, root, filters, max_bytes=rotate_bytes, max_seconds=rotate_seconds)
+    else:
+        writer = RecordWriter(path, root, filters, append=append)
 
     def on_message(_c: mqtt.Client, _ud: Any, msg: mqtt.MQTTMessage) -> None:
         try:
@@ -67,10 +79,12 @@ def record(
         end = math.inf if duration_s is None else time.monotonic() + duration_s
         while True:
             remaining = end - time.monotonic()
-            if remaining <= 0 or stop.wait(min(0.5, remaining)):
+            if remaining <= 0 or stop.wait(min(TICK_S, remaining)):
                 break
             writer.flush_if_due()
             reporter.maybe(counters)
+            if on_status is not None:
+                on_status({**counters, "file": str(writer.path)})
     finally:
         if client is not None:
             close_client(client)

@@ -23,9 +23,19 @@ Every further line is one received message::
 message body in standard base64 (payloads are bytes, not necessarily UTF-8 or JSON).
 Lines are in receive order.
 
-Durability: the writer flushes at least once a second, so a crash loses at most the last
-second; a reader reports and skips a torn last line (or a gzip stream cut short) instead of
-failing, and skips, counting, any line that is not a valid message.
+Optional header fields (readers ignore what they do not know): ``session`` (an id shared by the
+parts of one rotated recording), ``part`` (1, 2, ... in order), and for an export from the
+database ``source`` ("database"), ``start`` and ``end`` (RFC 3339, the window). A rotated recording is a set of
+files ``NAME.00001.slrec.gz``, ``NAME.00002.slrec.gz``, ...; readers accept the set, its
+directory, or the list of files, and play them in name order.
+
+Durability: a ``.gz`` file is a sequence of gzip members (RFC 1952 allows several; ``zcat`` and
+every gzip reader join them). The writer closes the current member at least every
+``FLUSH_EVERY_S`` (0.5 s) and on close, so after a crash (even SIGKILL) everything but the last
+half second is in complete members; a plain file is flushed as often. A reader reports and skips
+a torn last line or a gzip member cut short instead of failing, and skips, counting, any line
+that is not a valid message. Appending to a file a crash left damaged first cuts it back to its
+last complete member (or line), so the continuation stays readable.
 """
 from __future__ import annotations
 
@@ -33,10 +43,12 @@ import base64
 import binascii
 import gzip
 import logging
+import re
 import threading
 import time
+import uuid
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -49,7 +61,9 @@ log = logging.getLogger(__name__)
 
 FORMAT = "skylane-record"
 VERSION = 1
-FLUSH_EVERY_S = 1.0
+FLUSH_EVERY_S = 0.5
+COMPRESS_LEVEL = 6
+SUFFIXES = (".slrec", ".slrec.gz")
 _MAX_WARNINGS = 10  # per read: enough to diagnose, not enough to flood the log
 
 
@@ -63,6 +77,8 @@ class Header:
     root: str
     filters: tuple[str, ...]
     version: int = VERSION
+    session: str | None = None
+    part: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +100,7 @@ class ReadReport:
     bad_lines: int = 0  # not JSON, or fields missing / of the wrong type
     bad_base64: int = 0
     truncated: bool = False  # torn last line or gzip stream cut short (a crash mid-write)
+    bytes_done: int = 0  # file bytes consumed so far, over every file of a set (progress)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -99,9 +116,14 @@ def _open(path: Path, mode: str) -> IO[bytes]:
     return gzip.open(path, mode) if _is_gzip(path) else open(path, mode)  # type: ignore[return-value]
 
 
-def _header_line(root: str, filters: Sequence[str]) -> bytes:
-    head = {"format": FORMAT, "version": VERSION, "created": rfc3339(time.time()), "root": root,
-            "filters": list(filters)}
+def _header_line(root: str, filters: Sequence[str], session: str | None = None, part: int | None = None,
+                 extra: dict[str, Any] | None = None) -> bytes:
+    head: dict[str, Any] = {**(extra or {}), "format": FORMAT, "version": VERSION, "created": rfc3339(time.time()),
+                            "root": root, "filters": list(filters)}
+    if session is not None:
+        head["session"] = session
+    if part is not None:
+        head["part"] = part
     return orjson.dumps(head) + b"\n"
 
 
@@ -120,7 +142,10 @@ def parse_header(line: bytes) -> Header:
         raise RecordFormatError("header field 'root' must be a non-empty string")
     if not isinstance(filters, list) or not all(isinstance(f, str) for f in filters):
         raise RecordFormatError("header field 'filters' must be a list of strings")
-    return Header(created=str(head.get("created", "")), root=root, filters=tuple(filters))
+    session, part = head.get("session"), head.get("part")
+    return Header(created=str(head.get("created", "")), root=root, filters=tuple(filters),
+                  session=session if isinstance(session, str) else None,
+                  part=part if isinstance(part, int) and not isinstance(part, bool) else None)
 
 
 def encode_record(t: float, topic: str, qos: int, retain: bool, payload: bytes) -> bytes:
@@ -129,34 +154,80 @@ def encode_record(t: float, topic: str, qos: int, retain: bool, payload: bytes) 
                          "payload": base64.b64encode(payload).decode("ascii")}) + b"\n"
 
 
-class RecordWriter:
-    """Writes a record file; thread-safe (paho's network thread writes, a timer may flush)."""
+def repair(path: str | Path) -> int:
+    """Cut a file a crash left damaged back to its last complete gzip member (or last full line);
+    returns the number of bytes dropped. A sound file is left alone."""
+    path = Path(path)
+    data = path.read_bytes()
+    if _is_gzip(path):
+        good, pos = 0, 0
+        while pos < len(data):
+            d = zlib.decompressobj(wbits=31)
+            try:
+                d.decompress(data[pos:])
+            except zlib.error:
+                break
+            if not d.eof:
+                break
+            pos = len(data) - len(d.unused_data)
+            good = pos
+    else:
+        good = data.rfind(b"\n") + 1
+    if good < len(data):
+        with open(path, "r+b") as f:
+            f.truncate(good)
+        log.warning("%s: cut %d bytes a crash left incomplete before appending", path, len(data) - good)
+    return len(data) - good
 
-    def __init__(self, path: str | Path, root: str, filters: Sequence[str], append: bool = False) -> None:
+
+class RecordWriter:
+    """Writes a record file; thread-safe (paho's network thread writes, a timer flushes).
+
+    A .gz file is written as a series of gzip members, one closed at every flush, so all that
+    was flushed survives a crash as complete, standard gzip data.
+    """
+
+    def __init__(self, path: str | Path, root: str, filters: Sequence[str], append: bool = False, *,
+                 session: str | None = None, part: int | None = None, compresslevel: int = COMPRESS_LEVEL,
+                 extra: dict[str, Any] | None = None) -> None:
         """A new file (replacing any old one), or with `append` the continuation of an existing
-        recording of the same root (a .gz gets a new gzip member, which readers join)."""
+        recording of the same root."""
         self.path = Path(path)
         self.root = root
         self.filters = list(filters)
         self.count = 0
+        self.compresslevel = compresslevel
         self._lock = threading.Lock()
         self._last_flush = time.monotonic()
+        self._dirty = False
         continuing = append and self.path.exists() and self.path.stat().st_size > 0
         if continuing:
+            repair(self.path)
             old = read_header(self.path)
             if old.root != root:
                 raise RecordFormatError(f"{self.path}: recorded under root {old.root!r}, not {root!r}")
-        self._f: IO[bytes] | None = _open(self.path, "ab" if continuing else "wb")
+        self._raw: IO[bytes] | None = open(self.path, "ab" if continuing else "wb")
+        self._gz: gzip.GzipFile | None = None
         if not continuing:
-            self._f.write(_header_line(root, self.filters))
+            self._put(_header_line(root, self.filters, session, part, extra))
             self.flush()
+
+    def _put(self, data: bytes) -> None:
+        if self._raw is None:
+            raise ValueError("record file is closed")
+        if _is_gzip(self.path):
+            if self._gz is None:
+                self._gz = gzip.GzipFile(filename="", mode="wb", fileobj=self._raw, compresslevel=self.compresslevel,
+                                         mtime=0)
+            self._gz.write(data)
+        else:
+            self._raw.write(data)
+        self._dirty = True
 
     def write(self, t: float, topic: str, qos: int, retain: bool, payload: bytes) -> None:
         line = encode_record(t, topic, qos, retain, payload)
         with self._lock:
-            if self._f is None:
-                raise ValueError("record file is closed")
-            self._f.write(line)
+            self._put(line)
             self.count += 1
             if time.monotonic() - self._last_flush >= FLUSH_EVERY_S:
                 self._flush_locked()
@@ -164,36 +235,185 @@ class RecordWriter:
     def append(self, record: Record) -> None:
         self.write(record.t, record.topic, record.qos, record.retain, record.payload)
 
+    def write_lines(self, lines: bytes, n: int) -> None:
+        """Already encoded message lines (a generator's fast path); `n` of them."""
+        with self._lock:
+            self._put(lines)
+            self.count += n
+            if time.monotonic() - self._last_flush >= FLUSH_EVERY_S:
+                self._flush_locked()
+
     def _flush_locked(self) -> None:
-        if self._f is None:
-            return
-        if isinstance(self._f, gzip.GzipFile):
-            self._f.flush(zlib.Z_SYNC_FLUSH)  # makes everything so far decodable
-        else:
-            self._f.flush()
         self._last_flush = time.monotonic()
+        if self._raw is None or not self._dirty:
+            return
+        if self._gz is not None:
+            self._gz.close()  # ends the member; the underlying file stays open
+            self._gz = None
+        self._raw.flush()
+        self._dirty = False
 
     def flush(self) -> None:
         with self._lock:
             self._flush_locked()
 
     def flush_if_due(self) -> None:
-        """Flush if a second has passed since the last flush (for a caller's timer)."""
+        """Flush if FLUSH_EVERY_S has passed since the last flush (for a caller's timer)."""
         with self._lock:
             if time.monotonic() - self._last_flush >= FLUSH_EVERY_S:
                 self._flush_locked()
 
+    def size(self) -> int:
+        """Bytes on disk so far (what rotation by size counts)."""
+        with self._lock:
+            return self._raw.tell() if self._raw is not None else self.path.stat().st_size
+
     def close(self) -> None:
         with self._lock:
-            if self._f is not None:
-                self._f.close()
-                self._f = None
+            if self._raw is not None:
+                self._dirty = True
+                self._flush_locked()
+                self._raw.close()
+                self._raw = None
 
     def __enter__(self) -> RecordWriter:
         return self
 
     def __exit__(self, *_exc: Any) -> None:
         self.close()
+
+
+def split_name(path: str | Path) -> tuple[Path, str]:
+    """(path without the record suffix, the suffix): a/b.slrec.gz -> (a/b, .slrec.gz)."""
+    path = Path(path)
+    for suffix in sorted(SUFFIXES, key=len, reverse=True):
+        if path.name.endswith(suffix):
+            return path.with_name(path.name[: -len(suffix)]), suffix
+    return path, ".slrec.gz" if path.name.endswith(".gz") else ""
+
+
+def part_path(base: str | Path, part: int) -> Path:
+    stem, suffix = split_name(base)
+    return stem.with_name(f"{stem.name}.{part:05d}{suffix or '.slrec.gz'}")
+
+
+def _part_pattern(base: str | Path) -> tuple[Path, re.Pattern[str]]:
+    stem, suffix = split_name(base)
+    return stem.parent, re.compile(re.escape(stem.name) + r"\.(\d{5,})" + re.escape(suffix or ".slrec.gz") + "$")
+
+
+def parts_of(base: str | Path) -> list[Path]:
+    """The existing parts of a rotated recording named `base`, in order."""
+    folder, pattern = _part_pattern(base)
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := pattern.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+class RotatingWriter:
+    """A recording split into parts by size and/or duration (NAME.00001.slrec.gz, ...).
+
+    Numbering continues after parts already on disk, so a restarted recorder never overwrites.
+    """
+
+    def __init__(self, base: str | Path, root: str, filters: Sequence[str], *, max_bytes: int | None = None,
+                 max_seconds: float | None = None, clock=time.monotonic) -> None:
+        if max_bytes is not None and max_bytes < 1024:
+            raise ValueError("rotate size must be at least 1 KiB")
+        if max_seconds is not None and max_seconds <= 0:
+            raise ValueError("rotate interval must be > 0 s")
+        self.base = Path(base)
+        self.root, self.filters = root, list(filters)
+        self.max_bytes, self.max_seconds, self.clock = max_bytes, max_seconds, clock
+        self.session = uuid.uuid4().hex[:12]
+        existing = parts_of(base)
+        self.part = int(_part_pattern(base)[1].match(existing[-1].name).group(1)) if existing else 0  # type: ignore[union-attr]
+        self.paths: list[Path] = []
+        self.count_before = 0
+        self._lock = threading.Lock()
+        self._open_next()
+
+    def _open_next(self) -> None:
+        self.part += 1
+        path = part_path(self.base, self.part)
+        self._w = RecordWriter(path, self.root, self.filters, session=self.session, part=self.part)
+        self._started = self.clock()
+        self.paths.append(path)
+        log.info("recording to %s", path)
+
+    @property
+    def count(self) -> int:
+        return self.count_before + self._w.count
+
+    @property
+    def path(self) -> Path:
+        return self._w.path
+
+    def _due(self) -> bool:
+        return ((self.max_seconds is not None and self.clock() - self._started >= self.max_seconds)
+                or (self.max_bytes is not None and self._w.size() >= self.max_bytes))
+
+    def rotate_if_due(self) -> None:
+        with self._lock:
+            if self._due():
+                self.count_before += self._w.count
+                self._w.close()
+                self._open_next()
+
+    def write(self, t: float, topic: str, qos: int, retain: bool, payload: bytes) -> None:
+        with self._lock:
+            self._w.write(t, topic, qos, retain, payload)
+
+    def append(self, record: Record) -> None:
+        self.write(record.t, record.topic, record.qos, record.retain, record.payload)
+
+    def flush_if_due(self) -> None:
+        with self._lock:
+            self._w.flush_if_due()
+        self.rotate_if_due()
+
+    def flush(self) -> None:
+        with self._lock:
+            self._w.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            self._w.close()
+
+    def __enter__(self) -> RotatingWriter:
+        return self
+
+    def __exit__(self, *_exc: Any) -> None:
+        self.close()
+
+
+def is_record_file(path: Path) -> bool:
+    return path.is_file() and path.name.endswith(SUFFIXES)
+
+
+def expand(paths: str | Path | Iterable[str | Path]) -> list[Path]:
+    """The files of one recording: a file, a rotated set's base name, a directory, or a list of those.
+
+    Directories give their *.slrec / *.slrec.gz files in name order (the parts' numbering is
+    chronological); a base name that is not a file gives its parts. Raises FileNotFoundError.
+    """
+    items = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    out: list[Path] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            files = sorted(f for f in p.iterdir() if is_record_file(f))
+            if not files:
+                raise FileNotFoundError(f"{p}: no record files (*.slrec, *.slrec.gz) in this directory")
+            out.extend(files)
+        elif p.is_file():
+            out.append(p)
+        elif parts := parts_of(p):
+            out.extend(parts)
+        else:
+            raise FileNotFoundError(f"{p}: no such recording (nor parts {part_path(p, 1).name}, ...)")
+    return out
 
 
 def _lines(f: IO[bytes], report: ReadReport) -> Iterator[bytes]:
@@ -249,6 +469,33 @@ def _record(obj: Any) -> Record | str:
     return Record(t=float(t), topic=topic, qos=qos, retain=retain, payload=body)
 
 
+def _slow_record(raw: bytes, path: Path, lineno: int, report: ReadReport) -> Record | None:
+    """A line the fast path refused: the record after all, or None with the problem reported."""
+    if not raw.strip():
+        return None
+    torn = not raw.endswith(b"\n")
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        if torn:
+            report.truncated = True
+            _problem(report, f"{path}:{lineno}: torn last line (crash mid-write?) skipped")
+        else:
+            report.bad_lines += 1
+            _problem(report, f"{path}:{lineno}: not JSON, skipped")
+        return None
+    rec = _record(obj)
+    if isinstance(rec, str):
+        if rec == "base64":
+            report.bad_base64 += 1
+            _problem(report, f"{path}:{lineno}: payload is not valid base64, skipped")
+        else:
+            report.bad_lines += 1
+            _problem(report, f"{path}:{lineno}: {rec}, skipped")
+        return None
+    return rec
+
+
 def read_records(path: str | Path, report: ReadReport | None = None) -> Iterator[Record]:
     """The messages of a record file, in file order, streamed.
 
@@ -258,36 +505,50 @@ def read_records(path: str | Path, report: ReadReport | None = None) -> Iterator
     path = Path(path)
     report = report if report is not None else ReadReport()
     read_header(path)
+    base = report.bytes_done
+    loads, a2b = orjson.loads, binascii.a2b_base64
     with _open(path, "rb") as f:
+        tell = (f.fileobj if isinstance(f, gzip.GzipFile) else f).tell  # type: ignore[union-attr]
         lines = _lines(f, report)
         next(lines, None)  # the header, validated above
         lineno = 1
         for raw in lines:
             lineno += 1
-            if not raw.strip():
-                continue
-            torn = not raw.endswith(b"\n")
-            try:
-                obj = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                if torn:
-                    report.truncated = True
-                    _problem(report, f"{path}:{lineno}: torn last line (crash mid-write?) skipped")
-                else:
-                    report.bad_lines += 1
-                    _problem(report, f"{path}:{lineno}: not JSON, skipped")
-                continue
-            rec = _record(obj)
-            if isinstance(rec, str):
-                if rec == "base64":
-                    report.bad_base64 += 1
-                    _problem(report, f"{path}:{lineno}: payload is not valid base64, skipped")
-                else:
-                    report.bad_lines += 1
-                    _problem(report, f"{path}:{lineno}: {rec}, skipped")
+            if not lineno & 1023:
+                report.bytes_done = base + tell()
+            try:  # the fast path: a well-formed line, checked field by field
+                obj = loads(raw)
+                t, topic, qos, retain, payload = obj["t"], obj["topic"], obj["qos"], obj["retain"], obj["payload"]
+                if ((type(t) is float or type(t) is int) and type(topic) is str and topic and type(qos) is int
+                        and 0 <= qos <= 2 and type(retain) is bool and type(payload) is str):
+                    report.records += 1
+                    yield Record(float(t), topic, qos, retain, a2b(payload, strict_mode=True))
+                    continue
+            except (orjson.JSONDecodeError, KeyError, TypeError, binascii.Error):
+                pass
+            rec = _slow_record(raw, path, lineno, report)
+            if rec is None:
                 continue
             report.records += 1
             yield rec
+    report.bytes_done = base + path.stat().st_size
     if report.skipped or report.truncated:
         log.warning("%s: %d records read, %d lines skipped%s", path, report.records, report.skipped,
                     ", file truncated" if report.truncated else "")
+
+
+def read_set(paths: Sequence[Path], report: ReadReport | None = None) -> tuple[Header, Iterator[Record]]:
+    """The header of the first file and the records of all, in order; every file must share its root."""
+    if not paths:
+        raise FileNotFoundError("no record files given")
+    heads = [read_header(p) for p in paths]
+    roots = {h.root for h in heads}
+    if len(roots) > 1:
+        raise RecordFormatError(f"these files were recorded under different roots {sorted(roots)}; replay them apart")
+    report = report if report is not None else ReadReport()
+
+    def records() -> Iterator[Record]:
+        for p in paths:
+            yield from read_records(p, report)
+    return heads[0], records()
+

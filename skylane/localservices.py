@@ -149,7 +149,6 @@ listener {port} {host}
 allow_anonymous true
 persistence true
 persistence_location {dir}/
-autosave_interval 10
 pid_file {dir}/mosquitto.pid
 log_dest file {dir}/mosquitto.log
 log_type error
@@ -157,13 +156,27 @@ log_type warning
 log_type notice
 connection_messages true
 {user_line}
-# Ingest acknowledges only after a batch is committed: allow a deep inflight window and queue.
+{tuning}"""
+
+# Shared with deploy/mosquitto/mosquitto.conf (tests/test_ingest_noloss.py checks that they agree).
+MOSQUITTO_TUNING = """# --- No loss at ingest rates (docs/scale-out.md) ---
+# Ingest acknowledges a message only after its batch is committed, so many messages are in flight at once:
+# the window (for MQTT 3 clients; MQTT 5 clients ask with Receive Maximum) must hold a few batches.
 max_inflight_messages 10000
-max_queued_messages 200000
-max_queued_bytes 0
+max_inflight_bytes 0
+# A persistent session's queue absorbs what arrives while its ingester is down or the database is slow.
+# Mosquitto drops QoS 1 messages silently past these limits: sized for a few minutes at 25,000 msg/s,
+# bounded in bytes so the broker cannot run out of memory.
+max_queued_messages 5000000
+max_queued_bytes 2000000000
+queue_qos0_messages false
+# Sessions (and their queues) outlive a restart of the broker: saved on shutdown and every 30 s.
 persistent_client_expiration 7d
-set_tcp_nodelay true
+autosave_interval 30
+autosave_on_changes false
+# A device may not send more than this in one message (the ingester's own limit is lower: a dead letter).
 max_packet_size 1048576
+set_tcp_nodelay true
 """
 
 
@@ -192,7 +205,7 @@ def mosquitto_up(settings: Settings) -> ServiceStatus:
         log.warning("a broker not started by Skylane already listens on %s:%d: using it", host, port)
         return mosquitto_status(settings)
     conf = d / "mosquitto.conf"
-    conf.write_text(MOSQUITTO_CONF.format(port=port, host=host, dir=d,
+    conf.write_text(MOSQUITTO_CONF.format(port=port, host=host, dir=d, tuning=MOSQUITTO_TUNING,
                                           user_line=f"user {user.pw_name}" if user else ""))
     rc = subprocess.run([_find_binary("mosquitto"), "-c", str(conf), "-d"], capture_output=True, text=True)
     if rc.returncode != 0 or not wait_port(host, port, 15):

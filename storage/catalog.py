@@ -45,24 +45,41 @@ def insert_clearance(conn: psycopg.Connection, clearance_id: uuid.UUID, uav_id: 
 
 
 def register_devices(conn: psycopg.Connection, devices: list[dict]) -> int:
-    """Upsert registry entries: dicts of every DeviceRecord field (devices.registry)."""
+    """Upsert registry entries: dicts of the DeviceRecord fields (devices.registry). Online state and
+    first/last seen, which the ingester keeps, are left alone."""
+    rows = [{"name": None, "owner": None, "sensor_kind": None, "lon": None, "lat": None, "expected_interval_s": None,
+             "category": None, **d, "units": Jsonb(d.get("units") or {}), "metrics": Jsonb(list(d.get("metrics") or [])),
+             "properties": Jsonb(d.get("properties") or {})} for d in devices]
     with conn.transaction(), conn.cursor() as cur:
         cur.executemany(
-            "INSERT INTO devices (device_id, kind, name, owner, sensor_kind, lon, lat, units, expected_interval_s) "
-            "VALUES (%(device_id)s, %(kind)s, %(name)s, %(owner)s, %(sensor_kind)s, %(lon)s, %(lat)s, %(units)s, "
-            "%(expected_interval_s)s) ON CONFLICT (device_id) DO UPDATE SET kind = EXCLUDED.kind, "
-            "name = EXCLUDED.name, owner = EXCLUDED.owner, sensor_kind = EXCLUDED.sensor_kind, lon = EXCLUDED.lon, "
-            "lat = EXCLUDED.lat, units = EXCLUDED.units, expected_interval_s = EXCLUDED.expected_interval_s",
-            [{**d, "units": Jsonb(d.get("units") or {})} for d in devices])
+            "INSERT INTO devices (device_id, kind, name, owner, sensor_kind, lon, lat, units, expected_interval_s, "
+            "category, metrics, properties) VALUES (%(device_id)s, %(kind)s, %(name)s, %(owner)s, %(sensor_kind)s, "
+            "%(lon)s, %(lat)s, %(units)s, %(expected_interval_s)s, %(category)s, %(metrics)s, %(properties)s) "
+            "ON CONFLICT (device_id) DO UPDATE SET kind = EXCLUDED.kind, name = EXCLUDED.name, owner = EXCLUDED.owner, "
+            "sensor_kind = EXCLUDED.sensor_kind, lon = EXCLUDED.lon, lat = EXCLUDED.lat, units = EXCLUDED.units, "
+            "expected_interval_s = EXCLUDED.expected_interval_s, category = EXCLUDED.category, "
+            "metrics = EXCLUDED.metrics, properties = EXCLUDED.properties", rows)
     return len(devices)
+
+
+DEVICE_COLUMNS = ("device_id, kind, name, owner, sensor_kind, category, lon, lat, units, metrics, expected_interval_s, "
+                  "properties, online, status_at, first_seen, last_seen")
 
 
 def list_devices(conn: psycopg.Connection, kind: str | None, limit: int) -> list[dict]:
     rows = conn.cursor(row_factory=dict_row).execute(
-        "SELECT device_id, kind, name, owner, sensor_kind, lon, lat, units, expected_interval_s, online, status_at, "
-        "first_seen, last_seen FROM devices WHERE %(kind)s::text IS NULL OR kind = %(kind)s ORDER BY device_id "
+        f"SELECT {DEVICE_COLUMNS} FROM devices WHERE %(kind)s::text IS NULL OR kind = %(kind)s ORDER BY device_id "
         "LIMIT %(limit)s", {"kind": kind, "limit": limit}).fetchall()
     for r in rows:
         for key in ("status_at", "first_seen", "last_seen"):
             r[key] = r[key].isoformat().replace("+00:00", "Z") if r[key] else None
     return rows
+
+
+def registry(conn: psycopg.Connection, kind: str | None = None) -> list[dict]:
+    """Every registered device with the fields the ingester's sensor watch and the MQTT ACL generator need
+    (devices that only ever appeared on the broker, kind 'unknown', are not registered and not included)."""
+    return conn.cursor(row_factory=dict_row).execute(
+        "SELECT device_id, kind, name, owner, sensor_kind, category, lon, lat, units, metrics, expected_interval_s, "
+        "properties FROM devices WHERE kind <> 'unknown' AND (%(kind)s::text IS NULL OR kind = %(kind)s) "
+        "ORDER BY device_id", {"kind": kind}).fetchall()

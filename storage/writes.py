@@ -1,5 +1,15 @@
-"""Batched writes: one transaction per ingest batch, COPY for the bulk tables."""
+"""Batched, idempotent writes: one transaction per ingest batch.
+
+QoS 1 is at-least-once and the ingester acknowledges only after commit, so a crash or a lost connection
+re-delivers messages that may already be stored. Bulk rows are therefore binary-COPied into a per-connection
+temporary staging table and moved with INSERT ... ON CONFLICT DO NOTHING against the unique keys of
+migration 0003 ((uav_id, ts, seq) or (uav_id, ts) for fixes, (sensor_id, metric, ts) for readings):
+COPY's speed, without COPY's failure on a duplicate.
+"""
 from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
 
 import orjson
 import psycopg
@@ -7,27 +17,70 @@ from psycopg.types.json import Jsonb
 
 TELEMETRY_COLS = ("ts", "uav_id", "seq", "lon", "lat", "alt_m", "alt_ref", "speed_mps", "track_deg",
                   "vspeed_mps", "battery_pct", "status", "clearance_id", "received_at")
+TELEMETRY_TYPES = ("timestamptz", "text", "int8", "float8", "float8", "float4", "text", "float4", "float4",
+                   "float4", "float4", "text", "text", "timestamptz")
 READING_COLS = ("ts", "sensor_id", "metric", "value", "vtext", "unit", "received_at")
+READING_TYPES = ("timestamptz", "text", "text", "float8", "text", "text", "timestamptz")
+DEAD_LETTER_COLS = ("received_at", "topic", "payload", "reason")
+DEAD_LETTER_TYPES = ("timestamptz", "text", "bytea", "text")
+STAGES = {"uav_telemetry": "skylane_stage_telemetry", "sensor_readings": "skylane_stage_readings"}
+
+_staged: weakref.WeakSet = weakref.WeakSet()  # connections whose session already has the staging tables
 
 
-def _copy(cur: psycopg.Cursor, table: str, cols: tuple[str, ...], rows) -> None:
-    with cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as copy:
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """Rows new to the database; the rest of the batch were re-deliveries (duplicates) of stored rows."""
+
+    telemetry: int = 0
+    readings: int = 0
+
+
+def _copy(cur: psycopg.Cursor, table: str, cols: tuple[str, ...], types: tuple[str, ...], rows) -> None:
+    with cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(types)
         for row in rows:
             copy.write_row(row)
 
 
-def write_batch(conn: psycopg.Connection, out) -> None:
-    """Store an ingest BatchOutput atomically: all of it or none (then the batch is retried, not acked)."""
+def _ensure_stages(conn: psycopg.Connection, cur: psycopg.Cursor) -> None:
+    if conn in _staged:
+        return
+    for table, stage in STAGES.items():
+        # no indexes, no WAL; emptied at every commit (and on rollback with the transaction)
+        cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+    _staged.add(conn)
+
+
+def _upsert_from_stage(cur: psycopg.Cursor, table: str, cols: tuple[str, ...], types: tuple[str, ...],
+                       rows) -> int:
+    stage = STAGES[table]
+    _copy(cur, stage, cols, types, rows)
+    names = ", ".join(cols)
+    cur.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} ON CONFLICT DO NOTHING")
+    return cur.rowcount
+
+
+def write_batch(conn: psycopg.Connection, out) -> WriteResult:
+    """Store an ingest BatchOutput atomically: all of it or none (then the batch is retried, not acked).
+
+    Returns how many telemetry and reading rows were new (the others were already stored).
+    """
+    new_tel = new_read = 0
     with conn.transaction(), conn.cursor() as cur:
+        if out.telemetry or out.readings:
+            _ensure_stages(conn, cur)
         if out.telemetry:
-            _copy(cur, "uav_telemetry", TELEMETRY_COLS,
-                  ((r.ts, r.uav_id, r.seq, r.lon, r.lat, r.alt_m, r.alt_ref, r.speed_mps, r.track_deg, r.vspeed_mps,
-                    r.battery_pct, r.status, r.clearance_id, r.received_at) for r in out.telemetry))
+            new_tel = _upsert_from_stage(
+                cur, "uav_telemetry", TELEMETRY_COLS, TELEMETRY_TYPES,
+                ((r.ts, r.uav_id, r.seq, r.lon, r.lat, r.alt_m, r.alt_ref, r.speed_mps, r.track_deg, r.vspeed_mps,
+                  r.battery_pct, r.status, r.clearance_id, r.received_at) for r in out.telemetry))
         if out.readings:
-            _copy(cur, "sensor_readings", READING_COLS,
-                  ((r.ts, r.sensor_id, r.metric, r.value, r.vtext, r.unit, r.received_at) for r in out.readings))
+            new_read = _upsert_from_stage(
+                cur, "sensor_readings", READING_COLS, READING_TYPES,
+                ((r.ts, r.sensor_id, r.metric, r.value, r.vtext, r.unit, r.received_at) for r in out.readings))
         if out.dead_letters:
-            _copy(cur, "dead_letters", ("received_at", "topic", "payload", "reason"),
+            _copy(cur, "dead_letters", DEAD_LETTER_COLS, DEAD_LETTER_TYPES,
                   ((d.received_at, d.topic, d.payload, d.reason) for d in out.dead_letters))
         if out.events:
             cur.executemany(
@@ -37,9 +90,12 @@ def write_batch(conn: psycopg.Connection, out) -> None:
                  for e in out.events])
         seen = _last_seen(out)
         if seen:
-            cur.executemany(
-                "INSERT INTO devices (device_id, kind, last_seen) VALUES (%s, %s, %s) ON CONFLICT (device_id) DO "
-                "UPDATE SET last_seen = GREATEST(devices.last_seen, EXCLUDED.last_seen)", seen)
+            ids, kinds, ats = zip(*seen)
+            cur.execute(  # one statement for the whole batch (executemany costs a round trip per device)
+                "INSERT INTO devices (device_id, kind, last_seen) "
+                "SELECT * FROM unnest(%s::text[], %s::text[], %s::timestamptz[]) "
+                "ON CONFLICT (device_id) DO UPDATE SET last_seen = GREATEST(devices.last_seen, EXCLUDED.last_seen)",
+                (list(ids), list(kinds), list(ats)))
         if out.statuses:
             cur.executemany(
                 "INSERT INTO devices (device_id, kind, online, status_at) VALUES (%s, 'unknown', %s, %s) "
@@ -47,16 +103,20 @@ def write_batch(conn: psycopg.Connection, out) -> None:
                 "WHEN devices.online IS NOT DISTINCT FROM EXCLUDED.online THEN devices.status_at "
                 "ELSE EXCLUDED.status_at END",  # a re-delivered retained status keeps its time
                 [(s.device_id, s.online, s.at) for s in out.statuses])
+    return WriteResult(new_tel, new_read)
 
 
 def _last_seen(out) -> list[tuple]:
-    latest: dict[tuple[str, str], object] = {}
-    for kind, dev_id, at in [("uav", r.uav_id, r.received_at) for r in out.telemetry] + \
-                            [("sensor", r.sensor_id, r.received_at) for r in out.readings]:
-        key = (dev_id, kind)
-        if key not in latest or at > latest[key]:
-            latest[key] = at
-    return [(dev_id, kind, at) for (dev_id, kind), at in latest.items()]
+    """(device_id, kind, latest received_at) per device of the batch, sorted by id: one row per device (an
+    upsert may touch a row once per statement) and a stable lock order between concurrent workers."""
+    latest: dict[str, tuple[str, object]] = {}
+    for kind, rows, attr in (("uav", out.telemetry, "uav_id"), ("sensor", out.readings, "sensor_id")):
+        for r in rows:
+            dev_id = getattr(r, attr)
+            seen = latest.get(dev_id)
+            if seen is None or r.received_at > seen[1]:
+                latest[dev_id] = (seen[0] if seen else kind, r.received_at)
+    return [(dev_id, kind, at) for dev_id, (kind, at) in sorted(latest.items())]
 
 
 def _dumps(obj) -> str:

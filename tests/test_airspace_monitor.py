@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from airspace import AirspaceEvent, AirspaceMonitor, Fix, ZoneSet
+from airspace import AirspaceEvent, AirspaceMonitor, Fix, MonitorPolicy, ZoneSet
 
 ZONES = ZoneSet.from_geojson(json.loads(
     (Path(__file__).parents[1] / "airspace/data/pujiang_wujing.geojson").read_text()))
 T0 = datetime(2025, 5, 1, 2, 0, tzinfo=timezone.utc)
+OPEN = MonitorPolicy(require_clearance=False, link_timeout_s=3600.0)  # zone and altitude logic alone
 MP = (121.4885, 31.044)        # R-BR-MP centre: restricted, 0-150 m AGL
 NEAR_MP = (121.475, 31.044)    # inside PWZ, outside every other zone
 V_WJ_C, V_PJ_C = (121.458, 31.056), (121.530, 31.051)
@@ -38,7 +39,7 @@ def c2_flight():
 
 
 def test_c2_flight_enters_and_exits_in_order():
-    mon = AirspaceMonitor(ZONES)
+    mon = AirspaceMonitor(ZONES, OPEN)
     flight = c2_flight()
     events = mon.process(flight[:20])
     assert mon.zones_of("u1") == ["PWZ", "C2"] and mon.alerts_of("u1") == []
@@ -53,13 +54,14 @@ def test_c2_flight_enters_and_exits_in_order():
 
 
 def test_no_fly_once_per_entry():
-    mon = AirspaceMonitor(ZONES)
+    mon = AirspaceMonitor(ZONES, OPEN)
     out = [mon.process(fixes([(*NEAR_MP, 50), (*MP, 50), (*MP, 60), (*MP, 70)]))]
     assert kinds(out[0]) == [("zone_enter", "PWZ"), ("zone_enter", "R-BR-MP"),
                              ("no_fly_violation", "R-BR-MP")]
     assert mon.alerts_of("u1") == ["no_fly_violation"]
     assert mon.process(fixes([(*MP, 40)], start=4)) == []          # staying: no repeat
-    assert kinds(mon.process(fixes([(*NEAR_MP, 50)], start=5))) == [("zone_exit", "R-BR-MP")]
+    assert kinds(mon.process(fixes([(*NEAR_MP, 50)], start=5))) == [("zone_exit", "R-BR-MP"),
+                                                                     ("no_fly_violation_end", "R-BR-MP")]
     assert mon.alerts_of("u1") == []
     again = mon.process(fixes([(*MP, 50)], start=6))
     assert kinds(again) == [("zone_enter", "R-BR-MP"), ("no_fly_violation", "R-BR-MP")]
@@ -69,24 +71,24 @@ def test_no_fly_once_per_entry():
 
 
 def test_ground_status_does_not_exempt():
-    events = AirspaceMonitor(ZONES).process(fixes([(*MP, 0.0)], status="Ground"))
+    events = AirspaceMonitor(ZONES, OPEN).process(fixes([(*MP, 0.0)], status="Ground"))
     assert ("no_fly_violation", "R-BR-MP") in kinds(events)
 
 
 def test_above_restricted_band_is_altitude_violation_of_area():
-    mon = AirspaceMonitor(ZONES)
+    mon = AirspaceMonitor(ZONES, OPEN)
     events = mon.process(fixes([(*MP, 160), (*MP, 170)]))
     assert kinds(events) == [("altitude_violation", "PWZ")]
     assert events[0].detail["upper_m"] == 120.0 and events[0].detail["alt_amsl"] == 164.0
     assert mon.alerts_of("u1") == ["altitude_violation"] and mon.zones_of("u1") == []
     events = mon.process(fixes([(*NEAR_MP, 100), (*NEAR_MP, 130)], start=2))  # clears, re-arms
-    assert kinds(events) == [("zone_enter", "PWZ"), ("zone_exit", "PWZ"),
-                             ("altitude_violation", "PWZ")]
+    assert kinds(events) == [("altitude_violation_end", "PWZ"), ("zone_enter", "PWZ"),
+                             ("zone_exit", "PWZ"), ("altitude_violation", "PWZ")]
 
 
 def test_corridor_ceiling_but_not_floor():
     mid_c2 = (121.478, 31.0555)
-    events = AirspaceMonitor(ZONES).process(fixes([(*mid_c2, 30), (*mid_c2, 80), (*mid_c2, 110)]))
+    events = AirspaceMonitor(ZONES, OPEN).process(fixes([(*mid_c2, 30), (*mid_c2, 80), (*mid_c2, 110)]))
     assert kinds(events) == [("zone_enter", "PWZ"), ("zone_enter", "C2"),
                              ("zone_exit", "C2"), ("altitude_violation", "C2")]
     assert events[-1].detail["upper_m"] == 100.0 and events[-1].detail["alt_m"] == 110.0
@@ -94,40 +96,41 @@ def test_corridor_ceiling_but_not_floor():
 
 def test_fix_alt_ref_is_applied():
     # 150 m AGL = 154 m AMSL is the top of R-BR-MP; 158 m AMSL is above it, 160 m WGS84 = 150 AMSL
-    events = AirspaceMonitor(ZONES).process(
+    events = AirspaceMonitor(ZONES, OPEN).process(
         fixes([(*MP, 158)], "a", ref="AMSL") + fixes([(*MP, 160)], "b", ref="wgs84"))
     assert ("no_fly_violation", "R-BR-MP") in kinds(e for e in events if e.uav_id == "b")
     assert "R-BR-MP" not in [e.zone_id for e in events if e.uav_id == "a"]
 
 
 def test_late_fixes_are_ignored_across_batches_but_reordered_within():
-    mon = AirspaceMonitor(ZONES)
+    mon = AirspaceMonitor(ZONES, OPEN)
     mon.process(fixes([(*NEAR_MP, 50), (*MP, 50)]))
     assert mon.process(fixes([(*NEAR_MP, 50)], start=0)) == []  # older than the last fix
     assert mon.zones_of("u1") == ["PWZ", "R-BR-MP"]
     late_batch = fixes([(*NEAR_MP, 50)], start=5) + fixes([(*MP, 60)], start=3)
     events = mon.process(late_batch)  # in ts order: t3 still inside, t5 outside
-    assert [(e.kind, e.zone_id, (e.ts - T0).seconds) for e in events] == [("zone_exit", "R-BR-MP", 5)]
+    assert [(e.kind, e.zone_id, (e.ts - T0).seconds) for e in events] == [
+        ("zone_exit", "R-BR-MP", 5), ("no_fly_violation_end", "R-BR-MP", 5)]
     assert mon.zones_of("u1") == ["PWZ"]
 
 
 def test_batch_reorders_by_event_time():
     batch = fixes([(*NEAR_MP, 50)], start=5) + fixes([(*MP, 50)], start=3)
-    events = AirspaceMonitor(ZONES).process(batch)
+    events = AirspaceMonitor(ZONES, OPEN).process(batch)
     assert [(e.kind, e.zone_id, (e.ts - T0).seconds) for e in events] == [
         ("zone_enter", "PWZ", 3), ("zone_enter", "R-BR-MP", 3), ("no_fly_violation", "R-BR-MP", 3),
-        ("zone_exit", "R-BR-MP", 5)]
+        ("zone_exit", "R-BR-MP", 5), ("no_fly_violation_end", "R-BR-MP", 5)]
 
 
 def test_output_sorted_by_time_then_uav():
     batch = fixes([(*MP, 50), (*NEAR_MP, 50)], "zz") + fixes([(*MP, 50)], "aa", start=1)
-    events = AirspaceMonitor(ZONES).process(batch)
+    events = AirspaceMonitor(ZONES, OPEN).process(batch)
     assert [(e.ts, e.uav_id) for e in events] == sorted((e.ts, e.uav_id) for e in events)
     assert [e.uav_id for e in events if e.ts == T0 + timedelta(seconds=1)][:2] == ["aa", "aa"]
 
 
 def test_forget_restarts_the_uav():
-    mon = AirspaceMonitor(ZONES)
+    mon = AirspaceMonitor(ZONES, OPEN)
     mon.process(fixes([(*MP, 50)]))
     mon.forget("u1")
     mon.forget("never-seen")
@@ -158,7 +161,7 @@ def test_event_to_dict():
 
 
 def test_real_events_are_json_serialisable():
-    events = AirspaceMonitor(ZONES).process(c2_flight() + fixes([(*MP, 50), (*MP, 200)], "u2"))
+    events = AirspaceMonitor(ZONES, OPEN).process(c2_flight() + fixes([(*MP, 50), (*MP, 200)], "u2"))
     assert {e.kind for e in events} >= {"zone_enter", "zone_exit", "no_fly_violation",
                                         "altitude_violation"}
     assert json.loads(json.dumps([e.to_dict() for e in events]))[0]["ts"].endswith("Z")
@@ -187,9 +190,9 @@ def fix_streams(draw):
 @given(fix_streams())
 def test_batch_split_does_not_change_events(stream):
     seq, cuts = stream
-    whole = AirspaceMonitor(ZONES)
+    whole = AirspaceMonitor(ZONES, OPEN)
     expected = whole.process(seq)
-    split = AirspaceMonitor(ZONES)
+    split = AirspaceMonitor(ZONES, OPEN)
     got = []
     for lo, hi in zip([0, *cuts], [*cuts, len(seq)]):
         got += split.process(seq[lo:hi])

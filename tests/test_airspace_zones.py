@@ -16,7 +16,7 @@ ZONES = ZoneSet.from_geojson(RAW)
 
 
 def test_real_file_loads():
-    assert len(ZONES) == len(RAW["features"]) == 14
+    assert len(ZONES) == len(RAW["features"]) == 16
     assert [z.id for z in ZONES][:3] == ["PWZ", "C1", "C2"]
     assert {z.kind for z in ZONES} == set(ZONE_KINDS)
     mp = ZONES.get("R-BR-MP")
@@ -131,7 +131,7 @@ def test_band_edges_are_inside():
 
 def test_classify_shapes():
     h, i = ZONES.classify(np.array([]), np.array([]), np.array([]))
-    assert h.shape == i.shape == (0, 14) and h.dtype == bool
+    assert h.shape == i.shape == (0, 16) and h.dtype == bool
     with pytest.raises(ValueError, match="lengths differ"):
         ZONES.classify([121.5, 121.5], [31.0], [0.0])
 
@@ -158,3 +158,84 @@ def test_classify_matches_shapely_scalar(pts, alts):
             expect_h = zone.geometry.covers(Point(lon[k], lat[k]))  # boundary counts as inside
             assert horizontal[k, j] == expect_h
             assert inside[k, j] == (expect_h and lo <= alt[k] <= hi)
+
+
+# --- the zone model: restriction, schedule, UA classes, references, units ------------------------
+
+def feature(**props) -> dict:
+    base = {"id": "X", "name": "x", "kind": "restricted", "lower_m": 0, "upper_m": 100, "alt_ref": "AGL"}
+    return {"type": "Feature", "properties": {**base, **props}, "geometry": {"type": "Polygon",
+                                                                             "coordinates": square(121.40, 31.0)}}
+
+
+def one_zone(**props) -> ZoneSet:
+    return ZoneSet.from_geojson({"type": "FeatureCollection", "features": [feature(**props)]})
+
+
+def test_restriction_defaults_follow_the_kind():
+    assert {z.kind: z.restriction for z in ZONES} == {
+        "area": "NO_RESTRICTION", "corridor": "CONDITIONAL", "vertiport": "CONDITIONAL",
+        "restricted": "PROHIBITED", "authorization": "REQ_AUTHORISATION", "conditional": "CONDITIONAL"}
+    assert one_zone(kind="corridor", restriction="REQ_AUTHORISATION").zones[0].restriction == "REQ_AUTHORISATION"
+
+
+def test_weekly_restricted_zone_applies_only_in_its_window():
+    j = ZONES.position("R-WJ-MKT")
+    sat_9 = 1_795_827_600.0  # 2026-11-28T09:00:00+08:00, a Saturday
+    mon_9 = sat_9 + 2 * 86400
+    horizontal, inside = ZONES.classify([121.444] * 2, [31.043] * 2, [40.0] * 2, t=[sat_9, mon_9])
+    assert horizontal[:, j].all() and inside[:, j].tolist() == [True, False]
+    assert j in ZONES.zones_at(121.444, 31.043, 40.0, sat_9) and j not in ZONES.zones_at(121.444, 31.043, 40.0, mon_9)
+    assert j in ZONES.zones_at(121.444, 31.043, 40.0)  # no time: schedules not considered
+
+
+def test_ua_classes_limit_where_a_zone_applies():
+    zs = one_zone(ua_classes=["medium", "large"])
+    assert zs.zones[0].ua_classes == frozenset({"medium", "large"})
+    assert zs.zones_at(121.405, 31.005, 10.0, ua_class="micro") == []
+    assert zs.zones_at(121.405, 31.005, 10.0, ua_class="large") == [0]
+    assert zs.zones_at(121.405, 31.005, 10.0) == [0]
+    assert zs.classify([121.405], [31.005], [10.0], ua_class="micro")[1].tolist() == [[False]]
+
+
+def test_unlimited_upper_limit_feet_and_mixed_references():
+    zs = one_zone(upper_m=None, uom="FT")
+    z = zs.zones[0]
+    assert z.upper_m == float("inf") and z.uom == "FT" and zs.upper_amsl[0] == float("inf")
+    assert zs.zones_at(121.405, 31.005, 9000.0) == [0]
+    mixed = one_zone(lower_m=30, alt_ref="AGL", upper_m=100, upper_ref="AMSL")
+    assert (mixed.lower_amsl[0], mixed.upper_amsl[0]) == (34.0, 100.0)
+    again = ZoneSet.from_geojson(json.loads(json.dumps(mixed.to_geojson())))
+    assert again.zones == mixed.zones
+    assert json.loads(json.dumps(zs.to_geojson()))["features"][0]["properties"]["upper_m"] is None
+
+
+def test_model_changes_are_written_back_by_to_geojson():
+    import dataclasses
+    from airspace.schedule import Schedule
+    z = ZONES.get("R-BR-MP")
+    sched = Schedule.from_dict({"periods": [{"windows": [{"days": ["MON"], "start": "22:00", "end": "02:00"}]}]})
+    changed = dataclasses.replace(z, restriction="REQ_AUTHORISATION", schedule=sched,
+                                  ua_classes=frozenset({"small"}), upper_m=200.0)
+    props = ZoneSet([changed]).to_geojson()["features"][0]["properties"]
+    assert props["restriction"] == "REQ_AUTHORISATION" and props["upper_m"] == 200.0
+    assert props["ua_classes"] == ["small"] and Schedule.from_dict(props["schedule"]) == sched
+    again = ZoneSet.from_geojson(ZoneSet([changed]).to_geojson()).zones[0]
+    assert (again.restriction, again.schedule, again.ua_classes, again.upper_m) == (
+        "REQ_AUTHORISATION", sched, frozenset({"small"}), 200.0)
+
+
+@pytest.mark.parametrize("props, field, words", [
+    ({"restriction": "MAYBE"}, "restriction", "MAYBE"),
+    ({"ua_classes": ["tiny"]}, "ua_classes", "tiny"),
+    ({"uom": "yd"}, "uom", "yd"),
+    ({"upper_ref": "SFC"}, "upper_ref", "SFC"),
+    ({"schedule": {"periods": [{"windows": [{"days": ["MON"], "start": "7am", "end": "09:00"}]}]}},
+     "schedule.periods[0].windows[0].start", "7am"),
+    ({"schedule": {"periods": [{"start": "2026-13-01"}]}}, "schedule.periods[0].start", "2026-13-01"),
+    ({"lower_m": None}, "lower_m", "finite"),
+])
+def test_model_fields_are_validated(props, field, words):
+    with pytest.raises(ZoneFormatError) as info:
+        one_zone(**props)
+    assert info.value.field == field and words in str(info.value) and "feature 0" in str(info.value)

@@ -6,6 +6,9 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 
+from airspace.zones import ZONE_KINDS
+
+from .api_support import Client, keys  # noqa: F401  (fixture)
 from .conftest import query
 
 pytestmark = pytest.mark.integration
@@ -15,33 +18,39 @@ C2 = [{"lon": 121.458, "lat": 31.056, "alt_m": 80}, {"lon": 121.505, "lat": 31.0
 ACROSS_BRIDGE_ZONE = [{"lon": 121.47, "lat": 31.044, "alt_m": 80}, {"lon": 121.51, "lat": 31.044, "alt_m": 80}]
 
 
-def test_health_and_zones(api):
+@pytest.fixture
+def admin(api, keys):  # noqa: F811
+    return Client(api.url, keys.admin)
+
+
+def test_health_and_zones(api, admin):
     assert httpx.get(api.url + "/v1/health").json() == {"status": "ok", "database": "postgresql",
                                                         "mqtt": "connected"}
-    zones = httpx.get(api.url + "/v1/zones").json()
+    zones = admin.get("/v1/zones").json()
     assert zones["type"] == "FeatureCollection"
     kinds = {f["properties"]["kind"] for f in zones["features"]}
-    assert kinds == {"area", "corridor", "vertiport", "restricted", "authorization"}
+    assert {"area", "corridor", "vertiport", "restricted", "authorization"} <= kinds <= set(ZONE_KINDS)
+    assert {f["properties"]["state"] for f in zones["features"]} <= {"active", "inactive"}
     corridors = [f for f in zones["features"] if f["properties"]["kind"] == "corridor"]
     assert len(corridors) >= 3 and all({"lower_m", "upper_m", "alt_ref"} <= set(f["properties"]) for f in corridors)
 
 
-def test_clearance_approved_and_stored(api, system):
-    r = httpx.post(api.url + "/v1/clearances", json={"uav_id": "D7", "waypoints": C2})
+def test_clearance_approved_and_stored(admin, system):
+    r = admin.post("/v1/clearances", json={"uav_id": "D7", "waypoints": C2})
     assert r.status_code == 200, r.text
     body = r.json()
     assert (body["decision"], body["reasons"]) == ("approved", [])
-    stored = httpx.get(api.url + f"/v1/clearances/{body['clearance_id']}").json()
+    stored = admin.get(f"/v1/clearances/{body['clearance_id']}").json()
     assert stored["decision"] == "approved" and stored["uav_id"] == "D7" and len(stored["route"]) == 3
     assert query(system.database_url, "SELECT count(*) FROM clearances") == [(1,)]
 
 
-def test_clearance_denied_with_reasons(api):
-    body = httpx.post(api.url + "/v1/clearances", json={"waypoints": ACROSS_BRIDGE_ZONE}).json()
+def test_clearance_denied_with_reasons(admin):
+    body = admin.post("/v1/clearances", json={"waypoints": ACROSS_BRIDGE_ZONE}).json()
     assert body["decision"] == "denied"
     [reason] = body["reasons"]
     assert (reason["code"], reason["zone_id"], reason["segment"]) == ("restricted_zone", "R-BR-MP", 0)
-    high = httpx.post(api.url + "/v1/clearances", json={"waypoints": [{**w, "alt_m": 200} for w in C2]}).json()
+    high = admin.post("/v1/clearances", json={"waypoints": [{**w, "alt_m": 200} for w in C2]}).json()
     assert high["decision"] == "denied" and {r["code"] for r in high["reasons"]} == {"above_ceiling"}
 
 
@@ -53,29 +62,28 @@ def test_clearance_denied_with_reasons(api):
     ({"waypoints": C2 * 100}, "at most 200"),
     ({}, "Field required"),
 ])
-def test_clearance_bad_input_is_422_with_reason(api, body, needle):
-    r = httpx.post(api.url + "/v1/clearances", json=body)
+def test_clearance_bad_input_is_422_with_reason(admin, body, needle):
+    r = admin.post("/v1/clearances", json=body)
     assert r.status_code == 422
     assert needle in r.text
 
 
-def test_history_windows(api, system):
+def test_history_windows(admin, system):
     now = datetime.now(timezone.utc)
     with __import__("psycopg").connect(system.database_url) as conn:
         conn.execute("INSERT INTO uav_telemetry (ts, uav_id, lon, lat, alt_m, alt_ref, received_at) "
                      "SELECT %s - make_interval(secs => g), 'H1', 121.5, 31.05, g, 'AGL', now() "
                      "FROM generate_series(0, 9) g", (now,))
-    track = httpx.get(api.url + "/v1/uavs/H1/track",
+    track = admin.get("/v1/uavs/H1/track",
                       params={"start": (now - timedelta(seconds=5.5)).isoformat(), "end": now.isoformat()}).json()
     assert [p["alt_m"] for p in track["points"]] == [5, 4, 3, 2, 1]
-    assert httpx.get(api.url + "/v1/uavs/H1/track", params={"start": now.isoformat(),
-                                                            "end": (now - timedelta(hours=1)).isoformat()}
-                     ).status_code == 422
-    assert httpx.get(api.url + "/v1/uavs/H1/track", params={"start": "2026-01-01T00:00:00",
-                                                            "end": "2026-01-01T01:00:00"}).status_code == 422
-    assert httpx.get(api.url + "/v1/events", params={"limit": 5000}).status_code == 422
-    assert httpx.get(api.url + "/v1/clearances/not-a-uuid").status_code == 422
-    assert httpx.get(api.url + "/v1/clearances/00000000-0000-0000-0000-000000000000").status_code == 404
+    assert admin.get("/v1/uavs/H1/track", params={"start": now.isoformat(),
+                                                  "end": (now - timedelta(hours=1)).isoformat()}).status_code == 422
+    assert admin.get("/v1/uavs/H1/track", params={"start": "2026-01-01T00:00:00",
+                                                  "end": "2026-01-01T01:00:00"}).status_code == 422
+    assert admin.get("/v1/events", params={"limit": 5000}).status_code == 422
+    assert admin.get("/v1/clearances/not-a-uuid").status_code == 422
+    assert admin.get("/v1/clearances/00000000-0000-0000-0000-000000000000").status_code == 404
 
 
 def test_metrics_exposed(api):
@@ -94,13 +102,13 @@ def test_metrics_exposed(api):
     ("/v1/events", {"start": "yesterday"}),
     ("/v1/dead-letters", {"limit": "0"}),
 ])
-def test_odd_queries_are_4xx_not_5xx(api, path, params):
-    r = httpx.get(api.url + path, params=params)
+def test_odd_queries_are_4xx_not_5xx(admin, path, params):
+    r = admin.get(path, params=params)
     assert 400 <= r.status_code < 500, (r.status_code, r.text)
 
 
-def test_clearance_with_odd_uav_id_is_422(api):
-    r = httpx.post(api.url + "/v1/clearances", json={"uav_id": "a\x00b", "waypoints": C2})
+def test_clearance_with_odd_uav_id_is_422(admin):
+    r = admin.post("/v1/clearances", json={"uav_id": "a\x00b", "waypoints": C2})
     assert r.status_code == 422 and "uav_id" in r.text
 
 
@@ -110,6 +118,6 @@ def test_database_down_is_503_not_500(system):
     host, port = system.mqtt_host_port
     app = create_app(ApiConfig("postgresql://skylane:skylane@127.0.0.1:1/nowhere", host, port, system.mqtt_root))
     with TestClient(app) as client:
-        r = client.get("/v1/events")
+        r = client.get("/v1/events", headers={"Authorization": "Bearer sky_000000000000_" + "x" * 43})
         assert r.status_code == 503 and "database unavailable" in r.json()["detail"]
         assert client.get("/v1/health").json()["database"] == "unavailable"

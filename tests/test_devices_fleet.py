@@ -71,21 +71,38 @@ def test_strays_of_the_southern_corridors_target_the_bridge_circle(zones, corrid
 
 
 def test_sensor_kinds_intervals_and_places(zones):
-    _, sensors = make_fleet(zones, 0, 25, seed=2)
+    _, sensors = make_fleet(zones, 0, 40, seed=2)
     assert {s.kind for s in sensors} == set(SENSOR_KINDS)
-    expected = {"traffic": 30.0, "air_quality": 60.0, "wind": 10.0, "energy": 15.0, "water_level": 60.0}
+    assert {s.category for s in sensors} == {"traffic", "energy", "municipal", "environment", "weather"}
+    expected = {"traffic": 30.0, "air_quality": 60.0, "wind": 10.0, "energy": 15.0, "water_level": 60.0,
+                "noise": 60.0, "manhole": 300.0, "streetlight": 120.0, "rain": 60.0}
     area = shape(_feature(zones, "PWZ")["geometry"])
     vertiports = [tuple(f["properties"]["center"]) for f in zones["features"]
                   if f["properties"]["kind"] == "vertiport"]
     for s in sensors:
         assert s.interval_s == expected[s.kind]
         assert area.contains(Point(s.lon, s.lat)), s.sensor_id
-        if s.kind == "wind":
+        if s.kind == "wind" and "vertiport_id" in s.properties:
             assert min(distance_m((s.lon, s.lat), v) for v in vertiports) < 250.0
     units = {name: unit for s in sensors for name, (unit, *_rest) in s.metrics.items()}
     assert units == {"pm2_5": "ug/m3", "pm10": "ug/m3", "no2": "ug/m3", "wind_speed": "m/s",
                      "wind_gust": "m/s", "wind_dir": "deg", "vehicle_count": "count", "avg_speed": "km/h",
-                     "power": "kW", "energy": "kWh", "water_level": "m"}
+                     "power": units["power"], "energy": "kWh", "water_level": "m", "noise_laeq": "dB",
+                     "cover_open": "", "tilt_deg": "deg", "lamp_on": "", "dimming": "%", "rain_rate": "mm/h"}
+
+
+@pytest.mark.parametrize("n", [1, 19, 30])
+def test_corridor_wind_masts_have_stable_ids_on_their_corridor(zones, n):
+    """The sensor-driven airspace rule binds to W-C1..W-C3: the same ids and places for every seed and size."""
+    for seed in (1, 2):
+        _, sensors = make_fleet(zones, 0, n, seed=seed)
+        masts = {s.sensor_id: s for s in sensors if s.sensor_id.startswith("W-")}
+        assert list(masts) == ["W-C1", "W-C2", "W-C3"][:min(3, 1 + (n - 1) // len(SENSOR_KINDS))]
+        for sid, s in masts.items():
+            c = next(c for c in corridors(zones) if c.corridor_id == sid[2:])
+            assert s.kind == "wind" and s.properties == {"corridor_id": c.corridor_id}
+            assert shape(_feature(zones, c.corridor_id)["geometry"]).contains(Point(s.lon, s.lat))
+            assert "wind_gust" in s.episodes
 
 
 def test_rate_scale_shortens_intervals(zones):

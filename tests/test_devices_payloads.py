@@ -16,7 +16,7 @@ TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 @pytest.fixture(scope="module")
 def sensors(zones_geojson):
-    return make_fleet(zones_geojson, 0, 10, seed=9)[1]
+    return make_fleet(zones_geojson, 0, 27, seed=9)[1]
 
 
 def test_rfc3339_utc_milliseconds():
@@ -46,9 +46,13 @@ def test_senml_pack_follows_rfc8428(sensors):
         assert first["bn"] == f"urn:dev:skylane:{spec.sensor_id}:" and first["bt"] == 1_778_312_125.5
         assert all("bn" not in r and "bt" not in r for r in rest)
         for rec in pack:
-            assert isinstance(rec["n"], str) and isinstance(rec["u"], str)
-            assert isinstance(rec["v"], (int, float)) and not isinstance(rec["v"], bool)
-        assert {r["n"]: r["u"] for r in pack} == {n: m[0] for n, m in spec.metrics.items()}
+            assert isinstance(rec["n"], str)
+            if "vb" in rec:  # booleans (manhole cover, street lamp): no unit
+                assert isinstance(rec["vb"], bool) and "u" not in rec and "v" not in rec
+            else:
+                assert isinstance(rec["u"], str)
+                assert isinstance(rec["v"], (int, float)) and not isinstance(rec["v"], bool)
+        assert {r["n"]: r.get("u", "") for r in pack} == {n: m[0] for n, m in spec.metrics.items()}
 
 
 def test_empty_pack_is_refused():
@@ -78,3 +82,33 @@ def test_energy_meter_only_counts_up(sensors):
     readings = [read_sensor(spec, t)["energy"][1] for t in range(0, 4000, 15)]
     assert all(b >= a for a, b in zip(readings, readings[1:]))
     assert readings[-1] > readings[0]
+
+
+def test_corridor_masts_show_gusts_above_the_rule_limit_now_and_then(sensors):
+    """The demo must show the wind rule: within an hour each corridor mast gusts above 12 m/s for a while,
+    most of the time it does not, and a gust is never below the mean wind."""
+    from ingest.sensor_watch import load_rules
+    limit = next(r for r in load_rules() if r.id == "wind-gust-limit").limit
+    for spec in (s for s in sensors if s.sensor_id.startswith("W-")):
+        gusts = [read_sensor(spec, t, 1_778_312_125.0 + t) for t in range(0, 3600, 10)]
+        above = [r["wind_gust"][1] > limit for r in gusts]
+        assert 0 < sum(above) < len(above) / 3, spec.sensor_id
+        assert all(r["wind_gust"][1] >= r["wind_speed"][1] for r in gusts)
+
+
+def test_street_lights_follow_the_shanghai_night(sensors):
+    spec = next(s for s in sensors if s.kind == "streetlight")
+    midnight_local = 1_778_256_000.0  # 2026-05-08T16:00Z = 00:00 in Shanghai
+    night = read_sensor(spec, 0.0, midnight_local)
+    noon = read_sensor(spec, 0.0, midnight_local + 12 * 3600)
+    assert night["lamp_on"][1] is True and night["power"][1] > 50
+    assert noon["lamp_on"][1] is False and noon["power"][1] == 0.0
+
+
+def test_compact_form_carries_the_same_values(sensors):
+    spec = next(s for s in sensors if s.kind == "manhole")
+    reading = read_sensor(spec, 10.0)
+    body = payloads.compact(1_778_312_125.5, reading)
+    assert TS.match(body["ts"]) and body["ts"].endswith(".500Z")
+    assert body["values"]["cover_open"] in (0, 1) and "cover_open" not in body["units"]
+    assert body["units"]["tilt_deg"] == "deg"

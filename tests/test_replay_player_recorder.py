@@ -6,7 +6,7 @@ import threading
 import paho.mqtt.client as mqtt
 import pytest
 
-import replay.player as player_mod
+import replay.sinks as player_mod
 import replay.recorder as recorder_mod
 from .memclient import MemoryClient
 from replay.player import output_prefixes, replay
@@ -15,10 +15,33 @@ from replay.recordfile import Record, RecordFormatError, RecordWriter, read_head
 ROOT = "skylane/v1"
 
 
+class MemPublisher:
+    """replay.mqttpub.FastPublisher's interface over the in-memory client."""
+
+    def __init__(self, client: MemoryClient) -> None:
+        self.client = client
+
+    def publish(self, topic, payload, qos=1, retain=False, timeout=None) -> bool:
+        self.client.publish(topic, payload, qos=qos, retain=retain)
+        return True
+
+    def flush(self) -> None:
+        pass
+
+    def pending(self) -> int:
+        return 0
+
+    def drain(self, timeout=None) -> bool:
+        return True
+
+    def close(self) -> None:
+        self.client.disconnect()
+
+
 @pytest.fixture()
 def fake(monkeypatch):
     client = MemoryClient()
-    monkeypatch.setattr(player_mod, "connect_with_retry", lambda *a, **k: client)
+    monkeypatch.setattr(player_mod, "FastPublisher", lambda *a, **k: MemPublisher(client))
     return client
 
 
@@ -39,12 +62,22 @@ RECS = [
 ]
 
 
-def test_default_replay_skips_outputs_and_keeps_qos_retain_order(tmp_path, fake):
+def test_default_replay_goes_under_a_replay_prefix_skips_outputs_keeps_qos_retain_order(tmp_path, fake):
     path = _recording(tmp_path / "r.slrec", RECS)
-    n = replay(path, "mqtt://127.0.0.1:1", rate=0)
-    expected = [(r.topic, r.payload, r.qos, r.retain) for r in RECS if r not in (RECS[2], RECS[3])]
+    n = replay(path, "mqtt://127.0.0.1:1", rate="max")
+    kept = [r for r in RECS if r not in (RECS[2], RECS[3]) and r.topic.startswith(ROOT + "/")]
+    expected = [("replay/" + r.topic, r.payload, r.qos, r.retain) for r in kept]
     assert [(m.topic, m.payload, m.qos, m.retain) for m in fake.published] == expected
     assert n == len(expected) and fake.closed
+    assert not any(m.topic.startswith(ROOT + "/") for m in fake.published)  # never the live topics
+
+
+def test_replay_onto_the_recorded_root_only_when_asked(tmp_path, fake):
+    path = _recording(tmp_path / "r.slrec", RECS)
+    n = replay(path, "mqtt://127.0.0.1:1", rate=0, root_to=ROOT)
+    expected = [(r.topic, r.payload, r.qos, r.retain) for r in RECS if r not in (RECS[2], RECS[3])]
+    assert [(m.topic, m.payload, m.qos, m.retain) for m in fake.published] == expected
+    assert n == len(expected)
 
 
 def test_remapped_replay_never_touches_live_topics(tmp_path, fake):
@@ -57,20 +90,20 @@ def test_remapped_replay_never_touches_live_topics(tmp_path, fake):
 
 def test_include_outputs_and_explicit_root_from(tmp_path, fake):
     path = _recording(tmp_path / "r.slrec", RECS)
-    n = replay(path, "mqtt://127.0.0.1:1", rate=0, root_from=ROOT, root_to="sandbox", include_outputs=True)
+    n = replay(path, "mqtt://127.0.0.1:1", rate="max", root_from=ROOT, root_to="sandbox", include_outputs=True)
     assert n == 5 and "sandbox/events/zone_enter/uav-001" in [m.topic for m in fake.published]
 
 
 def test_scheduled_replay_publishes_everything(tmp_path, fake):
     path = _recording(tmp_path / "r.slrec", RECS)
-    assert replay(path, "mqtt://127.0.0.1:1", rate=10.0) == 4
+    assert replay(path, "mqtt://127.0.0.1:1", rate=10.0) == 3
 
 
 def test_bad_records_and_bad_topics_are_skipped(tmp_path, fake):
     path = _recording(tmp_path / "r.slrec", RECS[:2] + [Record(0.1, f"{ROOT}/uav/#/telemetry", 1, False, b"")])
     with open(path, "ab") as f:
         f.write(b'{"t": 0.2, "topic": "skylane/v1/uav/u/telemetry", "qos": 1, "retain": false, "payload": "%%"}\n')
-    assert replay(path, "mqtt://127.0.0.1:1", rate=0) == 2
+    assert replay(path, "mqtt://127.0.0.1:1", rate=0, root_to=ROOT) == 2
 
 
 def test_stop_ends_the_replay(tmp_path, fake):
@@ -84,10 +117,11 @@ def test_bad_arguments_fail_before_connecting(tmp_path, monkeypatch):
     def no_connect(*_a, **_k):
         raise AssertionError("must not connect")
 
-    monkeypatch.setattr(player_mod, "connect_with_retry", no_connect)
+    monkeypatch.setattr(player_mod, "FastPublisher", no_connect)
     path = _recording(tmp_path / "r.slrec", RECS)
-    with pytest.raises(ValueError):
-        replay(path, "mqtt://127.0.0.1:1", rate=-1)
+    for bad_rate in (-1, 0.05, 1001, "fast", float("nan")):
+        with pytest.raises(ValueError):
+            replay(path, "mqtt://127.0.0.1:1", rate=bad_rate)
     not_a_recording = tmp_path / "x.slrec"
     not_a_recording.write_text("hello\n")
     with pytest.raises(RecordFormatError):

@@ -60,18 +60,30 @@ def test_torn_last_line_is_reported_and_skipped(tmp_path):
     assert report.truncated and report.problems
 
 
-def test_gzip_cut_short_by_a_crash_keeps_what_was_flushed(tmp_path):
+def test_gzip_flushed_members_survive_a_crash(tmp_path):
     src = tmp_path / "live.slrec.gz"
     w = RecordWriter(src, ROOT, [f"{ROOT}/#"])
     for r in RECORDS:
         w.append(r)
     w.flush()
     crashed = tmp_path / "crashed.slrec.gz"
-    shutil.copyfile(src, crashed)  # the file as a crash would leave it: no gzip trailer
+    shutil.copyfile(src, crashed)  # the file as a crash right now would leave it
     w.close()
     report = ReadReport()
     assert list(read_records(crashed, report)) == RECORDS
-    assert report.truncated
+    assert not report.truncated  # flushed data is in complete gzip members
+    with gzip.open(crashed, "rb") as f:  # standard gzip readers join the members
+        assert len(f.read().splitlines()) == 1 + len(RECORDS)
+
+
+def test_gzip_member_cut_short_keeps_what_came_before(tmp_path):
+    path = _write(tmp_path / "rec.slrec.gz", RECORDS)
+    tail = gzip.compress(b"".join(rf.encode_record(r.t + 10, r.topic, r.qos, r.retain, r.payload) for r in RECORDS))
+    with open(path, "ab") as f:
+        f.write(tail[: len(tail) // 2])  # a member a crash cut short
+    report = ReadReport()
+    got = list(read_records(path, report))
+    assert got[: len(RECORDS)] == RECORDS and report.truncated
 
 
 def test_gzip_chopped_mid_stream_does_not_raise(tmp_path):

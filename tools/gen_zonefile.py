@@ -100,6 +100,16 @@ def build() -> dict:
     feats.append(feature(Polygon([(121.534, 31.038), (121.546, 31.039), (121.546, 31.046), (121.534, 31.045)]),
                          id="A-PJ-RES", name="Pujiang residential area", kind="authorization",
                          lower_m=0, upper_m=120, reason="Flights need a specific authorisation."))
+    feats.append(feature(Polygon([(121.528, 31.021), (121.538, 31.021), (121.538, 31.027), (121.528, 31.027)]),
+                         id="CND-PJ-SCH", name="Pujiang school campus (conditional)", kind="conditional",
+                         lower_m=0, upper_m=60, restriction="CONDITIONAL",
+                         reason="Flights allowed at or above 30 m only, no hovering over the playground."))
+    feats.append(feature(Polygon([(121.441, 31.040), (121.448, 31.040), (121.448, 31.046), (121.441, 31.046)]),
+                         id="R-WJ-MKT", name="Wujing weekend market (Sat-Sun 06:00-14:00)", kind="restricted",
+                         lower_m=0, upper_m=120, restriction="PROHIBITED",
+                         schedule={"tz": "Asia/Shanghai", "periods": [
+                             {"windows": [{"days": ["SAT", "SUN"], "start": "06:00", "end": "14:00"}]}]},
+                         reason="Crowds; no overflight while the market is open."))
     return {"type": "FeatureCollection", "name": "pujiang_wujing", "note": NOTE,
             "crs_note": "WGS84 lon/lat (RFC 7946)", "features": feats}
 

@@ -2,14 +2,20 @@
  * Skylane operations dashboard.
  *
  * Plain JS, no build step, no third-party code, no network beyond this origin:
+ *   GET /v1/me                    who the API key in sessionStorage belongs to ({key_id, role, owner})
  *   GET /static/basemap.geojson   district outline + illustrative Huangpu polyline
- *   GET /v1/zones                 airspace zones (GeoJSON FeatureCollection)
+ *   GET /v1/zones                 airspace zones (GeoJSON; properties.state active|suspended|inactive)
  *   GET /v1/uavs                  latest UAV states (array)
- *   GET /v1/events?limit=50       recent events, newest first (array)
+ *   GET /v1/events?limit=50       recent events, newest first ({items, next_cursor})
+ *   POST /v1/events/{id}/ack      acknowledge an alert (operators, engineers, admins)
+ *   GET /v1/sensors, /v1/sensors/{id}/readings   latest values; a short bucketed history for the chart
+ *   GET /v1/clearances/{id}       the selected drone's clearance
+ *   GET /v1/recordings, GET|POST /v1/replays     the engineers' replay control
  *   GET /v1/health                {status, database, mqtt}
- *   WS  /v1/live                  one JSON object per text frame:
- *        {"type":"position", ...uav state}   {"type":"event", ...event}
- *        {"type":"sensor","sensor_id","ts","values":{}}   {"type":"notice","message"}
+ *   WS  /v1/live?access_token=    JSON arrays of messages (a bare object is accepted too):
+ *        {"type":"position", ...uav state}   {"type":"event", ...event}   {"type":"zone_state", zone_id, state}
+ *        {"type":"sensor","sensor_id","ts","values":{}}   {"type":"zones_changed"}   {"type":"notice","message"}
+ * Every endpoint but the key check degrades: a 404 or error leaves its panel saying so, the rest works.
  *
  * Map: SVG drawn here. Geometry is projected once into "world" units (equirectangular, longitude
  * scaled by cos(lat0)); zoom/pan only changes one transform on the world group, strokes use
@@ -85,12 +91,30 @@
     return a >= 10 ? v.toFixed(1) : v.toFixed(2);
   }
   function cssIdent(s) { return String(s == null ? 'unknown' : s).replace(/[^A-Za-z0-9_-]/g, '_'); }
-  function fetchJSON(url) {
-    return fetch(url, { cache: 'no-store', headers: { Accept: 'application/json' } }).then(function (r) {
-      if (!r.ok) throw new Error(url + ' -> HTTP ' + r.status);
-      return r.json();
+  // ---------------------------------------------------------------- auth + API
+  var KEY_STORE = 'skylane.apiKey';
+  var auth = { key: null, me: null };
+  var ACK_ROLES = { operator: true, engineer: true, admin: true };
+  var REPLAY_ROLES = { engineer: true, admin: true };
+  function api(method, url, body) {
+    var headers = { Accept: 'application/json' };
+    if (auth.key) headers.Authorization = 'Bearer ' + auth.key;
+    var opts = { method: method, cache: 'no-store', headers: headers };
+    if (body !== undefined) { headers['Content-Type'] = 'application/json'; opts.body = JSON.stringify(body); }
+    return fetch(url, opts).then(function (r) {
+      if (r.status === 401 && auth.key) keyRefused();
+      if (!r.ok) {
+        return r.json().catch(function () { return {}; }).then(function (b) {
+          var err = new Error('HTTP ' + r.status + (b && typeof b.detail === 'string' ? ': ' + b.detail : ''));
+          err.status = r.status;
+          throw err;
+        });
+      }
+      return r.status === 204 ? null : r.json();
     });
   }
+  function fetchJSON(url) { return api('GET', url); }
+  function canAck() { return !!(auth.me && ACK_ROLES[auth.me.role]); }
   function eachRing(geom, fn) {
     if (!geom) return;
     if (geom.type === 'Polygon') geom.coordinates.forEach(fn);
@@ -297,15 +321,11 @@
         z = { path: path };
         zones.set(id, z);
       }
-      z.feature = f; z.kind = kind;
-      z.path.setAttribute('class', 'zone zone-' + cssIdent(kind));
+      z.feature = f; z.kind = kind; z.id = id;
       z.path.setAttribute('data-kind', kind);
       z.path.setAttribute('d', pathD(f.geometry, true));
       z.path.setAttribute('fill-rule', 'evenodd');
-      var tip = (p.name || id) + '\n' + kind + ' · ' + zoneBand(p);
-      if (p.reason) tip += '\n' + p.reason;
-      else if (p.description) tip += '\n' + p.description;
-      z.path.firstChild.textContent = tip;
+      applyZoneState(z);
       gZones.appendChild(z.path);     // re-append keeps the kind order
       // label
       var lab = zoneLabels.get(id);
@@ -347,6 +367,46 @@
   }
 
   // ------------------------------------------------------------------ basemap
+  // Zone state: REST gives active|suspended|inactive (inactive = outside its schedule); live zone_state
+  // messages (retained control topics) say suspended or active (= not suspended: back to the schedule).
+  var liveZoneStates = new Map();   // id -> {state, reason, by, at}
+  function zoneState(z) {
+    var p = z.feature.properties || {};
+    var rest = p.state || 'active';
+    var live = liveZoneStates.get(z.id);
+    if (!live) return { state: rest, reason: p.state_reason || '', by: p.state_by, at: p.state_at };
+    if (live.state === 'suspended') return live;
+    return { state: rest === 'suspended' ? 'active' : rest, reason: live.reason || '', by: live.by, at: live.at };
+  }
+  function applyZoneState(z) {
+    var p = z.feature.properties || {};
+    var st = zoneState(z);
+    z.path.setAttribute('class', 'zone zone-' + cssIdent(z.kind) + ' zone-state-' + cssIdent(st.state));
+    z.path.setAttribute('data-state', st.state);
+    var tip = (p.name || z.id) + '\n' + z.kind + ' · ' + zoneBand(p) + '\nstate: ' + st.state;
+    if (st.reason) tip += ' — ' + st.reason;
+    if (st.by) tip += ' (by ' + st.by + (st.at ? ', ' + st.at : '') + ')';
+    if (p.reason) tip += '\n' + p.reason;
+    else if (p.description) tip += '\n' + p.description;
+    z.path.firstChild.textContent = tip;
+    var lab = zoneLabels.get(z.id);
+    if (lab) lab.el.classList.toggle('suspended', st.state === 'suspended');
+  }
+  var zoneReloadTimer = 0;
+  function onZoneState(m) {
+    if (!m || m.zone_id == null) return;
+    var id = String(m.zone_id);
+    liveZoneStates.set(id, { state: m.state, reason: m.reason || '', by: m.by, at: m.at });
+    var z = zones.get(id);
+    if (z) applyZoneState(z);
+    if (m.state === 'suspended') showNotice('Zone ' + zoneName(id) + ' suspended' + (m.reason ? ': ' + m.reason : ''), 'warn');
+    scheduleZoneReload();
+  }
+  function scheduleZoneReload() {   // the REST view is authoritative (schedules): re-read it soon after a change
+    clearTimeout(zoneReloadTimer);
+    zoneReloadTimer = setTimeout(function () { if (mapReady) loadZones().then(renderZones).catch(function () {}); }, 1500);
+  }
+
   function renderBasemap(fc) {
     (fc.features || []).forEach(function (f) {
       var p = f.properties || {};
@@ -383,7 +443,7 @@
       'UAV ' + u.id,
       'alt ' + fmt(s.alt_m, 1, 'm') + (s.alt_ref ? ' ' + s.alt_ref : '') + ' · speed ' + fmt(s.speed_mps, 1, 'm/s') + ' · track ' + fmt(s.track_deg, 0, '°'),
       'status ' + (s.status || '—') + ' · battery ' + fmt(s.battery_pct, 0, '%'),
-      'clearance ' + (s.clearance_id || '—'),
+      'clearance ' + clearanceText(s),
       'zones ' + (zs.length ? zs.join(', ') : '—'),
       (s.alerts && s.alerts.length ? 'ALERTS ' + s.alerts.join(', ') : 'no alerts'),
       'last fix ' + hms(s.ts)
@@ -450,6 +510,7 @@
     u.g.setAttribute('data-alt', s.alt_m != null ? s.alt_m : '');
     u.g.setAttribute('data-alerts', (s.alerts || []).join(' '));
     u.g.setAttribute('data-status', s.status != null ? s.status : '');
+    u.g.setAttribute('data-clearance', s.clearance_id != null ? s.clearance_id : '');
     if (isNum(s.track_deg)) u.icon.setAttribute('transform', 'rotate(' + r2(s.track_deg) + ')');
     placeAt(u.g, u.wx, u.wy);
     var pts = '';
@@ -498,10 +559,32 @@
     if (dense !== svg.classList.contains('dense')) svg.classList.toggle('dense', dense);
   }
 
+  // --------------------------------------------------------------- clearances
+  var clearances = new Map();   // clearance id -> {decision, ...} | {error}
+  function clearanceText(s) {
+    if (!s.clearance_id) return 'none';
+    var c = clearances.get(String(s.clearance_id));
+    if (!c) return s.clearance_id;
+    if (c.error) return s.clearance_id + ' (' + c.error + ')';
+    var t = s.clearance_id + ' · ' + (c.decision || '?');
+    if (c.end_time) t += ' until ' + hms(c.end_time);
+    return t;
+  }
+  function loadClearance(cid) {
+    if (!cid || clearances.has(String(cid))) return;
+    clearances.set(String(cid), { error: 'loading' });
+    fetchJSON('/v1/clearances/' + encodeURIComponent(cid)).then(function (c) {
+      clearances.set(String(cid), c || {});
+    }).catch(function (err) {
+      clearances.set(String(cid), { error: err.status === 404 ? 'not on record' : 'unavailable' });
+    }).then(function () { dirty.detail = true; schedule(); });
+  }
+
   // ---------------------------------------------------------- selection/detail
   function select(id) {
     var prev = selectedId;
     selectedId = id;
+    if (id != null && uavs.has(id)) loadClearance(uavs.get(id).s.clearance_id);
     [prev, id].forEach(function (x) { if (x != null && uavs.has(x)) dirtyUavs.add(x); });
     dirty.detail = true;
     schedule();
@@ -520,7 +603,7 @@
       ['Track', fmt(s.track_deg, 0, '°')],
       ['Status', s.status || '—'],
       ['Battery', fmt(s.battery_pct, 0, '%')],
-      ['Clearance', s.clearance_id || '—'],
+      ['Clearance', clearanceText(s)],
       ['Zones', (s.zones || []).length ? s.zones.map(function (z) { return z + ' – ' + zoneName(z); }).join('\n') : '—'],
       ['Alerts', (s.alerts || []).length ? s.alerts.join(', ') : 'none'],
       ['Last fix', hms(s.ts)]
@@ -578,6 +661,13 @@
       htmlEl('span', 'a-uav', e.uav_id != null ? String(e.uav_id) : '—', li);
       var zn = det.zone_name || (e.zone_id != null ? zoneName(e.zone_id) : '') || '';
       htmlEl('span', 'a-zone', zn || '—', li);
+      var act = htmlEl('span', 'a-act', null, li);
+      if (e.ack) markAcked(li, e.ack);
+      else if (e.id != null && canAck() && !MUTED_KINDS[kind]) {
+        var b = htmlEl('button', 'ack-btn', 'Ack', act);
+        b.type = 'button';
+        b.title = 'Acknowledge this alert';
+      }
       var tip = [kind, 'uav ' + (e.uav_id != null ? e.uav_id : '—'), 'zone ' + (e.zone_id != null ? e.zone_id : '—') + (zn ? ' (' + zn + ')' : ''), 'at ' + (e.ts != null ? e.ts : '—')];
       Object.keys(det).forEach(function (k) { if (k !== 'zone_name') tip.push(k + ': ' + (typeof det[k] === 'object' ? JSON.stringify(det[k]) : det[k])); });
       li.title = tip.join('\n');
@@ -598,10 +688,38 @@
       });
     }
     trimAlerts(list);
-    var rows = list.children, v = 0;
-    for (var i = 0; i < rows.length; i++) if (rows[i].classList.contains('violation')) v++;
-    $('alerts-summary').textContent = v + ' violation' + (v === 1 ? '' : 's') + ' · ' + rows.length + ' shown';
+    renderAlertSummary();
+  }
+  function renderAlertSummary() {
+    var rows = $('alerts').children, v = 0, open = 0;
+    for (var i = 0; i < rows.length; i++) {
+      if (!rows[i].classList.contains('violation')) continue;
+      v++;
+      if (!rows[i].classList.contains('acked')) open++;
+    }
+    $('alerts-summary').textContent = v + ' violation' + (v === 1 ? '' : 's') + (v ? ' (' + open + ' not acknowledged)' : '') +
+      ' · ' + rows.length + ' shown';
     $('alerts-empty').hidden = rows.length > 0;
+  }
+  function markAcked(li, ack) {
+    li.classList.add('acked');
+    li.setAttribute('data-acked', 'true');
+    var act = li.querySelector('.a-act');
+    act.textContent = '✓ ' + (ack && ack.by ? ack.by : 'acked');
+    act.title = 'Acknowledged' + (ack && ack.by ? ' by key ' + ack.by : '') + (ack && ack.at ? ' at ' + ack.at : '') +
+      (ack && ack.note ? '\n' + ack.note : '');
+  }
+  function ackEvent(li, btn) {
+    var id = li.getAttribute('data-event-id');
+    btn.disabled = true; btn.textContent = '…';
+    api('POST', '/v1/events/' + encodeURIComponent(id) + '/ack', {}).then(function (res) {
+      markAcked(li, (res && res.ack) || { by: auth.me && auth.me.key_id });
+      renderAlertSummary();
+    }).catch(function (err) {
+      btn.disabled = false; btn.textContent = 'Ack';
+      showNotice('Could not acknowledge: ' + (err.status === 403 ? 'your role may not acknowledge alerts' :
+        err.status === 404 ? 'the event is not (yet) on record or not one of your drones' : err.message), 'warn');
+    });
   }
   function trimAlerts(list) {
     // over the cap: drop the oldest routine (enter/exit) rows first so violations stay visible
@@ -620,8 +738,15 @@
     if (!m || m.sensor_id == null) return;
     var id = String(m.sensor_id);
     var s = sensors.get(id);
-    if (!s) { s = { id: id }; sensors.set(id, s); }
-    s.ts = m.ts; s.values = m.values || {}; s.dirty = true;
+    if (!s) { s = { id: id, values: {} }; sensors.set(id, s); }
+    var tNew = parseTs(m.ts), tOld = parseTs(s.ts);
+    if (m.sensor_kind) s.kind = m.sensor_kind;
+    if (m.name) s.name = m.name;
+    if (m.ts != null && !(isFinite(tNew) && isFinite(tOld) && tNew < tOld)) {
+      s.ts = m.ts; s.values = m.values || {};
+      if (id === sensorSel.id) livePoints(m);
+    }
+    s.dirty = true;
     dirty.sensors = true;
     schedule();
   }
@@ -635,13 +760,17 @@
         s.row = htmlEl('tr', 'sensor');
         s.row.setAttribute('data-sensor-id', s.id);
         htmlEl('td', 's-id mono', s.id, s.row);
+        htmlEl('td', 's-kind muted', '', s.row);
         htmlEl('td', 's-values', '', s.row);
         htmlEl('td', 's-time mono muted', '', s.row);
         added = true;
       }
       var parts = Object.keys(s.values).map(function (k) { return k + ' ' + fmtValue(s.values[k]); });
-      s.row.childNodes[1].textContent = parts.join(' · ') || '—';
-      s.row.childNodes[2].textContent = hms(s.ts);
+      s.row.childNodes[1].textContent = s.kind || '';
+      s.row.setAttribute('data-sensor-kind', s.kind || '');
+      if (s.name) s.row.title = s.name;
+      s.row.childNodes[2].textContent = parts.join(' · ') || '—';
+      s.row.childNodes[3].textContent = hms(s.ts);
     });
     if (added) {
       var ids = Array.from(sensors.keys()).sort();
@@ -649,6 +778,159 @@
     }
     $('sensors-empty').hidden = sensors.size > 0;
     $('sensors-summary').textContent = sensors.size ? sensors.size + ' sensor' + (sensors.size === 1 ? '' : 's') : '';
+  }
+
+  // ------------------------------------------------------------ sensor chart
+  // The selected sensor's last hour: 1-minute buckets (avg line, min-max band) from the readings endpoint,
+  // then live values appended as they arrive.
+  var sensorSel = { id: null, metric: null, series: {}, status: '' };
+  var CHART = { W: 400, H: 110, pad: 6, keepMs: 3600000 };
+  function pushPoint(metric, p) {
+    if (!isNum(p.v) || !isFinite(p.t)) return;
+    var arr = sensorSel.series[metric] || (sensorSel.series[metric] = []);
+    if (arr.length && arr[arr.length - 1].t >= p.t) return;
+    arr.push(p);
+    var cut = p.t - CHART.keepMs;
+    while (arr.length && arr[0].t < cut) arr.shift();
+  }
+  function livePoints(m) {
+    var t = parseTs(m.ts);
+    Object.keys(m.values || {}).forEach(function (k) { var v = m.values[k]; pushPoint(k, { t: t, v: v, lo: v, hi: v }); });
+    renderSensorDetail();
+  }
+  function openSensor(id) {
+    sensorSel = { id: id, metric: null, series: {}, status: 'loading history…' };
+    $('sensor-detail').hidden = false;
+    $('sd-id').textContent = id;
+    var s = sensors.get(id) || {};
+    $('sd-kind').textContent = s.kind || '';
+    var rows = $('sensors').querySelectorAll('tr.sensor');
+    for (var i = 0; i < rows.length; i++) rows[i].classList.toggle('selected', rows[i].getAttribute('data-sensor-id') === id);
+    renderSensorDetail();
+    var end = new Date(), start = new Date(end.getTime() - CHART.keepMs);
+    fetchJSON('/v1/sensors/' + encodeURIComponent(id) + '/readings?bucket_s=60&start=' + encodeURIComponent(start.toISOString()) +
+              '&end=' + encodeURIComponent(end.toISOString())).then(function (r) {
+      if (sensorSel.id !== id) return;
+      var live = sensorSel.series;
+      sensorSel.series = {};
+      ((r && r.buckets) || []).forEach(function (b) { pushPoint(b.metric, { t: parseTs(b.bucket), v: b.avg, lo: b.min, hi: b.max, unit: b.unit }); });
+      ((r && r.readings) || []).forEach(function (x) { pushPoint(x.metric, { t: parseTs(x.ts), v: x.value, lo: x.value, hi: x.value, unit: x.unit }); });
+      Object.keys(live).forEach(function (k) { live[k].forEach(function (p) { pushPoint(k, p); }); });
+      sensorSel.status = '';
+    }).catch(function (err) {
+      if (sensorSel.id === id) sensorSel.status = 'history unavailable (' + err.message + '); live values only';
+    }).then(function () { if (sensorSel.id === id) renderSensorDetail(); });
+  }
+  function closeSensor() {
+    sensorSel = { id: null, metric: null, series: {}, status: '' };
+    $('sensor-detail').hidden = true;
+    var sel = $('sensors').querySelector('tr.selected');
+    if (sel) sel.classList.remove('selected');
+  }
+  function renderSensorDetail() {
+    if (!sensorSel.id) return;
+    var s = sensors.get(sensorSel.id) || { values: {} };
+    var metrics = Object.keys(sensorSel.series);
+    Object.keys(s.values || {}).forEach(function (k) { if (isNum(s.values[k]) && metrics.indexOf(k) < 0) metrics.push(k); });
+    metrics.sort();
+    if (!sensorSel.metric || metrics.indexOf(sensorSel.metric) < 0) sensorSel.metric = metrics[0] || null;
+    var tabs = $('sd-metrics');
+    tabs.textContent = '';
+    metrics.forEach(function (k) {
+      var b = htmlEl('button', 'metric-tab' + (k === sensorSel.metric ? ' active' : ''), k, tabs);
+      b.type = 'button';
+      b.setAttribute('data-metric', k);
+    });
+    var chart = $('sd-chart');
+    while (chart.firstChild) chart.removeChild(chart.firstChild);
+    var pts = (sensorSel.series[sensorSel.metric] || []);
+    chart.setAttribute('data-points', pts.length);
+    chart.setAttribute('data-metric', sensorSel.metric || '');
+    var status = sensorSel.status;
+    if (pts.length) {
+      var t0 = pts[0].t, t1 = pts[pts.length - 1].t, lo = Infinity, hi = -Infinity;
+      pts.forEach(function (p) { lo = Math.min(lo, isNum(p.lo) ? p.lo : p.v); hi = Math.max(hi, isNum(p.hi) ? p.hi : p.v); });
+      if (hi - lo < 1e-9) { hi += 1; lo -= 1; }
+      var W = CHART.W, H = CHART.H, P = CHART.pad;
+      var sx = function (t) { return t1 > t0 ? P + (t - t0) / (t1 - t0) * (W - 2 * P) : W / 2; };
+      var sy = function (v) { return H - P - (v - lo) / (hi - lo) * (H - 2 * P); };
+      var band = pts.map(function (p) { return r2(sx(p.t)) + ',' + r2(sy(isNum(p.hi) ? p.hi : p.v)); });
+      for (var i = pts.length - 1; i >= 0; i--) band.push(r2(sx(pts[i].t)) + ',' + r2(sy(isNum(pts[i].lo) ? pts[i].lo : pts[i].v)));
+      svgEl('polygon', { 'class': 'chart-band', points: band.join(' ') }, chart);
+      svgEl('polyline', { 'class': 'chart-line', points: pts.map(function (p) { return r2(sx(p.t)) + ',' + r2(sy(p.v)); }).join(' '),
+        'vector-effect': 'non-scaling-stroke' }, chart);
+      var last = pts[pts.length - 1];
+      var unit = '';
+      for (var j = pts.length - 1; j >= 0 && !unit; j--) unit = pts[j].unit || '';
+      status = (status ? status + ' · ' : '') + sensorSel.metric + ': last ' + fmtValue(last.v) + (unit ? ' ' + unit : '') +
+        ' · range ' + fmtValue(lo) + '–' + fmtValue(hi) + ' · ' + hms(t0) + '–' + hms(t1);
+    } else if (!status) {
+      status = 'no numeric values in the last hour';
+    }
+    $('sd-status').textContent = status;
+  }
+
+  // ------------------------------------------------------------------ replays
+  var replayTimer = 0;
+  function setupReplay() {
+    if (!(auth.me && REPLAY_ROLES[auth.me.role])) return;
+    $('replay-panel').hidden = false;
+    fetchJSON('/v1/recordings').then(function (r) {
+      var sel = $('replay-recording');
+      sel.textContent = '';
+      var items = (r && r.items) || [];
+      items.forEach(function (it) {
+        var o = htmlEl('option', null, it.name + (it.problem ? ' (unreadable)' : ''), sel);
+        o.value = it.name;
+        o.disabled = !!it.problem;
+      });
+      $('replay-summary').textContent = items.length + ' recording' + (items.length === 1 ? '' : 's');
+      $('replay-start').disabled = !items.length;
+      pollReplays();
+    }).catch(function (err) {
+      $('replay-summary').textContent = err.status === 404 ? 'replays not available on this server' : 'recordings: ' + err.message;
+      $('replay-start').disabled = true;
+    });
+    $('replay-form').addEventListener('submit', function (ev) {
+      ev.preventDefault();
+      var body = { recording: $('replay-recording').value, rate: Number($('replay-rate').value) || 1,
+                   evaluate: $('replay-evaluate').checked };
+      $('replay-start').disabled = true;
+      api('POST', '/v1/replays', body).then(function () { pollReplays(); }).catch(function (err) {
+        showNotice('Replay not started: ' + err.message, 'warn');
+      }).then(function () { $('replay-start').disabled = false; });
+    });
+    $('replay-jobs').addEventListener('click', function (ev) {
+      var b = ev.target.closest('button[data-action]');
+      if (!b) return;
+      var id = b.closest('li').getAttribute('data-replay-id'), action = b.getAttribute('data-action');
+      var req = action === 'stop' ? api('DELETE', '/v1/replays/' + encodeURIComponent(id))
+        : api('POST', '/v1/replays/' + encodeURIComponent(id) + '/control', { action: action });
+      req.then(pollReplays).catch(function (err) { showNotice('Replay ' + action + ' failed: ' + err.message, 'warn'); });
+    });
+  }
+  function pollReplays() {
+    clearTimeout(replayTimer);
+    fetchJSON('/v1/replays').then(function (r) {
+      var list = $('replay-jobs');
+      list.textContent = '';
+      var running = 0;
+      ((r && r.items) || []).slice(0, 6).forEach(function (j) {
+        var li = htmlEl('li', 'replay-job replay-' + cssIdent(j.state), null, list);
+        li.setAttribute('data-replay-id', j.id);
+        li.setAttribute('data-state', j.state);
+        var paused = j.control && j.control.paused;
+        htmlEl('span', 'mono', j.id, li);
+        htmlEl('span', null, j.state + (paused ? ' (paused)' : '') + (isNum(j.fraction) ? ' ' + Math.round(j.fraction * 100) + '%' : ''), li);
+        htmlEl('span', 'muted small', (j.request && j.request.recording) || j.source || '', li).title = 'published under ' + j.root;
+        if (j.state === 'running' || j.state === 'starting') {
+          running++;
+          var b1 = htmlEl('button', null, paused ? 'resume' : 'pause', li); b1.type = 'button'; b1.setAttribute('data-action', paused ? 'resume' : 'pause');
+          var b2 = htmlEl('button', null, 'stop', li); b2.type = 'button'; b2.setAttribute('data-action', 'stop');
+        }
+      });
+      replayTimer = setTimeout(pollReplays, running ? 2000 : 10000);
+    }).catch(function () { replayTimer = setTimeout(pollReplays, 15000); });
   }
 
   // ------------------------------------------------------------------- notice
@@ -691,7 +973,8 @@
   }
   function connect() {
     clearTimeout(reconnectTimer);
-    var url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/v1/live';
+    var url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/v1/live' +
+      (auth.key ? '?access_token=' + encodeURIComponent(auth.key) : '');
     setConn('connecting', everConnected ? 'reconnecting' : 'connecting');
     try { ws = new WebSocket(url); } catch (err) { scheduleReconnect(); return; }
     ws.onopen = function () {
@@ -706,7 +989,12 @@
       try { msg = JSON.parse(ev.data); } catch (err) { return; }
       if (Array.isArray(msg)) msg.forEach(dispatch); else dispatch(msg);
     };
-    ws.onclose = function () { ws = null; scheduleReconnect(); };
+    ws.onclose = function (ev) {
+      ws = null;
+      if (ev.code === 4401) { keyRefused(); return; }   // key revoked: no point retrying with it
+      if (ev.code === 1013) showNotice('The live feed dropped this tab as too slow (' + (ev.reason || 'overloaded') + '); reconnecting', 'warn');
+      scheduleReconnect();
+    };
     ws.onerror = function () { /* onclose follows */ };
   }
   function scheduleReconnect() {
@@ -727,6 +1015,8 @@
       case 'position': onPosition(m, false); break;
       case 'event': onEvent(m); break;
       case 'sensor': onSensor(m); break;
+      case 'zone_state': onZoneState(m); break;
+      case 'zones_changed': scheduleZoneReload(); break;
       case 'notice':
         if (m.dropped_positions != null) {
           // the server coalesced positions for this slow client (latest per UAV kept): routine, keep quiet
@@ -753,6 +1043,12 @@
       if (!Array.isArray(arr)) arr = (arr && (arr.events || arr.items)) || [];
       arr.slice().reverse().forEach(onEvent);
     }).catch(function (err) { showNotice('Could not load events: ' + err.message, 'warn'); });
+  }
+  function loadSensors() {
+    return fetchJSON('/v1/sensors').then(function (arr) {
+      if (!Array.isArray(arr)) arr = (arr && arr.items) || [];
+      arr.forEach(onSensor);
+    }).catch(function (err) { if (err.status !== 404) showNotice('Could not load sensors: ' + err.message, 'warn'); });
   }
   function resync() { loadUavs(); loadEvents(); }
 
@@ -809,10 +1105,21 @@
     $('zoom-out').addEventListener('click', function () { zoomAt(view.W / 2, view.H / 2, 1 / 1.6); });
     $('zoom-fit').addEventListener('click', resetView);
     $('detail-close').addEventListener('click', function () { select(null); });
+    $('sensors').addEventListener('click', function (ev) {
+      var tr = ev.target.closest('tr.sensor');
+      if (tr) openSensor(tr.getAttribute('data-sensor-id'));
+    });
+    $('sd-close').addEventListener('click', closeSensor);
+    $('sd-metrics').addEventListener('click', function (ev) {
+      var b = ev.target.closest('button[data-metric]');
+      if (b) { sensorSel.metric = b.getAttribute('data-metric'); renderSensorDetail(); }
+    });
     $('violations-only').addEventListener('change', function (ev) {
       $('alerts').classList.toggle('violations-only', ev.target.checked);
     });
     $('alerts').addEventListener('click', function (ev) {
+      var btn = ev.target.closest('button.ack-btn');
+      if (btn) { ackEvent(btn.closest('.alert'), btn); return; }
       var li = ev.target.closest('.alert');
       var id = li && li.getAttribute('data-uav-id');
       if (id && uavs.has(id)) {
@@ -864,13 +1171,83 @@
           renderZones(z);
         }).catch(function () { /* keep the last good zones */ });
       }, zonesOk ? CFG.zonesEveryMs : 15000);
-      return Promise.all([loadUavs(), loadEvents()]);
+      return Promise.all([loadUavs(), loadEvents(), loadSensors()]);
     }).then(function () {
       $('alerts-empty').hidden = $('alerts').children.length > 0;
       connect();
     });
   }
 
-  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', boot);
-  else boot();
+  // -------------------------------------------------------------------- login
+  // The key lives in sessionStorage (this tab only); /v1/me says whose it is. A server without /v1/me
+  // (auth not deployed) is used without a key, as a viewer.
+  function checkKey(key) {
+    return fetch('/v1/me', { cache: 'no-store', headers: { Accept: 'application/json', Authorization: 'Bearer ' + key } })
+      .then(function (r) {
+        if (r.status === 404) return { key_id: null, role: 'viewer', owner: null, open: true };
+        if (r.status === 401) throw new Error('Key not accepted (unknown or revoked).');
+        if (!r.ok) throw new Error('Sign-in failed: HTTP ' + r.status);
+        return r.json();
+      });
+  }
+  function showLogin(message) {
+    $('login').hidden = false;
+    $('login-error').textContent = message || '';
+    $('login-key').value = '';
+    $('login-key').focus();
+  }
+  var booted = false;
+  function signedIn(key, me) {
+    auth.key = me.open ? null : key;
+    auth.me = me;
+    $('login').hidden = true;
+    document.body.setAttribute('data-role', me.role);
+    $('whoami-wrap').hidden = false;
+    var who = $('whoami');
+    who.textContent = me.role + (me.owner ? ' · ' + me.owner : '');
+    who.setAttribute('data-role', me.role);
+    who.className = 'role-badge role-' + cssIdent(me.role);
+    who.title = me.open ? 'This server does not check keys' : 'key ' + me.key_id;
+    if (booted) { location.reload(); return; }   // signed in again after a refusal: start clean
+    booted = true;
+    boot();
+    setupReplay();
+  }
+  function keyRefused() {
+    sessionStorage.removeItem(KEY_STORE);
+    if (ws) { try { ws.onclose = null; ws.close(); } catch (err) { /* ignore */ } ws = null; }
+    setConn('offline', 'signed out');
+    showLogin('Your key was refused (revoked or expired). Sign in again.');
+  }
+  function start() {
+    $('login-form').addEventListener('submit', function (ev) {
+      ev.preventDefault();
+      var key = $('login-key').value.trim();
+      if (!key) return;
+      $('login-submit').disabled = true;
+      checkKey(key).then(function (me) {
+        sessionStorage.setItem(KEY_STORE, key);
+        signedIn(key, me);
+      }).catch(function (err) { showLogin(err.message); }).then(function () { $('login-submit').disabled = false; });
+    });
+    $('logout').addEventListener('click', function () {
+      sessionStorage.removeItem(KEY_STORE);
+      location.reload();
+    });
+    var saved = sessionStorage.getItem(KEY_STORE);
+    if (!saved) {
+      fetch('/v1/me', { cache: 'no-store', headers: { Accept: 'application/json' } }).then(function (r) {
+        if (r.status === 404) signedIn(null, { key_id: null, role: 'viewer', owner: null, open: true });
+        else showLogin('');
+      }).catch(function () { showLogin('The API is not reachable; try again shortly.'); });
+      return;
+    }
+    checkKey(saved).then(function (me) { signedIn(saved, me); }).catch(function (err) {
+      sessionStorage.removeItem(KEY_STORE);
+      showLogin(err.message);
+    });
+  }
+
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
+  else start();
 })();

@@ -1,7 +1,9 @@
 """`skylane ingest|api|simulate|demo`: the running parts of the system."""
 from __future__ import annotations
 
+import argparse
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -14,21 +16,85 @@ from . import stop_on_signals
 log = logging.getLogger("skylane")
 
 
+def _setting(settings: Settings, name: str, env: str, default: float) -> float:
+    """A setting the lead may move into Settings; until then read from the environment."""
+    value = getattr(settings, name, None)
+    return float(value) if value is not None else float(os.environ.get(env, default))
+
+
 def cmd_ingest(args, settings: Settings) -> int:
+    if args.workers > 1 and args.worker is None:
+        return _supervise_workers(args, settings)
     from prometheus_client import start_http_server
 
     from ingest.consumer import Ingester
+    from ingest.limits import DEFAULT_BURST, DEFAULT_RATE, RateLimiter
+    from ingest.sharding import Assignment
 
     from ..wiring import make_pipeline, prepare_database
-    prepare_database(settings)
-    if settings.ingest_metrics_port:
-        start_http_server(settings.ingest_metrics_port, addr=settings.ingest_metrics_host)
-        log.info("ingest metrics on http://%s:%d/metrics", settings.ingest_metrics_host, settings.ingest_metrics_port)
+    worker = args.worker or 0
+    assignment = Assignment(worker, args.workers, shared=args.share_group)
+    if args.worker is None:
+        prepare_database(settings)  # workers started by a supervisor find it prepared
+    metrics_port = settings.ingest_metrics_port + worker if settings.ingest_metrics_port else 0
+    if metrics_port:
+        start_http_server(metrics_port, addr=settings.ingest_metrics_host)
+        log.info("ingest metrics on http://%s:%d/metrics", settings.ingest_metrics_host, metrics_port)
     host, port = settings.mqtt_host_port
+    limiter = RateLimiter(args.device_rate if args.device_rate is not None else
+                          _setting(settings, "device_rate", "SKYLANE_DEVICE_RATE", DEFAULT_RATE),
+                          args.device_burst if args.device_burst is not None else
+                          _setting(settings, "device_burst", "SKYLANE_DEVICE_BURST", DEFAULT_BURST))
     ingester = Ingester(mqtt_host=host, mqtt_port=port, database_url=settings.database_url,
-                        pipeline=make_pipeline(settings), client_id=args.client_id or settings.ingest_client_id,
-                        batch_size=settings.batch_size, batch_ms=settings.batch_ms)
+                        pipeline=make_pipeline(settings), client_id=worker_client_id(
+                            args.client_id or settings.ingest_client_id, worker),
+                        batch_size=settings.batch_size, batch_ms=settings.batch_ms, assignment=assignment,
+                        rate_limiter=limiter, max_payload_bytes=settings.max_payload_bytes)
     ingester.run(stop_on_signals())
+    return 0
+
+
+def worker_client_id(base: str, worker: int) -> str:
+    """Fixed per worker index (persistent sessions); worker 0 keeps the single ingester's id."""
+    return base if worker == 0 else f"{base}-w{worker}"
+
+
+def _supervise_workers(args, settings: Settings) -> int:
+    """N worker processes, each its share of the shards; one that dies is restarted (its session waits)."""
+    from ..wiring import prepare_database
+    prepare_database(settings)
+    me = [sys.executable, "-m", "skylane", "--log-level", logging.getLevelName(logging.getLogger().level), "ingest",
+          "--workers", str(args.workers)]
+    extra = []
+    for flag, value in (("--client-id", args.client_id), ("--device-rate", args.device_rate),
+                        ("--device-burst", args.device_burst)):
+        if value is not None:
+            extra += [flag, str(value)]
+    if args.share_group:
+        extra.append("--share-group")
+
+    def start(i: int) -> subprocess.Popen:
+        return subprocess.Popen([*me, "--worker", str(i), *extra])
+    children = {i: start(i) for i in range(args.workers)}
+    log.info("started %d ingest workers (pids %s)", args.workers, ", ".join(str(p.pid) for p in children.values()))
+    stop = stop_on_signals()
+    try:
+        while not stop.is_set():
+            for i, proc in list(children.items()):
+                if proc.poll() is not None and not stop.is_set():
+                    log.error("ingest worker %d exited with code %s; restarting it", i, proc.returncode)
+                    stop.wait(1)
+                    children[i] = start(i)
+            stop.wait(0.5)
+    finally:
+        for proc in children.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in children.values():
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
     return 0
 
 
@@ -121,9 +187,25 @@ def _wait_http(url: str, timeout: float, stop: threading.Event) -> bool:
     return False
 
 
+def _workers(text: str) -> int:
+    from ingest.sharding import SHARDS
+    n = int(text)
+    if not 1 <= n <= SHARDS:
+        raise argparse.ArgumentTypeError(f"--workers must be 1..{SHARDS}")
+    return n
+
+
 def register(sub) -> None:
     s = sub.add_parser("ingest", help="run the MQTT ingester")
     s.add_argument("--client-id", help="MQTT client id (persistent session); default SKYLANE_INGEST_CLIENT_ID")
+    s.add_argument("--workers", type=_workers, default=1,
+                   help="worker processes, each a fixed share of the device shards (docs/scale-out.md)")
+    s.add_argument("--share-group", action="store_true",
+                   help="subscribe in MQTT 5 share groups (EMQX; not Mosquitto 2.0, which forgets them on restart)")
+    s.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # index of one worker (set by --workers)
+    s.add_argument("--device-rate", type=float,
+                   help="messages/s per device before dead-lettering (default SKYLANE_DEVICE_RATE or 100; 0: off)")
+    s.add_argument("--device-burst", type=float, help="burst per device (default SKYLANE_DEVICE_BURST or 1000)")
     s.set_defaults(func=cmd_ingest)
 
     s = sub.add_parser("api", help="run the API and dashboard")

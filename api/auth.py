@@ -1,0 +1,121 @@
+"""Who is calling: API keys with roles, checked on every request.
+
+`Authorization: Bearer <key>` everywhere; WebSocket connections and SSE requests (browsers cannot
+set headers there) may pass `?access_token=<key>` instead. Roles, from least to most powerful:
+viewer (reads the live picture, zones, events), operator (also submits clearances; sees and acts on
+the drones and clearances whose owner is the key's owner only), engineer (history, readings,
+replays), admin (changes the airspace, manages everything). `admin` passes every `require(...)`.
+
+Use as a FastAPI dependency::
+
+    @router.get("/v1/things")
+    def things(who: Principal = Depends(require("viewer", "operator"))): ...
+
+or, outside a route (e.g. a WebSocket loop), `await authenticate_token(app, token)`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import HTTPException, Security
+from fastapi.security import HTTPBearer
+from prometheus_client import Counter
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import HTTPConnection
+
+from storage.auth import ROLES, KeyCache
+
+from .models import Problem
+
+__all__ = ["ROLES", "ANY_ROLE", "Principal", "Authenticator", "authenticate_token", "require", "token_from",
+           "UNAUTHORIZED", "FORBIDDEN"]
+
+ANY_ROLE = ROLES
+AUTH_FAILURES = Counter("skylane_api_auth_failures_total", "Refused API requests", ["reason"])
+
+
+@dataclass(frozen=True)
+class Principal:
+    key_id: str
+    role: str
+    owner: str | None
+
+    @property
+    def is_operator(self) -> bool:
+        return self.role == "operator"
+
+    def may_see_owner(self, owner: str | None) -> bool:
+        """Operators see only what their owner owns; every other role sees everything."""
+        return not self.is_operator or (owner is not None and owner == self.owner)
+
+    def as_dict(self) -> dict:
+        return {"key_id": self.key_id, "role": self.role, "owner": self.owner}
+
+
+class Authenticator:
+    """The key lookups of one app: a connection factory (pool.connection) and a TTL cache."""
+
+    def __init__(self, connect, ttl_s: float = 5.0):
+        self.connect = connect
+        self.cache = KeyCache(ttl_s)
+
+    def lookup(self, token: str) -> Principal | None:
+        record = self.cache.lookup(token, self.connect)
+        return None if record is None else Principal(record.key_id, record.role, record.owner)
+
+
+def _unauthorized(detail: str, reason: str) -> HTTPException:
+    AUTH_FAILURES.labels(reason).inc()
+    return HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def authenticate_token(app, token: str | None) -> Principal:
+    """The principal of a key, or HTTPException(401). `app.state.auth` is the app's Authenticator."""
+    if not token:
+        raise _unauthorized("missing API key: send 'Authorization: Bearer <key>'", "missing")
+    auth: Authenticator = app.state.auth
+    principal = await run_in_threadpool(auth.lookup, token)
+    if principal is None:
+        raise _unauthorized("invalid or revoked API key", "invalid")
+    return principal
+
+
+def token_from(conn: HTTPConnection) -> str | None:
+    """The bearer token of a request; `?access_token=` only on WebSockets and event streams."""
+    header = conn.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+    query_ok = conn.scope["type"] == "websocket" or "text/event-stream" in conn.headers.get("accept", "")
+    return conn.query_params.get("access_token") if query_ok else None
+
+
+class _Bearer(HTTPBearer):
+    """The OpenAPI `bearer` security scheme, usable by HTTP and WebSocket routes alike."""
+
+    async def __call__(self, conn: HTTPConnection) -> str | None:  # type: ignore[override]
+        return token_from(conn)
+
+
+BEARER = _Bearer(scheme_name="bearer", bearerFormat="sky_<key id>_<secret>", auto_error=False,
+                 description="An API key from `skylane keys create --role ROLE`.")
+UNAUTHORIZED = {"description": "Missing, invalid or revoked API key", "model": Problem}
+FORBIDDEN = {"description": "The key's role may not do this", "model": Problem}
+
+
+def require(*roles: str):
+    """A dependency giving the caller's Principal: 401 without a valid key, 403 for other roles."""
+    unknown = set(roles) - set(ROLES)
+    if unknown or not roles:
+        raise ValueError(f"require() takes roles from {ROLES}, got {roles}")
+    allowed = frozenset(roles) | {"admin"}
+
+    async def dependency(conn: HTTPConnection, token: str | None = Security(BEARER)) -> Principal:
+        principal = await authenticate_token(conn.app, token)
+        if principal.role not in allowed:
+            AUTH_FAILURES.labels("forbidden").inc()
+            raise HTTPException(403, f"role {principal.role!r} may not do this (needs one of: "
+                                     f"{', '.join(sorted(allowed))})")
+        return principal
+
+    return dependency

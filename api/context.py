@@ -1,0 +1,178 @@
+"""What every route needs: config, the database pool, the live hub, caches, the control publisher.
+
+One ApiContext per app (`app.state.ctx`); routes get it with the `Ctx` dependency. Caches are small
+and time-bounded (a few seconds) so several API processes agree quickly without talking to each other.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import Depends, HTTPException, Path, Query
+from prometheus_client.registry import CollectorRegistry
+from psycopg_pool import ConnectionPool
+from starlette.requests import HTTPConnection
+
+from airspace.zones import ZoneSet
+from protocol import topics
+from storage import catalog, queries
+
+from . import dbmetrics
+from .control import ControlLink
+from .live import LiveHub
+
+DeviceId = Annotated[str, Path(pattern=f"^{topics.ID_PATTERN}$", description="a device id")]
+IdFilter = Annotated[str | None, Query(pattern=f"^{topics.ID_PATTERN}$")]
+KindFilter = Annotated[str | None, Query(pattern="^[a-z_]{1,40}$")]
+MAX_WINDOW = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    database_url: str
+    mqtt_host: str
+    mqtt_port: int
+    mqtt_root: str
+    zone_cache_s: float = 5.0
+    key_cache_s: float = 5.0
+    max_body_bytes: int = 1 << 20  # every request body except zone uploads
+    max_upload_bytes: int = 16 << 20  # zone uploads (ED-269/ED-318 files can be large)
+
+    @property
+    def mqtt_url(self) -> str:
+        return f"mqtt://{self.mqtt_host}:{self.mqtt_port}"
+
+
+class TtlValue:
+    """A value recomputed at most every `ttl` seconds (thread-safe); `invalidate()` forces it."""
+
+    def __init__(self, ttl: float, compute: Callable[[], Any]):
+        self.ttl, self.compute = ttl, compute
+        self._at, self._value, self._fresh = 0.0, None, False
+        self._lock = threading.Lock()
+
+    def get(self) -> Any:
+        with self._lock:
+            if not self._fresh or time.monotonic() - self._at > self.ttl:
+                self._value = self.compute()
+                self._at, self._fresh = time.monotonic(), True
+            return self._value
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._fresh = False
+
+
+@dataclass
+class ZoneView:
+    """The active zones with their current state (DB suspensions merged with retained control messages)."""
+
+    zones: ZoneSet
+    geojson: dict  # the stored FeatureCollection
+    states: dict[str, dict]  # zone id -> {"state", "reason", "by", "at", ...} for zones not plainly active
+
+    def state_of(self, zone_id: str, now: float) -> str:
+        if self.states.get(zone_id, {}).get("state") == "suspended":
+            return "suspended"
+        schedule = getattr(self.zones.get(zone_id), "schedule", None)  # None: permanent
+        if schedule is not None and not bool(np.asarray(schedule.active(np.array([now], dtype=float)))[0]):
+            return "inactive"
+        return "active"
+
+    def usable(self, now: float) -> ZoneSet:
+        """The zones that constrain flights now: suspended ones dropped (schedules stay with the zones)."""
+        suspended = {z for z, s in self.states.items() if s.get("state") == "suspended"}
+        if not suspended:
+            return self.zones
+        feats = [f for f in self.geojson["features"] if f["properties"].get("id", f.get("id")) not in suspended]
+        return ZoneSet.from_geojson({**self.geojson, "features": feats})
+
+
+@dataclass
+class ApiContext:
+    config: ApiConfig
+    pool: ConnectionPool
+    hub: LiveHub
+    control: ControlLink
+    zone_view: TtlValue = field(init=False)
+    db_metrics: CollectorRegistry = field(init=False)
+    _owned: dict[str, tuple[float, frozenset[str]]] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        self.zone_view = TtlValue(self.config.zone_cache_s, self._load_zones)
+        self.db_metrics = dbmetrics.registry(self.pool.connection)
+
+    def _load_zones(self) -> ZoneView:
+        with self.pool.connection() as conn:
+            geojson = catalog.load_zones(conn)
+            stored = queries.zone_states(conn)
+        return ZoneView(ZoneSet.from_geojson(geojson), geojson, _merge_states(stored, self.control.zone_states()))
+
+    def zones(self) -> ZoneView:
+        return self.zone_view.get()
+
+    def owned_uavs(self, owner: str) -> frozenset[str]:
+        """The drones an operator owns (devices.owner), cached for a few seconds."""
+        now = time.monotonic()
+        hit = self._owned.get(owner)
+        if hit and now - hit[0] < self.config.zone_cache_s:
+            return hit[1]
+        with self.pool.connection() as conn:
+            ids = frozenset(r[0] for r in conn.execute(
+                "SELECT device_id FROM devices WHERE owner = %s AND kind = 'uav'", (owner,)))
+        if len(self._owned) > 1000:
+            self._owned.clear()
+        self._owned[owner] = (now, ids)
+        return ids
+
+    def owner_of(self, device_id: str) -> str | None:
+        with self.pool.connection() as conn:
+            row = conn.execute("SELECT owner FROM devices WHERE device_id = %s", (device_id,)).fetchone()
+        return row[0] if row else None
+
+
+def _at(state: dict) -> datetime:
+    try:
+        at = datetime.fromisoformat(str(state.get("at")))
+        return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+    except ValueError:
+        return datetime.min.replace(tzinfo=timezone.utc)
+
+
+def _merge_states(stored: dict[str, dict], broker: dict[str, dict]) -> dict[str, dict]:
+    """Per zone the most recent of the stored state and the broker's retained control message."""
+    out = dict(stored)
+    for zid, msg in broker.items():
+        if zid not in out or _at(msg) >= _at(out[zid]):
+            out[zid] = msg
+    return {z: s for z, s in out.items() if s.get("state") == "suspended" or z in stored}
+
+
+def get_ctx(conn: HTTPConnection) -> ApiContext:
+    return conn.app.state.ctx
+
+
+Ctx = Annotated[ApiContext, Depends(get_ctx)]
+
+
+def window(start: datetime | None, end: datetime | None, default: timedelta,
+           max_window: timedelta = MAX_WINDOW) -> tuple[datetime, datetime]:
+    """A bounded [start, end) window; 422 naming the parameter when it is unusable."""
+    for name, value in (("start", start), ("end", end)):
+        if value is not None and value.tzinfo is None:
+            raise HTTPException(422, f"{name} needs a UTC offset, e.g. 2026-11-27T08:00:00Z")
+    end = end or datetime.now(timezone.utc)
+    try:
+        start = start or end - default
+    except OverflowError:
+        raise HTTPException(422, "end is too early") from None
+    if start >= end:
+        raise HTTPException(422, "start must be before end")
+    if end - start > max_window:
+        raise HTTPException(422, f"window longer than {max_window.days} days; narrow start..end")
+    return start, end

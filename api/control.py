@@ -1,0 +1,91 @@
+"""Control messages from the API to every ingest worker: retained, QoS 1 (contract 2).
+
+  {root}/control/zones                 the whole internal zone FeatureCollection after an upload
+  {root}/control/zone/{zone_id}        {"state": "active"|"suspended", "reason", "by", "at", ...}
+  {root}/control/clearance/{uav_id}    an approved clearance (the monitor checks flights against it)
+
+The link also listens to `{root}/control/zone/+` so zone states set elsewhere (a sensor rule in the
+ingest pipeline) show in GET /v1/zones. It connects in the background; a publish while the broker is
+unreachable is a 503 for the caller, never a silent loss.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+
+import orjson
+import paho.mqtt.client as mqtt
+
+from devices.mqttclient import close_client, connect_with_retry
+from protocol import topics
+
+log = logging.getLogger("skylane.api.control")
+
+
+class ControlUnavailable(RuntimeError):
+    """The broker did not take the message (not connected, or no PUBACK in time)."""
+
+
+class ControlLink:
+    def __init__(self, url: str, root: str, timeout_s: float = 5.0):
+        self.url, self.root, self.timeout_s = url, root, timeout_s
+        self._client: mqtt.Client | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._states: dict[str, dict] = {}
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._connect, name="api-control", daemon=True)
+        self._thread.start()
+
+    def _connect(self) -> None:
+        client = connect_with_retry(self.url, f"skylane-api-{uuid.uuid4().hex[:8]}", self._stop,
+                                    subscriptions=[(topics.control_zone(self.root, "+"), 1)], on_message=self._on_message)
+        if client is not None and self._stop.is_set():
+            close_client(client)
+            return
+        self._client = client
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(15)
+        if self._client is not None:
+            close_client(self._client)
+            self._client = None
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None and self._client.is_connected()
+
+    def _on_message(self, _client, _userdata, message: mqtt.MQTTMessage) -> None:
+        zone_id = message.topic.rsplit("/", 1)[-1]
+        try:
+            body = orjson.loads(message.payload) if message.payload else None
+        except orjson.JSONDecodeError:
+            body = None
+        with self._lock:
+            if isinstance(body, dict) and body.get("state") in ("active", "suspended"):
+                self._states[zone_id] = body
+            else:  # cleared or malformed: no opinion about this zone
+                self._states.pop(zone_id, None)
+
+    def zone_states(self) -> dict[str, dict]:
+        with self._lock:
+            return dict(self._states)
+
+    def publish(self, topic: str, body: dict | list) -> None:
+        """Publish retained at QoS 1 and wait for the broker's PUBACK."""
+        client = self._client
+        if client is None or not client.is_connected():
+            raise ControlUnavailable(f"not connected to the MQTT broker {self.url}")
+        info = client.publish(topic, orjson.dumps(body), qos=1, retain=True)
+        try:
+            info.wait_for_publish(self.timeout_s)
+        except (RuntimeError, ValueError) as exc:
+            raise ControlUnavailable(f"publish to {topic} failed: {exc}") from None
+        if not info.is_published():
+            raise ControlUnavailable(f"the broker did not acknowledge {topic} within {self.timeout_s:g} s")
+        log.info("published control message %s", topic)

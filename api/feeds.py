@@ -1,0 +1,267 @@
+"""Live feeds over WebSocket (`/v1/live`) and server-sent events (`/v1/live/sse`).
+
+Both take the same filters as query parameters (each list parameter repeatable or comma-separated):
+`bbox=minlon,minlat,maxlon,maxlat` (positions, and events that carry a position), `uav_id`, `kind`
+(event kinds), `sensor_kind`, `type` (position, event, sensor, zone_state, zones_changed). The API key
+comes as `Authorization: Bearer <key>` or `?access_token=<key>` (browsers cannot set headers on
+WebSockets and EventSource). Operators get only their own drones' positions and events.
+
+WebSocket frames are JSON arrays of messages; SSE sends one event per message, named by its type.
+Every message is an object with `type`: position | event | sensor | zone_state | zones_changed | notice.
+A slow client loses its oldest positions and is told so by a `notice` with `dropped_positions`; alerts
+are never dropped: a client too slow even for those is disconnected (WebSocket close code 1013, or an
+SSE `error` event) with the reason.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import math
+import re
+import time
+from contextlib import asynccontextmanager
+
+import orjson
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, WebSocket
+from fastapi.responses import StreamingResponse
+from starlette.datastructures import QueryParams
+
+from protocol import topics
+
+from .auth import Authenticator, Principal, authenticate_token, token_from
+from .live import (DISCONNECTS, MAX_ALERTS_QUEUED, MAX_POSITIONS_QUEUED, MESSAGE_TYPES, DeviceDirectory, FeedFilter,
+                   LiveHub, Subscriber, count_sent, encode_sse, encode_ws)
+
+log = logging.getLogger("skylane.api.feeds")
+MAX_VALUES = 500
+_KIND = re.compile(r"[a-z][a-z0-9_]{0,39}")
+_client_ids = itertools.count(1)
+WS_POLICY, WS_TRY_LATER, WS_UNAUTHORIZED = 1008, 1013, 4401
+
+
+def _values(q: QueryParams, name: str) -> list[str]:
+    out = [v.strip() for raw in q.getlist(name) for v in raw.split(",") if v.strip()]
+    if len(out) > MAX_VALUES:
+        raise ValueError(f"at most {MAX_VALUES} values for {name}")
+    return out
+
+
+def parse_filter(q: QueryParams, principal: Principal) -> FeedFilter:
+    """The client's filter from its query string; ValueError names the bad parameter."""
+    bbox = None
+    if q.get("bbox"):
+        try:
+            parts = tuple(float(v) for v in q["bbox"].split(","))
+        except ValueError:
+            parts = ()
+        if len(parts) != 4 or not all(math.isfinite(v) for v in parts):
+            raise ValueError("bbox must be minlon,minlat,maxlon,maxlat")
+        x0, y0, x1, y1 = parts
+        if not (-180 <= x0 <= x1 <= 180 and -90 <= y0 <= y1 <= 90):
+            raise ValueError("bbox must be minlon,minlat,maxlon,maxlat with min <= max, in degrees")
+        bbox = parts
+    uav_ids = _values(q, "uav_id")
+    bad = [v for v in uav_ids if not topics.valid_id(v)]
+    if bad:
+        raise ValueError(f"uav_id {bad[0][:80]!r} is not a valid device id")
+    kinds, sensor_kinds, types = _values(q, "kind"), _values(q, "sensor_kind"), _values(q, "type")
+    for name, values in (("kind", kinds), ("sensor_kind", sensor_kinds)):
+        bad = [v for v in values if not _KIND.fullmatch(v)]
+        if bad:
+            raise ValueError(f"{name} {bad[0][:80]!r} is not a kind name (a-z, 0-9, _)")
+    bad = [v for v in types if v not in MESSAGE_TYPES]
+    if bad:
+        raise ValueError(f"type {bad[0][:80]!r} is not one of {', '.join(MESSAGE_TYPES)}")
+    operator = principal.role == "operator"
+    return FeedFilter(uav_ids=frozenset(uav_ids), kinds=frozenset(kinds), sensor_kinds=frozenset(sensor_kinds),
+                      types=frozenset(types), bbox=bbox, operator=operator,
+                      operator_owner=principal.owner if operator else None)
+
+
+def _log_start(client: int, transport: str, principal: Principal, f: FeedFilter) -> None:
+    log.info("feed.connect client=%d transport=%s key=%s role=%s uav_ids=%d kinds=%s bbox=%s", client, transport,
+             principal.key_id, principal.role, len(f.uav_ids), ",".join(sorted(f.kinds)) or "*", f.bbox,
+             extra={"feed": {"client": client, "transport": transport, "key_id": principal.key_id,
+                             "role": principal.role}})
+
+
+def _log_end(client: int, transport: str, sub: Subscriber, started: float, sent: int, reason: str) -> None:
+    dropped = sub.total_dropped + sub.dropped_positions + sub.dropped_sensors
+    log.info("feed.disconnect client=%d transport=%s reason=%s sent=%d dropped=%d duration_s=%.1f", client,
+             transport, reason, sent, dropped, time.monotonic() - started,
+             extra={"feed": {"client": client, "transport": transport, "reason": reason, "sent": sent,
+                             "dropped": dropped}})
+
+
+def _overflow_reason(sub: Subscriber) -> str:
+    return f"client too slow for the alert stream ({sub.max_alerts} alerts pending); reconnect and resync"
+
+
+def feeds_router(hub: LiveHub, *, max_positions: int = MAX_POSITIONS_QUEUED, max_alerts: int = MAX_ALERTS_QUEUED,
+                 keepalive_s: float = 15.0, batch_window_s: float = 0.05) -> APIRouter:
+    """The live-feed routes over `hub` (one per API process; it reads the broker).
+
+    A client gets at most one frame per `batch_window_s`: messages arriving meanwhile share the next frame,
+    which keeps the per-frame cost (framing, syscalls, the browser's parse) flat as the update rate grows.
+    """
+    router = APIRouter(tags=["live"])
+
+    def new_subscriber(f: FeedFilter, transport: str) -> Subscriber:
+        return Subscriber(f, hub.directory, transport=transport, max_positions=max_positions, max_alerts=max_alerts)
+
+    async def pace(last_sent: float) -> None:
+        wait = last_sent + batch_window_s - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    @router.websocket("/v1/live")
+    async def live_ws(ws: WebSocket):
+        await ws.accept()
+        try:
+            principal = await authenticate_token(ws.app, token_from(ws))
+        except HTTPException as exc:
+            DISCONNECTS.labels("unauthorized").inc()
+            await ws.close(code=WS_UNAUTHORIZED, reason=str(exc.detail)[:120])
+            return
+        try:
+            filt = parse_filter(ws.query_params, principal)
+        except ValueError as exc:
+            DISCONNECTS.labels("bad_filter").inc()
+            await ws.close(code=WS_POLICY, reason=str(exc)[:120])
+            return
+        client, started, sent, reason = next(_client_ids), time.monotonic(), 0, "client_closed"
+        sub = new_subscriber(filt, "ws")
+        closed = asyncio.Event()
+
+        async def watch() -> None:  # reading is how a WebSocket learns that the peer left
+            try:
+                while (await ws.receive())["type"] != "websocket.disconnect":
+                    pass
+            except Exception:  # noqa: BLE001 - any receive failure means the connection is gone
+                pass
+            closed.set()
+            sub.wake.set()
+
+        _log_start(client, "ws", principal, filt)
+        hub.subscribe(sub)
+        watcher = asyncio.create_task(watch())
+        last_sent = 0.0
+        try:
+            while not closed.is_set():
+                await sub.wake.wait()
+                await pace(last_sent)
+                if closed.is_set():
+                    break
+                if sub.overflow:
+                    reason = "alert_overflow"
+                    DISCONNECTS.labels(reason).inc()
+                    await ws.close(code=WS_TRY_LATER, reason=_overflow_reason(sub)[:120])
+                    break
+                batch = sub.take()
+                last_sent = time.monotonic()
+                if batch:
+                    await ws.send_text(encode_ws(batch))
+                    count_sent(batch)
+                    sent += len(batch)
+        except Exception as exc:  # noqa: BLE001 - a send to a vanished client: just end this feed
+            reason = f"send_failed:{type(exc).__name__}"
+        finally:
+            hub.unsubscribe(sub)
+            watcher.cancel()
+            _log_end(client, "ws", sub, started, sent, reason)
+
+    @router.get("/v1/live/sse", response_class=StreamingResponse, summary="Live feed as server-sent events",
+                responses={200: {"content": {"text/event-stream": {}},
+                                 "description": "Endless event stream; one SSE event per message, named by type"},
+                           401: {"description": "Missing, invalid or revoked API key"},
+                           422: {"description": "A bad filter"}})
+    async def live_sse(request: Request,
+                       bbox: str | None = Query(None, description="minlon,minlat,maxlon,maxlat"),
+                       uav_id: list[str] = Query([], description="UAV ids (repeat or comma-separate)"),
+                       kind: list[str] = Query([], description="event kinds"),
+                       sensor_kind: list[str] = Query([], description="sensor kinds"),
+                       type: list[str] = Query([], description=f"message types: {', '.join(MESSAGE_TYPES)}"),
+                       access_token: str | None = Query(None, description="API key (EventSource cannot send headers)")):
+        principal = await authenticate_token(request.app, token_from(request) or access_token)
+        try:
+            filt = parse_filter(request.query_params, principal)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        client, started = next(_client_ids), time.monotonic()
+        sub = new_subscriber(filt, "sse")
+        _log_start(client, "sse", principal, filt)
+
+        async def stream():
+            sent, reason, last_sent = 0, "client_closed", 0.0
+            hub.subscribe(sub)
+            try:
+                yield b"retry: 3000\n\n"
+                while True:
+                    if not sub.pending() and not sub.overflow and not sub.dropped_positions:
+                        sub.wake.clear()
+                        try:
+                            await asyncio.wait_for(sub.wake.wait(), keepalive_s)
+                        except TimeoutError:
+                            yield b": keepalive\n\n"
+                            continue
+                    await pace(last_sent)
+                    if sub.overflow:
+                        reason = "alert_overflow"
+                        DISCONNECTS.labels(reason).inc()
+                        yield b"event: error\ndata: " + orjson.dumps({"type": "error",
+                                                                      "message": _overflow_reason(sub)}) + b"\n\n"
+                        return
+                    batch = sub.take()
+                    last_sent = time.monotonic()
+                    if batch:
+                        yield encode_sse(batch)
+                        count_sent(batch)
+                        sent += len(batch)
+            finally:
+                hub.unsubscribe(sub)
+                _log_end(client, "sse", sub, started, sent, reason)
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+    return router
+
+
+def create_feed_app(database_url: str, mqtt_host: str, mqtt_port: int, root: str, **router_kw) -> FastAPI:
+    """A feed-only API process: auth, the device directory and the live feeds, nothing else.
+
+    Feeds scale out by running more of these (or full API processes) behind a load balancer: each reads
+    the broker itself. Used by the feed tests and `skylane bench feeds --app feeds`.
+    """
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+    from psycopg_pool import ConnectionPool
+    from starlette.responses import JSONResponse, Response
+
+    pool = ConnectionPool(database_url, min_size=1, max_size=4, open=False, timeout=5)
+    hub = LiveHub(mqtt_host, mqtt_port, root, directory=DeviceDirectory(pool.connection, ttl_s=5.0))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        pool.open(wait=False)
+        hub.start()
+        yield
+        await hub.stop()
+        pool.close()
+
+    app = FastAPI(title="Skylane live feeds", lifespan=lifespan)
+    app.state.auth = Authenticator(pool.connection)
+    app.state.hub = hub
+    app.include_router(feeds_router(hub, **router_kw))
+
+    @app.get("/v1/health", include_in_schema=False)
+    def health():
+        ok = hub.connected
+        return JSONResponse({"status": "ok" if ok else "degraded", "mqtt": "connected" if ok else "disconnected"},
+                            status_code=200 if ok else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics():
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

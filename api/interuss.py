@@ -1,0 +1,269 @@
+"""InterUSS geospatial_map v1 automated-testing interface, so standard UTM test tooling (uss_qualifier)
+can check Skylane's geo-awareness.
+
+Mounted like InterUSS's mock_uss: `GET /geospatial_map/v1/status` and `POST /geospatial_map/v1/map/queries`.
+Each check is a list of filter sets; a check is `Present` when some zone in force (suspended zones
+excluded) matches every filter of at least one filter set:
+
+- `volumes4d`: the volume's outline (circle or polygon) intersects the zone's outline, the altitude
+  ranges overlap once both are in metres AMSL (W84 = ellipsoid height, SFC = above ground; missing
+  bounds are open), and the time range overlaps the zone's schedule (a zone without one is permanent);
+- `position`: the zone's outline contains the point (and its band the altitude, when given);
+- `after` / `before`: the zone is in force at some time in that range;
+- `resulting_operational_impact`: Block = prohibited zones, Advise = authorisation/conditional ones;
+- `ed269`: `acceptable_restrictions` against the zone's restriction, `u_space_class` against its property.
+
+`restriction_source` and `operation_rule_set` are not modelled: such a check answers `UnsupportedFilter`.
+Requests need an API key of any role (the suite's bearer token).
+"""
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta, timezone
+from typing import Annotated, Literal
+
+import numpy as np
+import shapely
+from fastapi import APIRouter, Depends
+from pydantic import AliasChoices, BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from airspace.zones import Zone, ZoneSet
+
+from .auth import ROLES, UNAUTHORIZED, Principal, require
+from .context import Ctx
+from .models import Problem
+
+API_NAME = "Geospatial Map Provider Automated Testing Interface"
+API_VERSION = "v0.2.2"
+EARTH_RADIUS_M = 6_371_008.8
+CIRCLE_SEGMENTS = 64
+HORIZON = timedelta(days=366)  # an open-ended time range is looked at this far
+BLOCK = frozenset({"PROHIBITED"})
+ADVISE = frozenset({"REQ_AUTHORISATION", "CONDITIONAL"})
+KIND_RESTRICTION = {"restricted": "PROHIBITED", "authorization": "REQ_AUTHORISATION"}
+
+router = APIRouter(prefix="/geospatial_map/v1", tags=["interuss"])
+
+
+class LatLngPoint(BaseModel):
+    lat: float = Field(ge=-90, le=90, allow_inf_nan=False)
+    lng: float = Field(ge=-180, le=180, allow_inf_nan=False)
+
+
+class Radius(BaseModel):
+    value: float = Field(gt=0, le=1_000_000, allow_inf_nan=False)
+    units: Literal["M"]
+
+
+class Altitude(BaseModel):
+    value: float = Field(ge=-8000, le=100000, allow_inf_nan=False)
+    reference: Literal["W84", "SFC"]
+    units: Literal["M"]
+
+
+class Circle(BaseModel):
+    center: LatLngPoint
+    radius: Radius
+
+
+class Polygon(BaseModel):
+    vertices: list[LatLngPoint] = Field(min_length=3, max_length=1000)
+
+
+class Volume3D(BaseModel):
+    outline_circle: Circle | None = None
+    outline_polygon: Polygon | None = None
+    altitude_lower: Altitude | None = None
+    altitude_upper: Altitude | None = None
+
+
+class Time(BaseModel):
+    value: datetime
+    format: Literal["RFC3339"]
+
+
+class Volume4D(BaseModel):
+    volume: Volume3D
+    time_start: Time | None = None
+    time_end: Time | None = None
+
+
+class Position(BaseModel):
+    location: LatLngPoint
+    altitude: Altitude | None = None
+
+
+class ED269Filters(BaseModel):
+    u_space_class: str | None = Field(default=None, max_length=100)
+    acceptable_restrictions: list[Literal["PROHIBITED", "REQ_AUTHORISATION", "CONDITIONAL", "NO_RESTRICTION"]] | None = None
+
+
+class FilterSet(BaseModel):
+    position: Position | None = None
+    volumes4d: list[Volume4D] | None = Field(default=None, max_length=100)
+    after: datetime | None = None
+    before: datetime | None = None
+    restriction_source: str | None = Field(default=None, max_length=200)
+    operation_rule_set: str | None = Field(default=None, max_length=200)
+    resulting_operational_impact: Literal["Block", "Advise", "BlockOrAdvise"] | None = None
+    ed269: ED269Filters | None = None
+
+
+class Check(BaseModel):
+    filter_sets: list[FilterSet] = Field(validation_alias=AliasChoices("filter_sets", "filterSets"), max_length=100)
+
+
+class QueryRequest(BaseModel):
+    checks: list[Check] = Field(max_length=100)
+
+
+class CheckResult(BaseModel):
+    features_selection_outcome: Literal["Present", "Absent", "UnsupportedFilter", "Error"]
+    message: str | None = None
+
+
+class QueryReply(BaseModel):
+    results: list[CheckResult]
+
+
+class Status(BaseModel):
+    status: Literal["Starting", "Ready"]
+    api_name: str
+    api_version: str
+
+
+class Unsupported(ValueError):
+    """A filter this USS does not model."""
+
+
+class BadVolume(ValueError):
+    """A volume that describes no area (e.g. a self-crossing polygon, no outline)."""
+
+
+def _epoch(ts: datetime) -> float:
+    return (ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def circle_outline(lat: float, lng: float, radius_m: float) -> shapely.Polygon:
+    """A circle on the sphere as a lon/lat polygon (exact enough for the few-km volumes of UTM tests)."""
+    bearing = np.linspace(0, 2 * np.pi, CIRCLE_SEGMENTS, endpoint=False)
+    d = radius_m / EARTH_RADIUS_M
+    p1, l1 = math.radians(lat), math.radians(lng)
+    p2 = np.arcsin(math.sin(p1) * np.cos(d) + math.cos(p1) * np.sin(d) * np.cos(bearing))
+    l2 = l1 + np.arctan2(np.sin(bearing) * np.sin(d) * math.cos(p1), np.cos(d) - math.sin(p1) * np.sin(p2))
+    return shapely.Polygon(np.column_stack([np.degrees(l2), np.degrees(p2)]))
+
+
+def outline(vol: Volume3D) -> shapely.Geometry:
+    if (vol.outline_circle is None) == (vol.outline_polygon is None):
+        raise BadVolume("a volume needs exactly one of outline_circle and outline_polygon")
+    if vol.outline_circle is not None:
+        c = vol.outline_circle
+        return circle_outline(c.center.lat, c.center.lng, c.radius.value)
+    geom = shapely.Polygon([(v.lng, v.lat) for v in vol.outline_polygon.vertices])
+    if not geom.is_valid or geom.area == 0:
+        raise BadVolume(f"outline_polygon is not a valid area: {shapely.is_valid_reason(geom)}")
+    return geom
+
+
+def _to_amsl(zones: ZoneSet, alt: Altitude | None, default: float) -> float:
+    if alt is None:
+        return default
+    return float(zones.vertical.to_amsl(alt.value, "WGS84" if alt.reference == "W84" else "AGL"))
+
+
+def _in_force(zone: Zone, t0: float, t1: float) -> bool:
+    """The zone applies at some time in [t0, t1]."""
+    schedule = getattr(zone, "schedule", None)
+    if schedule is None:
+        return True
+    return bool(schedule.intervals(t0, t1))
+
+
+def restriction_of(zone: Zone) -> str:
+    return getattr(zone, "restriction", None) or KIND_RESTRICTION.get(zone.kind, "NO_RESTRICTION")
+
+
+def _matches(zones: ZoneSet, fs: FilterSet, now: float) -> np.ndarray:
+    """Bool per zone: the zone satisfies every filter of the set."""
+    if fs.restriction_source is not None:
+        raise Unsupported("restriction_source is not modelled: Skylane keeps one airspace source")
+    if fs.operation_rule_set is not None:
+        raise Unsupported("operation_rule_set is not modelled: one rule set applies in the demonstration zone")
+    n = len(zones)
+    ok = np.ones(n, dtype=bool)
+    geoms = np.array([z.geometry for z in zones.zones], dtype=object)
+    if fs.position is not None:
+        p = fs.position
+        ok &= shapely.intersects_xy(geoms, p.location.lng, p.location.lat)
+        if p.altitude is not None:
+            a = _to_amsl(zones, p.altitude, 0.0)
+            ok &= (zones.lower_amsl <= a) & (a <= zones.upper_amsl)
+    if fs.volumes4d is not None:
+        any_volume = np.zeros(n, dtype=bool)
+        for v in fs.volumes4d:
+            lo = _to_amsl(zones, v.volume.altitude_lower, -math.inf)
+            hi = _to_amsl(zones, v.volume.altitude_upper, math.inf)
+            if lo > hi:
+                raise BadVolume("altitude_lower is above altitude_upper")
+            hit = shapely.intersects(geoms, outline(v.volume)) & (zones.lower_amsl <= hi) & (zones.upper_amsl >= lo)
+            t0 = _epoch(v.time_start.value) if v.time_start else now
+            t1 = _epoch(v.time_end.value) if v.time_end else t0 + HORIZON.total_seconds()
+            if t0 > t1:
+                raise BadVolume("time_start is after time_end")
+            any_volume |= hit & np.array([_in_force(z, t0, t1) for z in zones.zones], dtype=bool)
+        ok &= any_volume
+    if fs.after is not None or fs.before is not None:
+        t0 = _epoch(fs.after) if fs.after else now - HORIZON.total_seconds()
+        t1 = _epoch(fs.before) if fs.before else t0 + HORIZON.total_seconds()
+        ok &= np.array([t0 <= t1 and _in_force(z, t0, t1) for z in zones.zones], dtype=bool)
+    if fs.resulting_operational_impact is not None:
+        wanted = {"Block": BLOCK, "Advise": ADVISE, "BlockOrAdvise": BLOCK | ADVISE}[fs.resulting_operational_impact]
+        ok &= np.array([restriction_of(z) in wanted for z in zones.zones], dtype=bool)
+    if fs.ed269 is not None:
+        if fs.ed269.acceptable_restrictions:
+            allowed = set(fs.ed269.acceptable_restrictions)
+            ok &= np.array([restriction_of(z) in allowed for z in zones.zones], dtype=bool)
+        if fs.ed269.u_space_class is not None:
+            ok &= np.array([(z.properties.get("u_space_class") or z.properties.get("uSpaceClass"))
+                            == fs.ed269.u_space_class for z in zones.zones], dtype=bool)
+    return ok
+
+
+def evaluate(zones: ZoneSet, request: QueryRequest, now: float) -> QueryReply:
+    """One result per check, in order (pure: zones and the time come in as data)."""
+    results = []
+    for check in request.checks:
+        try:
+            present = any(bool(_matches(zones, fs, now).any()) for fs in check.filter_sets)
+            results.append(CheckResult(features_selection_outcome="Present" if present else "Absent"))
+        except Unsupported as exc:
+            results.append(CheckResult(features_selection_outcome="UnsupportedFilter", message=str(exc)))
+        except BadVolume as exc:
+            results.append(CheckResult(features_selection_outcome="Error", message=str(exc)))
+    return QueryReply(results=results)
+
+
+Caller = Annotated[Principal, Depends(require(*ROLES))]
+
+
+@router.get("/status", response_model=Status, responses={401: UNAUTHORIZED})
+def status(ctx: Ctx, _: Caller):
+    """Ready once the zones can be read from the store."""
+    try:
+        ctx.zones()
+        state = "Ready"
+    except Exception:  # database not reachable yet: the test driver should wait
+        state = "Starting"
+    return Status(status=state, api_name=API_NAME, api_version=API_VERSION)
+
+
+@router.post("/map/queries", response_model=QueryReply, response_model_exclude_none=True,
+             responses={401: UNAUTHORIZED, 422: {"model": Problem}})
+async def map_queries(ctx: Ctx, _: Caller, request: QueryRequest):
+    """Present/Absent (or UnsupportedFilter/Error with a message) per check."""
+    def work() -> QueryReply:
+        now = datetime.now(timezone.utc).timestamp()
+        return evaluate(ctx.zones().usable(now), request, now)
+    return await run_in_threadpool(work)

@@ -1,0 +1,323 @@
+"""Recordings and replays over HTTP (engineers and admins).
+
+GET /v1/recordings lists the record files in the recordings directory; POST /v1/replays starts a
+replay of one of them, or of a stored window (start + end), into a remapped topic root in a
+background thread; GET /v1/replays and /v1/replays/{id} show progress; POST
+/v1/replays/{id}/control pauses, resumes, steps or changes the rate; DELETE /v1/replays/{id}
+stops it. A replay is published under ``{prefix}/{recorded root}`` (default prefix
+``replay/{id}``), never onto the live root; with ``evaluate`` the airspace core also runs in
+this process and its events and states are published under that root too, so a live feed
+subscribed there shows the replay as it happens.
+
+Configuration: `app.state.replay_config` (a ReplayConfig) when the app sets one; otherwise it is
+derived from the app's ApiConfig and SKYLANE_RECORDINGS_DIR (default <SKYLANE_STATE_DIR>/recordings).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import Path as PathParam
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from protocol import topics
+from replay.dbexport import DbSource
+from replay.player import play
+from replay.recordfile import RecordFormatError, is_record_file, read_header
+from replay.sinks import BrokerSink, PipelineSink, Sink, TeeSink
+from replay.sources import FileSource, Selection, Source
+from replay.timing import PlaybackControl, parse_rate
+
+from .auth import require
+
+log = logging.getLogger("skylane.api.replay")
+MAX_RUNNING = 4
+KEEP_FINISHED = 50
+ROOT_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}(/[A-Za-z0-9_.:-]{1,64}){0,7}$"
+ReplayId = Annotated[str, PathParam(pattern=r"^[0-9a-f]{12}$")]
+
+router = APIRouter(tags=["replays"], dependencies=[Depends(require("engineer", "admin"))])
+
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    recordings_dir: Path
+    mqtt_url: str
+    mqtt_root: str
+    database_url: str
+    zone_file: Path | None = None  # airspace for `evaluate` (default: SKYLANE_ZONE_FILE)
+
+
+def _config(request: Request) -> ReplayConfig:
+    cfg = getattr(request.app.state, "replay_config", None)
+    if cfg is not None:
+        return cfg
+    from skylane.settings import Settings
+    settings = Settings.from_env()
+    api = request.app.state.ctx.config
+    rec_dir = getattr(settings, "recordings_dir", None) or Path(
+        os.environ.get("SKYLANE_RECORDINGS_DIR", settings.state_dir / "recordings"))
+    cfg = ReplayConfig(Path(rec_dir), api.mqtt_url, api.mqtt_root, api.database_url, settings.zone_file)
+    request.app.state.replay_config = cfg
+    return cfg
+
+
+def _manager(request: Request) -> ReplayManager:
+    mgr = getattr(request.app.state, "replays", None)
+    if mgr is None:
+        mgr = request.app.state.replays = ReplayManager()
+    return mgr
+
+
+class ReplayRequest(BaseModel):
+    recording: str | None = Field(None, description="a file (or rotated set / directory) in the recordings dir")
+    start: datetime | None = Field(None, description="with `recording`: skip before (receive time); "
+                                                     "without: the stored window's start (event time)")
+    end: datetime | None = Field(None, description="end of the window (exclusive)")
+    rate: float | Literal["max"] = Field(1.0, description="0.1 to 1000 (x real time), or 'max'")
+    prefix: str | None = Field(None, pattern=ROOT_PATTERN,
+                               description="publish under {prefix}/{recorded root}; default replay/{id}")
+    loop: bool = False
+    uavs: list[Annotated[str, Field(pattern=f"^{topics.ID_PATTERN}$")]] = Field(default_factory=list, max_length=1000)
+    sensors: list[Annotated[str, Field(pattern=f"^{topics.ID_PATTERN}$")]] = Field(default_factory=list,
+                                                                                   max_length=1000)
+    evaluate: bool = Field(False, description="also run the airspace core here and publish its events and "
+                                              "states under the replay root")
+    paused: bool = False
+
+    @field_validator("rate")
+    @classmethod
+    def _rate(cls, v):
+        return parse_rate(v)
+
+    @model_validator(mode="after")
+    def _source(self):
+        if self.recording is None and (self.start is None or self.end is None):
+            raise ValueError("give a recording, or start and end of a stored window")
+        for name in ("start", "end"):
+            value = getattr(self, name)
+            if value is not None and value.tzinfo is None:
+                raise ValueError(f"{name} needs a UTC offset (e.g. 'Z')")
+        if self.start and self.end and self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+class ControlRequest(BaseModel):
+    action: Literal["pause", "resume", "step", "rate"]
+    rate: float | Literal["max"] | None = None
+    steps: int = Field(1, ge=1, le=100_000)
+
+
+@dataclass
+class ReplayJob:
+    id: str
+    request: dict
+    source_label: str
+    dst: str
+    control: PlaybackControl
+    created: float = field(default_factory=time.time)
+    state: str = "starting"  # starting | running | finished | stopped | failed
+    error: str | None = None
+    status: dict = field(default_factory=dict)
+    thread: threading.Thread | None = None
+    finished: float | None = None
+
+    def view(self) -> dict[str, Any]:
+        st = self.status
+        timing = st.get("timing")
+        return {
+            "id": self.id, "state": self.state, "error": self.error, "source": self.source_label, "root": self.dst,
+            "request": self.request, "control": self.control.state(),
+            "created": _iso(self.created), "finished": _iso(self.finished) if self.finished else None,
+            "fraction": st.get("fraction"), "position": _iso(st["t"]) if st.get("t") else None,
+            "counters": st.get("counters", {}),
+            "max_late_ms": round(timing.max_late_s * 1e3, 3) if timing is not None else None,
+        }
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class ReplayManager:
+    """The replays of one API process, each in its own thread."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, ReplayJob] = {}
+        self._lock = threading.Lock()
+
+    def running(self) -> int:
+        return sum(1 for j in self.jobs.values() if j.state in ("starting", "running"))
+
+    def start(self, job: ReplayJob, source: Source, sink: Sink, selection: Selection, loop: bool) -> None:
+        with self._lock:
+            if self.running() >= MAX_RUNNING:
+                raise HTTPException(429, f"{MAX_RUNNING} replays are running already; stop one first")
+            self.jobs[job.id] = job
+            done = sorted((j for j in self.jobs.values() if j.finished is not None), key=lambda j: j.finished or 0)
+            for old in done[:max(0, len(done) - KEEP_FINISHED)]:
+                self.jobs.pop(old.id, None)
+        job.thread = threading.Thread(target=self._run, args=(job, source, sink, selection, loop),
+                                      name=f"replay-{job.id}", daemon=True)
+        job.thread.start()
+
+    def _run(self, job: ReplayJob, source: Source, sink: Sink, selection: Selection, loop: bool) -> None:
+        def on_status(st: dict) -> None:
+            job.status = st
+            if job.state == "starting":
+                job.state = "running"
+        try:
+            job.state = "running"
+            res = play(source, sink, control=job.control, selection=selection, root_from=source.root,
+                       root_to=job.dst, loop=loop, on_status=on_status)
+            job.state = "stopped" if res.stopped else "finished"
+        except Exception as exc:  # reported on the job, never crashes the API
+            log.exception("replay %s failed", job.id)
+            job.state, job.error = "failed", f"{type(exc).__name__}: {exc}"
+        finally:
+            job.finished = time.time()
+
+    def get(self, replay_id: str) -> ReplayJob:
+        job = self.jobs.get(replay_id)
+        if job is None:
+            raise HTTPException(404, f"no replay {replay_id}")
+        return job
+
+    def stop_all(self) -> None:
+        for job in list(self.jobs.values()):
+            job.control.stop()
+        for job in list(self.jobs.values()):
+            if job.thread is not None:
+                job.thread.join(10)
+
+
+def _recording_path(cfg: ReplayConfig, name: str) -> Path:
+    base = cfg.recordings_dir.resolve()
+    path = (base / name).resolve()
+    if base != path and base not in path.parents:
+        raise HTTPException(400, "recording must be a name inside the recordings directory")
+    return path
+
+
+@router.get("/v1/recordings", summary="Record files available for replay")
+def list_recordings(request: Request) -> dict:
+    cfg = _config(request)
+    items = []
+    folder = cfg.recordings_dir
+    if folder.is_dir():
+        for p in sorted(folder.rglob("*")):
+            if not is_record_file(p):
+                continue
+            st = p.stat()
+            item: dict[str, Any] = {"name": str(p.relative_to(folder)), "size_bytes": st.st_size,
+                                    "modified": _iso(st.st_mtime)}
+            try:
+                head = read_header(p)
+                item.update(root=head.root, created=head.created, filters=list(head.filters), part=head.part,
+                            session=head.session)
+            except RecordFormatError as exc:
+                item["problem"] = str(exc)
+            items.append(item)
+    return {"directory": str(folder), "items": items}
+
+
+def _publish_outputs(sink: BrokerSink, root: str):
+    """The pipeline's decisions on the replay root, as the ingester publishes them live."""
+    def publish(out) -> None:
+        for ev in out.events:
+            sink.publish(topics.event(root, ev.event.kind, ev.event.uav_id), orjson.dumps(ev.to_dict()), 1, False)
+        for uav_id, state in out.uav_states.items():
+            sink.publish(topics.uav_state(root, uav_id), orjson.dumps(state), 0, True)
+        for sensor_id, state in out.sensor_states.items():
+            sink.publish(topics.sensor_state(root, sensor_id), orjson.dumps(state), 0, True)
+    return publish
+
+
+@router.post("/v1/replays", status_code=201, summary="Start a replay into a remapped topic root")
+def start_replay(body: ReplayRequest, request: Request) -> dict:
+    cfg = _config(request)
+    replay_id = uuid.uuid4().hex[:12]
+    try:
+        if body.recording is not None:
+            source: Source = FileSource(_recording_path(cfg, body.recording))
+            selection = Selection(start=body.start.timestamp() if body.start else None,
+                                  end=body.end.timestamp() if body.end else None,
+                                  uavs=frozenset(body.uavs), sensors=frozenset(body.sensors))
+        else:
+            assert body.start is not None and body.end is not None
+            source = DbSource(cfg.database_url, body.start.timestamp(), body.end.timestamp(), root=cfg.mqtt_root,
+                              uavs=body.uavs, sensors=body.sensors)
+            selection = Selection()
+    except FileNotFoundError as exc:
+        raise HTTPException(404, str(exc)) from None
+    except (RecordFormatError, ValueError) as exc:
+        raise HTTPException(422, str(exc)) from None
+    prefix = body.prefix or f"replay/{replay_id}"
+    dst = f"{prefix}/{source.root}"
+    live = cfg.mqtt_root
+    if dst == live or dst.startswith(live + "/") or live.startswith(dst + "/"):
+        raise HTTPException(422, f"prefix {prefix!r} would publish into the live root {live!r}")
+    broker = BrokerSink(cfg.mqtt_url, client_id=f"skylane-api-replay-{replay_id}", connect_timeout_s=10)
+    sink: Sink = broker
+    if body.evaluate:
+        from replay.evaluate import load_zones
+        zones = load_zones(cfg.zone_file) if cfg.zone_file else request.app.state.ctx.zone_view.get().zones
+        sink = TeeSink(broker, PipelineSink(zones, dst, batch_size=2000, on_output=_publish_outputs(broker, dst),
+                                            keep_events=False))
+    control = PlaybackControl(body.rate, paused=body.paused)
+    job = ReplayJob(replay_id, body.model_dump(mode="json"), source.label, dst, control)
+    _manager(request).start(job, source, sink, selection, body.loop)
+    return job.view()
+
+
+@router.get("/v1/replays", summary="Replays of this API process")
+def list_replays(request: Request) -> dict:
+    jobs = sorted(_manager(request).jobs.values(), key=lambda j: j.created, reverse=True)
+    return {"items": [j.view() for j in jobs]}
+
+
+@router.get("/v1/replays/{replay_id}", summary="One replay's progress")
+def get_replay(replay_id: ReplayId, request: Request) -> dict:
+    return _manager(request).get(replay_id).view()
+
+
+@router.post("/v1/replays/{replay_id}/control", summary="Pause, resume, single-step or change the rate")
+def control_replay(replay_id: ReplayId, body: ControlRequest, request: Request) -> dict:
+    job = _manager(request).get(replay_id)
+    c = job.control
+    if body.action == "pause":
+        c.pause()
+    elif body.action == "resume":
+        c.resume()
+    elif body.action == "step":
+        c.step(body.steps)
+    else:
+        if body.rate is None:
+            raise HTTPException(422, "action 'rate' needs a rate")
+        try:
+            c.set_rate(body.rate)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+    return job.view()
+
+
+@router.delete("/v1/replays/{replay_id}", summary="Stop a replay")
+def stop_replay(replay_id: ReplayId, request: Request) -> dict:
+    job = _manager(request).get(replay_id)
+    job.control.stop()
+    if job.thread is not None:
+        job.thread.join(10)
+    return job.view()
+
+
+__all__ = ["router", "ReplayConfig", "ReplayManager"]

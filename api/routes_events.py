@@ -1,0 +1,56 @@
+"""Airspace events: filtered history with keyset pagination, and acknowledgement by whom and when."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Query
+
+from storage import history
+
+from .auth import FORBIDDEN, ROLES, UNAUTHORIZED, Principal, require
+from .context import Ctx, IdFilter, KindFilter, window
+from .models import AckIn, AckResult, Event, EventPage, Problem
+
+router = APIRouter(tags=["events"])
+ERRORS = {401: UNAUTHORIZED, 422: {"model": Problem}}
+NOT_FOUND = {404: {"model": Problem, "description": "unknown event, or not about one of the operator's drones"}}
+MAX_PAGE = 1000
+
+
+@router.get("/v1/events", response_model=EventPage, responses=ERRORS)
+def get_events(ctx: Ctx, who: Annotated[Principal, Depends(require(*ROLES))],
+               start: datetime | None = None, end: datetime | None = None,
+               kind: KindFilter = None, uav_id: IdFilter = None,
+               limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+               cursor: Annotated[str | None, Query(max_length=200, pattern="^[A-Za-z0-9_-]+$")] = None):
+    """Newest first in [start, end) (default: the last day; at most 7 days). Follow `next_cursor` for older
+    pages. Operators get only events of their own drones."""
+    start, end = window(start, end or datetime.now(timezone.utc) + timedelta(minutes=5), timedelta(days=1))
+    with ctx.pool.connection() as conn:
+        try:
+            return history.events_page(conn, start, end, kind=kind, uav_id=uav_id, cursor=cursor, limit=limit,
+                                       owner=(who.owner or "") if who.is_operator else None)
+        except history.BadCursor as exc:
+            raise HTTPException(422, str(exc)) from None
+
+
+@router.get("/v1/events/{event_id}", response_model=Event, responses={**ERRORS, **NOT_FOUND})
+def get_event(ctx: Ctx, who: Annotated[Principal, Depends(require(*ROLES))], event_id: uuid.UUID):
+    with ctx.pool.connection() as conn:
+        found = history.event(conn, event_id)
+    if found is None or (who.is_operator and found["uav_id"] not in ctx.owned_uavs(who.owner or "")):
+        raise HTTPException(404, "no such event" + (" about your drones" if who.is_operator else ""))
+    return found
+
+
+@router.post("/v1/events/{event_id}/ack", response_model=AckResult,
+             responses={**ERRORS, 403: FORBIDDEN, **NOT_FOUND})
+def ack_event(ctx: Ctx, who: Annotated[Principal, Depends(require("operator", "engineer"))], event_id: uuid.UUID,
+              body: Annotated[AckIn | None, Body()] = None):
+    """Acknowledge an alert (operators: their drones' only); the first acknowledgement is kept."""
+    get_event(ctx, who, event_id)
+    with ctx.pool.connection() as conn:
+        ack, created = history.ack_event(conn, event_id, who.key_id, who.role, who.owner, body.note if body else None)
+    return {"event_id": str(event_id), "ack": ack, "created": created}

@@ -1,0 +1,175 @@
+"""Zones: read by every role, changed by admins (upload, replace one, delete, suspend/activate).
+
+Every change is stored first, then announced on the retained control topics so every ingest worker
+switches at once (`{root}/control/zones` after an upload or delete, `{root}/control/zone/{id}` for a
+state change). A failed announcement is a 503 (the change is stored; repeating the request is safe).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from airspace.zones import ZoneFormatError, ZoneSet
+from protocol import topics
+from storage import catalog, queries
+
+from .auth import FORBIDDEN, ROLES, UNAUTHORIZED, Principal, require
+from .context import ApiContext, Ctx, ZoneView
+from .control import ControlUnavailable
+from .models import Problem, ZoneCollection, ZoneFeature, ZoneState, ZoneStateIn, ZoneUploadResult
+
+log = logging.getLogger("skylane.api.zones")
+router = APIRouter(tags=["zones"])
+ZoneId = Annotated[str, Path(pattern=f"^{topics.ID_PATTERN}$", description="a zone id")]
+Reader = Annotated[Principal, Depends(require(*ROLES))]
+Admin = Annotated[Principal, Depends(require("admin"))]
+READ_ERRORS = {401: UNAUTHORIZED, 422: {"model": Problem}}
+WRITE_ERRORS = {401: UNAUTHORIZED, 403: FORBIDDEN, 422: {"model": Problem, "description": "names feature and field"},
+                413: {"model": Problem}, 503: {"model": Problem, "description": "stored, not yet announced"}}
+FORMATS = ("geojson", "ed269", "ed318")
+MAX_ZONES = 5000
+
+
+def _feature(view: ZoneView, feat: dict, now: float) -> dict:
+    zone = view.zones.get(feat["properties"].get("id") or feat.get("id"))
+    props = {**feat["properties"], "id": zone.id, "name": zone.name, "kind": zone.kind, "lower_m": zone.lower_m,
+             "upper_m": zone.upper_m, "alt_ref": zone.alt_ref, "state": view.state_of(zone.id, now)}
+    if zone.id in view.states:
+        s = view.states[zone.id]
+        props.update(state_reason=s.get("reason", ""), state_by=s.get("by"), state_at=s.get("at"))
+    return {"type": "Feature", "id": zone.id, "geometry": feat["geometry"], "properties": props}
+
+
+@router.get("/v1/zones", response_model=ZoneCollection, responses=READ_ERRORS)
+def get_zones(ctx: Ctx, _: Reader, kind: Annotated[str | None, Query(pattern="^[a-z_]{1,40}$")] = None):
+    """Active zones as GeoJSON; properties.state is active, suspended, or inactive (outside its schedule)."""
+    view, now = ctx.zones(), time.time()
+    feats = [_feature(view, f, now) for f in view.geojson["features"]]
+    return {"type": "FeatureCollection", "features": [f for f in feats if kind is None or f["properties"]["kind"] == kind]}
+
+
+@router.get("/v1/zones/{zone_id}", response_model=ZoneFeature, responses={**READ_ERRORS, 404: {"model": Problem}})
+def get_zone(ctx: Ctx, _: Reader, zone_id: ZoneId):
+    view = ctx.zones()
+    for f in view.geojson["features"]:
+        if (f["properties"].get("id") or f.get("id")) == zone_id:
+            return _feature(view, f, time.time())
+    raise HTTPException(404, f"no active zone {zone_id!r}")
+
+
+def _parse(body: dict, fmt: str | None) -> tuple[ZoneSet, str]:
+    """The uploaded document as a ZoneSet; 422 naming feature and field when it is not acceptable."""
+    try:
+        from airspace.formats import parse_zones
+    except ImportError:  # this build reads GeoJSON only
+        parse_zones = None
+    try:
+        if parse_zones is not None:
+            zs = parse_zones(body, fmt)
+        elif fmt not in (None, "geojson"):
+            raise HTTPException(422, f"format {fmt!r} is not supported by this build (geojson only)")
+        else:
+            zs = ZoneSet.from_geojson(body)
+    except ZoneFormatError as exc:
+        raise HTTPException(422, str(exc)) from None
+    except (ValueError, TypeError, KeyError) as exc:  # a parser refusing odd input in its own words
+        log.info("zone upload refused: %s", exc)
+        raise HTTPException(422, f"unreadable zone document: {exc}") from None
+    if len(zs) == 0:
+        raise HTTPException(422, "the document has no zones")
+    if len(zs) > MAX_ZONES:
+        raise HTTPException(422, f"at most {MAX_ZONES} zones per upload, got {len(zs)}")
+    return zs, fmt or "detected"
+
+
+def _internal(zs: ZoneSet) -> dict:
+    """The internal FeatureCollection, with the columns the store indexes present in each feature."""
+    doc = zs.to_geojson()
+    for feat, zone in zip(doc["features"], zs):
+        p = feat["properties"]
+        for key, value in (("id", zone.id), ("name", zone.name), ("kind", zone.kind), ("lower_m", zone.lower_m),
+                           ("upper_m", zone.upper_m), ("alt_ref", zone.alt_ref)):
+            p.setdefault(key, value)
+        feat["id"] = zone.id
+    return doc
+
+
+def _store_and_announce(ctx: ApiContext, doc: dict, replace: bool) -> dict:
+    with ctx.pool.connection() as conn:
+        with conn.transaction():
+            result = queries.store_zones(conn, doc, replace)
+            active = catalog.load_zones(conn)
+            try:
+                whole = ZoneSet.from_geojson(active)  # ids unique and every stored zone still valid
+            except ZoneFormatError as exc:
+                raise HTTPException(422, f"the resulting zone set is not valid: {exc}") from None
+    ctx.zone_view.invalidate()
+    _announce(ctx, topics.control_zones(ctx.config.mqtt_root), whole.to_geojson())
+    return {**result, "active_zones": len(whole), "published": True}
+
+
+def _announce(ctx: ApiContext, topic: str, body: dict) -> None:
+    try:
+        ctx.control.publish(topic, body)
+    except ControlUnavailable as exc:
+        raise HTTPException(503, f"stored, but not announced to ingest ({exc}); repeat the request") from None
+
+
+@router.post("/v1/zones", response_model=ZoneUploadResult, responses=WRITE_ERRORS)
+async def upload_zones(ctx: Ctx, _: Admin, body: Annotated[dict[str, Any], Body(
+        description="GeoJSON FeatureCollection, ED-269 or ED-318 document (JSON)")],
+        format: Annotated[Literal["geojson", "ed269", "ed318"] | None, Query(
+            description="detected when omitted")] = None,
+        replace: Annotated[bool, Query(description="deactivate stored zones missing from the upload")] = False):
+    """Add or update zones from a document (admin); validation errors name the feature and field."""
+    zs, fmt = _parse(body, format)
+    out = await run_in_threadpool(_store_and_announce, ctx, _internal(zs), replace)
+    return {**out, "format": fmt}
+
+
+@router.put("/v1/zones/{zone_id}", response_model=ZoneFeature, responses=WRITE_ERRORS)
+async def put_zone(ctx: Ctx, _: Admin, zone_id: ZoneId,
+                   feature: Annotated[dict[str, Any], Body(description="one GeoJSON Feature (internal zone format)")]):
+    """Create or replace one zone (admin); the feature's id must match the path (or be absent)."""
+    props = feature.get("properties")
+    if isinstance(props, dict) and props.get("id", zone_id) != zone_id:
+        raise HTTPException(422, f"feature 0: field 'id': {props.get('id')!r} does not match the path {zone_id!r}")
+    if isinstance(props, dict):
+        feature = {**feature, "properties": {**props, "id": zone_id}}
+    zs, _fmt = _parse({"type": "FeatureCollection", "features": [feature]}, "geojson")
+    await run_in_threadpool(_store_and_announce, ctx, _internal(zs), False)
+    return get_zone(ctx, _, zone_id)
+
+
+@router.delete("/v1/zones/{zone_id}", status_code=204, responses={**WRITE_ERRORS, 404: {"model": Problem}})
+async def delete_zone(ctx: Ctx, _: Admin, zone_id: ZoneId):
+    """Deactivate a zone (admin); it stops constraining flights once ingest has the new set."""
+    def work() -> None:
+        with ctx.pool.connection() as conn:
+            if not queries.deactivate_zone(conn, zone_id):
+                raise HTTPException(404, f"no active zone {zone_id!r}")
+            whole = ZoneSet.from_geojson(catalog.load_zones(conn))
+        ctx.zone_view.invalidate()
+        _announce(ctx, topics.control_zones(ctx.config.mqtt_root), whole.to_geojson())
+    await run_in_threadpool(work)
+    return Response(status_code=204)
+
+
+@router.put("/v1/zones/{zone_id}/state", response_model=ZoneState,
+            responses={**WRITE_ERRORS, 404: {"model": Problem}})
+async def set_zone_state(ctx: Ctx, who: Admin, zone_id: ZoneId, body: ZoneStateIn):
+    """Suspend or re-activate a zone (admin): stored, then the retained control message goes out."""
+    def work() -> dict:
+        with ctx.pool.connection() as conn:
+            if not queries.zone_exists(conn, zone_id):
+                raise HTTPException(404, f"no active zone {zone_id!r}")
+            state = queries.set_zone_state(conn, zone_id, body.state, body.reason, f"key:{who.key_id}")
+        ctx.zone_view.invalidate()
+        _announce(ctx, topics.control_zone(ctx.config.mqtt_root, zone_id), state)
+        return {"zone_id": zone_id, **state}
+    return await run_in_threadpool(work)

@@ -1,0 +1,282 @@
+"""Live-feed delivery: N WebSocket clients, R position updates/s in total, publish -> client receive latency.
+
+Usage: skylane bench feeds [--clients 100] [--rate 2000] [--duration 10] [--uavs 200] [--servers 1]
+                           [--app full|feeds] [--client-procs 1] [--mqtt-url URL] [--database-url URL]
+
+What it starts: the local services when they are not running (`skylane services up` semantics, on the
+configured or given URLs), a fresh database (migrated, one viewer key; dropped at the end) under a private
+MQTT root, `--servers` API processes (uvicorn subprocesses, each reading the broker itself: the whole API,
+or with `--app feeds` a feed-only process)
+and `--client-procs` client processes holding the WebSocket clients (spread over the servers). This
+process publishes the UAV states, retained, to `{root}/state/uav/{id}` as the ingester does, each stamped
+with its publish time; clients subscribe to every position (`type=position`, no other filter) and measure
+publish -> receive on the same clock. The first `--warmup` seconds are not measured.
+
+Progress goes to stderr; the last line on stdout is one JSON object with clients, updates_per_s,
+delivery_p99_ms (and more).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+import numpy as np
+import orjson
+
+BUCKET_MS = 1.0          # latency histogram resolution
+MAX_BUCKET = 60_000      # 60 s: anything later lands in the last bucket
+
+
+# ------------------------------------------------------------------ client process
+async def _client(url: str, hist: np.ndarray, stats: dict, stop: asyncio.Event) -> None:
+    from websockets.asyncio.client import connect
+    async with connect(url, max_size=None, ping_interval=None, compression=None) as ws:
+        stats["connected"] += 1
+        while not stop.is_set():
+            try:
+                frame = await asyncio.wait_for(ws.recv(), 0.5)
+            except TimeoutError:
+                continue
+            now = time.time()
+            msgs = orjson.loads(frame)
+            if isinstance(msgs, dict):
+                msgs = [msgs]
+            sent = [m["bench_t"] for m in msgs if "bench_t" in m and "warm" not in m]
+            stats["dropped"] += sum(int(m.get("dropped_positions") or 0) for m in msgs if m.get("type") == "notice")
+            if sent:
+                stats["received"] += len(sent)
+                ms = np.clip(((now - np.asarray(sent)) * (1000.0 / BUCKET_MS)).astype(np.int64), 0, MAX_BUCKET)
+                hist += np.bincount(ms, minlength=MAX_BUCKET + 1)
+
+
+async def _clients_main(urls: list[str]) -> dict:
+    hist = np.zeros(MAX_BUCKET + 1, dtype=np.int64)
+    stats = {"connected": 0, "received": 0, "dropped": 0, "failed": 0}
+    stop = asyncio.Event()
+
+    async def guarded(url: str) -> None:
+        try:
+            await _client(url, hist, stats, stop)
+        except Exception as exc:  # noqa: BLE001 - counted and reported, the others go on
+            stats["failed"] += 1
+            print(f"client failed: {exc!r}", file=sys.stderr, flush=True)
+
+    tasks = [asyncio.create_task(guarded(u)) for u in urls]
+    while stats["connected"] + stats["failed"] < len(urls):
+        await asyncio.sleep(0.05)
+    print("ready", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)  # the orchestrator says stop
+    stop.set()
+    await asyncio.gather(*tasks)
+    return {"hist": {int(i): int(hist[i]) for i in np.flatnonzero(hist)}, **stats}
+
+
+def run_clients(urls: list[str]) -> None:
+    print(json.dumps(asyncio.run(_clients_main(urls))), flush=True)
+
+
+# ------------------------------------------------------------------ server process
+def run_server(app_kind: str, port: int, database_url: str, mqtt_url: str, root: str) -> None:
+    import uvicorn
+
+    from skylane.settings import Settings
+    settings = Settings.from_env({"SKYLANE_MQTT_URL": mqtt_url, "SKYLANE_DATABASE_URL": database_url})
+    host, mport = settings.mqtt_host_port
+    if app_kind == "full":
+        from api.app import ApiConfig, create_app
+        app = create_app(ApiConfig(database_url, host, mport, root))
+    else:
+        from api.feeds import create_feed_app
+        app = create_feed_app(database_url, host, mport, root)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+# ------------------------------------------------------------------ orchestration
+def _percentile(hist: dict[int, int], q: float) -> float | None:
+    total = sum(hist.values())
+    if not total:
+        return None
+    need, seen = q * total, 0
+    for bucket in sorted(hist):
+        seen += hist[bucket]
+        if seen >= need:
+            return (bucket + 1) * BUCKET_MS  # upper edge: never flatters
+    return None
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float) -> None:
+    import httpx
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"API server exited with {proc.returncode}")
+        try:
+            if httpx.get(url + "/v1/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"API server at {url} not healthy within {timeout:.0f} s")
+
+
+def _publish(client, root: str, rate: float, seconds: float, uavs: int, warm: bool, progress) -> int:
+    """Publish `rate` UAV states per second for `seconds`, paced in 10 ms ticks; returns the count."""
+    from protocol import topics
+    tick, sent = 0.01, 0
+    start = time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        for _ in range(int(rate * elapsed) - sent):  # catch up to the schedule
+            uav = f"B{sent % uavs:04d}"
+            body = {"uav_id": uav, "lon": 121.44 + (sent % 997) * 1e-4, "lat": 31.01 + (sent % 887) * 1e-4,
+                    "alt_m": 80.0, "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "zones": [],
+                    "alerts": [], "bench_t": time.time()}
+            if warm:
+                body["warm"] = True
+            client.publish(topics.uav_state(root, uav), orjson.dumps(body), qos=0, retain=True)
+            sent += 1
+        progress(sent, elapsed)
+        next_at = start + (int(elapsed / tick) + 1) * tick
+        time.sleep(max(0.0, next_at - time.perf_counter()))
+    return sent
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="skylane bench feeds", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clients", type=int, default=100)
+    ap.add_argument("--rate", type=float, default=2000.0, help="position updates per second, in total")
+    ap.add_argument("--duration", type=float, default=10.0, help="measured seconds")
+    ap.add_argument("--warmup", type=float, default=2.0)
+    ap.add_argument("--uavs", type=int, default=200)
+    ap.add_argument("--servers", type=int, default=1, help="API processes serving the clients")
+    ap.add_argument("--client-procs", type=int, default=1)
+    ap.add_argument("--mqtt-url", default=None)
+    ap.add_argument("--database-url", default=None)
+    ap.add_argument("--app", choices=("full", "feeds"), default="full",
+                    help="full: the whole API (api.app); feeds: a feed-only process (api.feeds.create_feed_app)")
+    ap.add_argument("--serve", nargs=5, metavar=("APP", "PORT", "DB", "MQTT", "ROOT"), help=argparse.SUPPRESS)
+    ap.add_argument("--client-urls", nargs="+", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.serve:
+        run_server(args.serve[0], int(args.serve[1]), *args.serve[2:])
+        return 0
+    if args.client_urls:
+        run_clients(args.client_urls)
+        return 0
+    return orchestrate(args)
+
+
+def orchestrate(args) -> int:
+    import psycopg
+    from psycopg import sql
+
+    from devices.mqttclient import close_client, connect_client
+    from protocol import topics
+    from skylane import localservices
+    from skylane.settings import Settings
+    from skylane.wiring import prepare_database
+    from storage.auth import create_key
+
+    env = dict(os.environ)
+    if args.mqtt_url:
+        env["SKYLANE_MQTT_URL"] = args.mqtt_url
+    if args.database_url:
+        env["SKYLANE_DATABASE_URL"] = args.database_url
+    settings = Settings.from_env(env)
+    for st in localservices.up(settings):
+        print(f"service: {st}", file=sys.stderr)
+    db_name = f"bench_feeds_{uuid.uuid4().hex[:10]}"
+    admin_url = settings.database_url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db_name)))
+    db_url = settings.database_url.rsplit("/", 1)[0] + "/" + db_name
+    root = f"bench-feeds-{uuid.uuid4().hex[:8]}/v1"
+    procs: list[subprocess.Popen] = []
+    pub = None
+    try:
+        prepare_database(settings.with_(database_url=db_url, mqtt_root=root))
+        with psycopg.connect(db_url) as conn:
+            key = create_key(conn, "viewer", name="bench-feeds").key
+        ports = [_free_port() for _ in range(args.servers)]
+        for port in ports:
+            procs.append(subprocess.Popen([sys.executable, "-m", "bench.feeds", "--serve", args.app, str(port), db_url,
+                                           settings.mqtt_url, root]))
+        for port, proc in zip(ports, procs):
+            _wait_healthy(f"http://127.0.0.1:{port}", proc, 60)
+        print(f"{args.servers} API server(s) up; connecting {args.clients} clients", file=sys.stderr, flush=True)
+        urls = [f"ws://127.0.0.1:{ports[i % len(ports)]}/v1/live?access_token={key}&type=position"
+                for i in range(args.clients)]
+        groups = [urls[i::args.client_procs] for i in range(args.client_procs)]
+        clients = [subprocess.Popen([sys.executable, "-m", "bench.feeds", "--client-urls", *g],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for g in groups if g]
+        procs.extend(clients)
+        for c in clients:
+            line = c.stdout.readline().strip()
+            if line != "ready":
+                raise SystemExit(f"client process failed to start ({line!r})")
+        pub = connect_client(settings.mqtt_url, f"bench-feeds-pub-{uuid.uuid4().hex[:6]}")
+        last = [0.0]
+
+        def progress(sent: int, elapsed: float) -> None:
+            if elapsed - last[0] >= 1.0:
+                last[0] = elapsed
+                print(f"\r{sent} updates published in {elapsed:.0f} s", end="", file=sys.stderr, flush=True)
+
+        _publish(pub, root, args.rate, args.warmup, args.uavs, True, progress)
+        start = time.perf_counter()
+        last[0] = 0.0
+        sent = _publish(pub, root, args.rate, args.duration, args.uavs, False, progress)
+        elapsed = time.perf_counter() - start
+        print(file=sys.stderr)
+        time.sleep(2.0)  # let the last updates arrive
+        hist: dict[int, int] = {}
+        totals = {"received": 0, "dropped": 0, "failed": 0}
+        for c in clients:
+            out, _ = c.communicate("stop\n", timeout=60)
+            res = json.loads(out.strip().splitlines()[-1])
+            for b, n in res["hist"].items():
+                hist[int(b)] = hist.get(int(b), 0) + n
+            for k in totals:
+                totals[k] += res[k]
+        expected = sent * args.clients
+        result = {"bench": "feeds", "clients": args.clients, "servers": args.servers,
+                  "updates_per_s": round(sent / elapsed, 1), "seconds": round(elapsed, 2),
+                  "published": sent, "delivered": totals["received"],
+                  "delivered_ratio": round(totals["received"] / expected, 4) if expected else None,
+                  "dropped_told": totals["dropped"], "failed_clients": totals["failed"],
+                  "delivery_p50_ms": _percentile(hist, 0.50), "delivery_p99_ms": _percentile(hist, 0.99),
+                  "delivery_max_ms": (max(hist) + 1) * BUCKET_MS if hist else None}
+        print(json.dumps(result))
+        return 0 if totals["failed"] == 0 else 1
+    finally:
+        if pub is not None:
+            for i in range(args.uavs):  # clear the retained states
+                pub.publish(topics.uav_state(root, f"B{i:04d}"), b"", qos=0, retain=True)
+            close_client(pub)
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db_name)))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

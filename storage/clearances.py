@@ -1,0 +1,79 @@
+"""Clearances as decided: route, time window, decision, reasons and suggestions, who asked."""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+_COLUMNS = ("id, created_at, uav_id, owner, requested_by, decision, alt_ref, route, start_time, end_time, "
+            "ua_class, reasons, suggestions")
+
+
+@dataclass
+class Clearance:
+    id: uuid.UUID
+    uav_id: str | None
+    owner: str | None
+    requested_by: str
+    decision: str
+    alt_ref: str
+    route: list[dict]
+    start_time: datetime | None
+    end_time: datetime | None
+    ua_class: str | None = None
+    reasons: list[dict] = field(default_factory=list)
+    suggestions: list = field(default_factory=list)
+    result: dict = field(default_factory=dict)
+
+
+def _iso(ts: datetime | None) -> str | None:
+    return ts.isoformat().replace("+00:00", "Z") if ts else None
+
+
+def _row(r: dict) -> dict:
+    return {**r, "id": str(r["id"]), "created_at": _iso(r["created_at"]), "start_time": _iso(r["start_time"]),
+            "end_time": _iso(r["end_time"])}
+
+
+def insert(conn: psycopg.Connection, c: Clearance) -> dict:
+    with conn.transaction():
+        row = conn.cursor(row_factory=dict_row).execute(
+            f"INSERT INTO clearances (id, uav_id, owner, requested_by, decision, alt_ref, route, start_time, "
+            f"end_time, ua_class, reasons, suggestions, result) "
+            f"VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
+            (c.id, c.uav_id, c.owner, c.requested_by, c.decision, c.alt_ref, Jsonb(c.route), c.start_time,
+             c.end_time, c.ua_class, Jsonb(c.reasons), Jsonb(c.suggestions), Jsonb(c.result))).fetchone()
+    return _row(row)
+
+
+def get(conn: psycopg.Connection, clearance_id: uuid.UUID) -> dict | None:
+    row = conn.cursor(row_factory=dict_row).execute(
+        f"SELECT {_COLUMNS} FROM clearances WHERE id = %s", (clearance_id,)).fetchone()
+    return None if row is None else _row(row)
+
+
+def list_page(conn: psycopg.Connection, *, owner: str | None = None, uav_id: str | None = None,
+              decision: str | None = None, before: datetime | None = None, limit: int = 100) -> list[dict]:
+    """Newest first; `owner` keeps only that owner's clearances (operators)."""
+    rows = conn.cursor(row_factory=dict_row).execute(
+        f"SELECT {_COLUMNS} FROM clearances WHERE (%(o)s::text IS NULL OR owner = %(o)s) "
+        "AND (%(u)s::text IS NULL OR uav_id = %(u)s) AND (%(d)s::text IS NULL OR decision = %(d)s) "
+        "AND (%(b)s::timestamptz IS NULL OR created_at < %(b)s) ORDER BY created_at DESC, id DESC LIMIT %(n)s",
+        {"o": owner, "u": uav_id, "d": decision, "b": before, "n": limit}).fetchall()
+    return [_row(r) for r in rows]
+
+
+def approved_overlapping(conn: psycopg.Connection, start: datetime, end: datetime,
+                         exclude_uav: str | None = None, limit: int = 5000) -> list[dict]:
+    """The published payloads (result->'clearance') of approved clearances whose window overlaps
+    [start, end): what a new route is deconflicted against. A UAV's own earlier clearances are left out
+    when `exclude_uav` names it (the new one replaces them)."""
+    rows = conn.execute(
+        "SELECT result -> 'clearance' FROM clearances WHERE decision = 'approved' AND end_time > %(a)s "
+        "AND start_time < %(b)s AND result ? 'clearance' AND (%(x)s::text IS NULL OR uav_id IS DISTINCT FROM %(x)s) "
+        "ORDER BY start_time LIMIT %(n)s", {"a": start, "b": end, "x": exclude_uav, "n": limit}).fetchall()
+    return [r[0] for r in rows]

@@ -1,0 +1,140 @@
+"""InterUSS geospatial_map v1: volumes4d (circle/polygon, W84/SFC altitudes, time ranges) and positions
+classified against the zones, Present/Absent per check; real-shaped requests over HTTP too."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import pytest
+
+from airspace.zones import ZoneSet
+from api.interuss import QueryRequest, circle_outline, evaluate
+
+from .api_support import Client, keys  # noqa: F401  (fixture)
+from .conftest import ZONE_FILE
+
+NOW = datetime(2026, 11, 27, 4, 0, tzinfo=timezone.utc).timestamp()
+BRIDGE = {"lat": 31.044, "lng": 121.4885}  # R-BR-MP: restricted, radius 350 m, 0-150 m AGL
+
+
+@pytest.fixture(scope="module")
+def zones() -> ZoneSet:
+    return ZoneSet.from_geojson(json.loads(ZONE_FILE.read_text()))
+
+
+def alt(value: float, ref: str = "W84") -> dict:
+    return {"value": value, "reference": ref, "units": "M"}
+
+
+def circle(center: dict, radius: float, lo: dict | None = None, hi: dict | None = None, **times) -> dict:
+    vol = {"outline_circle": {"center": center, "radius": {"value": radius, "units": "M"}}}
+    vol.update({k: v for k, v in (("altitude_lower", lo), ("altitude_upper", hi)) if v is not None})
+    return {"volume": vol, **{k: {"value": v, "format": "RFC3339"} for k, v in times.items()}}
+
+
+def ask(zones: ZoneSet, *filter_sets: dict, now: float = NOW) -> str:
+    reply = evaluate(zones, QueryRequest.model_validate({"checks": [{"filter_sets": list(filter_sets)}]}), now)
+    return reply.results[0].features_selection_outcome
+
+
+def blocking(*volumes: dict) -> dict:
+    return {"volumes4d": list(volumes), "resulting_operational_impact": "Block"}
+
+
+def test_circle_over_the_restricted_zone_is_present(zones):
+    assert ask(zones, blocking(circle(BRIDGE, 100, alt(20), alt(60)))) == "Present"
+    assert ask(zones, blocking(circle({"lat": 31.20, "lng": 121.30}, 100, alt(20), alt(60)))) == "Absent"
+    # a circle whose edge reaches into the zone: 350 m zone radius + 200 m circle radius > 500 m apart
+    east = {"lat": 31.044, "lng": 121.4885 + 500 / (111_320 * 0.857)}
+    assert ask(zones, blocking(circle(east, 200))) == "Present"
+    assert ask(zones, blocking(circle(east, 100))) == "Absent"
+
+
+def test_altitude_references_are_converted_before_comparing(zones):
+    # band 0-150 m AGL = 4-154 m AMSL = 14-164 m above the ellipsoid (ground 4 m, undulation 10 m)
+    assert ask(zones, blocking(circle(BRIDGE, 50, alt(160), alt(170)))) == "Present"          # W84 150-160 AMSL
+    assert ask(zones, blocking(circle(BRIDGE, 50, alt(160, "SFC"), alt(170, "SFC")))) == "Absent"  # 164-174 AMSL
+    assert ask(zones, blocking(circle(BRIDGE, 50, alt(140, "SFC"), alt(149, "SFC")))) == "Present"
+    assert ask(zones, blocking(circle(BRIDGE, 50, None, alt(5)))) == "Absent"   # below: up to -5 m AMSL
+    assert ask(zones, blocking(circle(BRIDGE, 50, alt(150, "SFC"), None))) == "Present"  # open above
+
+
+def test_polygon_outline(zones):
+    square = {"outline_polygon": {"vertices": [{"lat": 31.043, "lng": 121.487}, {"lat": 31.043, "lng": 121.490},
+                                                {"lat": 31.045, "lng": 121.490}, {"lat": 31.045, "lng": 121.487}]}}
+    assert ask(zones, blocking({"volume": square})) == "Present"
+    far = {"outline_polygon": {"vertices": [{"lat": 31.2, "lng": 121.2}, {"lat": 31.2, "lng": 121.21},
+                                             {"lat": 31.21, "lng": 121.21}]}}
+    assert ask(zones, blocking({"volume": far})) == "Absent"
+    bowtie = {"outline_polygon": {"vertices": [{"lat": 31.0, "lng": 121.4}, {"lat": 31.01, "lng": 121.41},
+                                                {"lat": 31.0, "lng": 121.41}, {"lat": 31.01, "lng": 121.4}]}}
+    reply = evaluate(zones, QueryRequest.model_validate({"checks": [{"filter_sets": [{"volumes4d": [
+        {"volume": bowtie}]}]}]}), NOW)
+    assert reply.results[0].features_selection_outcome == "Error" and "outline_polygon" in reply.results[0].message
+
+
+def test_time_ranges_against_zone_schedules():
+    doc = json.loads(ZONE_FILE.read_text())
+    [bridge] = [f for f in doc["features"] if f["properties"]["id"] == "R-BR-MP"]
+    bridge["properties"]["schedule"] = {"tz": "Asia/Shanghai", "periods": [
+        {"start": "2027-01-01T08:00:00", "end": "2027-01-01T18:00:00"}]}
+    zs = ZoneSet.from_geojson({"type": "FeatureCollection", "features": [bridge]})
+    v = circle(BRIDGE, 50, alt(20), alt(60))
+    assert ask(zs, blocking(circle(BRIDGE, 50, alt(20), alt(60), time_start="2027-01-01T01:00:00Z",
+                                   time_end="2027-01-01T02:00:00Z"))) == "Present"  # 09:00-10:00 local
+    assert ask(zs, blocking(circle(BRIDGE, 50, alt(20), alt(60), time_start="2027-01-01T11:00:00Z",
+                                   time_end="2027-01-01T12:00:00Z"))) == "Absent"   # 19:00-20:00 local
+    assert ask(zs, blocking(v)) == "Present"  # open range from now reaches 2027-01-01
+    assert ask(zs, {"after": "2027-01-02T00:00:00Z"}) == "Absent"
+    assert ask(zs, {"after": "2026-12-31T00:00:00Z", "before": "2027-01-01T01:00:00Z"}) == "Present"
+
+
+def test_position_impact_ed269_and_unsupported_filters(zones):
+    assert ask(zones, {"position": {"location": BRIDGE, "altitude": alt(30)}, "resulting_operational_impact": "Block"}
+               ) == "Present"
+    far_out = {"lat": 31.0, "lng": 121.0}
+    assert ask(zones, {"position": {"location": far_out}, "resulting_operational_impact": "BlockOrAdvise"}) == "Absent"
+    assert ask(zones, {"position": {"location": BRIDGE}, "ed269": {"acceptable_restrictions": ["PROHIBITED"]}}
+               ) == "Present"
+    assert ask(zones, {"position": {"location": BRIDGE}, "ed269": {"acceptable_restrictions": ["NO_RESTRICTION"]}}
+               ) == "Present"  # the operating area covers the bridge
+    reply = evaluate(zones, QueryRequest.model_validate({"checks": [
+        {"filter_sets": [{"restriction_source": "FAA_LAANC"}]},
+        {"filter_sets": [blocking(circle(BRIDGE, 10))]},
+        {"filter_sets": []}]}), NOW)
+    assert [r.features_selection_outcome for r in reply.results] == ["UnsupportedFilter", "Present", "Absent"]
+    assert "restriction_source" in reply.results[0].message
+
+
+def test_circle_outline_radius_is_metres():
+    import shapely
+    c = circle_outline(31.0, 121.5, 1000)
+    x0, y0, x1, y1 = c.bounds
+    assert (y1 - y0) * 111_195 / 2 == pytest.approx(1000, rel=0.01)
+    assert shapely.is_valid(c)
+
+
+@pytest.mark.integration
+def test_http_status_and_queries(api, keys):  # noqa: F811
+    client = Client(api.url, keys.viewer)
+    status = client.get("/geospatial_map/v1/status").json()
+    assert status["status"] == "Ready" and status["api_name"] == "Geospatial Map Provider Automated Testing Interface"
+    body = {"checks": [
+        {"filter_sets": [{"volumes4d": [circle(BRIDGE, 100, alt(20), alt(60), time_start="2026-11-27T00:00:00Z",
+                                               time_end="2030-01-01T00:00:00Z")],
+                          "resulting_operational_impact": "Block"}]},
+        {"filterSets": [{"volumes4d": [circle({"lat": 31.3, "lng": 121.1}, 100)]}]},
+    ]}
+    r = client.post("/geospatial_map/v1/map/queries", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"results": [{"features_selection_outcome": "Present"},
+                                    {"features_selection_outcome": "Absent"}]}
+    # a suspended zone is not in force
+    admin = Client(api.url, keys.admin)
+    assert admin.put("/v1/zones/R-BR-MP/state", json={"state": "suspended"}).status_code == 200
+    assert client.post("/geospatial_map/v1/map/queries", json=body).json()["results"][0] == {
+        "features_selection_outcome": "Absent"}
+    bad = client.post("/geospatial_map/v1/map/queries", json={"checks": [{"filter_sets": [{"volumes4d": [
+        circle(BRIDGE, -5)]}]}]})
+    assert bad.status_code == 422
+    assert Client(api.url, None).get("/geospatial_map/v1/status").status_code == 401

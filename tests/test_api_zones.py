@@ -1,0 +1,151 @@
+"""Zone administration over the API: upload with validation naming feature and field, suspend/activate,
+and the retained control messages every ingest worker reads."""
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from .api_support import Client, keys, retained  # noqa: F401  (fixture)
+from .conftest import ZONE_FILE, query
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def admin(api, keys):  # noqa: F811
+    return Client(api.url, keys.admin)
+
+
+def _doc() -> dict:
+    return json.loads(ZONE_FILE.read_text())
+
+
+def test_upload_geojson_stores_and_announces(admin, system):
+    doc = _doc()
+    doc["features"][0]["properties"]["name"] = "renamed by upload"
+    extra = copy.deepcopy(doc["features"][0])
+    extra["properties"].update(id="NEW-1", name="new zone")
+    extra.pop("id", None)
+    doc["features"].append(extra)
+    r = admin.post("/v1/zones", json=doc)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["stored"] == len(doc["features"]) and body["published"] and body["deactivated"] == []
+    zones = admin.get("/v1/zones").json()
+    by_id = {f["id"]: f for f in zones["features"]}
+    assert by_id["NEW-1"]["properties"]["name"] == "new zone"
+    assert by_id[doc["features"][0]["properties"]["id"]]["properties"]["name"] == "renamed by upload"
+    announced = retained(system, f"{system.mqtt_root}/control/zones")
+    assert announced is not None and {f["id"] for f in announced["features"]} == set(by_id)
+
+
+def test_upload_replace_deactivates_missing_zones(admin, system):
+    doc = _doc()
+    keep = doc["features"][:3]
+    r = admin.post("/v1/zones", params={"replace": "true"}, json={**doc, "features": keep})
+    assert r.status_code == 200, r.text
+    assert len(r.json()["deactivated"]) == len(doc["features"]) - 3
+    assert len(admin.get("/v1/zones").json()["features"]) == 3
+    assert query(system.database_url, "SELECT count(*) FROM zones WHERE NOT active") == [(len(doc["features"]) - 3,)]
+
+
+@pytest.mark.parametrize("mutate, needle", [
+    (lambda d: d["features"][2]["properties"].update(upper_m=-5), "feature 2"),
+    (lambda d: d["features"][1]["properties"].update(kind="volcano"), "'kind'"),
+    (lambda d: d["features"][0].update(geometry={"type": "Point", "coordinates": [121.5, 31.0]}), "'geometry'"),
+    (lambda d: d.update(type="Feature"), "FeatureCollection"),
+])
+def test_upload_validation_names_feature_and_field(admin, mutate, needle):
+    doc = _doc()
+    mutate(doc)
+    r = admin.post("/v1/zones", json=doc)
+    assert r.status_code == 422, r.text
+    assert needle in r.json()["detail"]
+
+
+def test_upload_too_large_is_413(api, keys):  # noqa: F811
+    big = b'{"type": "FeatureCollection", "features": [], "pad": "' + b"x" * (17 << 20) + b'"}'
+    r = Client(api.url, keys.admin).post("/v1/zones", content=big, headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and "larger than" in r.json()["detail"]
+    r = Client(api.url, keys.admin).post("/v1/clearances", content=b"[" * (2 << 20),
+                                         headers={"Content-Type": "application/json"})
+    assert r.status_code == 413
+
+
+def test_suspend_and_activate_zone_publishes_retained_state(admin, system):
+    r = admin.put("/v1/zones/C1/state", json={"state": "suspended", "reason": "wind sensor above limit"})
+    assert r.status_code == 200, r.text
+    assert r.json()["state"] == "suspended" and r.json()["by"].startswith("key:")
+    msg = retained(system, f"{system.mqtt_root}/control/zone/C1")
+    assert msg["state"] == "suspended" and msg["reason"] == "wind sensor above limit" and msg["at"]
+    feature = admin.get("/v1/zones/C1").json()
+    assert feature["properties"]["state"] == "suspended"
+    assert feature["properties"]["state_reason"] == "wind sensor above limit"
+    assert admin.put("/v1/zones/C1/state", json={"state": "active"}).status_code == 200
+    assert retained(system, f"{system.mqtt_root}/control/zone/C1")["state"] == "active"
+    assert admin.get("/v1/zones/C1").json()["properties"]["state"] == "active"
+    assert admin.put("/v1/zones/NOPE/state", json={"state": "active"}).status_code == 404
+    assert admin.put("/v1/zones/C1/state", json={"state": "closed"}).status_code == 422
+
+
+def test_zone_suspended_by_a_sensor_rule_shows_in_the_api(admin, system):
+    """A control message from elsewhere (the ingest pipeline's sensor rules) is reflected in GET /v1/zones."""
+    import orjson
+
+    from devices.mqttclient import close_client, connect_client
+
+    from .conftest import wait_until
+    client = connect_client(system.mqtt_url, "t-sensor-rule")
+    try:
+        client.publish(f"{system.mqtt_root}/control/zone/C2", orjson.dumps(
+            {"state": "suspended", "reason": "visibility", "by": "rule:fog", "at": "2099-01-01T00:00:00Z"}),
+            qos=1, retain=True).wait_for_publish(5)
+    finally:
+        close_client(client)
+    wait_until(lambda: admin.get("/v1/zones/C2").json()["properties"]["state"] == "suspended", 15,
+               "sensor-rule suspension not visible")
+    assert admin.get("/v1/zones/C2").json()["properties"]["state_by"] == "rule:fog"
+
+
+def test_put_and_delete_one_zone(admin, system):
+    feature = {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [
+        [[121.45, 31.02], [121.46, 31.02], [121.46, 31.03], [121.45, 31.03], [121.45, 31.02]]]},
+        "properties": {"name": "event stage", "kind": "restricted", "lower_m": 0, "upper_m": 120, "alt_ref": "AGL"}}
+    r = admin.put("/v1/zones/TFR-1", json=feature)
+    assert r.status_code == 200, r.text
+    assert r.json()["properties"]["kind"] == "restricted" and r.json()["properties"]["state"] == "active"
+    mismatched = {**feature, "properties": {**feature["properties"], "id": "OTHER"}}
+    assert "does not match" in admin.put("/v1/zones/TFR-1", json=mismatched).json()["detail"]
+    assert admin.delete("/v1/zones/TFR-1").status_code == 204
+    assert admin.get("/v1/zones/TFR-1").status_code == 404
+    assert admin.delete("/v1/zones/TFR-1").status_code == 404
+    announced = retained(system, f"{system.mqtt_root}/control/zones")
+    assert "TFR-1" not in {f["id"] for f in announced["features"]}
+
+
+@pytest.mark.parametrize("fmt", ["ed269", "ed318"])
+def test_upload_ed269_and_ed318(admin, system, fmt):
+    from airspace.formats import export_zones
+    from airspace.zones import ZoneSet
+    zs = ZoneSet.from_geojson(_doc())
+    doc = export_zones(zs, fmt)
+    for params in ({"format": fmt}, {}):  # named, then detected
+        r = admin.post("/v1/zones", params=params, json=doc)
+        assert r.status_code == 200, r.text
+        assert r.json()["stored"] == len(zs) and r.json()["active_zones"] == len(zs)
+    stored = {f["id"]: f["properties"] for f in admin.get("/v1/zones").json()["features"]}
+    assert set(stored) == {z.id for z in zs}
+    for z in zs:
+        assert (stored[z.id]["kind"], stored[z.id]["lower_m"], stored[z.id]["upper_m"]) == (z.kind, z.lower_m, z.upper_m)
+
+
+def test_upload_bad_ed269_names_the_zone_and_field(admin):
+    from airspace.formats import export_zones
+    from airspace.zones import ZoneSet
+    doc = export_zones(ZoneSet.from_geojson(_doc()), "ed269")
+    del doc["UASZoneList"][1]["geometry"]
+    r = admin.post("/v1/zones", params={"format": "ed269"}, json=doc)
+    assert r.status_code == 422, r.text
+    assert "feature 1" in r.json()["detail"] and "geometry" in r.json()["detail"]

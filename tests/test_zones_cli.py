@@ -1,0 +1,167 @@
+"""`skylane zones import|export|check`: offline checks and file conversion, and an import into a
+running system's store that reaches ingest through the retained control message."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from airspace.formats import parse_zones
+from airspace.zones import ZoneSet
+from skylane.cli import main
+
+from .api_support import retained
+from .conftest import ZONE_FILE, query
+
+DATA = Path(__file__).parent / "data" / "zones"
+SAT_9 = "2026-11-28T09:00:00"  # a Saturday, Shanghai time: the weekend market zone is in force
+MON_9 = "2026-11-30T09:00:00"
+
+
+def run(capsys, *argv) -> tuple[int, list[dict], str]:
+    rc = main(["zones", *argv])
+    out, err = capsys.readouterr()
+    return rc, [json.loads(line) for line in out.splitlines() if line.strip()], err
+
+
+def ids(line: dict) -> list[str]:
+    return [z["id"] for z in line["zones"]]
+
+
+def test_check_one_point_offline(capsys):
+    rc, lines, _ = run(capsys, "check", "--lon", "121.4885", "--lat", "31.044", "--alt", "50",
+                       "--zones", str(ZONE_FILE), "--at", MON_9)
+    assert rc == 0 and len(lines) == 1
+    assert ids(lines[0]) == ["PWZ", "R-BR-MP"]
+    bridge = lines[0]["zones"][1]
+    assert bridge == {"id": "R-BR-MP", "name": "Huangpu river bridge exclusion (south)", "kind": "restricted",
+                      "restriction": "PROHIBITED"}
+    assert lines[0]["at"] == "2026-11-30T09:00:00+08:00" and lines[0]["ref"] == "AGL"
+
+
+def test_check_time_reference_and_class(capsys):
+    market = ["--lon", "121.444", "--lat", "31.043", "--zones", str(ZONE_FILE)]
+    assert "R-WJ-MKT" in ids(run(capsys, "check", *market, "--alt", "40", "--at", SAT_9)[1][0])
+    assert "R-WJ-MKT" not in ids(run(capsys, "check", *market, "--alt", "40", "--at", MON_9)[1][0])
+    # 120 m AGL is the top of the band (inclusive); 120 m AMSL is 116 m AGL; 135 m WGS84 is 125 m AMSL
+    assert "R-WJ-MKT" in ids(run(capsys, "check", *market, "--alt", "120", "--at", SAT_9)[1][0])
+    assert "R-WJ-MKT" in ids(run(capsys, "check", *market, "--alt", "120", "--ref", "AMSL", "--at", SAT_9)[1][0])
+    assert "R-WJ-MKT" not in ids(run(capsys, "check", *market, "--alt", "135", "--ref", "wgs84",
+                                     "--at", SAT_9)[1][0])
+    rc, _, err = run(capsys, "check", *market, "--alt", "40", "--at", "next tuesday")
+    assert rc == 2 and "--at" in err
+
+
+def test_points_file_in_one_pass_keeps_order_and_reports_bad_lines(capsys, tmp_path):
+    pts = tmp_path / "points.jsonl"
+    rows = [
+        {"lon": 121.4885, "lat": 31.044, "alt": 50, "at": MON_9},
+        {"lon": 121.4885, "lat": 95.0, "alt": 50},
+        "this is not json",
+        {"lon": 121.444, "lat": 31.043, "alt": 40, "ref": "AGL", "at": SAT_9},
+        {"lon": 121.444, "lat": 31.043, "alt": 40, "ref": "AGL", "at": MON_9},
+        {"lon": 121.47, "lat": 31.0555, "alt": 84, "ref": "AMSL", "at": 1795917600},
+        {"lon": 121.47, "lat": 31.0555, "alt": 80, "ref": "XYZ"},
+        {"lat": 31.0, "alt": 3},
+        {"lon": 121.444, "lat": 31.043, "alt": 40, "at": SAT_9, "ua_class": "huge"},
+    ]
+    pts.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n\n")
+    rc, lines, err = run(capsys, "check", "--points", str(pts), "--zones", str(ZONE_FILE))
+    assert rc == 1 and "5 bad line(s)" in err
+    assert [line["line"] for line in lines] == list(range(1, 10))
+    assert ids(lines[0]) == ["PWZ", "R-BR-MP"]
+    assert "lat 95" in lines[1]["error"] and "not JSON" in lines[2]["error"]
+    assert "R-WJ-MKT" in ids(lines[3]) and "R-WJ-MKT" not in ids(lines[4])
+    assert ids(lines[5]) == ["PWZ", "C2"]
+    assert "XYZ" in lines[6]["error"] and "lon" in lines[7]["error"] and "huge" in lines[8]["error"]
+    good = [line for line in lines if "error" not in line]
+    assert all(set(line) >= {"lon", "lat", "alt", "ref", "at", "zones"} for line in good)
+
+
+def test_points_match_single_checks_on_an_ed269_file(capsys, tmp_path):
+    src = DATA / "geo-awareness-che-1.json"
+    pts = tmp_path / "p.jsonl"
+    probes = [(6.913146, 46.430758, 100, "2022-06-18T17:30:00Z"), (6.913146, 46.430758, 100, "2022-06-20T17:30:00Z"),
+              (7.67807, 46.612893, 110, "2022-07-01T12:00:00Z"), (6.615, 46.54, 70, "2030-01-01T00:00:00Z")]
+    pts.write_text("".join(json.dumps({"lon": a, "lat": b, "alt": c, "at": d}) + "\n" for a, b, c, d in probes))
+    rc, lines, _ = run(capsys, "check", "--points", str(pts), "--zones", str(src), "--ua-class", "small")
+    assert rc == 0
+    for (lon, lat, alt, at), line in zip(probes, lines):
+        _, single, _ = run(capsys, "check", "--lon", str(lon), "--lat", str(lat), "--alt", str(alt), "--at", at,
+                           "--zones", str(src))
+        assert ids(single[0]) == ids(line)
+    assert ids(lines[0]) == ["Montreux Concert Area", "MONTREUX Wildlife Preserve"]
+    assert ids(lines[1]) == ["MONTREUX Wildlife Preserve"]  # the concert zone only at weekends
+    assert ids(lines[2]) == ["Flugplatz Reichenbach#1", "Flugplatz Reichenbach#2", "Flugplatz Reichenbach#3"]
+    assert ids(lines[3]) == ["Lausanne Airport#1"]  # below the diagonal of the triangular #2
+
+
+@pytest.mark.parametrize("fmt", ["ed269", "ed318", "geojson"])
+def test_export_converts_a_file(capsys, tmp_path, fmt):
+    out = tmp_path / f"zones.{fmt}.json"
+    rc, _, err = run(capsys, "export", "--format", fmt, "--zones", str(ZONE_FILE), "-o", str(out))
+    assert rc == 0 and "wrote 16 zones" in err
+    again = parse_zones(json.loads(out.read_text()), fmt)
+    assert again.zones == ZoneSet.from_geojson(json.loads(ZONE_FILE.read_text())).zones
+
+
+def test_bad_inputs_are_reported_not_raised(capsys, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"UASZoneList": [{"identifier": "X", "restriction": "NOPE"}]}))
+    rc, _, err = run(capsys, "check", "--lon", "1", "--lat", "1", "--alt", "1", "--zones", str(bad))
+    assert rc == 1 and "feature 0" in err and "'restriction'" in err
+    rc, _, err = run(capsys, "export", "--format", "ed318", "--zones", str(tmp_path / "missing.json"))
+    assert rc == 1 and "cannot load zones" in err
+    rc, _, err = run(capsys, "check", "--lon", "1", "--zones", str(ZONE_FILE))
+    assert rc == 2 and "--points" in err
+
+
+@pytest.mark.integration
+def test_import_stores_and_publishes_then_export_and_check_use_the_store(capsys, system, monkeypatch, tmp_path):
+    monkeypatch.setenv("SKYLANE_DATABASE_URL", system.database_url)
+    monkeypatch.setenv("SKYLANE_MQTT_URL", system.mqtt_url)
+    monkeypatch.setenv("SKYLANE_MQTT_ROOT", system.mqtt_root)
+    src = tmp_path / "che.json"
+    shutil.copy(DATA / "geo-awareness-che-1.json", src)
+    rc, lines, err = run(capsys, "import", str(src))
+    assert rc == 0, err
+    stored = query(system.database_url, "SELECT count(*) FROM zones WHERE active")[0][0]
+    assert lines[0]["imported"] == 10 and lines[0]["active"] == stored == 16 + 10
+    topic = f"{system.mqtt_root}/control/zones"
+    assert lines[0]["topic"] == topic
+    announced = retained(system, topic)
+    assert announced is not None
+    published = ZoneSet.from_geojson(announced)
+    assert len(published) == stored and published.get("Montreux Concert Area").schedule is not None
+    # the store now answers export and check
+    rc, _, _ = run(capsys, "export", "--format", "ed269", "-o", str(tmp_path / "out.json"))
+    assert rc == 0
+    back = parse_zones(json.loads((tmp_path / "out.json").read_text()))
+    original = parse_zones(json.loads(src.read_text()))
+    for z in original:
+        assert back.get(z.id) == z
+    rc, lines, _ = run(capsys, "check", "--lon", "6.913146", "--lat", "46.430758", "--alt", "10",
+                       "--at", "2022-06-18T17:30:00Z")
+    assert rc == 0 and set(ids(lines[0])) == {"Montreux Concert Area", "MONTREUX Wildlife Preserve"}
+    # --replace keeps only the file's zones active, and announces that set
+    rc, lines, err = run(capsys, "import", str(src), "--replace")
+    assert rc == 0, err
+    assert lines[0]["active"] == 10 and len(lines[0]["deactivated"]) == 16
+    assert len(ZoneSet.from_geojson(retained(system, topic))) == 10
+
+
+@pytest.mark.integration
+def test_import_refuses_a_bad_file_and_changes_nothing(capsys, system, monkeypatch, tmp_path):
+    monkeypatch.setenv("SKYLANE_DATABASE_URL", system.database_url)
+    monkeypatch.setenv("SKYLANE_MQTT_URL", system.mqtt_url)
+    monkeypatch.setenv("SKYLANE_MQTT_ROOT", system.mqtt_root)
+    doc = json.loads((DATA / "cis_source_sample_ed318.json").read_text())
+    doc["features"][1]["geometry"]["layer"]["uom"] = "km"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
+    before = query(system.database_url, "SELECT count(*) FROM zones")
+    rc, _, err = run(capsys, "import", str(bad), "--format", "ed318")
+    assert rc == 1 and "feature 1 (id='BLns058')" in err and "'geometry.layer.uom'" in err
+    assert query(system.database_url, "SELECT count(*) FROM zones") == before
