@@ -9,6 +9,7 @@ Which one was found is returned and logged, and reported by the API's /v1/health
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 from dataclasses import dataclass
@@ -40,10 +41,10 @@ def migrations(folder: Path = MIGRATIONS_DIR) -> list[Migration]:
         if not m:
             raise ValueError(f"migration file name {path.name!r} is not NNNN_what[.timescale].sql")
         found.append(Migration(int(m[1]), m[2].replace("_", " "), path.read_text(), bool(m[3])))
-    versions = [m.version for m in found]
-    if len(versions) != len(set(versions)):
+    keys = [(m.version, m.timescale_only) for m in found]
+    if len(keys) != len(set(keys)):
         raise ValueError(f"duplicate migration numbers in {folder}")
-    return found
+    return sorted(found, key=lambda m: (m.version, m.timescale_only))  # a number's plain part first
 
 
 _TOKEN = re.compile(r"--[^\n]*|/\*.*?\*/|'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|(\$[A-Za-z_0-9]*\$)|;", re.S)
@@ -90,24 +91,26 @@ def migrate(database_url: str) -> str:
             conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, "
                          "description text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
             done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
-            for mig in migrations():
-                if mig.version in done or (mig.timescale_only and not has_ts):
+            # NNNN_x.sql and NNNN_x.timescale.sql share a number: the plain part, then the TimescaleDB part,
+            # recorded once when both are done (both re-runnable, so a crash in between is repaired)
+            for version, group in itertools.groupby(migrations(), key=lambda m: m.version):
+                parts = [m for m in group if not m.timescale_only or has_ts]
+                if version in done or not parts:
                     continue
-                if mig.timescale_only:
-                    # Some TimescaleDB statements (CREATE MATERIALIZED VIEW ... WITH (timescaledb.continuous),
-                    # policies) refuse to run in a transaction block, and a multi-statement string is one
-                    # implicit transaction: run them one by one. They are written to be re-runnable
-                    # (if_not_exists), so a crash half-way is repaired by the next start.
-                    for statement in split_statements(mig.sql):
-                        conn.execute(statement)
-                    conn.execute("INSERT INTO schema_migrations (version, description) VALUES (%s, %s)",
-                                 (mig.version, mig.description))
-                else:
-                    with conn.transaction():
-                        conn.execute(mig.sql)
-                        conn.execute("INSERT INTO schema_migrations (version, description) VALUES (%s, %s)",
-                                     (mig.version, mig.description))
-                log.info("applied migration %d: %s", mig.version, mig.description)
+                for mig in parts:
+                    if mig.timescale_only:
+                        # Some TimescaleDB statements (CREATE MATERIALIZED VIEW ... WITH (timescaledb.continuous),
+                        # policies) refuse to run in a transaction block, and a multi-statement string is one
+                        # implicit transaction: run them one by one. They are written to be re-runnable
+                        # (if_not_exists), so a crash half-way is repaired by the next start.
+                        for statement in split_statements(mig.sql):
+                            conn.execute(statement)
+                    else:
+                        with conn.transaction():
+                            conn.execute(mig.sql)
+                conn.execute("INSERT INTO schema_migrations (version, description) VALUES (%s, %s)",
+                             (version, parts[0].description))
+                log.info("applied migration %d: %s", version, parts[0].description)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
     kind = TIMESCALE if has_ts else POSTGRES
