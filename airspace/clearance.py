@@ -352,8 +352,7 @@ def _horizontal_pieces(zs: ZoneSet, ix: _Index, r: _Route, ua_class: str | None,
     lo_a = np.minimum(r.alt[seg], r.alt[seg + 1])
     hi_a = np.maximum(r.alt[seg], r.alt[seg + 1])
     if not every_band:  # only the zones whose band, ceiling or area matters at this altitude
-        keep &= ((lo_a <= zs.upper_amsl[zone]) & (hi_a >= zs.lower_amsl[zone])) | ix.area[zone] | (
-            ix.ceiling[zone] & (hi_a > zs.upper_amsl[zone]))
+        keep &= ((lo_a <= zs.upper_amsl[zone]) & (hi_a >= zs.lower_amsl[zone])) | ix.area[zone] | ix.ceiling[zone]
     seg, zone, s0, s1 = seg[keep], zone[keep], s0[keep], s1[keep]
     order = np.lexsort((s0, zone, seg))
     return seg[order], zone[order], s0[order], s1[order]
@@ -434,20 +433,23 @@ class _Draft:
 
 def _runs(code: str, seg, zone, s0, s1, extra=None) -> list[_Draft]:
     """Drafts for pieces, one per continuous run of the same zone over consecutive segments."""
-    out: list[_Draft] = []
-    last: dict[int, _Draft] = {}
-    for k, j, a, b in zip(seg.tolist(), zone.tolist(), s0.tolist(), s1.tolist()):
-        d = last.get(j)
-        if d is not None and d.k1 == k - 1 and d.s1 >= 1.0 - 1e-12 and a <= 1e-12:
-            d.k1, d.s1 = k, b
-            continue
-        d = last[j] = _Draft(code, j, k, a, k, b, dict(extra or {}))
-        out.append(d)
-    return out
+    if not len(seg):
+        return []
+    seg, zone, s0, s1 = (np.asarray(a) for a in (seg, zone, s0, s1))
+    order = np.lexsort((s0, seg, zone))
+    k, j, a, b = seg[order], zone[order], s0[order], s1[order]
+    start = np.ones(k.size, bool)
+    start[1:] = ~((j[1:] == j[:-1]) & (k[1:] == k[:-1] + 1) & (b[:-1] >= 1.0 - 1e-12) & (a[1:] <= 1e-12))
+    first = np.flatnonzero(start)
+    last = np.append(first[1:], k.size) - 1
+    drafts = [_Draft(code, int(j[f]), int(k[f]), float(a[f]), int(k[e]), float(b[e]), dict(extra or {}))
+              for f, e in zip(first.tolist(), last.tolist())]
+    drafts.sort(key=lambda d: (d.k0, d.s0, d.zone))
+    return drafts
 
 
 def _gap_drafts(code: str, r: _Route, covered_seg, covered_s0, covered_s1, only: int,
-                want=None) -> list[_Draft]:
+                want=None, merge: bool = True) -> list[_Draft]:
     """Drafts for the parts of segments not covered by the given pieces (`want(k)` filters)."""
     n = r.n_seg
     full = np.zeros(n, bool)
@@ -467,6 +469,8 @@ def _gap_drafts(code: str, r: _Route, covered_seg, covered_s0, covered_s1, only:
             cur = max(cur, b)
         if cur < 1.0:
             segs.append(k), s0.append(cur), s1.append(1.0)
+    if not merge:
+        return [_Draft(code, only, k, a, k, b) for k, a, b in zip(segs, s0, s1)]
     return _runs(code, np.array(segs, np.int64), np.full(len(segs), only, np.int64), np.array(s0), np.array(s1))
 
 
@@ -582,7 +586,8 @@ def _zone_drafts(zs, ix, r, p3, hp, zone_states) -> tuple[list[_Draft], tuple]:
         level = float(zs.vertical.to_amsl(rule, "AGL"))
         high = set(np.flatnonzero(np.maximum(r.alt[:-1], r.alt[1:]) > level).tolist())
         if high:  # the true-height rule binds where no corridor/area band sets the ceiling (as the monitor)
-            gaps = _gap_drafts("above_ceiling", r, hs[c], h0[c], h1[c], -1, want=high.__contains__)
+            cs, _, c0, c1 = _in_force(zs, r, hs[c], hz[c], h0[c], h1[c])  # the bands in force then
+            gaps = _gap_drafts("above_ceiling", r, cs, c0, c1, -1, want=high.__contains__, merge=False)
             gs = np.array([g.k0 for g in gaps], np.int64)
             sub = _above(r, gs, np.full(gs.size, -1), np.array([g.s0 for g in gaps]),
                          np.array([g.s1 for g in gaps]), level)
@@ -616,15 +621,16 @@ def _separation(zs, r: _Route, index: ApprovedIndex, minima: SeparationMinima, u
     cand = index.candidates(env, minima, uav_id)
     if not cand.size:
         return []
-    owners = np.isin(index.seg_owner, cand)
-    se = index.seg_env
+    segs = np.concatenate([np.arange(index.seg_first[k], index.seg_first[k + 1]) for k in cand.tolist()])
+    se = index.seg_env[segs]
     dlat = minima.horizontal_m / 110_940.0
     dlon = dlat * 1.2  # ~1/cos(31 deg) with room to spare
-    owners &= ((se[:, 0] <= env[2] + dlon) & (se[:, 3] >= env[0] - dlon) & (se[:, 1] <= env[3] + dlat)
-               & (se[:, 4] >= env[1] - dlat) & (se[:, 2] <= env[5] + minima.vertical_m)
-               & (se[:, 5] >= env[4] - minima.vertical_m) & (se[:, 6] <= env[7] + minima.time_s)
-               & (se[:, 7] >= env[6] - minima.time_s))
-    theirs = np.flatnonzero(owners)
+    keep = ((se[:, 0] <= env[2] + dlon) & (se[:, 3] >= env[0] - dlon) & (se[:, 1] <= env[3] + dlat)
+            & (se[:, 4] >= env[1] - dlat) & (se[:, 2] <= env[5] + minima.vertical_m)
+            & (se[:, 5] >= env[4] - minima.vertical_m) & (se[:, 6] <= env[7] + minima.time_s)
+            & (se[:, 7] >= env[6] - minima.time_s))
+    theirs = segs[keep]
+    se = index.seg_env
     if not theirs.size:
         return []
     # our segment envelopes vs theirs

@@ -162,6 +162,10 @@ class DynamicAirspace:
             self._by_sensor.setdefault((rule.sensor_id, rule.metric), []).append(rule)
         self.states: dict[str, ZoneState] = {}
 
+    def watches(self, sensor_id: str, metric: str) -> bool:
+        """Whether any rule reads this sensor's metric."""
+        return (sensor_id, metric) in self._by_sensor
+
     def state_of(self, zone_id: str) -> ZoneState | None:
         return self.states.get(zone_id)
 

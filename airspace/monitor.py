@@ -114,6 +114,9 @@ class _Batch:
     first: np.ndarray     # first row of its UAV in the batch
     last: np.ndarray
     lists: tuple | None = None
+    state_keys: dict = field(default_factory=dict)  # family -> stored state as keys (per batch)
+    prev_keys: dict = field(default_factory=dict)   # family -> previous-row keys of the final sets
+    cleared: tuple | None = None                     # _cleared_keys, once per batch
 
 
 def _in_sorted(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -130,6 +133,12 @@ def _event(kind: str, uav: str, zone_id: str | None, ts: datetime, detail: dict)
     for name, value in (("kind", kind), ("uav_id", uav), ("zone_id", zone_id), ("ts", ts), ("detail", detail)):
         object.__setattr__(ev, name, value)
     return ev
+
+
+def _lost_detail(last_t: float, timeout: float, lon: float, lat: float, alt_amsl: float) -> dict:
+    """The same detail whether the loss is noticed by tick() or by the gap before the next fix."""
+    return {"last_fix": rfc3339(from_epoch(last_t)), "timeout_s": timeout, "lon": float(lon), "lat": float(lat),
+            "alt_amsl": float(alt_amsl)}
 
 
 def _as_utc(ts: datetime) -> datetime:
@@ -322,10 +331,14 @@ class AirspaceMonitor:
     # ---------------------------------------------------------------------------- engine
     def _state_keys(self, b: _Batch, family: str) -> np.ndarray:
         """Stored state of each UAV's first row in the batch, as keys of that row (sorted)."""
+        cached = b.state_keys.get(family)
+        if cached is not None:
+            return cached
         W = self.W
         parts = [i * W + st.sets[family] for i in np.flatnonzero(b.first).tolist()
                  if (st := self._state.get(b.uav[i])) is not None and st.sets[family].size]
-        return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        b.state_keys[family] = out = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        return out
 
     def _prev_keys(self, b: _Batch, keys: np.ndarray, family: str) -> np.ndarray:
         """Keys of each row's previous state: the row before (same UAV) or the stored state."""
@@ -375,7 +388,7 @@ class AirspaceMonitor:
         return np.sort(H[order][on])
 
     def _transitions(self, b: _Batch, keys: np.ndarray, family: str) -> tuple[np.ndarray, np.ndarray]:
-        prev = self._prev_keys(b, keys, family)
+        prev = b.prev_keys[family] = self._prev_keys(b, keys, family)
         return keys[~_in_sorted(keys, prev)], prev[~_in_sorted(prev, keys)]
 
     def _pairs(self, lon, lat, alt, t) -> tuple[np.ndarray, np.ndarray]:
@@ -512,7 +525,8 @@ class AirspaceMonitor:
         # rows of a UAV share its first row's clearance: map every row to its first row
         first_of = np.maximum.accumulate(np.where(b.first, np.arange(b.t.size), 0))
         ok_keys = _sorted_unique(np.array([i * W + j for i, j in allowed], np.int64))
-        sel = _in_sorted(first_of[hr] * W + hc, ok_keys) & self._corridor[hc] & b.airborne[hr]
+        _, window = self._cleared_keys(b)
+        sel = _in_sorted(first_of[hr] * W + hc, ok_keys) & self._corridor[hc] & b.airborne[hr] & window[hr]
         at_port = np.zeros(b.t.size, bool)
         mc = member % W
         port = mc < n_z
@@ -526,7 +540,9 @@ class AirspaceMonitor:
         return raw, hold
 
     def _cleared_keys(self, b: _Batch) -> tuple[np.ndarray, np.ndarray]:
-        """(row-start -> allowed zone keys by first row, window ok per row) for UAVs with a clearance."""
+        """(allowed zone keys by each UAV's first row, clearance window holds per row)."""
+        if b.cleared is not None:
+            return b.cleared
         W = self.W
         keys, window = [], np.zeros(b.t.size, bool)
         starts = np.flatnonzero(b.first)
@@ -541,7 +557,8 @@ class AirspaceMonitor:
                 j = self.zones.position(zid) if hasattr(self.zones, "position") else None
                 if j is not None:
                     keys.append(i * W + j)
-        return _sorted_unique(np.array(keys, np.int64)), window
+        b.cleared = (_sorted_unique(np.array(keys, np.int64)), window)
+        return b.cleared
 
     def _uncleared(self, b: _Batch, member, m_rows, m_cols) -> np.ndarray:
         n_z, W = len(self.zones), self.W
@@ -655,16 +672,30 @@ class AirspaceMonitor:
         x0, x1 = np.minimum(p_lon, b.lon[rows]), np.maximum(p_lon, b.lon[rows])
         y0, y1 = np.minimum(p_lat, b.lat[rows]), np.maximum(p_lat, b.lat[rows])
         a0, a1 = np.minimum(p_alt, b.alt[rows]), np.maximum(p_alt, b.alt[rows])
-        bb = self._bounds[zi]
-        hit = ((x0[:, None] <= bb[:, 2]) & (x1[:, None] >= bb[:, 0]) & (y0[:, None] <= bb[:, 3])
-               & (y1[:, None] >= bb[:, 1]) & (a1[:, None] >= self.zones.lower_amsl[zi])
-               & (a0[:, None] <= self.zones.upper_amsl[zi]))
-        ri, zk = np.nonzero(hit)
-        if not ri.size:
+        # bounding boxes: rows sorted by west edge; a zone meets the rows whose west edge lies in
+        # [its west edge - the longest segment, its east edge], then the exact box and band test
+        order = np.argsort(x0, kind="stable")
+        xs = x0[order]
+        span = float((x1 - x0).max())
+        rs, zs_ = [], []
+        for j in zi.tolist():
+            bx0, by0, bx1, by1 = self._bounds[j]
+            lo, hi = np.searchsorted(xs, [bx0 - span, bx1], side="left")[0], np.searchsorted(xs, bx1, side="right")
+            if hi <= lo:
+                continue
+            cand = order[lo:hi]
+            ok = ((x1[cand] >= bx0) & (y0[cand] <= by1) & (y1[cand] >= by0)
+                  & (a1[cand] >= self.zones.lower_amsl[j]) & (a0[cand] <= self.zones.upper_amsl[j]))
+            if ok.any():
+                rs.append(cand[ok])
+                zs_.append(np.full(int(ok.sum()), j))
+        if not rs:
             return
-        r, j = rows[ri], zi[zk]
+        r, j = rows[np.concatenate(rs)], np.concatenate(zs_)
         W = self.W
-        prev_member = self._prev_keys(b, member, "member")
+        prev_member = b.prev_keys.get("member")
+        if prev_member is None:
+            prev_member = self._prev_keys(b, member, "member")
         sel = ~_in_sorted(r * W + j, member) & ~_in_sorted(r * W + j, prev_member)
         r, j = r[sel], j[sel]
         if not r.size:
@@ -721,10 +752,12 @@ class AirspaceMonitor:
             else:
                 prev_t[i], prev_air[i], lost[i] = st.t, st.airborne, st.lost
         gap = b.t - prev_t
-        for i in np.flatnonzero(lost | (prev_air & (gap > timeout))).tolist():
+        rows = np.flatnonzero(lost | (prev_air & (gap > timeout)))
+        prev = self._prev_points(b, rows)
+        for n, i in enumerate(rows.tolist()):
             if not lost[i]:
                 out.append(self._ev("link_lost", b.uav[i], None, from_epoch(prev_t[i] + timeout),
-                                    {"last_fix": rfc3339(from_epoch(prev_t[i])), "timeout_s": timeout}, -1, i))
+                                    _lost_detail(prev_t[i], timeout, *prev[n, :3]), -1, i))
             out.append(self._ev("link_restored", b.uav[i], None, b.ts[i],
                                 {**self._fix_detail(b, i), "silent_s": float(gap[i])}, -1, i))
 
@@ -742,8 +775,7 @@ class AirspaceMonitor:
             if st.airborne and not st.lost and wm - st.t > timeout:
                 st.lost = True
                 events.append(AirspaceEvent("link_lost", uav, None, from_epoch(st.t + timeout),
-                                            {"last_fix": rfc3339(st.ts), "timeout_s": timeout,
-                                             "lon": st.lon, "lat": st.lat, "alt_amsl": st.alt_amsl}))
+                                            _lost_detail(st.t, timeout, st.lon, st.lat, st.alt_amsl)))
         return sorted(events, key=lambda e: (e.ts, e.uav_id))
 
     # ----------------------------------------------------------------------- conformance
@@ -757,12 +789,14 @@ class AirspaceMonitor:
         starts = np.flatnonzero(b.first)
         ends = np.append(starts[1:], b.t.size)
         W = self.W
-        for i0, i1 in zip(starts.tolist(), ends.tolist()):
-            c = self._clearances.get(b.uav[i0])
-            if c is None:
-                continue
+        groups = [(i0, i1, c) for i0, i1 in zip(starts.tolist(), ends.tolist())
+                  if (c := self._clearances.get(b.uav[i0])) is not None]
+        if not groups:
+            return
+        scores = self._deviations(b, groups, out)
+        for i0, i1, c in groups:
             st = self._state.get(b.uav[i0])
-            score = self._deviation(b, c, i0, i1, st.deviated if st else False, out)
+            score = scores[i0:i1]
             legs: dict[int, list[dict]] = {}
             for leg in c.corridors:
                 j = self.zones.position(leg["zone_id"]) if hasattr(self.zones, "position") else None
@@ -807,41 +841,86 @@ class AirspaceMonitor:
                   "clearance_id": c.clearance_id}
         return self._ev(kind, b.uav[i], zone.id, b.ts[i], detail, j, i)
 
-    def _deviation(self, b: _Batch, c: ApprovedClearance, i0: int, i1: int, deviated: bool,
-                   out: list) -> np.ndarray:
-        """route_deviation transitions of one UAV's rows; returns each row's conformance score
-        (max of lateral/vertical/time offset over its tolerance at the best-fitting segment)."""
-        tol, f = c.tolerances, self.policy.recover_fraction
-        t = b.t[i0:i1]
-        window = (t >= c.start - tol.time_s) & (t <= c.end + tol.time_s) & b.airborne[i0:i1]
-        lat_d, vert_d, time_d = route_offsets(c, b.lon[i0:i1], b.lat[i0:i1], b.alt[i0:i1], t)
-        score = np.maximum.reduce([lat_d / tol.lateral_m, vert_d / tol.vertical_m, time_d / tol.time_s])
-        best = np.argmin(score, axis=1) if score.shape[1] else np.zeros(t.size, int)
-        rows = np.arange(t.size)
-        s = score[rows, best] if score.shape[1] else np.full(t.size, np.inf)
-        raw, hold = window & (s > 1.0), window & (s > f)
-        # latch: on at a raw row, stays on over the following held rows (vectorized over the rows)
-        pos = np.arange(t.size)
-        run_start = np.maximum.accumulate(np.where(~hold, pos, -1))  # last row that breaks a hold run
+    def _deviations(self, b: _Batch, groups: list[tuple[int, int, ApprovedClearance]], out: list) -> np.ndarray:
+        """route_deviation transitions of every UAV flying under a clearance, vectorized over all of
+        them; returns each row's conformance score (max of lateral / vertical / time offset over its
+        tolerance, at the best-fitting route segment of its time; inf outside the clearance window)."""
+        n = b.t.size
+        rows = np.concatenate([np.arange(i0, i1) for i0, i1, _ in groups])
+        code = np.concatenate([np.full(i1 - i0, q) for q, (i0, i1, _) in enumerate(groups)])
+        routes = [_route_arrays(c, self._lon0, self._lat0) for _, _, c in groups]
+        seg_code = np.concatenate([np.full(r[0].size - 1, q) for q, r in enumerate(routes)])
+        X, Y, Z, T = (np.concatenate([r[k][:-1] for r in routes]) for k in range(4))
+        X1, Y1, Z1, T1 = (np.concatenate([r[k][1:] for r in routes]) for k in range(4))
+        tol = np.array([(c.tolerances.lateral_m, c.tolerances.vertical_m, c.tolerances.time_s) for *_, c in groups])
+        base = min(float(T.min()), float(b.t.min())) - float(tol[:, 2].max()) - 1.0
+        span = max(float(T1.max()), float(b.t.max())) + float(tol[:, 2].max()) + 1.0 - base
+        # a segment is a candidate while its time span grown by the time tolerance holds the fix
+        key0 = seg_code * span + (T - tol[seg_code, 2] - base)
+        key1 = seg_code * span + (T1 + tol[seg_code, 2] - base)
+        key = code * span + (b.t[rows] - base)
+        lo = np.searchsorted(key1, key, side="left")
+        hi = np.searchsorted(key0, key, side="right")
+        cnt = np.maximum(hi - lo, 0)
+        pr = np.repeat(np.arange(rows.size), cnt)                      # pair -> index into rows
+        ps = np.repeat(lo - np.cumsum(np.concatenate([[0], cnt[:-1]])), cnt) + np.arange(cnt.sum())
+        ok = seg_code[ps] == code[pr]
+        pr, ps = pr[ok], ps[ok]
+        r = rows[pr]
+        px, py = to_local(b.lon[r], b.lat[r], self._lon0, self._lat0)
+        dx, dy, dz = X1[ps] - X[ps], Y1[ps] - Y[ps], Z1[ps] - Z[ps]
+        len2 = dx * dx + dy * dy
+        horiz = len2 > 1.0
+        u_h = ((px - X[ps]) * dx + (py - Y[ps]) * dy) / np.where(horiz, len2, 1.0)
+        u_v = (b.alt[r] - Z[ps]) / np.where(dz != 0, dz, 1.0)
+        u = np.clip(np.where(horiz, u_h, np.where(dz != 0, u_v, 0.0)), 0.0, 1.0)
+        lat_d = np.hypot(px - (X[ps] + u * dx), py - (Y[ps] + u * dy))
+        vert_d = np.abs(b.alt[r] - (Z[ps] + u * dz))
+        time_d = np.abs(b.t[r] - (T[ps] + u * (T1[ps] - T[ps])))
+        tq = tol[code[pr]]
+        sc = np.maximum.reduce([lat_d / tq[:, 0], vert_d / tq[:, 1], time_d / tq[:, 2]])
+        order = np.lexsort((sc, pr))
+        firsts = order[np.flatnonzero(np.r_[True, pr[order][1:] != pr[order][:-1]])] if pr.size else order
+        best = np.full(rows.size, -1)
+        best[pr[firsts]] = firsts
+        score_r = np.full(rows.size, np.inf)
+        score_r[best >= 0] = sc[best[best >= 0]]
+        t_r = b.t[rows]
+        c_start = np.array([c.start for *_, c in groups])[code]
+        c_end = np.array([c.end for *_, c in groups])[code]
+        window = (t_r >= c_start - tol[code, 2]) & (t_r <= c_end + tol[code, 2]) & b.airborne[rows]
+        raw, hold = window & (score_r > 1.0), window & (score_r > self.policy.recover_fraction)
+        # latch per UAV: on at a raw row, on over the following held rows, carried from the last batch
+        pos = np.arange(rows.size)
+        g_start = np.maximum.accumulate(np.where(np.r_[True, code[1:] != code[:-1]], pos, 0))
+        run_start = np.maximum.accumulate(np.where(~hold, pos, -1))
         last_raw = np.maximum.accumulate(np.where(raw, pos, -1))
-        state = last_raw > run_start
-        state |= deviated & (run_start < 0)  # the run carried over from the previous batch
-        change = np.flatnonzero(state != np.concatenate([[deviated], state[:-1]]))
-        for k in change.tolist():
-            i, now = i0 + k, bool(state[k])
+        was = np.array([bool(st.deviated) if (st := self._state.get(b.uav[i0])) else False
+                        for i0, _, _ in groups])
+        state = ((last_raw > run_start) & (last_raw >= g_start)) | (was[code] & (run_start < g_start))
+        prev_state = np.r_[False, state[:-1]]
+        first_of = g_start == pos
+        prev_state[first_of] = was[code[first_of]]
+        for k in np.flatnonzero(state != prev_state).tolist():
+            i, now, c = int(rows[k]), bool(state[k]), groups[code[k]][2]
+            t_ = c.tolerances
             detail = {**self._fix_detail(b, i), "clearance_id": c.clearance_id}
-            if score.shape[1]:
-                detail.update(lateral_m=float(lat_d[k, best[k]]), vertical_m=float(vert_d[k, best[k]]),
-                              time_s=float(time_d[k, best[k]]),
-                              tolerances={"lateral_m": tol.lateral_m, "vertical_m": tol.vertical_m,
-                                          "time_s": tol.time_s})
-                detail["exceeded"] = [name for name, v, lim in (
-                    ("lateral", lat_d[k, best[k]], tol.lateral_m), ("vertical", vert_d[k, best[k]], tol.vertical_m),
-                    ("time", time_d[k, best[k]], tol.time_s)) if v > lim]
-            out.append(self._ev("route_deviation" if now else "route_deviation_end", b.uav[i], None,
-                                b.ts[i], detail, -1, i))
-        self._deviated_next[b.uav[i0]] = bool(state[-1]) if t.size else deviated
-        return s
+            if best[k] >= 0:
+                p = best[k]
+                vals = (float(lat_d[p]), float(vert_d[p]), float(time_d[p]))
+                detail.update(lateral_m=vals[0], vertical_m=vals[1], time_s=vals[2],
+                              tolerances={"lateral_m": t_.lateral_m, "vertical_m": t_.vertical_m, "time_s": t_.time_s},
+                              exceeded=[name for name, v, lim in zip(("lateral", "vertical", "time"), vals,
+                                                                    (t_.lateral_m, t_.vertical_m, t_.time_s))
+                                        if v > lim])
+            out.append(self._ev("route_deviation" if now else "route_deviation_end", b.uav[i], None, b.ts[i],
+                                detail, -1, i))
+        ends = np.r_[np.flatnonzero(code[1:] != code[:-1]), rows.size - 1]
+        for q, e in enumerate(ends.tolist()):
+            self._deviated_next[b.uav[groups[q][0]]] = bool(state[e])
+        scores = np.full(n, np.inf)
+        scores[rows] = score_r
+        return scores
 
     # ------------------------------------------------------------------------------ state
     def _store(self, b: _Batch, fams: dict[str, np.ndarray]) -> None:
@@ -884,29 +963,7 @@ class AirspaceMonitor:
         self._state.pop(uav_id, None)
 
 
-def route_offsets(c: ApprovedClearance, lon, lat, alt, t) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Lateral, vertical and time offsets (n_fixes, n_segments) of fixes from each route segment.
-
-    A fix is compared with the point of each segment nearest to it horizontally (by altitude on a
-    vertical segment); segments whose time span (grown by the time tolerance) excludes the fix
-    get inf, so only the part of the route flown around that time counts.
-    """
-    L0, A0 = c.lon[0], c.lat[0]
-    X, Y = to_local(np.asarray(c.lon), np.asarray(c.lat), L0, A0)
-    Z, T = np.asarray(c.alt_amsl, float), np.asarray(c.t, float)
-    px, py = to_local(lon, lat, L0, A0)
-    ax, ay, bx, by = X[:-1], Y[:-1], X[1:], Y[1:]
-    dx, dy = bx - ax, by - ay
-    len2 = dx * dx + dy * dy
-    horiz = len2 > 1.0
-    r_h = ((px[:, None] - ax) * dx + (py[:, None] - ay) * dy) / np.where(horiz, len2, 1.0)
-    dz = Z[1:] - Z[:-1]
-    r_v = (np.asarray(alt)[:, None] - Z[:-1]) / np.where(dz != 0, dz, 1.0)
-    r = np.clip(np.where(horiz, r_h, np.where(dz != 0, r_v, 0.0)), 0.0, 1.0)
-    qx, qy = ax + r * dx, ay + r * dy
-    lat_d = np.hypot(px[:, None] - qx, py[:, None] - qy)
-    vert_d = np.abs(np.asarray(alt)[:, None] - (Z[:-1] + r * dz))
-    time_d = np.abs(np.asarray(t)[:, None] - (T[:-1] + r * (T[1:] - T[:-1])))
-    tol = c.tolerances.time_s
-    near = (np.asarray(t)[:, None] >= T[:-1] - tol) & (np.asarray(t)[:, None] <= T[1:] + tol)
-    return (np.where(near, lat_d, np.inf), np.where(near, vert_d, np.inf), np.where(near, time_d, np.inf))
+def _route_arrays(c: ApprovedClearance, lon0: float, lat0: float) -> tuple[np.ndarray, ...]:
+    """A clearance's waypoints as (x, y, alt_amsl, t) arrays in the monitor's metric frame."""
+    x, y = to_local(np.asarray(c.lon), np.asarray(c.lat), lon0, lat0)
+    return x, y, np.asarray(c.alt_amsl, float), np.asarray(c.t, float)

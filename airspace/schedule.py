@@ -86,8 +86,13 @@ def _zone(tz: str) -> timezone | ZoneInfo:
 def _offsets(tz: str, t: np.ndarray) -> np.ndarray:
     """UTC offset in seconds of `tz` at each epoch time (one lookup when it is constant)."""
     zone = _zone(tz)
-    if t.size == 0:
-        return np.zeros(0)
+    finite = t[np.isfinite(t)]
+    if finite.size == 0:
+        return np.zeros(t.shape)
+    if finite.size < t.size:  # unknown times: any offset will do, they are never active
+        out = np.zeros(t.shape)
+        out[np.isfinite(t)] = _offsets(tz, finite)
+        return out
     lo, hi = float(np.min(t)), float(np.max(t))
 
     def off(x: float) -> float:
@@ -202,7 +207,7 @@ class Schedule:
     def local(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(weekday 0 = Monday, seconds of the day) in the schedule's time zone."""
         local = t + _offsets(self.tz, t)
-        days = np.floor(local / DAY_S)
+        days = np.floor(np.where(np.isfinite(local), local, 0.0) / DAY_S)
         sod = local - days * DAY_S
         return ((days.astype(np.int64) + 3) % 7), sod  # 1970-01-01 was a Thursday
 
@@ -213,7 +218,7 @@ class Schedule:
         out = np.zeros(t.shape, dtype=bool)
         for p in self.periods:
             out |= p.active(t, weekday, sod)
-        return out
+        return out & np.isfinite(t)  # an unknown time is not in any window
 
     def intervals(self, t0: float, t1: float) -> list[tuple[float, float]]:
         """The merged [start, end) intervals in force within [t0, t1], clipped to it."""
@@ -291,6 +296,8 @@ def parse_days(days: Any, field_name: str) -> frozenset[int]:
 
 def epoch_seconds(value: Any, tz: str = DEFAULT_TZ) -> float:
     """A time given as epoch seconds or ISO 8601 (naive = local to tz) as epoch seconds."""
+    if isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit():
+        value = float(value)  # epoch seconds given as text (a command-line argument)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if not math.isfinite(value):
             raise ScheduleError("at", f"must be finite, got {value!r}")

@@ -207,6 +207,9 @@ class ApprovedIndex:
         return best
 
 
+_K, _L = (np.array(v) for v in zip(*combinations(range(8), 2)))
+
+
 def closest_approach(pa, va, za, wa, ta, da, pb, vb, zb, wb, tb, db,
                      minima: SeparationMinima) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For P segment pairs: (min horizontal distance², u, w) subject to the time and vertical minima.
@@ -227,7 +230,6 @@ def closest_approach(pa, va, za, wa, ta, da, pb, vb, zb, wb, tb, db,
                   np.stack([zero, one], 1), np.stack([one, -one], 1), np.stack([-one, one], 1),
                   np.stack([wa, -wb], 1), np.stack([-wa, wb], 1)], axis=1)  # (P, 8, 2)
     h = np.stack([zero, da, zero, db, T - D, T + D, V - dz0, V + dz0], axis=1)  # (P, 8)
-    cands = []
     MtM = np.einsum("pki,pkj->pij", M, M)
     Mtc = np.einsum("pki,pk->pi", M, c)
     det = MtM[:, 0, 0] * MtM[:, 1, 1] - MtM[:, 0, 1] ** 2
@@ -237,28 +239,25 @@ def closest_approach(pa, va, za, wa, ta, da, pb, vb, zb, wb, tb, db,
     xw = -(-MtM[:, 0, 1] * Mtc[:, 0] + MtM[:, 0, 0] * Mtc[:, 1]) / safe
     interior = np.stack([xu, xw], 1)
     interior[~okdet] = np.nan
-    cands.append(interior)
-    for k in range(8):
-        g, hk = G[:, k], h[:, k]
-        gg = (g ** 2).sum(1)
-        gg = np.where(gg > 0, gg, 1.0)
-        x0 = g * (hk / gg)[:, None]
-        e = np.stack([-g[:, 1], g[:, 0]], 1)
-        Me = np.einsum("pij,pj->pi", M, e)
-        r0 = c + np.einsum("pij,pj->pi", M, x0)
-        den = (Me ** 2).sum(1)
-        s = np.where(den > 1e-18, -(Me * r0).sum(1) / np.where(den > 1e-18, den, 1.0), 0.0)
-        cands.append(x0 + e * s[:, None])
-    for k, l in combinations(range(8), 2):
-        a, b = G[:, k], G[:, l]
-        dd = a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
-        ok = np.abs(dd) > 1e-15
-        dd = np.where(ok, dd, 1.0)
-        x = np.stack([(h[:, k] * b[:, 1] - a[:, 1] * h[:, l]) / dd,
-                      (a[:, 0] * h[:, l] - h[:, k] * b[:, 0]) / dd], 1)
-        x[~ok] = np.nan
-        cands.append(x)
-    X = np.stack(cands, axis=1)  # (P, 37, 2)
+    # the 1-D minimum on each constraint line g.x = h (all 8 at once)
+    gg = (G ** 2).sum(2)
+    x0 = G * (h / np.where(gg > 0, gg, 1.0))[:, :, None]                 # (P, 8, 2)
+    e = np.stack([-G[:, :, 1], G[:, :, 0]], 2)
+    Me = np.einsum("pij,pkj->pki", M, e)
+    r0 = c[:, None, :] + np.einsum("pij,pkj->pki", M, x0)
+    den = (Me ** 2).sum(2)
+    big = den > 1e-18
+    sv = np.where(big, -(Me * r0).sum(2) / np.where(big, den, 1.0), 0.0)
+    lines = x0 + e * sv[:, :, None]
+    # the vertices: every pair of constraint lines (28 at once)
+    a_, b_ = G[:, _K], G[:, _L]                                            # (P, 28, 2)
+    dd = a_[:, :, 0] * b_[:, :, 1] - a_[:, :, 1] * b_[:, :, 0]
+    okv = np.abs(dd) > 1e-15
+    dd = np.where(okv, dd, 1.0)
+    hk, hl = h[:, _K], h[:, _L]
+    verts = np.stack([(hk * b_[:, :, 1] - a_[:, :, 1] * hl) / dd, (a_[:, :, 0] * hl - hk * b_[:, :, 0]) / dd], 2)
+    verts[~okv] = np.nan
+    X = np.concatenate([interior[:, None, :], lines, verts], axis=1)    # (P, 37, 2)
     slack = np.einsum("pkj,pcj->pck", G, X) - h[:, None, :]  # (P, 37, 8)
     scale = 1e-7 * (1.0 + np.abs(h)).max(1)
     feasible = (slack <= scale[:, None, None]).all(2) & np.isfinite(X).all(2)

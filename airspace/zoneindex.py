@@ -6,7 +6,8 @@ prepared geometry) or absent. Cells are bitsets over the zones (64 zones per uin
 batch gathers a row per position and ANDs it with the altitude-band, schedule and UA-class masks,
 which are tables too: altitudes fall into slabs between the distinct band limits (a limit itself
 is its own slab, since limits count as inside), times into slabs between the schedule changes.
-Only the partial bits that survive the masks reach shapely.
+Partial cells are cut once more into 4 x 4 subcells (2 bits each: outside, inside, boundary), so
+only the partial bits that survive the masks AND fall in a boundary subcell reach shapely.
 
 Boundary cells are found exactly: every boundary segment is sampled at most half a cell apart and
 each pair of consecutive samples marks the (at most 2x2) cells spanned by its bounding box, which
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import math
 import sys
+from array import array
 from bisect import bisect_left, bisect_right
 from typing import TYPE_CHECKING
 
@@ -32,6 +34,7 @@ CHUNK = 16_384            # positions per vectorized pass (bounds the temporary 
 MAX_TABLE_BYTES = 48 << 20  # full + partial bitsets together
 DAY_S = 86_400.0
 _EPS = 1e-6               # margin, in cells, when marking boundary cells
+SUB = 4                   # partial cells are cut into SUB x SUB subcells (2 bits each: out, in, boundary)
 _LITTLE = sys.byteorder == "little"
 # the ufunc itself: half the per-call cost of the public wrapper, which matters for one point
 _intersects_xy = getattr(getattr(shapely, "lib", None), "intersects_xy", shapely.intersects_xy)
@@ -40,6 +43,7 @@ _intersects_xy = getattr(getattr(shapely, "lib", None), "intersects_xy", shapely
 _POPCOUNT = np.array([bin(v).count("1") for v in range(256)], dtype=np.int64)
 _BITPOS = np.array([[b for b in range(8) if v >> b & 1] + [0] * (8 - bin(v).count("1"))
                     for v in range(256)], dtype=np.int64)
+_BITFLAT = _BITPOS.reshape(-1)
 
 
 def bits_to_pairs(bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -58,13 +62,17 @@ def bits_to_pairs(bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     bnz = np.flatnonzero(wb != 0)
     bv = wb[bnz]
     cnt = _POPCOUNT[bv]
-    starts = np.cumsum(cnt) - cnt
+    ends = np.cumsum(cnt)
     rowrep = np.repeat(np.arange(bnz.size), cnt)
-    rank = np.arange(rowrep.size) - starts[rowrep]
-    bit = _BITPOS[bv[rowrep], rank]
+    rank = np.arange(rowrep.size) - (ends - cnt)[rowrep]
+    bit = _BITFLAT[(bv.astype(np.int64) * 8)[rowrep] + rank]
     b = bnz[rowrep]
     gw = wnz[b >> 3]
-    return gw // w, (gw % w) * 64 + (b & 7) * 8 + bit
+    if w & (w - 1) == 0:  # a power of two words per row: shifts instead of division
+        sh = w.bit_length() - 1
+        return gw >> sh, ((gw & (w - 1)) << 6) + ((b & 7) << 3) + bit
+    row, word = np.divmod(gw, w)
+    return row, word * 64 + (b & 7) * 8 + bit
 
 
 def _set_bits(n_words: int, idx: np.ndarray) -> np.ndarray:
@@ -87,6 +95,20 @@ def _rows_from_bool(mask: np.ndarray, n_words: int) -> np.ndarray:
 
 def _as_int(row: np.ndarray) -> int:
     return int.from_bytes(np.ascontiguousarray(row).astype("<u8").tobytes(), "little")
+
+
+def _blocks(fine: np.ndarray, h: int, wd: int, any_: bool) -> np.ndarray:
+    """(h, wd): any (or all) of each SUB x SUB block of a (h*SUB, wd*SUB) bool array."""
+    assert SUB == 4  # four bools are one uint32
+    words = np.ascontiguousarray(fine).view(np.uint32)  # (h*SUB, wd): one word per block row
+    rows = (words != 0) if any_ else (words == 0x01010101)
+    out = rows[0::SUB].copy()
+    for k in range(1, SUB):
+        if any_:
+            out |= rows[k::SUB]
+        else:
+            out &= rows[k::SUB]
+    return out
 
 
 class ZoneIndex:
@@ -113,6 +135,9 @@ class ZoneIndex:
             self.class_ints[c] = _as_int(self.class_rows[c])
         self.all_ones = _set_bits(w, range(n))
         self.all_int = _as_int(self.all_ones)
+        # at an unknown (NaN) time only the permanent zones are known to be in force
+        self.permanent = _set_bits(w, [j for j, z in enumerate(zs.zones) if z.schedule is None])
+        self.permanent_int = _as_int(self.permanent)
         self._agl_lower = np.array([z.alt_ref == "AGL" for z in zs.zones], dtype=float)
         self._agl_upper = np.array([(z.upper_ref or z.alt_ref) == "AGL" for z in zs.zones], dtype=float)
 
@@ -139,39 +164,64 @@ class ZoneIndex:
             self.y0 = y0 - self.dy / 2
             self.inv_dx, self.inv_dy = 1.0 / self.dx, 1.0 / self.dy
         cells = self.nx * self.ny
-        # one row per cell (last row: outside the grid): W words of FULL bits, then W of PARTIAL
-        # bits, side by side so that a position costs one contiguous gather
-        self.table = np.zeros((cells + 1, 2 * w), dtype=np.uint64)
+        # one row of W words per cell (last row: outside the grid) in each table
+        self.full = np.zeros((cells + 1, w), dtype=np.uint64)
+        self.partial = np.zeros((cells + 1, w), dtype=np.uint64)
+        keys, codes = [np.zeros(0, np.int64)], [np.zeros(0, np.uint32)]
         for j, g in enumerate(self.geoms):
-            self._cover_zone(j, g)
-        self._table_mv = memoryview(self.table).cast("B")
+            k, c = self._cover_zone(j, g)
+            keys.append(k)
+            codes.append(c)
+        key = np.concatenate(keys)
+        order = np.argsort(key, kind="stable")
+        # subcell codes of the partial (cell, zone) pairs, cell-major then zone: the code of zone z
+        # in cell c sits at sub_offset[c] + (number of partial bits of c below z)
+        key = key[order]
+        self.sub_codes = np.concatenate(codes)[order]
+        self.sub_offset = np.zeros(cells + 2, dtype=np.int64)
+        np.cumsum(np.bincount(key // max(self.n, 1), minlength=cells + 1), out=self.sub_offset[1:])
+        self._sub_offset_arr = array("q", self.sub_offset.tobytes())
+        self._sub_codes_arr = array("I", self.sub_codes.astype(np.uint32).tobytes())
+        self._full_mv = memoryview(self.full).cast("B")
+        self._part_mv = memoryview(self.partial).cast("B")
         self.row_bytes = 8 * w
-
-    @property
-    def full(self) -> np.ndarray:
-        return self.table[:, :self.words]
-
-    @property
-    def partial(self) -> np.ndarray:
-        return self.table[:, self.words:]
 
     def _cell_xy(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return (x - self.x0) * self.inv_dx, (y - self.y0) * self.inv_dy
 
-    def _cover_zone(self, j: int, geom) -> None:
+    def _cover_zone(self, j: int, geom) -> tuple[np.ndarray, np.ndarray]:
+        """Set zone j's FULL and PARTIAL bits; return (keys, codes) of its partial cells' subcells."""
         bx0, by0, bx1, by1 = geom.bounds
         (fx0, fx1), (fy0, fy1) = (self._cell_xy(np.array([bx0, bx1]), np.array([by0, by1])))
         ix0, ix1 = max(int(math.floor(fx0 - _EPS)), 0), min(int(math.floor(fx1 + _EPS)), self.nx - 1)
         iy0, iy1 = max(int(math.floor(fy0 - _EPS)), 0), min(int(math.floor(fy1 + _EPS)), self.ny - 1)
         h, wd = iy1 - iy0 + 1, ix1 - ix0 + 1
+        rings = shapely.get_coordinates(shapely.get_rings(shapely.get_parts(geom)), return_index=True)
+        # marked at SUB x SUB per cell: a cell is partial when one of its subcells is, else all of
+        # its subcells share one state (no boundary point in the cell), which is the cell's
+        fb, fi = self._mark(geom, rings, ix0, iy0, h, wd, SUB)
+        boundary = _blocks(fb, h, wd, any_=True)
+        inside = _blocks(fi, h, wd, any_=False) & ~boundary
+        state = (fb.view(np.uint8) * 2 + fi.view(np.uint8)).reshape(h, SUB, wd, SUB).transpose(0, 2, 1, 3)
+        rows = (np.arange(iy0, iy1 + 1)[:, None] * self.nx + np.arange(ix0, ix1 + 1)[None, :])
+        word, bit = j >> 6, np.uint64(1) << np.uint64(j & 63)
+        self.full[rows[inside], word] |= bit
+        self.partial[rows[boundary], word] |= bit
+        blocks = state[boundary].reshape(-1, SUB * SUB).astype(np.uint32)  # subcell (sy, sx) at sy*SUB+sx
+        codes = (blocks << (2 * np.arange(SUB * SUB, dtype=np.uint32))).sum(axis=1, dtype=np.uint32)
+        return rows[boundary] * self.n + j, codes
+
+    def _mark(self, geom, rings, ix0: int, iy0: int, h: int, wd: int, s: int) -> tuple[np.ndarray, np.ndarray]:
+        """(boundary, inside) over the zone's bounding box of cells, each cut into s x s."""
+        coords, ring = rings
+        h, wd = h * s, wd * s
+        ox0, oy0 = ix0 * s, iy0 * s
         boundary = np.zeros((h, wd), dtype=bool)
-        coords, ring = shapely.get_coordinates(shapely.get_rings(shapely.get_parts(geom)),
-                                               return_index=True)
         a, b = coords[:-1], coords[1:]
         same = ring[:-1] == ring[1:]
         a, b = a[same], b[same]
-        ca = np.column_stack(self._cell_xy(a[:, 0], a[:, 1]))
-        cb = np.column_stack(self._cell_xy(b[:, 0], b[:, 1]))
+        ca = np.column_stack(self._cell_xy(a[:, 0], a[:, 1])) * s
+        cb = np.column_stack(self._cell_xy(b[:, 0], b[:, 1])) * s
         steps = np.maximum(1, np.ceil(np.abs(cb - ca).max(axis=1) * 2.0)).astype(np.int64)
         seg = np.repeat(np.arange(len(a)), steps)
         k = np.arange(seg.size) - np.repeat(np.cumsum(steps) - steps, steps)
@@ -181,10 +231,11 @@ class ZoneIndex:
         q = np.where((k + 1 == steps[seg])[:, None], b[seg], a[seg] + (b[seg] - a[seg]) * t1[:, None])
         cpx, cpy = self._cell_xy(p[:, 0], p[:, 1])
         cqx, cqy = self._cell_xy(q[:, 0], q[:, 1])
-        lox = np.floor(np.minimum(cpx, cqx) - _EPS).astype(np.int64) - ix0
-        hix = np.floor(np.maximum(cpx, cqx) + _EPS).astype(np.int64) - ix0
-        loy = np.floor(np.minimum(cpy, cqy) - _EPS).astype(np.int64) - iy0
-        hiy = np.floor(np.maximum(cpy, cqy) + _EPS).astype(np.int64) - iy0
+        cpx, cpy, cqx, cqy = cpx * s, cpy * s, cqx * s, cqy * s
+        lox = np.floor(np.minimum(cpx, cqx) - _EPS).astype(np.int64) - ox0
+        hix = np.floor(np.maximum(cpx, cqx) + _EPS).astype(np.int64) - ox0
+        loy = np.floor(np.minimum(cpy, cqy) - _EPS).astype(np.int64) - oy0
+        hiy = np.floor(np.maximum(cpy, cqy) + _EPS).astype(np.int64) - oy0
         for ox in range(int((hix - lox).max(initial=0)) + 1):
             for oy in range(int((hiy - loy).max(initial=0)) + 1):
                 cx, cy = lox + ox, loy + oy
@@ -198,15 +249,12 @@ class ZoneIndex:
         sy, sx = np.nonzero(starts)
         inside = np.zeros((h, wd), dtype=bool)
         if sy.size:
-            centres_x = self.x0 + (sx + ix0 + 0.5) * self.dx
-            centres_y = self.y0 + (sy + iy0 + 0.5) * self.dy
+            centres_x = self.x0 + (sx + ox0 + 0.5) * (self.dx / s)
+            centres_y = self.y0 + (sy + oy0 + 0.5) * (self.dy / s)
             state = shapely.intersects_xy(geom, centres_x, centres_y)
-            run_id = np.cumsum(starts.ravel()) - 1
+            run_id = np.cumsum(starts.ravel(), dtype=np.int32) - 1
             inside = (free.ravel() & state[np.maximum(run_id, 0)]).reshape(h, wd)
-        rows = (np.arange(iy0, iy1 + 1)[:, None] * self.nx + np.arange(ix0, ix1 + 1)[None, :])
-        word, bit = j >> 6, np.uint64(1) << np.uint64(j & 63)
-        self.table[rows[inside], word] |= bit
-        self.table[rows[boundary], self.words + word] |= bit
+        return boundary, inside
 
     def _build_bands(self) -> None:
         finite = np.concatenate([self.lower, self.upper])
@@ -225,9 +273,34 @@ class ZoneIndex:
         self.band_rows = np.vstack([rows, np.zeros((1, self.words), dtype=np.uint64)])  # last: NaN
         self.band_ints = [_as_int(r) for r in self.band_rows]
         self.edge_list = self.edges.tolist()
+        # 1 m buckets: a bucket without a limit in it is one slab (floor is monotonic, so the
+        # order against every limit follows from the buckets); only buckets holding a limit
+        # need the binary search, for the "exactly at the limit" slab
+        self._bbase, self._nb = 0.0, 0
+        if k and self.edges[-1] - self.edges[0] < 1e6:
+            self._bbase = math.floor(self.edges[0]) - 1.0
+            eb = np.floor(self.edges - self._bbase).astype(np.int64)
+            self._nb = int(eb[-1]) + 2
+            self._bucket_flag = np.zeros(self._nb, dtype=bool)
+            self._bucket_flag[eb] = True
+            self._bucket_slab = 2 * np.searchsorted(eb, np.arange(self._nb), side="left")
 
     # ---------------------------------------------------------------- masks
     def band_slab(self, alt: np.ndarray) -> np.ndarray:
+        """Slab index per altitude: 2i between limit i-1 and i, 2i+1 exactly at limit i."""
+        if not self._nb:
+            return self._band_slab_search(alt)
+        k = self.edges.size
+        bf = np.floor(alt - self._bbase)
+        ok = (bf >= 0) & (bf < self._nb)
+        bi = np.where(ok, bf, 0).astype(np.int64)
+        slab = np.where(ok, self._bucket_slab[bi], np.where(bf >= self._nb, 2 * k, 0))
+        slow = np.flatnonzero((ok & self._bucket_flag[bi]) | np.isnan(alt))
+        if slow.size:
+            slab[slow] = self._band_slab_search(alt[slow])
+        return slab
+
+    def _band_slab_search(self, alt: np.ndarray) -> np.ndarray:
         k = self.edges.size
         i = np.searchsorted(self.edges, alt, side="left")
         exact = np.zeros(alt.shape, dtype=bool)
@@ -276,14 +349,14 @@ class ZoneIndex:
                 active[:, j] = self.schedules[j].active(t)
             return _rows_from_bool(active, self.words)
         lo, points, rows, _, minute_rows = self._time_table(float(finite.min()), float(finite.max()))
-        bad = ~np.isfinite(t)
         if minute_rows is not None:
-            minute = ((np.where(bad, lo, t) - lo) // 60.0).astype(np.int64)
-            out = np.take(minute_rows, minute, axis=0)
+            with np.errstate(invalid="ignore"):  # NaN minutes are fixed below
+                minute = ((t - lo) / 60.0).astype(np.int64)  # t >= lo: truncation is floor
+            out = np.take(minute_rows, minute, axis=0, mode="clip")
         else:
             out = np.take(rows, np.searchsorted(np.asarray(points), t, side="right"), axis=0)
-        if bad.any():
-            out[bad] = 0
+        if finite.size < t.size:
+            out[~np.isfinite(t)] = self.permanent
         return out
 
     def class_row(self, ua_class: str | None) -> np.ndarray:
@@ -301,30 +374,38 @@ class ZoneIndex:
     def pairs(self, lon: np.ndarray, lat: np.ndarray, alt: np.ndarray | None = None,
               t: np.ndarray | None = None, ua_class=None) -> tuple[np.ndarray, np.ndarray]:
         """(point, zone) pairs containing each position; alt None = horizontal only."""
-        ps, zs_ = [], []
-        for s in range(0, lon.size, CHUNK):
+        n = lon.size
+        out_p = out_z = np.zeros(0, dtype=np.int64)
+        used = 0
+        for s in range(0, n, CHUNK):
             sl = slice(s, s + CHUNK)
             p, z = self._pairs_chunk(lon[sl], lat[sl], None if alt is None else alt[sl],
                                      None if t is None else t[sl],
                                      ua_class[sl] if isinstance(ua_class, np.ndarray) else ua_class)
-            ps.append(p + s)
-            zs_.append(z)
-        if not ps:
-            empty = np.zeros(0, dtype=np.int64)
-            return empty, empty
-        return np.concatenate(ps), np.concatenate(zs_)
+            if used + p.size > out_p.size:  # written in place: no concatenation pass at the end
+                per_point = (used + p.size) / min(s + CHUNK, n)
+                size = max(int(per_point * n * 1.1) + 64, used + p.size, 2 * out_p.size)
+                out_p, out_z = np.resize(out_p, size), np.resize(out_z, size)
+            np.add(p, s, out=out_p[used:used + p.size])
+            out_z[used:used + p.size] = z
+            used += p.size
+        return out_p[:used], out_z[:used]
 
     def _pairs_chunk(self, lon, lat, alt, t, ua_class):
-        rows = np.take(self.table, self.cells(lon, lat), axis=0)
-        full = np.ascontiguousarray(rows[:, :self.words])
-        part = np.ascontiguousarray(rows[:, self.words:])
+        cell = self.cells(lon, lat)
+        full = np.take(self.full, cell, axis=0)
+        every_part = np.take(self.partial, cell, axis=0)
+        part = every_part
         mask = None
         flat_band = alt is not None and self.vertical.flat
         if flat_band:
             mask = self.band_rows[self.band_slab(alt)]
         if t is not None:
             act = self.active_rows(t)
-            mask = act if mask is None else mask & act
+            if mask is None:
+                mask = act
+            else:
+                mask &= act
         if ua_class is not None:
             if isinstance(ua_class, np.ndarray):
                 cls = np.vstack([self.class_row(c) for c in ua_class]) if ua_class.size else None
@@ -334,10 +415,14 @@ class ZoneIndex:
                 mask = np.broadcast_to(cls, full.shape) if mask is None else mask & cls
         if mask is not None:
             full &= mask
-            part &= mask
+            part = every_part & mask
         pp, pz = bits_to_pairs(part)
         if pp.size:
-            hit = shapely.intersects_xy(self.geoms[pz], lon[pp], lat[pp])
+            state = self.sub_state(cell[pp], pz, lon[pp], lat[pp], every_part[pp])
+            hit = state == 1
+            exact = np.flatnonzero(state == 2)
+            if exact.size:
+                hit[exact] = _intersects_xy(self.geoms[pz[exact]], lon[pp[exact]], lat[pp[exact]])
             pp, pz = pp[hit], pz[hit]
             if pp.size:
                 byte_view = full.view(np.uint8).reshape(full.shape[0], -1)
@@ -350,6 +435,24 @@ class ZoneIndex:
             ok = self.band_ok_terrain(p, z, lon, lat, alt)
             p, z = p[ok], z[ok]
         return p, z
+
+    def sub_state(self, cell: np.ndarray, zone: np.ndarray, lon: np.ndarray, lat: np.ndarray,
+                  part_rows: np.ndarray) -> np.ndarray:
+        """0 (outside), 1 (inside) or 2 (boundary: test exactly) for points in partial cells;
+        part_rows are the cells' (unmasked) PARTIAL rows, whose bits below `zone` give the rank."""
+        w = part_rows.shape[1]
+        word = zone >> 6
+        at = np.arange(zone.size) * w
+        counts = np.bitwise_count(part_rows).reshape(-1)
+        running = np.cumsum(counts, dtype=np.int64)  # 1-D: much faster than along axis 1
+        before = (running[at + word] - counts[at + word]) - (running[at] - counts[at])
+        m = at // w
+        low = part_rows[m, word] & ((np.uint64(1) << (zone & 63).astype(np.uint64)) - np.uint64(1))
+        code = self.sub_codes[self.sub_offset[cell] + before + np.bitwise_count(low)].astype(np.int64)
+        fx, fy = self._cell_xy(lon, lat)
+        sx = np.clip(np.floor(fx * SUB) - np.floor(fx) * SUB, 0, SUB - 1).astype(np.int64)
+        sy = np.clip(np.floor(fy * SUB) - np.floor(fy) * SUB, 0, SUB - 1).astype(np.int64)
+        return (code >> (2 * (sy * SUB + sx))) & 3
 
     def band_ok_terrain(self, p, z, lon, lat, alt) -> np.ndarray:
         """Band test per pair with the ground elevation of a terrain model (AGL limits move)."""
@@ -369,10 +472,12 @@ class ZoneIndex:
         fy = (lat - self.y0) * self.inv_dy
         if not (0.0 <= fx < self.nx and 0.0 <= fy < self.ny):
             return []
-        start = (int(fy) * self.nx + int(fx)) * 2 * self.row_bytes
-        mid = start + self.row_bytes
-        full = int.from_bytes(self._table_mv[start:mid], "little")
-        part = int.from_bytes(self._table_mv[mid:mid + self.row_bytes], "little")
+        ix, iy = int(fx), int(fy)
+        cell = iy * self.nx + ix
+        start = cell * self.row_bytes
+        end = start + self.row_bytes
+        full = int.from_bytes(self._full_mv[start:end], "little")
+        part = int.from_bytes(self._part_mv[start:end], "little")
         if not (full or part):
             return []
         edges = self.edge_list
@@ -383,14 +488,19 @@ class ZoneIndex:
         if ua_class is not None:
             mask &= self.class_ints.get(ua_class, self.all_int)
         full &= mask
-        part &= mask
-        geoms = self.geoms
-        while part:
-            low = part & -part
-            j = low.bit_length() - 1
-            part ^= low
-            if _intersects_xy(geoms[j], lon, lat):
-                full |= low
+        every_part, part = part, part & mask
+        if part:
+            geoms, codes = self.geoms, self._sub_codes_arr
+            sx = min(max(math.floor(fx * SUB) - ix * SUB, 0), SUB - 1)
+            sy = min(max(math.floor(fy * SUB) - iy * SUB, 0), SUB - 1)
+            shift = 2 * (sy * SUB + sx)
+            base = self._sub_offset_arr[cell]
+            while part:
+                low = part & -part
+                part ^= low
+                state = codes[base + (every_part & (low - 1)).bit_count()] >> shift & 3
+                if state == 1 or (state == 2 and _intersects_xy(geoms[low.bit_length() - 1], lon, lat)):
+                    full |= low
         out = []
         while full:
             low = full & -full
@@ -400,6 +510,6 @@ class ZoneIndex:
 
     def _active_int(self, t: float) -> int:
         if t != t or t in (math.inf, -math.inf):
-            return 0
+            return self.permanent_int
         _, points, _, ints, _ = self._time_table(t, t)
         return ints[bisect_right(points, t)]

@@ -5,7 +5,8 @@ with a restriction, an optional schedule (None = permanent) and the UA classes i
 (empty = all). Internal GeoJSON properties: id, name, kind, lower_m, upper_m (null = unlimited),
 alt_ref, optional upper_ref (when the upper limit has another reference), uom ("M"/"FT": the unit
 the limits were published in; lower_m/upper_m are always metres), restriction, schedule
-(airspace.schedule.Schedule.from_dict form), ua_classes. Other properties are kept as they are.
+(airspace.schedule.Schedule.from_dict form), ua_classes. Other properties are kept as they are;
+`source` holds the published form of a zone imported from ED-269/ED-318 (airspace.formats).
 
 Validation is strict because a silently mis-read zone (swapped band, NaN vertex, unknown
 altitude reference) is a safety hole rather than a cosmetic bug: every error names the

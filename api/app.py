@@ -30,6 +30,8 @@ log = logging.getLogger("skylane.api")
 STATIC = pathlib.Path(__file__).parent / "static"
 AUTH_ERRORS = {401: UNAUTHORIZED, 403: FORBIDDEN}
 UNAVAILABLE = {503: {"model": Problem, "description": "database (or broker) unavailable, try again shortly"}}
+COMMON = {**UNAVAILABLE, 400: {"model": Problem, "description": "the body is not readable JSON"},
+          413: {"model": Problem, "description": "request body too large (1 MiB; zone uploads 16 MiB)"}}
 
 
 def create_app(config: ApiConfig) -> FastAPI:
@@ -66,10 +68,10 @@ def create_app(config: ApiConfig) -> FastAPI:
 
     for router in (routes_system.router, routes_zones.router, routes_fleet.router, routes_events.router,
                    routes_clearances.router, interuss.router):
-        app.include_router(router, responses=UNAVAILABLE)
+        app.include_router(router, responses=COMMON)
     # other engineers' routers: the responses every keyed route can give, documented where they are mounted
-    app.include_router(feeds_router(hub), responses={**AUTH_ERRORS, **UNAVAILABLE})
+    app.include_router(feeds_router(hub), responses={**AUTH_ERRORS, **COMMON})
     app.include_router(replay_routes.router, responses={
-        **AUTH_ERRORS, **UNAVAILABLE, 404: {"model": Problem, "description": "no such recording or replay"}})
+        **AUTH_ERRORS, **COMMON, 404: {"model": Problem, "description": "no such recording or replay"}})
 
     return app

@@ -60,8 +60,15 @@ class Authenticator:
         self.cache = KeyCache(ttl_s)
 
     def lookup(self, token: str) -> Principal | None:
-        record = self.cache.lookup(token, self.connect)
-        return None if record is None else Principal(record.key_id, record.role, record.owner)
+        return _principal(self.cache.lookup(token, self.connect))
+
+    def cached(self, token: str) -> tuple[bool, Principal | None]:
+        found, record = self.cache.peek(token)
+        return found, _principal(record)
+
+
+def _principal(record) -> Principal | None:
+    return None if record is None else Principal(record.key_id, record.role, record.owner)
 
 
 def _unauthorized(detail: str, reason: str) -> HTTPException:
@@ -74,7 +81,9 @@ async def authenticate_token(app, token: str | None) -> Principal:
     if not token:
         raise _unauthorized("missing API key: send 'Authorization: Bearer <key>'", "missing")
     auth: Authenticator = app.state.auth
-    principal = await run_in_threadpool(auth.lookup, token)
+    found, principal = auth.cached(token)  # the common case: no thread hop, no database
+    if not found:
+        principal = await run_in_threadpool(auth.lookup, token)
     if principal is None:
         raise _unauthorized("invalid or revoked API key", "invalid")
     return principal

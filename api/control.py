@@ -76,12 +76,13 @@ class ControlLink:
         with self._lock:
             return dict(self._states)
 
-    def publish(self, topic: str, body: dict | list) -> None:
-        """Publish retained at QoS 1 and wait for the broker's PUBACK."""
+    def publish(self, topic: str, body: dict | list | None) -> None:
+        """Publish retained at QoS 1 and wait for the broker's PUBACK; None withdraws the retained message
+        (an empty payload: what ingest reads as "no longer in force")."""
         client = self._client
         if client is None or not client.is_connected():
             raise ControlUnavailable(f"not connected to the MQTT broker {self.url}")
-        info = client.publish(topic, orjson.dumps(body), qos=1, retain=True)
+        info = client.publish(topic, b"" if body is None else orjson.dumps(body), qos=1, retain=True)
         try:
             info.wait_for_publish(self.timeout_s)
         except (RuntimeError, ValueError) as exc:

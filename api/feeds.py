@@ -30,8 +30,8 @@ from starlette.datastructures import QueryParams
 from protocol import topics
 
 from .auth import Authenticator, Principal, authenticate_token, token_from
-from .live import (DISCONNECTS, MAX_ALERTS_QUEUED, MAX_POSITIONS_QUEUED, MESSAGE_TYPES, DeviceDirectory, FeedFilter,
-                   LiveHub, Subscriber, count_sent, encode_sse, encode_ws)
+from .live import (DISCONNECTS, MAX_ALERTS_QUEUED, MAX_POSITION_AGE_S, MAX_POSITIONS_QUEUED, MESSAGE_TYPES,
+                   DeviceDirectory, FeedFilter, LiveHub, Subscriber, count_sent, encode_sse, encode_ws)
 
 log = logging.getLogger("skylane.api.feeds")
 MAX_VALUES = 500
@@ -99,7 +99,8 @@ def _overflow_reason(sub: Subscriber) -> str:
 
 
 def feeds_router(hub: LiveHub, *, max_positions: int = MAX_POSITIONS_QUEUED, max_alerts: int = MAX_ALERTS_QUEUED,
-                 keepalive_s: float = 15.0, batch_window_s: float = 0.05) -> APIRouter:
+                 max_position_age_s: float = MAX_POSITION_AGE_S, keepalive_s: float = 15.0,
+                 batch_window_s: float = 0.05) -> APIRouter:
     """The live-feed routes over `hub` (one per API process; it reads the broker).
 
     A client gets at most one frame per `batch_window_s`: messages arriving meanwhile share the next frame,
@@ -108,7 +109,8 @@ def feeds_router(hub: LiveHub, *, max_positions: int = MAX_POSITIONS_QUEUED, max
     router = APIRouter(tags=["live"])
 
     def new_subscriber(f: FeedFilter, transport: str) -> Subscriber:
-        return Subscriber(f, hub.directory, transport=transport, max_positions=max_positions, max_alerts=max_alerts)
+        return Subscriber(f, hub.directory, transport=transport, max_positions=max_positions,
+                          max_position_age_s=max_position_age_s, max_alerts=max_alerts)
 
     async def pace(last_sent: float) -> None:
         wait = last_sent + batch_window_s - time.monotonic()

@@ -6,9 +6,16 @@ encoded once; each client has its own bounded queues:
 
 - alerts (airspace events) and zone-state changes are never dropped; if a client falls so far behind
   that even its alert queue is full, it is disconnected with a reason instead (memory stays bounded);
-- positions are a FIFO of at most `max_positions`: a slow client loses the OLDEST positions, counts them
-  and is told with a `notice` message carrying the count before the next batch;
+- positions are a FIFO of at most `max_positions`, none older than `max_position_age_s`: a slow client
+  loses the OLDEST positions, counts them and is told with a `notice` message carrying the count before
+  the next batch;
 - sensor states coalesce to the latest per sensor (a slow client skips intermediate values, counted too).
+
+The broker intake runs on its own thread and event loop (aiomqtt reads one packet per loop turn, too few
+on a loop busy serving hundreds of clients) and hands messages to the serving loop in batches. If this
+process falls behind anyway, positions superseded within the backlog are shed (counted for, and told to,
+the clients that wanted them), so the feed's delay stays bounded; alerts are never shed.
+Clients with the same filter share one filter decision per message.
 
 Operators see only their own drones (owner from the device registry, `DeviceDirectory`); zones, sensors
 and UAV-less events are public to every role.
@@ -21,6 +28,7 @@ import math
 import threading
 import time
 from collections import deque
+from itertools import islice
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +53,7 @@ SHED = Counter("skylane_feed_shed_positions_total",
 _DROPPED_POSITIONS, _DROPPED_SENSORS = DROPPED.labels("position"), DROPPED.labels("sensor")
 
 MAX_POSITIONS_QUEUED = 2000
+MAX_POSITION_AGE_S = 1.0  # a position waiting longer than this for a slow client is dropped (counted, told)
 MAX_ALERTS_QUEUED = 5000
 MAX_BATCH = 2000
 COALESCE_BACKLOG = 200  # from this many queued broker messages on, superseded positions are shed
@@ -151,19 +160,48 @@ class DeviceDirectory:
             self._wanted.clear()
 
 
+class PositionLog:
+    """The positions for every client of one filter group, appended once per message; each client reads it
+    from its own cursor. At most `maxlen` are kept: a client whose cursor falls behind the oldest entry has
+    lost the difference (the oldest positions), which it counts when it next reads."""
+
+    def __init__(self, maxlen: int):
+        self.entries: deque[tuple[float, bytes]] = deque(maxlen=maxlen)  # (appended at, monotonic s; message)
+        self.end = 0  # sequence number of the next entry
+        self.sleepers: set[Subscriber] = set()  # clients that read everything and wait for more
+
+    @property
+    def start(self) -> int:
+        return self.end - len(self.entries)
+
+    def append(self, now: float, data: bytes) -> None:
+        self.entries.append((now, data))
+        self.end += 1
+        if self.sleepers:
+            for sub in self.sleepers:
+                sub.wake.set()
+            self.sleepers.clear()
+
+
 class Subscriber:
-    """One live client: its filter, its queues and what it has lost."""
+    """One live client: its filter, its queues and what it has lost.
+
+    Positions reach it through its group's shared PositionLog (or its own small queue, for the snapshot
+    at subscription); alerts, zone states and sensor values through its own queues.
+    """
 
     def __init__(self, filt: FeedFilter | None = None, directory: DeviceDirectory | None = None, *,
                  transport: str = "ws", max_positions: int = MAX_POSITIONS_QUEUED,
-                 max_alerts: int = MAX_ALERTS_QUEUED, uav_ids: Iterable[str] = (), kinds: Iterable[str] = (),
+                 max_position_age_s: float = MAX_POSITION_AGE_S, max_alerts: int = MAX_ALERTS_QUEUED,
+                 uav_ids: Iterable[str] = (), kinds: Iterable[str] = (),
                  bbox: tuple[float, float, float, float] | None = None):
         self.filter = filt or FeedFilter(uav_ids=frozenset(uav_ids), kinds=frozenset(kinds), bbox=bbox)
         self.directory = directory
         self.transport = transport
         self.max_positions, self.max_alerts = max_positions, max_alerts
+        self.max_position_age_s = max_position_age_s
         self.alerts: deque[Entry] = deque()
-        self.positions: deque[Entry] = deque()
+        self.positions: deque[tuple[float, bytes]] = deque()  # (queued at, monotonic seconds; message)
         self.sensors: dict[str, Entry] = {}
         self.zones: dict[str, Entry] = {}
         self.dropped_positions = 0
@@ -171,6 +209,18 @@ class Subscriber:
         self.total_dropped = 0
         self.overflow = False
         self.wake = asyncio.Event()
+        self.log: PositionLog | None = None  # set by LiveHub.subscribe
+        self.cursor = 0
+
+    def attach(self, log: PositionLog) -> None:
+        """Read the group's positions from now on."""
+        self.log, self.cursor = log, log.end
+        log.sleepers.add(self)  # woken by the next position
+
+    def detach(self) -> None:
+        if self.log is not None:
+            self.log.sleepers.discard(self)
+            self.log = None
 
     # ------------------------------------------------------------------ filtering
     def _may_see_uav(self, uav_id: Any) -> bool:
@@ -214,8 +264,9 @@ class Subscriber:
         if self.wants(kind, body):
             self.enqueue(kind, body, data)
 
-    def enqueue(self, kind: str, body: dict, data: bytes) -> None:
-        """Queue one message the filter already accepted."""
+    def enqueue(self, kind: str, body: dict, data: bytes, now: float | None = None) -> None:
+        """Queue one message the filter already accepted (`now`: time.monotonic(), given by a caller that
+        queues one message for many clients)."""
         if self.overflow:
             return
         if kind == "position":
@@ -223,7 +274,7 @@ class Subscriber:
                 self.positions.popleft()
                 self.dropped_positions += 1
                 _DROPPED_POSITIONS.inc()
-            self.positions.append((kind, data))
+            self.positions.append((time.monotonic() if now is None else now, data))
         elif kind == "sensor":
             if body["sensor_id"] in self.sensors:
                 self.dropped_sensors += 1
@@ -238,9 +289,31 @@ class Subscriber:
                 self.alerts.append((kind, data))
         self.wake.set()
 
-    def take(self, limit: int = MAX_BATCH) -> list[Entry]:
-        """The next batch to send: a notice of losses first, then alerts, zone states, positions, sensors."""
+    def take(self, limit: int = MAX_BATCH, now: float | None = None) -> list[Entry]:
+        """The next batch to send: a notice of losses first, then alerts, zone states, positions, sensors.
+
+        Positions queued longer than `max_position_age_s` are dropped (counted) here: a client that cannot
+        keep up gets a current picture with gaps, not an ever older one.
+        """
         out: list[Entry] = []
+        cutoff = (time.monotonic() if now is None else now) - self.max_position_age_s
+        stale = 0
+        while self.positions and self.positions[0][0] < cutoff:
+            self.positions.popleft()
+            stale += 1
+        log = self.log
+        if log is not None:
+            if self.cursor < log.start:  # the log moved past what this client had not read yet
+                stale += log.start - self.cursor
+                self.cursor = log.start
+            for t, _ in islice(log.entries, self.cursor - log.start, None):
+                if t >= cutoff:
+                    break
+                stale += 1
+                self.cursor += 1
+        if stale:
+            self.dropped_positions += stale
+            _DROPPED_POSITIONS.inc(stale)
         lost = self.dropped_positions + self.dropped_sensors
         if lost:
             notice = {"type": "notice", "dropped_positions": self.dropped_positions,
@@ -258,9 +331,16 @@ class Subscriber:
             if len(out) >= limit:
                 break
         while self.positions and len(out) < limit:
-            out.append(self.positions.popleft())
-        if not (self.alerts or self.positions or self.sensors or self.zones):
+            out.append(("position", self.positions.popleft()[1]))
+        if log is not None and self.cursor < log.end and len(out) < limit:
+            n = min(log.end - self.cursor, limit - len(out))
+            first = self.cursor - log.start
+            out.extend(("position", data) for _, data in islice(log.entries, first, first + n))
+            self.cursor += n
+        if not self.pending():
             self.wake.clear()
+            if log is not None:
+                log.sleepers.add(self)
         return out
 
     def drain(self) -> list[dict]:
@@ -268,7 +348,8 @@ class Subscriber:
         return [orjson.loads(data) for _, data in self.take(limit=1 << 30)]
 
     def pending(self) -> int:
-        return len(self.alerts) + len(self.positions) + len(self.sensors) + len(self.zones)
+        shared = self.log.end - max(self.cursor, self.log.start) if self.log is not None else 0
+        return len(self.alerts) + len(self.positions) + len(self.sensors) + len(self.zones) + shared
 
 
 def _shape(rest: str, body: object) -> tuple[str, dict] | None:
@@ -308,8 +389,9 @@ class LiveHub:
         self.zone_states: dict[str, dict] = {}
         self._encoded: dict[tuple[str, str], tuple[dict, bytes]] = {}  # (type, id) -> snapshot entry
         self.subscribers: set[Subscriber] = set()
-        # clients with equal filters (most dashboards) share one filter decision per message
+        # clients with equal filters (most dashboards) share one filter decision and one position log
         self._groups: dict[tuple, set[Subscriber]] = {}
+        self._logs: dict[tuple, PositionLog] = {}
         self.connected = False
         self.ready: asyncio.Event | None = None  # made in start(): it needs the running loop
         self._skip_logged = 0.0
@@ -382,7 +464,9 @@ class LiveHub:
         if sub.directory is None:
             sub.directory = self.directory
         self.subscribers.add(sub)
-        self._groups.setdefault((sub.filter, id(sub.directory)), set()).add(sub)
+        key = self._group_key(sub)
+        self._groups.setdefault(key, set()).add(sub)
+        sub.attach(self._logs.setdefault(key, PositionLog(sub.max_positions)))
         FEED_CLIENTS.labels(sub.transport).inc()
         for (kind, _), (body, data) in list(self._encoded.items()):
             sub.offer(kind, body, data)
@@ -390,12 +474,18 @@ class LiveHub:
     def unsubscribe(self, sub: Subscriber) -> None:
         if sub in self.subscribers:
             self.subscribers.discard(sub)
-            key = (sub.filter, id(sub.directory))
+            sub.detach()
+            key = self._group_key(sub)
             group = self._groups.get(key, set())
             group.discard(sub)
             if not group:
                 self._groups.pop(key, None)
+                self._logs.pop(key, None)
             FEED_CLIENTS.labels(sub.transport).dec()
+
+    @staticmethod
+    def _group_key(sub: Subscriber) -> tuple:
+        return (sub.filter, id(sub.directory), sub.max_positions)
 
     def dispatch(self, topic: str, payload: bytes) -> None:
         """Route one broker message to the caches and subscribers; anything malformed is skipped."""
@@ -478,11 +568,15 @@ class LiveHub:
     def _publish(self, kind: str, msg: dict) -> bytes:
         data = orjson.dumps(msg)
         _RECEIVED_BY_TYPE[kind].inc()
-        for group in self._groups.values():
-            first = next(iter(group))
-            if first.wants(kind, msg):
+        now = time.monotonic()
+        for key, group in self._groups.items():
+            if not next(iter(group)).wants(kind, msg):
+                continue
+            if kind == "position":
+                self._logs[key].append(now, data)
+            else:
                 for sub in group:
-                    sub.enqueue(kind, msg, data)
+                    sub.enqueue(kind, msg, data, now)
         return data
 
     def _skip(self, topic: str) -> None:

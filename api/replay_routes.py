@@ -32,7 +32,8 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from protocol import topics
 from replay.dbexport import DbSource
 from replay.player import play
-from replay.recordfile import RecordFormatError, is_record_file, read_header
+from replay.recordfile import RecordFormatError, read_header
+from replay.recordset import is_record_file
 from replay.sinks import BrokerSink, PipelineSink, Sink, TeeSink
 from replay.sources import FileSource, Selection, Source
 from replay.timing import PlaybackControl, parse_rate

@@ -145,3 +145,23 @@ def get_clearance(ctx: Ctx, who: Annotated[Principal, Depends(require(*ROLES))],
     if found is None or (who.is_operator and found["owner"] != who.owner):
         raise HTTPException(404, "no such clearance" + (" of yours" if who.is_operator else ""))
     return found
+
+
+@router.delete("/v1/clearances/{clearance_id}", response_model=Clearance,
+               responses={**ERRORS, 403: FORBIDDEN, **NOT_FOUND, 503: {"model": Problem},
+                          409: {"model": Problem, "description": "not an approved clearance"}})
+def cancel_clearance(ctx: Ctx, who: Annotated[Principal, Depends(require("operator"))], clearance_id: uuid.UUID):
+    """Cancel an approved clearance (operators: their own); the drone's announcement is withdrawn when it was
+    its newest, so the monitor no longer holds the flight to it."""
+    get_clearance(ctx, who, clearance_id)
+    with ctx.pool.connection() as conn, conn.transaction():  # withdrawn first, then committed: safe to repeat
+        done = clearances.cancel(conn, clearance_id)
+        if done is None:
+            raise HTTPException(409, "only an approved clearance can be cancelled")
+        record, newest = done
+        if newest and record["uav_id"]:
+            try:
+                ctx.control.publish(topics.control_clearance(ctx.config.mqtt_root, record["uav_id"]), None)
+            except ControlUnavailable as exc:
+                raise HTTPException(503, f"not cancelled: the withdrawal did not reach the broker ({exc})") from None
+    return record

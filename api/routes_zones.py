@@ -11,7 +11,7 @@ import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from airspace.zones import ZoneFormatError, ZoneSet
@@ -51,6 +51,16 @@ def get_zones(ctx: Ctx, _: Reader, kind: Annotated[str | None, Query(pattern="^[
     view, now = ctx.zones(), time.time()
     feats = [_feature(view, f, now) for f in view.geojson["features"]]
     return {"type": "FeatureCollection", "features": [f for f in feats if kind is None or f["properties"]["kind"] == kind]}
+
+
+@router.get("/v1/zones/export", responses={**READ_ERRORS, 200: {
+    "description": "the active zones as an ED-269, ED-318 or GeoJSON document",
+    "content": {"application/json": {"schema": {"oneOf": [{"type": "object"}, {"type": "array"}]}}}}})
+def export(ctx: Ctx, _: Reader, format: Annotated[Literal["geojson", "ed269", "ed318"], Query()] = "geojson"):
+    """The active zones in a standard format (zones imported from one keep their published form)."""
+    from airspace.formats import export_zones
+    return JSONResponse(export_zones(ctx.zones().zones, format),
+                        headers={"Content-Disposition": f'attachment; filename="zones.{format}.json"'})
 
 
 @router.get("/v1/zones/{zone_id}", response_model=ZoneFeature, responses={**READ_ERRORS, 404: {"model": Problem}})

@@ -58,15 +58,20 @@ def naive_pairs(zs, lon, lat, alt, t) -> set[tuple[int, int]]:
 def measure_classify(zs, n: int, repeat: int) -> dict:
     lon, lat, alt, t = make_positions(n, seed=1)
     zs.contains_pairs(lon, lat, alt, t)  # warm-up: table pages, time table, allocator
-    times, pairs = [], 0
+    times, cpu, pairs = [], [], 0
     for r in range(repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         p, _ = zs.contains_pairs(lon, lat, alt, t)
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
         pairs = p.size
-        log(f"  classify run {r + 1}/{repeat}: {n / times[-1]:,.0f} positions/s")
+        log(f"  classify run {r + 1}/{repeat}: {n / times[-1]:,.0f} positions/s "
+            f"({n / cpu[-1]:,.0f} per CPU second)")
+    # wall time is the figure; CPU time shows what a busy machine hides (one thread: the same on a quiet one)
     return {"classify_positions_per_s": round(n / statistics.median(times)),
-            "classify_best_positions_per_s": round(n / min(times)), "pairs_per_position": round(pairs / n, 2)}
+            "classify_best_positions_per_s": round(n / min(times)),
+            "classify_positions_per_cpu_s": round(n / statistics.median(cpu)),
+            "pairs_per_position": round(pairs / n, 2)}
 
 
 def measure_single(zs, m: int) -> dict:
@@ -132,8 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cpu", type=int, help="core to pin to (default: the last allowed one)")
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     args = ap.parse_args(argv)
-    if args.quick:
-        args.positions, args.repeat, args.singles = 200_000, 2, 5_000
+    if args.quick:  # smaller sizes, unless given
+        for name, value in (("positions", 200_000), ("repeat", 2), ("singles", 5_000)):
+            if getattr(args, name) == ap.get_default(name):
+                setattr(args, name, value)
     core = pin_one_core(args.cpu)
     log(f"pinned to core {core}; building {args.zones} zones and their index")
     t0 = time.perf_counter()

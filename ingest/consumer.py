@@ -35,16 +35,19 @@ from protocol import topics
 from storage.writes import write_batch
 
 from . import metrics as m
+from .fastmqtt import FastClient
 from .limits import RateLimiter, oversize_reason
 from .pipeline import BatchOutput, DeadLetter, Pipeline, RawMessage
 from .sharding import Assignment, ShardError, unshard
 
 log = logging.getLogger("skylane.ingest")
 
-RECEIVE_MAXIMUM = 10000  # QoS 1 messages the broker may have outstanding with us: the bounded buffer
+RECEIVE_MAXIMUM = 10000  # QoS 1 messages the broker may have outstanding with us (the bounded buffer) ...
+MAX_RECEIVE_MAXIMUM = 60000  # ... or 4 batches when bigger, so the window never waits for a commit
 SESSION_EXPIRY_S = 7 * 24 * 3600
 LOGGED_DEAD_LETTERS = 5
 MAX_QOS0_BACKLOG = 200_000  # QoS 1 is bounded by the broker's window; QoS 0 only by this
+STATE_INTERVAL_S = 0.25  # live state topics: at most 4 a second per device, the latest always follows
 REFUSED = (psycopg.DataError, psycopg.IntegrityError)  # the data, not the database, is at fault
 
 
@@ -83,18 +86,21 @@ class Ingester:
         self.last_result = None  # storage.writes.WriteResult of the last batch (tests, bench)
         self._conn: psycopg.Connection | None = None
         self._control_prefix = f"{self.root}/control/"
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
-                                  protocol=mqtt.MQTTv5, manual_ack=True)
+        self.client = FastClient(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5,
+                                 manual_ack=True, on_fast_message=self._on_fast_message)
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         self.client.max_inflight_messages_set(1000)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_subscribe = self._on_subscribe
-        self.client.on_message = self._on_message
+        self.client.on_message = self._on_message  # QoS 2 only; QoS 0/1 take the fast path
         self.publisher = BoundedPublisher(self.client, max_pending=5000)
         self._host, self._port = mqtt_host, mqtt_port
         self._dropped_logged = 0.0
         self._sub_mid: int | None = None
+        self._state_sent: dict[str, float] = {}  # state topic -> when last published (monotonic)
+        self._state_pending: dict[str, dict] = {}  # state topic -> latest state not yet published
+        self._state_flushed = 0.0
 
     # ------------------------------------------------------------------------------------------ MQTT side
     def subscriptions(self) -> list[str]:
@@ -133,20 +139,22 @@ class Ingester:
             log.warning("disconnected from the broker (%s); reconnecting with backoff", reason_code)
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage):
-        if msg.qos == 0 and self.inbox.qsize() >= MAX_QOS0_BACKLOG:
+        self._on_fast_message(msg.topic, msg.payload, msg.qos, msg.mid, msg.dup)
+
+    def _on_fast_message(self, topic: str, payload: bytes, qos: int, mid: int, dup: bool) -> None:
+        if qos == 0 and self.inbox.qsize() >= MAX_QOS0_BACKLOG:
             m.QOS0_DROPPED.inc()  # at-most-once traffic while the database cannot keep up: counted, logged
             if time.monotonic() - self._dropped_logged > 10:
                 self._dropped_logged = time.monotonic()
                 log.error("backlog over %d messages: dropping QoS 0 messages (publish with QoS 1 to keep them)",
                           MAX_QOS0_BACKLOG)
             return
-        self.inbox.put((RawMessage(msg.topic, msg.payload, datetime.now(timezone.utc), msg.qos, msg.mid,
-                                   self.generation), msg.dup))
+        self.inbox.put((RawMessage(topic, payload, datetime.now(timezone.utc), qos, mid, self.generation), dup))
 
     def connect(self, timeout: float = 30.0) -> None:
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = SESSION_EXPIRY_S
-        props.ReceiveMaximum = RECEIVE_MAXIMUM
+        props.ReceiveMaximum = max(RECEIVE_MAXIMUM, min(MAX_RECEIVE_MAXIMUM, 4 * self.batch_size))
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -266,25 +274,53 @@ class Ingester:
             m.EVENTS.labels(kind).inc(n)
         for topic, payload in getattr(out, "controls", None) or ():
             pub(topic, payload, qos=1, retain=True, stop=stop)  # e.g. a sensor rule suspending a corridor
+        now = time.monotonic()
         for uav_id, state in out.uav_states.items():
-            pub(topics.uav_state(self.root, uav_id), orjson.dumps(state), qos=0, retain=True, stop=stop)
+            self._state(topics.uav_state(self.root, uav_id), state, now, stop)
         for sensor_id, state in out.sensor_states.items():
-            pub(topics.sensor_state(self.root, sensor_id), orjson.dumps(state), qos=0, retain=True, stop=stop)
+            self._state(topics.sensor_state(self.root, sensor_id), state, now, stop)
+
+    def _state(self, topic: str, state: dict, now: float, stop: threading.Event) -> None:
+        """Publish a live state (retained, QoS 0) now, or keep it for flush_states when this topic was
+        published less than STATE_INTERVAL_S ago: a 10 Hz drone need not cost 10 broker writes a second."""
+        if now - self._state_sent.get(topic, -1e9) >= STATE_INTERVAL_S:
+            self._state_sent[topic] = now
+            self._state_pending.pop(topic, None)
+            self.publisher.publish(topic, orjson.dumps(state), qos=0, retain=True, stop=stop)
+        else:
+            self._state_pending[topic] = state
+
+    def flush_states(self, stop: threading.Event, force: bool = False) -> None:
+        """Publish the kept states whose interval has passed (all of them when `force`)."""
+        now = time.monotonic()
+        if not self._state_pending or (not force and now - self._state_flushed < STATE_INTERVAL_S / 4):
+            return
+        self._state_flushed = now
+        due = [t for t in self._state_pending if force or now - self._state_sent.get(t, -1e9) >= STATE_INTERVAL_S]
+        for topic in due:
+            state = self._state_pending.pop(topic)
+            self._state_sent[topic] = now
+            self.publisher.publish(topic, orjson.dumps(state), qos=0, retain=True, stop=stop)
 
     def _ack(self, batch: list[RawMessage]) -> None:
-        ack, gen = self.client.ack, self.generation
+        gen = self.generation  # ids of an earlier connection are void: those messages come again
+        self.client.ack_many([msg.mid for msg in batch if msg.qos == 1 and msg.generation == gen])
         for msg in batch:
-            if msg.qos and msg.generation == gen:
-                ack(msg.mid, msg.qos)
+            if msg.qos == 2 and msg.generation == gen:
+                self.client.ack(msg.mid, 2)
 
-    def handle(self, batch: list[RawMessage] | list[tuple[RawMessage, bool]], stop: threading.Event) -> BatchOutput:
-        """Admit, process, store (retrying), publish, acknowledge one batch."""
+    def prepare(self, batch: list[RawMessage] | list[tuple[RawMessage, bool]]) -> tuple[list[RawMessage], BatchOutput, float]:
+        """Admit and process one batch (CPU only): (its raw messages, what to store and publish, start time)."""
         t0 = time.perf_counter()
         items = [b if isinstance(b, tuple) else (b, False) for b in batch]
         raw = [msg for msg, _ in items]
         good, dead = self._admit(items)
         out = self.pipeline.process(good) if good else BatchOutput()
         out.dead_letters.extend(dead)
+        return raw, out, t0
+
+    def commit(self, raw: list[RawMessage], out: BatchOutput, t0: float, stop: threading.Event) -> BatchOutput:
+        """Store (retrying), publish, then acknowledge one prepared batch."""
         try:
             stored = self._store(out, stop)
         except _Refused as exc:
@@ -313,25 +349,68 @@ class Ingester:
         m.LAG.set((datetime.now(timezone.utc) - raw[0].received_at).total_seconds())
         return out
 
+    def handle(self, batch: list[RawMessage] | list[tuple[RawMessage, bool]], stop: threading.Event) -> BatchOutput:
+        """Admit, process, store (retrying), publish, acknowledge one batch, in this thread."""
+        return self.commit(*self.prepare(batch), stop)
+
     def run(self, stop: threading.Event) -> None:
+        """Until `stop`: this thread takes and prepares batches while a writer thread stores, publishes and
+        acknowledges the one before (the database's commit overlaps the next batch's parsing). The hand-off
+        holds one batch, so at most three are in memory; the broker's window bounds the rest."""
         self.connect()
+        handoff: queue.Queue = queue.Queue(maxsize=1)
+        writer_done = threading.Event()
+        failure: list[BaseException] = []
+
+        def write() -> None:
+            try:
+                while True:
+                    try:
+                        item = handoff.get(timeout=0.05)
+                    except queue.Empty:
+                        self.flush_states(stop)
+                        continue
+                    if item is None:
+                        return
+                    self.commit(*item, stop)
+                    self.flush_states(stop)
+            except BaseException as exc:  # _Abandoned, or a bug: the reader stops too
+                failure.append(exc)
+            finally:
+                writer_done.set()
+
+        def hand(item) -> bool:
+            while not writer_done.is_set():
+                try:
+                    handoff.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        writer = threading.Thread(target=write, name=f"ingest-writer-{self.assignment.worker}", daemon=True)
+        writer.start()
         last_log, count = time.monotonic(), 0
         try:
-            while not stop.is_set():
+            while not stop.is_set() and not writer_done.is_set():
                 batch = self._take_batch()
                 m.PENDING.set(self.inbox.qsize() + len(batch))
                 if batch:
-                    self.handle(batch, stop)
+                    if not hand(self.prepare(batch)):
+                        break
                     count += len(batch)
                 if time.monotonic() - last_log >= 30 and count:
                     log.info("ingested %d messages in the last %.0fs", count, time.monotonic() - last_log)
                     last_log, count = time.monotonic(), 0
             left = self.inbox.qsize()  # what arrived before the stop; later ones are re-delivered next run
-            while left > 0 and (batch := self._take_batch(left)):
+            while left > 0 and not writer_done.is_set() and (batch := self._take_batch(left)):
                 left -= len(batch)
-                self.handle(batch, stop)
-        except _Abandoned:
-            pass
+                if not hand(self.prepare(batch)):
+                    break
+            hand(None)
+            writer.join()
+            if not failure:
+                self.flush_states(stop, force=True)
         finally:
             self.client.disconnect()
             self.client.loop_stop()
@@ -339,3 +418,5 @@ class Ingester:
                 self._conn.close()
             m.PENDING.set(0)
             log.info("ingest stopped")
+        if failure and not isinstance(failure[0], _Abandoned):
+            raise failure[0]

@@ -107,9 +107,11 @@ class Pipeline:
         self.monitor = AirspaceMonitor(zones, policy)
         self._file_rules = list(load_dynamic_rules() if rules is None else rules)
         self.dynamic = DynamicAirspace(self._file_rules + rules_from_zones(zones))
+        self._zone_controls: list[tuple[datetime, str, ZoneState | None]] = []
 
     def process(self, messages: list[RawMessage]) -> BatchOutput:
         out = BatchOutput()
+        self._zone_controls: list[tuple[datetime, str, ZoneState | None]] = []
         for msg in messages:
             try:
                 self._one(msg, out)
@@ -121,25 +123,7 @@ class Pipeline:
                 log.exception("unexpected error on %s", msg.topic[:200])
                 out.dead_letters.append(DeadLetter(msg.received_at, msg.topic, msg.payload,
                                                    f"internal error: {type(exc).__name__}: {exc}"))
-        events: list[AirspaceEvent] = []
-        if out.readings:
-            events += self._rules(out)
-        if out.telemetry:
-            rows = out.telemetry
-            events += self.monitor.process_columns([r.uav_id for r in rows], [r.ts for r in rows],
-                                                   [r.lon for r in rows], [r.lat for r in rows],
-                                                   [r.alt_m for r in rows], [r.alt_ref for r in rows],
-                                                   [r.status for r in rows])
-            events += self.monitor.tick(max(r.ts for r in rows))
-            latest: dict[str, TelemetryRow] = {}
-            for row in rows:
-                if row.uav_id not in latest or row.ts >= latest[row.uav_id].ts:
-                    latest[row.uav_id] = row
-            for uav_id, row in latest.items():
-                if row.ts != self.monitor.last_ts(uav_id):
-                    continue  # late fixes are stored but do not move the live position back
-                out.uav_states[uav_id] = {**row.state(), "zones": self.monitor.zones_of(uav_id),
-                                          "alerts": self.monitor.alerts_of(uav_id)}
+        events = self._airspace(out)
         out.events += [EventRow(event_id(ev), ev) for ev in events]
         for r in out.readings:
             ts = rfc3339(r.ts)
@@ -147,6 +131,66 @@ class Pipeline:
             state["ts"] = max(state["ts"], ts)
             state["values"][r.metric] = r.value if r.value is not None else r.vtext
         return out
+
+    def _airspace(self, out: BatchOutput) -> list[AirspaceEvent]:
+        """Zone-state changes (controls, sensor rules) and fixes, merged in event-time order.
+
+        Fixes up to a change's time are applied before it, so the flights a suspension reaches and
+        what every fix is judged against follow event time, not where the batch was cut.
+        """
+        changes = self._zone_changes(out)
+        rows = sorted(out.telemetry, key=lambda r: r.ts)
+        events: list[AirspaceEvent] = []
+        k = 0
+        for at, zone_id, payload in changes:
+            n = k
+            while n < len(rows) and rows[n].ts <= at:
+                n += 1
+            events += self._fixes(rows[k:n])
+            k = n
+            events += self.monitor.set_zone_state(zone_id, payload, at)
+        events += self._fixes(rows[k:])
+        if rows:
+            events += self.monitor.tick(rows[-1].ts)
+            latest: dict[str, TelemetryRow] = {}
+            for row in rows:
+                latest[row.uav_id] = row
+            for uav_id, row in latest.items():
+                if row.ts != self.monitor.last_ts(uav_id):
+                    continue  # late fixes are stored but do not move the live position back
+                out.uav_states[uav_id] = {**row.state(), "zones": self.monitor.zones_of(uav_id),
+                                          "alerts": self.monitor.alerts_of(uav_id)}
+        return events
+
+    def _fixes(self, rows: list[TelemetryRow]) -> list[AirspaceEvent]:
+        if not rows:
+            return []
+        return self.monitor.process_columns([r.uav_id for r in rows], [r.ts for r in rows], [r.lon for r in rows],
+                                            [r.lat for r in rows], [r.alt_m for r in rows],
+                                            [r.alt_ref for r in rows], [r.status for r in rows])
+
+    def _zone_changes(self, out: BatchOutput) -> list[tuple[datetime, str, dict]]:
+        """Admin controls and sensor readings in event-time order through the dynamic airspace:
+        (time, zone id, state payload) for the monitor; rule decisions also become controls."""
+        timeline: list[tuple] = [(at, 0, n, zone_id, st) for n, (at, zone_id, st) in enumerate(self._zone_controls)]
+        timeline += [(r.ts, 1, n, r, None) for n, r in enumerate(out.readings)
+                     if r.value is not None and self.dynamic.watches(r.sensor_id, r.metric)]
+        timeline.sort(key=lambda x: (x[0], x[1], x[2]))
+        changes = []
+        for at, kind, _, item, st in timeline:
+            if kind == 0:
+                if st is None:
+                    self.dynamic.clear(item)
+                    changes.append((at, item, {"state": "active", "reason": "state cleared", "by": "control"}))
+                else:
+                    self.dynamic.apply(st)
+                    changes.append((at, item, {"state": st.state, **st.to_payload()}))
+                continue
+            for st in self.dynamic.observe(item.sensor_id, item.metric, item.value, item.ts):
+                payload = st.to_payload()
+                out.controls.append((topics.control_zone(self.root, st.zone_id), orjson.dumps(payload)))
+                changes.append((at, st.zone_id, {"state": st.state, **payload}))
+        return changes
 
     def tick(self, watermark: datetime) -> BatchOutput:
         """Event time moved on without fixes (e.g. the consumer's idle clock): link_lost events only."""
@@ -181,18 +225,16 @@ class Pipeline:
             self.dynamic.states.update(states)
             log.info("zone set replaced: %d zones", len(zones))
             return []
-        if ctl.kind == "zone":
+        if ctl.kind == "zone":  # applied in event-time order with the batch's fixes (_airspace)
             if not msg.payload:  # the retained state was deleted: back to the schedule
-                self.dynamic.clear(ctl.target)
-                return self.monitor.set_zone_state(ctl.target, {"state": "active", "reason": "state cleared",
-                                                                "by": "control"}, msg.received_at)
+                self._zone_controls.append((msg.received_at, ctl.target, None))
+                return []
             try:
                 state = ZoneState.from_payload(ctl.target, load_json(msg.payload, self.max_payload_bytes))
             except ValueError as exc:
                 raise BadMessage(f"zone state refused: {exc}") from None
-            self.dynamic.apply(state)
-            return self.monitor.set_zone_state(ctl.target, {"state": state.state, **state.to_payload()},
-                                               datetime.fromisoformat(state.at.replace("Z", "+00:00")))
+            self._zone_controls.append((datetime.fromisoformat(state.at.replace("Z", "+00:00")), ctl.target, state))
+            return []
         if not msg.payload:
             self.monitor.set_clearance(None, ctl.target)
             return []
@@ -209,18 +251,6 @@ class Pipeline:
                              f"{ctl.target!r}")
         self.monitor.set_clearance(clearance)
         return []
-
-    def _rules(self, out: BatchOutput) -> list[AirspaceEvent]:
-        """Sensor readings through the dynamic-airspace rules: events and retained controls."""
-        events: list[AirspaceEvent] = []
-        decisions = self.dynamic.observe_many((r.sensor_id, r.metric, r.value, r.ts) for r in out.readings
-                                              if r.value is not None)
-        for st in decisions:
-            payload = st.to_payload()
-            out.controls.append((topics.control_zone(self.root, st.zone_id), orjson.dumps(payload)))
-            events += self.monitor.set_zone_state(st.zone_id, {"state": st.state, **payload},
-                                                  datetime.fromisoformat(st.at.replace("Z", "+00:00")))
-        return events
 
 
 def _status(payload: bytes) -> bool:

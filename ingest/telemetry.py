@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 from airspace.events import rfc3339
 
-from .validation import BadMessage, load_json, number, text, timestamp
+from .validation import RFC3339, BadMessage, check_time, load_json, number, text, timestamp
 
 ALT_REFS = ("AGL", "AMSL", "WGS84")
 STATUSES = ("Ground", "Airborne", "Emergency")
@@ -54,25 +54,58 @@ def parse_telemetry(uav_id: str, payload: bytes, received_at: datetime, max_byte
     return rows
 
 
+_REFS = {r.lower(): r for r in ALT_REFS}
+_STATUSES = {st.lower(): st for st in STATUSES}
+_OPTIONAL = (("speed_mps", 0.0, 500.0), ("track_deg", 0.0, 360.0), ("vspeed_mps", -200.0, 200.0),
+             ("battery_pct", 0.0, 100.0))
+
+
 def _fix(uav_id: str, obj: object, received_at: datetime) -> TelemetryRow:
+    """One fix. Common well-formed values take inline checks; anything else goes through the validation
+    helpers, which give the precise reason (NaN fails every comparison, so it never passes a fast check)."""
     if not isinstance(obj, dict):
         raise BadMessage(f"telemetry must be a JSON object, got {type(obj).__name__}")
-    ts = timestamp(obj["ts"], received_at) if obj.get("ts") is not None else received_at
-    seq = obj.get("seq")
-    if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq < 2**63):
+    get = obj.get
+    raw_ts = get("ts")
+    ts = received_at if raw_ts is None else _time(raw_ts, received_at)
+    seq = get("seq")
+    if seq is not None and (type(seq) is not int or not 0 <= seq < 2**63):
         raise BadMessage("field 'seq' must be a non-negative integer")
-    alt_ref = text(obj, "alt_ref", choices=ALT_REFS) or "AGL"
-    return TelemetryRow(
-        ts=ts, uav_id=uav_id, seq=seq,
-        lon=number(obj, "lon", lo=-180, hi=180, required=True),
-        lat=number(obj, "lat", lo=-90, hi=90, required=True),
-        alt_m=number(obj, "alt_m", lo=-500, hi=20000, required=True),
-        alt_ref=alt_ref,
-        speed_mps=number(obj, "speed_mps", lo=0, hi=500),
-        track_deg=number(obj, "track_deg", lo=0, hi=360),
-        vspeed_mps=number(obj, "vspeed_mps", lo=-200, hi=200),
-        battery_pct=number(obj, "battery_pct", lo=0, hi=100),
-        status=text(obj, "status", choices=STATUSES),
-        clearance_id=text(obj, "clearance_id"),
-        received_at=received_at,
-    )
+    lon, lat, alt = get("lon"), get("lat"), get("alt_m")
+    lon = float(lon) if type(lon) in _NUM and -180.0 <= lon <= 180.0 else number(obj, "lon", lo=-180, hi=180,
+                                                                                    required=True)
+    lat = float(lat) if type(lat) in _NUM and -90.0 <= lat <= 90.0 else number(obj, "lat", lo=-90, hi=90,
+                                                                                 required=True)
+    alt = float(alt) if type(alt) in _NUM and -500.0 <= alt <= 20000.0 else number(obj, "alt_m", lo=-500, hi=20000,
+                                                                                     required=True)
+    opt = []
+    for key, lo, hi in _OPTIONAL:
+        v = get(key)
+        opt.append(None if v is None else float(v) if type(v) in _NUM and lo <= v <= hi
+                   else number(obj, key, lo=lo, hi=hi))
+    ref = get("alt_ref")
+    alt_ref = "AGL" if ref is None else (_REFS.get(ref.lower()) if type(ref) is str else None) \
+        or text(obj, "alt_ref", choices=ALT_REFS)
+    st = get("status")
+    status = None if st is None else (_STATUSES.get(st.lower()) if type(st) is str else None) \
+        or text(obj, "status", choices=STATUSES)
+    clearance = get("clearance_id")
+    if clearance is not None:
+        clearance = text(obj, "clearance_id")
+    return TelemetryRow(ts, uav_id, seq, lon, lat, alt, alt_ref, opt[0], opt[1], opt[2], opt[3], status, clearance,
+                        received_at)
+
+
+_NUM = (float, int)
+
+
+def _time(value: object, received_at: datetime) -> datetime:
+    """The usual 'YYYY-MM-DDTHH:MM:SS[.fff]Z' directly; every other form through validation.timestamp."""
+    if type(value) is str and 20 <= len(value) <= 30 and value[-1] == "Z" and value[10] == "T":
+        try:
+            ts = datetime.fromisoformat(value)
+        except ValueError:
+            return timestamp(value, received_at)
+        if ts.tzinfo is timezone.utc and RFC3339.fullmatch(value):
+            return check_time(ts, received_at)
+    return timestamp(value, received_at)

@@ -15,7 +15,8 @@ import paho.mqtt.client as mqtt
 from devices.mqttclient import close_client, connect_with_retry
 from devices.progress import ProgressCallback, ProgressReporter
 
-from .recordfile import RecordWriter, RotatingWriter
+from .recordfile import RecordWriter
+from .recordset import RotatingWriter
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ Optional header fields (readers ignore what they do not know): ``session`` (an i
 parts of one rotated recording), ``part`` (1, 2, ... in order), and for an export from the
 database ``source`` ("database"), ``start`` and ``end`` (RFC 3339, the window). A rotated recording is a set of
 files ``NAME.00001.slrec.gz``, ``NAME.00002.slrec.gz``, ...; readers accept the set, its
-directory, or the list of files, and play them in name order.
+directory, or the list of files, and play them in name order (replay.recordset).
 
 Durability: a ``.gz`` file is a sequence of gzip members (RFC 1952 allows several; ``zcat`` and
 every gzip reader join them). The writer closes the current member at least every
@@ -43,15 +43,14 @@ import base64
 import binascii
 import gzip
 import logging
-import re
+import queue
 import threading
 import time
-import uuid
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import orjson
 
@@ -81,9 +80,8 @@ class Header:
     part: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One recorded message."""
+class Record(NamedTuple):
+    """One recorded message (a named tuple: made a million times a second when evaluating)."""
 
     t: float
     topic: str
@@ -117,9 +115,9 @@ def _open(path: Path, mode: str) -> IO[bytes]:
 
 
 def _header_line(root: str, filters: Sequence[str], session: str | None = None, part: int | None = None,
-                 extra: dict[str, Any] | None = None) -> bytes:
-    head: dict[str, Any] = {**(extra or {}), "format": FORMAT, "version": VERSION, "created": rfc3339(time.time()),
-                            "root": root, "filters": list(filters)}
+                 extra: dict[str, Any] | None = None, created: str | None = None) -> bytes:
+    head: dict[str, Any] = {**(extra or {}), "format": FORMAT, "version": VERSION,
+                            "created": created or rfc3339(time.time()), "root": root, "filters": list(filters)}
     if session is not None:
         head["session"] = session
     if part is not None:
@@ -189,9 +187,9 @@ class RecordWriter:
 
     def __init__(self, path: str | Path, root: str, filters: Sequence[str], append: bool = False, *,
                  session: str | None = None, part: int | None = None, compresslevel: int = COMPRESS_LEVEL,
-                 extra: dict[str, Any] | None = None) -> None:
+                 extra: dict[str, Any] | None = None, created: str | None = None) -> None:
         """A new file (replacing any old one), or with `append` the continuation of an existing
-        recording of the same root."""
+        recording of the same root. `created` pins the header's time (reproducible files)."""
         self.path = Path(path)
         self.root = root
         self.filters = list(filters)
@@ -209,7 +207,7 @@ class RecordWriter:
         self._raw: IO[bytes] | None = open(self.path, "ab" if continuing else "wb")
         self._gz: gzip.GzipFile | None = None
         if not continuing:
-            self._put(_header_line(root, self.filters, session, part, extra))
+            self._put(_header_line(root, self.filters, session, part, extra, created))
             self.flush()
 
     def _put(self, data: bytes) -> None:
@@ -283,146 +281,91 @@ class RecordWriter:
         self.close()
 
 
-def split_name(path: str | Path) -> tuple[Path, str]:
-    """(path without the record suffix, the suffix): a/b.slrec.gz -> (a/b, .slrec.gz)."""
-    path = Path(path)
-    for suffix in sorted(SUFFIXES, key=len, reverse=True):
-        if path.name.endswith(suffix):
-            return path.with_name(path.name[: -len(suffix)]), suffix
-    return path, ".slrec.gz" if path.name.endswith(".gz") else ""
+READ_CHUNK = 1 << 20
 
 
-def part_path(base: str | Path, part: int) -> Path:
-    stem, suffix = split_name(base)
-    return stem.with_name(f"{stem.name}.{part:05d}{suffix or '.slrec.gz'}")
+class _Inflater:
+    """Reads a record file in a background thread, inflating gzip members as they come.
 
-
-def _part_pattern(base: str | Path) -> tuple[Path, re.Pattern[str]]:
-    stem, suffix = split_name(base)
-    return stem.parent, re.compile(re.escape(stem.name) + r"\.(\d{5,})" + re.escape(suffix or ".slrec.gz") + "$")
-
-
-def parts_of(base: str | Path) -> list[Path]:
-    """The existing parts of a rotated recording named `base`, in order."""
-    folder, pattern = _part_pattern(base)
-    if not folder.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := pattern.match(p.name))]
-    return [p for _, p in sorted(found)]
-
-
-class RotatingWriter:
-    """A recording split into parts by size and/or duration (NAME.00001.slrec.gz, ...).
-
-    Numbering continues after parts already on disk, so a restarted recorder never overwrites.
+    zlib releases the GIL while it inflates, so on a second core decompression overlaps the
+    parsing of the previous block. Blocks of bytes come out of `blocks()` in order; `truncated`
+    says whether the data ended inside a gzip member (a crash) or hit corrupt data.
     """
 
-    def __init__(self, base: str | Path, root: str, filters: Sequence[str], *, max_bytes: int | None = None,
-                 max_seconds: float | None = None, clock=time.monotonic) -> None:
-        if max_bytes is not None and max_bytes < 1024:
-            raise ValueError("rotate size must be at least 1 KiB")
-        if max_seconds is not None and max_seconds <= 0:
-            raise ValueError("rotate interval must be > 0 s")
-        self.base = Path(base)
-        self.root, self.filters = root, list(filters)
-        self.max_bytes, self.max_seconds, self.clock = max_bytes, max_seconds, clock
-        self.session = uuid.uuid4().hex[:12]
-        existing = parts_of(base)
-        self.part = int(_part_pattern(base)[1].match(existing[-1].name).group(1)) if existing else 0  # type: ignore[union-attr]
-        self.paths: list[Path] = []
-        self.count_before = 0
-        self._lock = threading.Lock()
-        self._open_next()
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.raw_pos = 0
+        self.truncated: str | None = None
+        self._q: queue.Queue = queue.Queue(maxsize=4)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="record-inflate", daemon=True)
+        self._thread.start()
 
-    def _open_next(self) -> None:
-        self.part += 1
-        path = part_path(self.base, self.part)
-        self._w = RecordWriter(path, self.root, self.filters, session=self.session, part=self.part)
-        self._started = self.clock()
-        self.paths.append(path)
-        log.info("recording to %s", path)
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
-    @property
-    def count(self) -> int:
-        return self.count_before + self._w.count
+    def _run(self) -> None:
+        gz = _is_gzip(self.path)
+        try:
+            with open(self.path, "rb") as f:
+                d, fed = (zlib.decompressobj(wbits=31), False) if gz else (None, False)
+                while not self._stop.is_set():
+                    raw = f.read(READ_CHUNK)
+                    self.raw_pos += len(raw)
+                    if not raw:
+                        break
+                    if d is None:
+                        if not self._put(raw):
+                            return
+                        continue
+                    data = raw
+                    while data:
+                        out = d.decompress(data)
+                        fed = True
+                        if out and not self._put(out):
+                            return
+                        if d.eof:
+                            data = d.unused_data
+                            d, fed = zlib.decompressobj(wbits=31), False
+                        else:
+                            data = b""
+                if d is not None and fed and not d.eof:
+                    self.truncated = "compressed stream cut short (a gzip member without its end)"
+        except zlib.error as exc:
+            self.truncated = f"compressed data corrupt ({exc})"
+        except OSError as exc:
+            self.truncated = f"read error ({exc})"
+        finally:
+            self._put(None)
 
-    @property
-    def path(self) -> Path:
-        return self._w.path
-
-    def _due(self) -> bool:
-        return ((self.max_seconds is not None and self.clock() - self._started >= self.max_seconds)
-                or (self.max_bytes is not None and self._w.size() >= self.max_bytes))
-
-    def rotate_if_due(self) -> None:
-        with self._lock:
-            if self._due():
-                self.count_before += self._w.count
-                self._w.close()
-                self._open_next()
-
-    def write(self, t: float, topic: str, qos: int, retain: bool, payload: bytes) -> None:
-        with self._lock:
-            self._w.write(t, topic, qos, retain, payload)
-
-    def append(self, record: Record) -> None:
-        self.write(record.t, record.topic, record.qos, record.retain, record.payload)
-
-    def flush_if_due(self) -> None:
-        with self._lock:
-            self._w.flush_if_due()
-        self.rotate_if_due()
-
-    def flush(self) -> None:
-        with self._lock:
-            self._w.flush()
+    def blocks(self) -> Iterator[bytes]:
+        while True:
+            block = self._q.get()
+            if block is None:
+                return
+            yield block
 
     def close(self) -> None:
-        with self._lock:
-            self._w.close()
-
-    def __enter__(self) -> RotatingWriter:
-        return self
-
-    def __exit__(self, *_exc: Any) -> None:
-        self.close()
+        self._stop.set()
+        self._thread.join(5)
 
 
-def is_record_file(path: Path) -> bool:
-    return path.is_file() and path.name.endswith(SUFFIXES)
-
-
-def expand(paths: str | Path | Iterable[str | Path]) -> list[Path]:
-    """The files of one recording: a file, a rotated set's base name, a directory, or a list of those.
-
-    Directories give their *.slrec / *.slrec.gz files in name order (the parts' numbering is
-    chronological); a base name that is not a file gives its parts. Raises FileNotFoundError.
-    """
-    items = [paths] if isinstance(paths, (str, Path)) else list(paths)
-    out: list[Path] = []
-    for item in items:
-        p = Path(item)
-        if p.is_dir():
-            files = sorted(f for f in p.iterdir() if is_record_file(f))
-            if not files:
-                raise FileNotFoundError(f"{p}: no record files (*.slrec, *.slrec.gz) in this directory")
-            out.extend(files)
-        elif p.is_file():
-            out.append(p)
-        elif parts := parts_of(p):
-            out.extend(parts)
-        else:
-            raise FileNotFoundError(f"{p}: no such recording (nor parts {part_path(p, 1).name}, ...)")
-    return out
-
-
-def _lines(f: IO[bytes], report: ReadReport) -> Iterator[bytes]:
-    """Lines of the file; a gzip stream cut short ends the iteration as 'truncated'."""
-    try:
-        yield from f
-    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-        report.truncated = True
-        _problem(report, f"compressed stream cut short ({exc}); reading stopped there")
+def _lines(blocks: Iterable[bytes]) -> Iterator[tuple[bytes, bool]]:
+    """(line without its newline, torn) pairs; only a last line without a newline is torn."""
+    rest = b""
+    for block in blocks:
+        lines = (rest + block).split(b"\n") if rest else block.split(b"\n")
+        rest = lines.pop()
+        for line in lines:
+            yield line, False
+    if rest:
+        yield rest, True
 
 
 def _problem(report: ReadReport, msg: str) -> None:
@@ -469,11 +412,10 @@ def _record(obj: Any) -> Record | str:
     return Record(t=float(t), topic=topic, qos=qos, retain=retain, payload=body)
 
 
-def _slow_record(raw: bytes, path: Path, lineno: int, report: ReadReport) -> Record | None:
+def _slow_record(raw: bytes, torn: bool, path: Path, lineno: int, report: ReadReport) -> Record | None:
     """A line the fast path refused: the record after all, or None with the problem reported."""
     if not raw.strip():
         return None
-    torn = not raw.endswith(b"\n")
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -500,22 +442,23 @@ def read_records(path: str | Path, report: ReadReport | None = None) -> Iterator
     """The messages of a record file, in file order, streamed.
 
     Raises RecordFormatError if the header is missing or invalid. Bad lines are skipped and
-    counted in `report`; a torn last line (crash mid-write) is reported, not raised.
+    counted in `report`; a torn last line or a gzip member cut short (crash mid-write) is
+    reported, not raised: everything before it is read.
     """
     path = Path(path)
     report = report if report is not None else ReadReport()
     read_header(path)
     base = report.bytes_done
     loads, a2b = orjson.loads, binascii.a2b_base64
-    with _open(path, "rb") as f:
-        tell = (f.fileobj if isinstance(f, gzip.GzipFile) else f).tell  # type: ignore[union-attr]
-        lines = _lines(f, report)
+    inflater = _Inflater(path)
+    try:
+        lines = _lines(inflater.blocks())
         next(lines, None)  # the header, validated above
         lineno = 1
-        for raw in lines:
+        for raw, torn in lines:
             lineno += 1
             if not lineno & 1023:
-                report.bytes_done = base + tell()
+                report.bytes_done = base + inflater.raw_pos
             try:  # the fast path: a well-formed line, checked field by field
                 obj = loads(raw)
                 t, topic, qos, retain, payload = obj["t"], obj["topic"], obj["qos"], obj["retain"], obj["payload"]
@@ -526,29 +469,17 @@ def read_records(path: str | Path, report: ReadReport | None = None) -> Iterator
                     continue
             except (orjson.JSONDecodeError, KeyError, TypeError, binascii.Error):
                 pass
-            rec = _slow_record(raw, path, lineno, report)
+            rec = _slow_record(raw, torn, path, lineno, report)
             if rec is None:
                 continue
             report.records += 1
             yield rec
+    finally:
+        inflater.close()
+    if inflater.truncated:
+        report.truncated = True
+        _problem(report, f"{path}: {inflater.truncated}; reading stopped there")
     report.bytes_done = base + path.stat().st_size
     if report.skipped or report.truncated:
         log.warning("%s: %d records read, %d lines skipped%s", path, report.records, report.skipped,
                     ", file truncated" if report.truncated else "")
-
-
-def read_set(paths: Sequence[Path], report: ReadReport | None = None) -> tuple[Header, Iterator[Record]]:
-    """The header of the first file and the records of all, in order; every file must share its root."""
-    if not paths:
-        raise FileNotFoundError("no record files given")
-    heads = [read_header(p) for p in paths]
-    roots = {h.root for h in heads}
-    if len(roots) > 1:
-        raise RecordFormatError(f"these files were recorded under different roots {sorted(roots)}; replay them apart")
-    report = report if report is not None else ReadReport()
-
-    def records() -> Iterator[Record]:
-        for p in paths:
-            yield from read_records(p, report)
-    return heads[0], records()
-

@@ -122,6 +122,12 @@ class PipelineSink(Sink):
 
     `on_output` sees every BatchOutput (e.g. to publish events under a replay root); the events
     themselves accumulate in `events` (EventRow, in pipeline order: sort for a stable listing).
+
+    Batches hold at most `batch_size` messages and never put telemetry ahead of a later reading,
+    status or control message: a batch is cut where such a message follows telemetry. The pipeline
+    handles a batch's readings and controls before its fixes, so without the cut a wind reading
+    could suspend a corridor before or after the fixes received ahead of it, depending on where a
+    batch happened to end; with it, messages take effect in receive order at any batch size.
     """
 
     def __init__(self, zones: ZoneSet, root: str, batch_size: int = 10_000,
@@ -140,8 +146,13 @@ class PipelineSink(Sink):
         self._batch: list[RawMessage] = []
         self._last_t: float | None = None
         self._last_dt: datetime | None = None
+        self._has_telemetry = False
 
     def send(self, topic: str, rec: Record) -> bool:
+        if topic.endswith("/telemetry"):
+            self._has_telemetry = True
+        elif self._has_telemetry:
+            self.flush()
         if rec.t != self._last_t:  # consecutive records often share a receive time
             self._last_t, self._last_dt = rec.t, datetime.fromtimestamp(rec.t, timezone.utc)
         self._batch.append(RawMessage(topic, rec.payload, self._last_dt, rec.qos))  # type: ignore[arg-type]
@@ -153,6 +164,7 @@ class PipelineSink(Sink):
         if not self._batch:
             return
         batch, self._batch = self._batch, []
+        self._has_telemetry = False
         out = self.pipeline.process(batch)
         c = self.counts
         c["messages"] += len(batch)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
-from .recordfile import ReadReport, Record, expand, read_header, read_set
+from .recordfile import ReadReport, Record, read_header
+from .recordset import expand, read_set
 
 OUTPUT_FAMILIES = ("events", "state")  # what the pipeline publishes; a replay regenerates it
 

@@ -6,6 +6,7 @@ drones takes a minute to make instead of an hour to record.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -40,7 +41,8 @@ def make_trace(path: str | Path, zones_geojson: dict, *, drones: int = 500, sens
     next_reading = [start + (i * 0.6180339887498949 % 1.0) * s.interval_s for i, s in enumerate(sensor_specs)]
     reading_topics = [topics.reading(root, s.sensor_id) for s in sensor_specs]
     n = 0
-    with RecordWriter(path, root, [f"{root}/#"], compresslevel=1) as w:
+    with RecordWriter(path, root, [f"{root}/#"], compresslevel=1, created=payloads.rfc3339(start),
+                      extra={"source": "replay.synth", "drones": drones, "sensors": sensors, "seed": seed}) as w:
         for k in range(ticks):
             t_ev = start + k / hz
             chunk: list[bytes] = []
@@ -62,13 +64,18 @@ def make_trace(path: str | Path, zones_geojson: dict, *, drones: int = 500, sens
 
 
 def cached_trace(cache_dir: str | Path, zones_file: str | Path, **kw) -> Path:
-    """make_trace into `cache_dir`, once per distinct set of arguments and zone file."""
+    """make_trace into `cache_dir`, once per distinct set of arguments and zone file content
+    (older traces of the same arguments, made from another zone file, are removed)."""
     zones_file = Path(zones_file)
-    key = "-".join(f"{k}{v}" for k, v in sorted(kw.items()) if k != "progress")
-    stamp = int(zones_file.stat().st_mtime)
-    path = Path(cache_dir) / f"trace-{key}-{zones_file.stem}{stamp}.slrec.gz"
+    key = "-".join(f"{k}{v:g}" if isinstance(v, float) else f"{k}{v}" for k, v in sorted(kw.items())
+                   if k != "progress")
+    digest = hashlib.sha1(zones_file.read_bytes()).hexdigest()[:10]
+    folder = Path(cache_dir)
+    path = folder / f"trace-{key}-{digest}.slrec.gz"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob(f"trace-{key}-*.slrec.gz"):
+            stale.unlink()
         tmp = path.with_name(path.name + ".tmp.slrec.gz")
         t0 = time.perf_counter()
         n = make_trace(tmp, json.loads(zones_file.read_text()), **kw)

@@ -144,16 +144,23 @@ class PlaybackControl:
 
 @dataclass
 class TimingStats:
-    """How closely messages left at their deadlines (seconds; positive = late)."""
+    """How closely messages left at their deadlines (seconds; positive = late).
+
+    The lateness of a message the scheduler waited for is its timing error (the drift at that
+    point of the replay); a message already due when reached (the ones before it took longer to
+    send than their recorded spacing, e.g. 500 fixes stamped the same second) is backlog instead.
+    """
 
     released: int = 0
+    waited: int = 0
     max_late_s: float = 0.0
     sum_late_s: float = 0.0
-    last_late_s: float = 0.0  # lateness of the latest message: the drift at the end of a run
+    last_late_s: float = 0.0  # the latest waited-for message: the drift at the end of a run
+    max_backlog_s: float = 0.0
 
     @property
     def mean_late_s(self) -> float:
-        return self.sum_late_s / self.released if self.released else 0.0
+        return self.sum_late_s / self.waited if self.waited else 0.0
 
 
 class Scheduler:
@@ -203,7 +210,7 @@ class Scheduler:
             return self._release(t, -math.inf)  # as fast as possible: nothing to wait for
         if self._anchor is None:
             self.reanchor(t)
-        was_paused = False
+        was_paused = slept = False
         while True:
             version = c.version
             if c.stopped:
@@ -211,10 +218,10 @@ class Scheduler:
             if c.paused:
                 if c.take_step():
                     self.reanchor(t)
-                    return self._release(t, self.clock())
+                    return self._release(t, self.clock(), True)
                 if before_sleep is not None:
                     before_sleep()
-                was_paused = True
+                was_paused = slept = True
                 self.sleep(None, version)
                 continue
             if was_paused:  # resumed: carry on from this message, now
@@ -226,28 +233,31 @@ class Scheduler:
             due = self.deadline(t)
             now = self.clock()
             if now >= due:
-                return self._release(t, due)
+                return self._release(t, due, slept)
             if before_sleep is not None:
                 before_sleep()
                 now = self.clock()
                 if now >= due:
-                    return self._release(t, due)
+                    return self._release(t, due, slept)
+            slept = True
             if due - now <= self._spin:
                 while self.clock() < due and c.version == version:
                     time.sleep(0)
                 continue
             self.sleep(due - now - self._spin, version)
 
-    def _release(self, t: float, due: float) -> bool:
+    def _release(self, t: float, due: float, waited: bool = False) -> bool:
         s = self.stats
+        s.released += 1
+        self._last_t = t
         if due == -math.inf:
-            s.released += 1
-            self._last_t = t
             return True
         late = self.clock() - due
-        s.released += 1
-        s.last_late_s = late
-        s.sum_late_s += late
-        s.max_late_s = max(s.max_late_s, late)
-        self._last_t = t
+        if waited:
+            s.waited += 1
+            s.last_late_s = late
+            s.sum_late_s += late
+            s.max_late_s = max(s.max_late_s, late)
+        else:
+            s.max_backlog_s = max(s.max_backlog_s, late)
         return True

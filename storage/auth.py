@@ -114,6 +114,14 @@ class KeyCache:
         self._entries: dict[bytes, tuple[float, KeyRecord | None]] = {}
         self._lock = threading.Lock()
 
+    def peek(self, token: str) -> tuple[bool, KeyRecord | None]:
+        """(found, record) from the cache alone: no I/O, so callable on an event loop."""
+        with self._lock:
+            hit = self._entries.get(_hash(token))
+        if hit is not None and hit[0] > time.monotonic():
+            return True, hit[1]
+        return parse_key_id(token) is None, None  # a malformed key needs no lookup: known invalid
+
     def lookup(self, token: str, connect: Callable[[], object]) -> KeyRecord | None:
         """`connect()` is a context manager giving a connection (e.g. pool.connection)."""
         digest = _hash(token)

@@ -77,3 +77,17 @@ def approved_overlapping(conn: psycopg.Connection, start: datetime, end: datetim
         "AND start_time < %(b)s AND result ? 'clearance' AND (%(x)s::text IS NULL OR uav_id IS DISTINCT FROM %(x)s) "
         "ORDER BY start_time LIMIT %(n)s", {"a": start, "b": end, "x": exclude_uav, "n": limit}).fetchall()
     return [r[0] for r in rows]
+
+
+def cancel(conn: psycopg.Connection, clearance_id: uuid.UUID) -> tuple[dict, bool] | None:
+    """Mark an approved clearance cancelled: (the record, whether it was its UAV's newest approved one, so
+    the retained announcement is to be withdrawn); None when it is not an approved clearance."""
+    with conn.transaction():
+        row = conn.cursor(row_factory=dict_row).execute(
+            f"UPDATE clearances SET decision = 'cancelled' WHERE id = %s AND decision = 'approved' "
+            f"RETURNING {_COLUMNS}", (clearance_id,)).fetchone()
+        if row is None:
+            return None
+        newer = conn.execute("SELECT 1 FROM clearances WHERE uav_id = %s AND decision = 'approved' "
+                             "AND created_at > %s LIMIT 1", (row["uav_id"], row["created_at"])).fetchone()
+    return _row(row), newer is None

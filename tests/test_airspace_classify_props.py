@@ -126,7 +126,8 @@ def probes(draw, zs: ZoneSet):
         if z.schedule is not None:
             for a, b in z.schedule.intervals(T0, T0 + 14 * 86400):
                 edges += [a, b, a - 1, b - 0.5]
-    t = draw(st.lists(st.one_of(st.floats(T0, T0 + 14 * 86400), st.sampled_from(edges)), min_size=len(pts),
+    t = draw(st.lists(st.one_of(st.floats(T0, T0 + 14 * 86400), st.sampled_from(edges), st.just(math.nan)),
+                      min_size=len(pts),
                       max_size=len(pts)))
     lon, lat = (np.array(c, dtype=float) for c in zip(*pts))
     return lon, lat, np.array(alt), np.array(t)
@@ -216,3 +217,29 @@ def test_active_mask_follows_schedules_and_ceiling_rule():
     assert VerticalModel(ceiling_agl_m=None).above_ceiling(10_000.0) == np.False_
     hilly = VerticalModel(ground=lambda lon, lat: np.asarray(lon) * 0 + 50.0)
     assert hilly.ceiling_amsl([121.5], [31.0]).tolist() == [170.0]
+
+
+@pytest.mark.parametrize("max_cells", [300, None])
+def test_points_hugging_boundaries_match_reference(max_cells):
+    """Edge points and points 1e-9..1e-4 degrees off them: where the cell and subcell tables hand
+    over to the exact test."""
+    zs = make_zones(40, seed=9)
+    zs._grid = ZoneIndex(zs, max_cells=max_cells)
+    rng = np.random.default_rng(0)
+    pts = []
+    for z in zs:
+        c = shapely.get_coordinates(z.geometry)
+        pick = rng.choice(len(c) - 1, size=6, replace=False)
+        for i in pick:
+            a, b = c[i], c[i + 1]
+            for f in (0.0, 0.5, rng.random()):
+                m = a + (b - a) * f
+                for off in (0.0, 1e-9, -1e-9, 1e-6, -1e-6, 1e-4, -1e-4):
+                    pts.append((m[0] + off, m[1] - off))
+    lon, lat = np.array(pts).T
+    alt = np.full(lon.size, 60.0)
+    expect = {(k, j) for j, z in enumerate(zs) for k in np.flatnonzero(
+        shapely.covers(z.geometry, shapely.points(lon, lat)) & (zs.lower_amsl[j] <= 60.0) & (60.0 <= zs.upper_amsl[j]))}
+    assert as_set(*zs.contains_pairs(lon, lat, alt)) == {(int(k), j) for k, j in expect}
+    for k in range(0, lon.size, 7):
+        assert zs.zones_at(lon[k], lat[k], 60.0) == sorted(j for i, j in expect if i == k)

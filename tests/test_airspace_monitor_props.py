@@ -133,7 +133,7 @@ class Reference:
 
 
 @st.composite
-def streams(draw, n_max=60):
+def streams(draw, n_max=40):
     """Interleaved fixes of up to 3 UAVs wandering around zone boundaries (metres from an anchor),
     at altitudes on and around band limits, sometimes silent long enough to lose the link."""
     n = draw(st.integers(1, n_max))
@@ -164,7 +164,7 @@ def key_set(events) -> Counter:
     return Counter((e.kind, e.uav_id, e.zone_id, rfc3339(e.ts)) for e in events)
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(streams(), st.lists(st.integers(0, 60), max_size=4))
 def test_monitor_matches_the_naive_reference(stream, cuts):
     mon, ref = AirspaceMonitor(ZONES, POLICY), Reference(ZONES, POLICY)
@@ -198,7 +198,7 @@ def _clearance_for(stream: list[Fix]) -> ApprovedClearance | None:
                              zones=tuple(z.id for z in ZONES)[:10])
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(streams(), st.lists(st.integers(0, 60), max_size=6))
 def test_events_do_not_depend_on_batch_boundaries(stream, cuts):
     """With clearances, floors, deviations and the tick clock: the stream in event-time order,
@@ -219,9 +219,11 @@ def test_events_do_not_depend_on_batch_boundaries(stream, cuts):
 
     whole_mon, whole = run([0, len(stream)])
     split_mon, split = run([0, *sorted(min(c, len(stream)) for c in cuts), len(stream)])
-    as_set = [(e.kind, e.uav_id, e.zone_id, rfc3339(e.ts), str(sorted(e.detail.items()))) for e in whole]
-    assert sorted(as_set) == sorted((e.kind, e.uav_id, e.zone_id, rfc3339(e.ts), str(sorted(e.detail.items())))
-                                    for e in split)
+    def norm(events):
+        return sorted((e.kind, e.uav_id, e.zone_id or "", rfc3339(e.ts), repr(sorted(e.detail.items())))
+                      for e in events)
+
+    assert norm(split) == norm(whole)
     for u in "abc":
         assert split_mon.zones_of(u) == whole_mon.zones_of(u)
         assert split_mon.alerts_of(u) == whole_mon.alerts_of(u)

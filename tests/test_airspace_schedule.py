@@ -71,7 +71,7 @@ def test_intervals_merge_and_clip():
 def test_round_trip_and_epoch_parsing():
     s = weekly(["MON", "WED"], "22:15", "24:00", start="2026-01-01T00:00:00+08:00")
     assert Schedule.from_dict(s.to_dict()) == s
-    assert epoch_seconds(12.5) == 12.5
+    assert epoch_seconds(12.5) == 12.5 and epoch_seconds("1795708800") == at("2026-11-27T00:00:00")
     assert epoch_seconds("2026-11-27T08:00:00") == at("2026-11-27T08:00:00")
     assert epoch_seconds("2026-11-27T00:00:00Z") == at("2026-11-27T08:00:00")
 

@@ -50,7 +50,10 @@ def test_cache_remembers_until_ttl(system):
     with psycopg.connect(system.database_url) as conn:
         made = auth.create_key(conn, "viewer")
         cache = auth.KeyCache(ttl=3600)
+        assert cache.peek(made.key) == (False, None)  # not looked up yet: the caller must go to the database
         assert cache.lookup(made.key, connect).role == "viewer"
+        assert cache.peek(made.key)[0] and cache.peek(made.key)[1].role == "viewer"
+        assert cache.peek("garbage") == (True, None)
         assert cache.lookup(made.key, connect).role == "viewer"
         assert len(calls) == 1
         auth.revoke_key(conn, made.key_id)

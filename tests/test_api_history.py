@@ -171,3 +171,22 @@ def test_denied_clearance_is_not_announced(api, keys, seeded):  # noqa: F811
     assert retained(seeded, f"{seeded.mqtt_root}/control/clearance/B1", timeout=1.5) is None
     listed = admin.get("/v1/clearances", params={"decision": "denied"}).json()
     assert [c["id"] for c in listed] == [body["clearance_id"]]
+
+
+def test_cancel_withdraws_the_announcement_of_the_newest_only(api, keys, seeded):  # noqa: F811
+    op = Client(api.url, keys.operator)
+    start = (NOW + timedelta(minutes=20)).isoformat()
+    old = op.post("/v1/clearances", json={"uav_id": "A1", "waypoints": C2, "departure": start}).json()
+    new = op.post("/v1/clearances", json={"uav_id": "A1", "waypoints": C2, "departure": start}).json()
+    assert old["decision"] == new["decision"] == "approved"
+    r = op.delete(f"/v1/clearances/{old['clearance_id']}")
+    assert r.status_code == 200 and r.json()["decision"] == "cancelled"
+    assert retained(seeded, f"{seeded.mqtt_root}/control/clearance/A1")["clearance_id"] == new["clearance_id"]
+    assert op.delete(f"/v1/clearances/{old['clearance_id']}").status_code == 409
+    assert op.delete(f"/v1/clearances/{new['clearance_id']}").status_code == 200
+    assert retained(seeded, f"{seeded.mqtt_root}/control/clearance/A1", timeout=1.5) is None
+    assert Client(api.url, keys.other_operator).delete(f"/v1/clearances/{new['clearance_id']}").status_code == 404
+    # a cancelled clearance no longer blocks another drone's flight at that time
+    other = Client(api.url, keys.admin).post("/v1/clearances", json={"uav_id": "B1", "waypoints": C2,
+                                                                      "departure": start}).json()
+    assert other["decision"] == "approved", other["reasons"]

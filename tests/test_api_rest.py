@@ -121,3 +121,4 @@ def test_database_down_is_503_not_500(system):
         r = client.get("/v1/events", headers={"Authorization": "Bearer sky_000000000000_" + "x" * 43})
         assert r.status_code == 503 and "database unavailable" in r.json()["detail"]
         assert client.get("/v1/health").json()["database"] == "unavailable"
+        assert "skylane_db_up 0.0" in client.get("/metrics").text  # a scrape still works

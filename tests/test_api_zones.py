@@ -141,6 +141,14 @@ def test_upload_ed269_and_ed318(admin, system, fmt):
         assert (stored[z.id]["kind"], stored[z.id]["lower_m"], stored[z.id]["upper_m"]) == (z.kind, z.lower_m, z.upper_m)
 
 
+def test_export_round_trips_through_upload(admin, api, keys):  # noqa: F811
+    doc = Client(api.url, keys.viewer).get("/v1/zones/export", params={"format": "ed269"})
+    assert doc.status_code == 200 and "zones.ed269.json" in doc.headers["content-disposition"]
+    r = admin.post("/v1/zones", params={"format": "ed269", "replace": "true"}, json=doc.json())
+    assert r.status_code == 200 and r.json()["deactivated"] == [], r.text
+    assert admin.get("/v1/zones/export").json()["type"] == "FeatureCollection"
+
+
 def test_upload_bad_ed269_names_the_zone_and_field(admin):
     from airspace.formats import export_zones
     from airspace.zones import ZoneSet

@@ -83,6 +83,8 @@ def test_sign_in_per_role(system, api, keys, browser):
         page = open_signed_in(browser, api.url, keys[role], role)
         assert page.evaluate("sessionStorage.getItem('skylane.apiKey')") == keys[role]
         assert page.locator("#replay-panel").is_visible() == (role in ("engineer", "admin"))
+        if role in ("engineer", "admin"):  # the recordings list loaded (an empty directory is fine)
+            page.wait_for_selector("#replay-summary:text('recording')", timeout=10000)
         page.reload()  # the key survives a reload of the tab
         page.wait_for_selector(f"#whoami[data-role='{role}']", timeout=15000)
         assert page.locator("#login").is_hidden()
@@ -97,7 +99,8 @@ def test_dashboard_shows_zones_moving_drones_and_a_violation(system, ingester, a
                                                              browser):
     page = open_signed_in(browser, api.url, keys["viewer"], "viewer")
     assert page.locator("#map path.zone").count() == len(zones_geojson["features"])
-    assert page.locator("#map path.zone-restricted").count() == 3
+    restricted = sum(f["properties"].get("kind") == "restricted" for f in zones_geojson["features"])
+    assert restricted and page.locator("#map path.zone-restricted").count() == restricted
     assert page.locator("#map path.zone[data-state]").count() == len(zones_geojson["features"])
     page.wait_for_function("document.querySelectorAll('#map g.uav').length >= 4", timeout=15000)
     uav = page.locator("#map g.uav").first
@@ -111,6 +114,7 @@ def test_dashboard_shows_zones_moving_drones_and_a_violation(system, ingester, a
     publish_violation(system)
     page.wait_for_selector("#alerts li.alert-no_fly_violation[data-uav-id='T1']", timeout=15000)
     page.wait_for_selector("#map g.uav.alert[data-uav-id='T1']", timeout=15000)
+    page.wait_for_selector("#map path.zone.violated[data-zone-id='R-BR-MP']", timeout=5000)
     assert "no_fly_violation" in page.locator("#map g.uav[data-uav-id='T1']").get_attribute("data-alerts")
     assert page.locator("#alerts li.alert-no_fly_violation[data-uav-id='T1'] button.ack-btn").count() == 0  # viewer
     ARTIFACTS.mkdir(exist_ok=True)
@@ -165,3 +169,31 @@ def test_sensor_panel_shows_latest_values_and_a_history_chart(system, ingester, 
     assert page.locator("#sd-metrics button.metric-tab").count() >= 1
     page.screenshot(path=str(ARTIFACTS / "dashboard-sensor.png"))
     assert not page.errors, page.errors
+
+
+@pytest.fixture
+def owned_drones(system) -> None:
+    """OWN-1 belongs to the operator key's owner (acme), OTHER-1 to someone else."""
+    from storage import catalog
+    with psycopg.connect(system.database_url) as conn:
+        catalog.register_devices(conn, [
+            dict(device_id=d, kind="uav", name=d, owner=o, sensor_kind=None, lon=None, lat=None, units={},
+                 expected_interval_s=1.0) for d, o in (("OWN-1", "acme"), ("OTHER-1", "rival"))])
+
+
+def test_operator_sees_only_own_drones(system, owned_drones, ingester, api, keys, browser):
+    operator = open_signed_in(browser, api.url, keys["operator"], "operator")
+    viewer = open_signed_in(browser, api.url, keys["viewer"], "viewer")
+    pub = connect_client(system.mqtt_url, "test-dashboard-owned")
+    for uav, lon in (("OWN-1", 121.47), ("OTHER-1", 121.52)):
+        pub.publish(topics.telemetry(system.mqtt_root, uav),
+                    orjson.dumps({"lat": 31.06, "lon": lon, "alt_m": 60}), qos=1).wait_for_publish(5)
+    close_client(pub)
+    viewer.wait_for_selector("#map g.uav[data-uav-id='OTHER-1']", timeout=15000)
+    viewer.wait_for_selector("#map g.uav[data-uav-id='OWN-1']", timeout=15000)
+    operator.wait_for_selector("#map g.uav[data-uav-id='OWN-1']", timeout=15000)
+    operator.reload()  # the REST snapshot is filtered too
+    operator.wait_for_selector("#map g.uav[data-uav-id='OWN-1']", timeout=15000)
+    assert operator.locator("#map g.uav[data-uav-id='OTHER-1']").count() == 0
+    operator.screenshot(path=str(ARTIFACTS / "dashboard-operator.png"))
+    assert not operator.errors and not viewer.errors, operator.errors + viewer.errors

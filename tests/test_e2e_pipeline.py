@@ -13,6 +13,7 @@ import websockets
 from devices.mqttclient import close_client, connect_client
 from protocol import topics
 
+from .api_support import bearer, make_keys
 from .conftest import query, wait_until
 
 pytestmark = pytest.mark.integration
@@ -26,20 +27,32 @@ def _client(settings, subscriptions=(), on_message=None):
                           on_message=on_message)
 
 
+def _frames(raw) -> list[dict]:
+    """The messages of one live-feed frame (one object, or a batch of them)."""
+    body = orjson.loads(raw)
+    return body if isinstance(body, list) else [body]
+
+
+def _items(body):
+    """A list response, or the items of a paged one ({"items": [...], "next_cursor": ...})."""
+    return body["items"] if isinstance(body, dict) else body
+
+
 def test_violation_is_stored_published_and_streamed(system, ingester, api):
     root = system.mqtt_root
+    admin = make_keys(system.database_url).admin
     received: queue.Queue = queue.Queue()
     watcher = _client(system, [(f"{root}/events/#", 1)], lambda c, u, m: received.put((m.topic, m.payload)))
 
     async def live_event():
-        async with websockets.connect(api.url.replace("http", "ws") + "/v1/live?kind=no_fly_violation") as ws:
+        async with websockets.connect(api.url.replace("http", "ws") + f"/v1/live?kind=no_fly_violation&access_token={admin}") as ws:
             pub = _client(system)
             pub.publish(topics.telemetry(root, "T1"), orjson.dumps({**INSIDE_BRIDGE_ZONE, "seq": 1}), qos=1)
             while True:
-                msg = orjson.loads(await asyncio.wait_for(ws.recv(), 10))
-                if msg["type"] == "event":
-                    close_client(pub)
-                    return msg
+                for msg in _frames(await asyncio.wait_for(ws.recv(), 10)):
+                    if msg["type"] == "event":
+                        close_client(pub)
+                        return msg
 
     try:
         event = asyncio.run(live_event())
@@ -59,10 +72,11 @@ def test_violation_is_stored_published_and_streamed(system, ingester, api):
     pos = query(system.database_url, "SELECT lon, lat, alt_m, alt_ref, seq FROM uav_telemetry WHERE uav_id = 'T1'")
     assert pos == [(121.4885, 31.044, 50.0, "AGL", 1)]
 
-    events = httpx.get(api.url + "/v1/events", params={"kind": "no_fly_violation", "uav_id": "T1"}).json()
+    events = _items(httpx.get(api.url + "/v1/events", params={"kind": "no_fly_violation", "uav_id": "T1"},
+                              headers=bearer(admin)).json())
     assert [(e["kind"], e["uav_id"], e["zone_id"]) for e in events] == [("no_fly_violation", "T1", "R-BR-MP")]
     assert set(events[0]) >= {"kind", "uav_id", "zone_id", "ts", "detail"}
-    uavs = wait_until(lambda: httpx.get(api.url + "/v1/uavs").json(), 5, "no live state")
+    uavs = wait_until(lambda: _items(httpx.get(api.url + "/v1/uavs", headers=bearer(admin)).json()), 5, "no live state")
     assert uavs[0]["uav_id"] == "T1" and "no_fly_violation" in uavs[0]["alerts"]
 
 
@@ -81,7 +95,7 @@ def test_malformed_payload_is_dead_lettered_and_the_next_message_stored(system, 
                "the good message after the bad ones was not stored")
     rows = query(system.database_url, "SELECT ts, seq, alt_m FROM uav_telemetry WHERE uav_id = 'T2'")
     assert [(r[0].isoformat(), r[1], r[2]) for r in rows] == [("2026-01-02T03:04:05+00:00", 7, 70.0)]
-    dead = httpx.get(api.url + "/v1/dead-letters").json()
+    dead = _items(httpx.get(api.url + "/v1/dead-letters", headers=bearer(make_keys(system.database_url).admin)).json())
     reasons = {d["payload"]: d["reason"] for d in dead}
     assert "malformed JSON" in reasons['{"lat": 31.05, "lon": ']
     assert reasons[OUT_OF_RANGE.decode()] == "field 'lat'=95 out of range [-90, 90]"
@@ -126,9 +140,10 @@ def test_a_batch_the_database_refuses_becomes_dead_letters_and_ingest_goes_on(sy
 def test_malformed_state_messages_do_not_stop_the_live_feed(system, api):
     """Anyone may publish on the broker: junk on the state and event topics is skipped, the feed goes on."""
     root = system.mqtt_root
+    admin = make_keys(system.database_url).admin
 
     async def run():
-        async with websockets.connect(api.url.replace("http", "ws") + "/v1/live?bbox=121,31,122,32") as ws:
+        async with websockets.connect(api.url.replace("http", "ws") + f"/v1/live?bbox=121,31,122,32&access_token={admin}") as ws:
             pub = _client(system)
             for topic, body in ((topics.uav_state(root, "X"), b'{"uav_id": "X", "lon": "abc"}'),
                                 (topics.uav_state(root, "Y"), b'{"lon": 1}'),
@@ -140,9 +155,9 @@ def test_malformed_state_messages_do_not_stop_the_live_feed(system, api):
             pub.publish(topics.uav_state(root, "G1"), orjson.dumps(good), qos=1).wait_for_publish(5)
             close_client(pub)
             while True:
-                msg = orjson.loads(await asyncio.wait_for(ws.recv(), 10))
-                if msg["type"] == "position":
-                    return msg
+                for msg in _frames(await asyncio.wait_for(ws.recv(), 10)):
+                    if msg["type"] == "position":
+                        return msg
     assert asyncio.run(run())["uav_id"] == "G1"
     assert httpx.get(api.url + "/v1/health").json()["mqtt"] == "connected"
-    assert [u["uav_id"] for u in httpx.get(api.url + "/v1/uavs").json()] == ["G1"]
+    assert [u["uav_id"] for u in _items(httpx.get(api.url + "/v1/uavs", headers=bearer(admin)).json())] == ["G1"]

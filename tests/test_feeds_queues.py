@@ -201,3 +201,33 @@ def test_no_backlog_no_shedding():
     msgs = _drain_all(sub)
     assert [m["seq"] for m in msgs if m["type"] == "position"] == list(range(150))
     assert not any(m["type"] == "notice" for m in msgs)
+
+
+def test_positions_waiting_too_long_are_dropped_counted_and_told():
+    sub = Subscriber(FeedFilter(), max_positions=100, max_position_age_s=1.0)
+    for i in range(10):
+        sub.enqueue("position", {"uav_id": "A"}, orjson.dumps({"type": "position", "seq": i}), now=100.0 + i * 0.25)
+    sub.enqueue("event", {"kind": "k"}, orjson.dumps({"type": "event", "seq": 99}), now=100.0)
+    batch = [orjson.loads(d) for _, d in sub.take(now=102.0)]   # positions queued before 101.0 are stale
+    assert batch[0]["type"] == "notice" and batch[0]["dropped_positions"] == 4
+    assert [m["seq"] for m in batch[1:]] == [99, 4, 5, 6, 7, 8, 9]   # the alert is never aged out
+
+
+def test_clients_of_one_filter_share_a_position_log_but_read_at_their_own_pace():
+    hub = _hub()
+    fast, slow = Subscriber(FeedFilter(), max_positions=5), Subscriber(FeedFilter(), max_positions=5)
+    hub.subscribe(fast)
+    hub.subscribe(slow)
+    assert fast.log is slow.log
+    got = []
+    for i in range(12):
+        _pos(hub, "A", i)
+        assert fast.wake.is_set()  # a waiting client is woken by each new position
+        got += [orjson.loads(d)["seq"] for _, d in fast.take()]
+    assert got == list(range(12)) and fast.total_dropped == 0
+    msgs = _drain_all(slow)
+    assert [m["seq"] for m in msgs if m["type"] == "position"] == [7, 8, 9, 10, 11]
+    assert msgs[0]["dropped_positions"] == 7
+    hub.unsubscribe(fast)
+    hub.unsubscribe(slow)
+    assert not hub._groups and not hub._logs

@@ -4,9 +4,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from airspace.events import rfc3339
 from airspace.zones import ZoneSet
 from ingest.pipeline import Pipeline, RawMessage, event_id
 from protocol import topics
@@ -70,6 +72,8 @@ topic_st = st.one_of(
         lambda fam: st.tuples(st.just(fam), st.from_regex(r"[A-Za-z0-9 _#+/.-]{0,12}", fullmatch=True),
                               st.sampled_from(["telemetry", "reading", "status", ""]))
     ).map(lambda t: f"{ROOT}/{t[0]}/{t[1]}/{t[2]}"),
+    st.sampled_from(["control/zones", "control/zone/C2", "control/zone/x y", "control/clearance/D1",
+                     "control/other"]).map(lambda t: f"{ROOT}/{t}"),
     st.text(max_size=30))
 payload_st = st.one_of(
     st.binary(max_size=64),
@@ -85,8 +89,135 @@ def test_nothing_is_lost(zones_geojson, messages):
     batch = [RawMessage(t, b, T0 + timedelta(seconds=i)) for i, (t, b) in enumerate(messages)]
     out = p.process(batch)
     accepted = {r.received_at for r in out.telemetry} | {r.received_at for r in out.readings} | \
-               {s.at for s in out.statuses}
+               {s.at for s in out.statuses} | {at for _, at in out.applied_controls}
     dead = {d.received_at for d in out.dead_letters}
     assert accepted.isdisjoint(dead)
     assert accepted | dead == {m.received_at for m in batch}
     assert all(d.reason for d in out.dead_letters)
+
+
+# ------------------------------------------------------------------------------------ control topics
+def _fix(uav, lon, lat, alt, ts):
+    return msg(topics.telemetry(ROOT, uav), {"ts": ts, "lon": lon, "lat": lat, "alt_m": alt})
+
+
+MID_C2 = (121.478, 31.0555)  # on corridor C2 (60-100 m AGL), wind mast W-C2
+
+
+def test_sensor_rule_suspends_corridor_publishes_control_and_reaches_flights(zones_geojson):
+    p = Pipeline(ZoneSet.from_geojson(zones_geojson), ROOT)
+    p.process([_fix("D1", *MID_C2, 80, "2026-11-27T07:59:50Z")])
+    out = p.process([msg(topics.reading(ROOT, "W-C2"), {"ts": "2026-11-27T07:59:55Z", "values": {"wind_gust": 14.5}})])
+    (topic, payload), = out.controls
+    assert topic == topics.control_zone(ROOT, "C2")
+    body = orjson.loads(payload)
+    assert body["state"] == "suspended" and body["sensor_id"] == "W-C2" and body["value"] == 14.5
+    assert body["by"] == "rule:C2-wind" and body["reading_ts"] == "2026-11-27T07:59:55.000Z"
+    ev = [e.event for e in out.events]
+    assert [(e.kind, e.uav_id, e.zone_id) for e in ev] == [("zone_suspended", "D1", "C2")]
+    assert ev[0].detail["value"] == 14.5
+    # the retained control comes back to every worker, this one included: nothing new
+    echo = p.process([msg(topic, payload)])
+    assert echo.events == [] and echo.controls == [] and echo.dead_letters == []
+    assert echo.applied_controls == [(topic, T0)]
+    # (without a clearance it was uncleared there already; a suspended corridor clears no one)
+    nxt = p.process([_fix("D1", *MID_C2, 80, "2026-11-27T07:59:56Z")])
+    assert "uncleared_flight" in nxt.uav_states["D1"]["alerts"]
+    calm = p.process([msg(topics.reading(ROOT, "W-C2"), {"ts": "2026-11-27T08:00:30Z", "values": {"wind_gust": 8.0}})])
+    assert orjson.loads(calm.controls[0][1])["state"] == "active"
+    assert [e.event.kind for e in calm.events] == ["zone_activated"]
+
+
+def test_admin_zone_control_and_bad_control_payloads(zones_geojson):
+    p = Pipeline(ZoneSet.from_geojson(zones_geojson), ROOT, rules=[])
+    p.process([_fix("D1", 121.4885, 31.044, 40, "2026-11-27T07:59:50Z")])
+    out = p.process([
+        msg(topics.control_zone(ROOT, "R-BR-MP"), {"state": "suspended", "reason": "bridge works done", "by": "admin",
+                                                   "at": "2026-11-27T07:59:52Z"}),
+        msg(topics.control_zone(ROOT, "C2"), {"state": "closed", "at": "2026-11-27T07:59:52Z"}),
+        msg(topics.control_zone(ROOT, "C2"), b"not json"),
+        msg(f"{ROOT}/control/zone/bad id", {"state": "active", "at": "2026-11-27T07:59:52Z"}),
+        msg(f"{ROOT}/control/unknown", b"{}"),
+        msg(topics.control_clearance(ROOT, "D1"), {"clearance_id": "x"}),
+        msg(topics.control_zones(ROOT), {"type": "FeatureCollection", "features": [{"type": "Feature"}]}),
+    ])
+    assert [(e.event.kind, e.event.zone_id) for e in out.events] == [("zone_suspended", "R-BR-MP")]
+    reasons = [d.reason for d in out.dead_letters]
+    assert reasons[0].startswith("zone state refused: field 'state'")
+    assert reasons[1].startswith("zone state refused: malformed JSON")
+    assert reasons[2].startswith("bad topic: invalid zone id") and reasons[3].startswith("bad topic: expected")
+    assert reasons[4].startswith("clearance refused") and reasons[5].startswith("zone set refused: feature 0")
+    nxt = p.process([_fix("D1", 121.4885, 31.044, 45, "2026-11-27T07:59:53Z")])
+    assert ("no_fly_violation_end", "R-BR-MP") in {(e.event.kind, e.event.zone_id) for e in nxt.events}
+
+
+def test_clearance_control_clears_the_flight(zones_geojson):
+    from airspace import Waypoint, check_route
+    zs = ZoneSet.from_geojson(zones_geojson)
+    line = zs.get("C2").properties["centerline"]
+    res = check_route(zs, [Waypoint(x, y, 80.0) for x, y in line], departure=T0 - timedelta(seconds=30),
+                      speed_mps=15.0)
+    clearance = res.clearance("CL-1", "D1")
+    p = Pipeline(zs, ROOT, rules=[])
+    ok = p.process([msg(topics.control_clearance(ROOT, "D1"), clearance.to_dict()),
+                    msg(topics.control_clearance(ROOT, "D2"), clearance.to_dict())])
+    assert [d.reason for d in ok.dead_letters] == [
+        "clearance refused: uav_id 'D1' does not match the topic's 'D2'"]
+    pos = res.route[1]
+    fix = _fix("D1", pos["lon"], pos["lat"], 80, pos["t"])
+    out = p.process([fix])
+    assert "uncleared_flight" not in {e.event.kind for e in out.events}
+    assert out.uav_states["D1"]["alerts"] == []
+    p.process([msg(topics.control_clearance(ROOT, "D1"), b"")])  # withdrawn
+    assert p.monitor.clearance_of("D1") is None
+
+
+def test_zone_set_replacement_keeps_flights(zones_geojson):
+    p = Pipeline(ZoneSet.from_geojson(zones_geojson), ROOT, rules=[])
+    p.process([_fix("D1", 121.4885, 31.044, 40, "2026-11-27T07:59:50Z")])
+    smaller = dict(zones_geojson, features=[f for f in zones_geojson["features"]
+                                            if f["properties"]["id"] != "R-BR-MP"])
+    out = p.process([msg(topics.control_zones(ROOT), smaller)])
+    assert out.dead_letters == [] and p.monitor.zones.get("R-BR-MP") is None
+    assert p.monitor.zones_of("D1") == ["PWZ"]
+
+
+def test_link_lost_on_the_batch_watermark(zones_geojson):
+    p = Pipeline(ZoneSet.from_geojson(zones_geojson), ROOT, rules=[])
+    p.process([_fix("A", 121.475, 31.044, 50, "2026-11-27T07:59:00Z"), _fix("B", 121.476, 31.044, 50,
+                                                                             "2026-11-27T07:59:00Z")])
+    out = p.process([_fix("B", 121.476, 31.044, 50, "2026-11-27T07:59:30Z")])
+    link = sorted((e.event.uav_id, e.event.kind, rfc3339(e.event.ts)) for e in out.events
+                  if e.event.kind.startswith("link"))
+    assert link == [("A", "link_lost", "2026-11-27T07:59:10.000Z"),  # noticed on B's fix (the watermark)
+                    ("B", "link_lost", "2026-11-27T07:59:10.000Z"),  # B's own 30 s gap
+                    ("B", "link_restored", "2026-11-27T07:59:30.000Z")]
+    assert p.tick(datetime(2026, 11, 27, 8, 0, tzinfo=timezone.utc)).events[0].event.uav_id == "B"
+
+
+def test_protocol_control_topics():
+    assert topics.control_filters(ROOT) == [f"{ROOT}/control/zones", f"{ROOT}/control/zone/+",
+                                            f"{ROOT}/control/clearance/+"]
+    assert topics.parse_control(ROOT, f"{ROOT}/uav/D1/telemetry") is None
+    assert topics.parse_control(ROOT, f"{ROOT}/control/zones") == topics.ControlRef("zones", None)
+    assert topics.parse_control(ROOT, f"{ROOT}/control/zone/C2") == topics.ControlRef("zone", "C2")
+    assert topics.parse_control(ROOT, f"{ROOT}/control/clearance/D-1") == topics.ControlRef("clearance", "D-1")
+    for bad in ("control/zone/a/b", "control/zone/", "control/clearance/#", "control/zones/x"):
+        with pytest.raises(topics.TopicError):
+            topics.parse_control(ROOT, f"{ROOT}/{bad}")
+
+
+def test_zone_changes_follow_event_time_not_batch_order(zones_geojson):
+    gust = msg(topics.reading(ROOT, "W-C2"), {"ts": "2026-11-27T07:59:55Z", "values": {"wind_gust": 14.5}})
+    d1 = _fix("D1", *MID_C2, 80, "2026-11-27T07:59:50Z")
+    d2_out = _fix("D2", 121.478, 31.0400, 80, "2026-11-27T07:59:50Z")   # south of C2
+    d2_in = _fix("D2", *MID_C2, 80, "2026-11-27T07:59:57Z")
+
+    def suspended(batches):
+        p = Pipeline(ZoneSet.from_geojson(zones_geojson), ROOT)
+        events = [e.event for b in batches for e in p.process(b).events]
+        return sorted((e.uav_id, e.kind) for e in events if e.kind == "zone_suspended")
+
+    whole = suspended([[d2_in, gust, d1, d2_out]])  # arrival order scrambled inside one batch
+    assert whole == [("D1", "zone_suspended")]  # D2 entered C2 after the gust
+    assert suspended([[d1, d2_out], [gust], [d2_in]]) == whole

@@ -72,14 +72,14 @@ def test_two_workers_split_the_uavs_and_store_everything_once(system):
         ing = Ingester(mqtt_host=system.mqtt_host_port[0], mqtt_port=system.mqtt_host_port[1],
                        database_url=system.database_url, pipeline=make_pipeline(system),
                        client_id=f"{system.ingest_client_id}-w{w}", batch_ms=20, assignment=Assignment(w, 2))
-        real = ing.handle
+        real = ing.prepare
 
-        def observed(batch, stop, _w=w, _real=real):
-            out = _real(batch, stop)
+        def observed(batch, _w=w, _real=real):
+            raw, out, t0 = _real(batch)
             with lock:
                 handled[_w].update(r.uav_id for r in out.telemetry)
-            return out
-        ing.handle = observed
+            return raw, out, t0
+        ing.prepare = observed
         workers.append(ing)
         runners.append(Running(lambda stop, _i=ing: _i.run(stop)))
     for ing in workers:

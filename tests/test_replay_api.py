@@ -181,3 +181,29 @@ def test_bad_requests(env):
     assert post({"recording": "incident.slrec.gz", "prefix": live_parent}).status_code in (201, 422)
     assert client.get("/v1/replays/0123456789ab", headers=h).status_code == 404
     assert client.delete("/v1/replays/xyz", headers=h).status_code == 422
+
+
+def test_included_in_the_real_app(system, zones_geojson, tmp_path, monkeypatch):
+    """api/app.py includes this router: recordings come from SKYLANE_RECORDINGS_DIR, roles from api/auth.py."""
+    import httpx
+
+    from .conftest import ApiServer
+    rec_dir = tmp_path / "recs"
+    rec_dir.mkdir()
+    small_trace(rec_dir / "one.slrec.gz", zones_geojson, drones=2, sensors=0, seconds=10, root=system.mqtt_root)
+    monkeypatch.setenv("SKYLANE_RECORDINGS_DIR", str(rec_dir))
+    keys = make_keys(system.database_url)
+    server = ApiServer(system)
+    try:
+        assert httpx.get(server.url + "/v1/recordings").status_code == 401
+        assert httpx.get(server.url + "/v1/recordings", headers=bearer(keys.viewer)).status_code == 403
+        r = httpx.get(server.url + "/v1/recordings", headers=bearer(keys.engineer))
+        assert r.status_code == 200 and [i["name"] for i in r.json()["items"]] == ["one.slrec.gz"]
+        r = httpx.post(server.url + "/v1/replays", json={"recording": "one.slrec.gz", "rate": "max"},
+                       headers=bearer(keys.admin))
+        assert r.status_code == 201, r.text
+        rid = r.json()["id"]
+        wait_until(lambda: httpx.get(f"{server.url}/v1/replays/{rid}", headers=bearer(keys.engineer)).json()["state"]
+                   == "finished", 30, "replay did not finish")
+    finally:
+        server.close()

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from replay.evaluate import diff_events, evaluate, load_zones, read_events, write_events
-from replay.recordfile import Record, RecordWriter, RotatingWriter, read_records
+from replay.recordfile import Record, RecordWriter, read_records
+from replay.recordset import RotatingWriter
 from replay.sources import FileSource, ListSource, Selection
 from replay.synth import DEFAULT_START, make_trace
 from skylane.cli import main as skylane_main
@@ -139,3 +140,23 @@ def test_writer_header_extra_fields_are_ignored_by_readers(tmp_path):
     with RecordWriter(path, ROOT, [], extra={"source": "database", "start": "2026-01-01T00:00:00Z"}) as w:
         w.append(Record(1.0, f"{ROOT}/uav/a/telemetry", 1, False, b"{}"))
     assert FileSource(path).header.root == ROOT and len(list(read_records(path))) == 1
+
+
+@pytest.mark.parametrize("fmt", ["ed269", "ed318"])
+def test_zones_in_another_format(tmp_path, trace, zones, baseline, fmt):
+    """--zones reads whatever airspace.formats reads: the same airspace as ED-269/ED-318 decides alike."""
+    formats = pytest.importorskip("airspace.formats")
+    other = tmp_path / f"zones.{fmt}.json"
+    other.write_text(json.dumps(formats.export_zones(zones, fmt)))
+    got = evaluate(FileSource(trace), load_zones(other))
+    assert [(e["kind"], e["uav_id"], e["zone_id"], e["ts"]) for e in got.events] == \
+        [(e["kind"], e["uav_id"], e["zone_id"], e["ts"]) for e in baseline.events]
+
+
+def test_synthetic_traces_are_reproducible(tmp_path, zones_geojson):
+    a, b = tmp_path / "a.slrec.gz", tmp_path / "b.slrec.gz"
+    for p in (a, b):
+        make_trace(p, zones_geojson, drones=3, sensors=2, seconds=20, seed=5)
+    assert a.read_bytes() == b.read_bytes()
+    recs = list(read_records(a))
+    assert sum(r.topic.endswith("/telemetry") for r in recs) == 60 and any("/sensor/" in r.topic for r in recs)

@@ -12,7 +12,8 @@ import uuid
 import pytest
 
 from devices.mqttclient import close_client, connect_client
-from replay.recordfile import FLUSH_EVERY_S, ReadReport, Record, RotatingWriter, expand, parts_of, read_records
+from replay.recordfile import FLUSH_EVERY_S, ReadReport, Record, read_records
+from replay.recordset import RotatingWriter, expand, parts_of
 from replay.sources import FileSource
 from skylane.commands.recording import parse_duration, parse_size
 from skylane.settings import REPO_ROOT
@@ -130,3 +131,28 @@ def test_cli_sizes_and_durations():
             parse_size(bad)
         with pytest.raises(ValueError):
             parse_duration(bad)
+
+
+@pytest.mark.integration
+def test_recorder_rotates_by_duration_on_the_real_broker(services, tmp_path):
+    from replay.recorder import record
+
+    from .conftest import Running
+    root = f"t{uuid.uuid4().hex[:8]}/v1"
+    base = tmp_path / "rot.slrec.gz"
+    ready = threading.Event()
+    rec = Running(lambda stop: record(services.mqtt_url, base, root, stop=stop, ready=ready, rotate_seconds=1.0))
+    assert ready.wait(15), "recorder did not subscribe"
+    client = connect_client(services.mqtt_url, f"rot-pub-{uuid.uuid4().hex[:6]}")
+    try:
+        for i in range(300):
+            client.publish(f"{root}/uav/u1/telemetry", b"%d" % i, qos=1)
+            time.sleep(0.01)
+        wait_until(lambda: sum(1 for _ in FileSource(parts_of(base)).records()) == 300, 15,
+                   "not every message was recorded")
+    finally:
+        close_client(client)
+        rec.close()
+    parts = parts_of(base)
+    assert len(parts) >= 3
+    assert [int(r.payload) for r in FileSource(base).records()] == list(range(300))

@@ -269,7 +269,7 @@
 
   // -------------------------------------------------------------------- zones
   var KIND_ORDER = { area: 0, authorization: 1, restricted: 2, corridor: 3, vertiport: 4 };
-  var LABELLED = { corridor: true, vertiport: true, restricted: true, authorization: true };
+  var LABELLED = { corridor: true, vertiport: true, restricted: true, authorization: true, conditional: true };
 
   function zoneBand(p) {
     var lo = p.lower_m, hi = p.upper_m;
@@ -381,7 +381,8 @@
   function applyZoneState(z) {
     var p = z.feature.properties || {};
     var st = zoneState(z);
-    z.path.setAttribute('class', 'zone zone-' + cssIdent(z.kind) + ' zone-state-' + cssIdent(st.state));
+    z.path.setAttribute('class', 'zone zone-' + cssIdent(z.kind) + ' zone-state-' + cssIdent(st.state) +
+      (flashTimers.has(z.id) ? ' violated' : ''));
     z.path.setAttribute('data-state', st.state);
     var tip = (p.name || z.id) + '\n' + z.kind + ' · ' + zoneBand(p) + '\nstate: ' + st.state;
     if (st.reason) tip += ' — ' + st.reason;
@@ -634,8 +635,17 @@
     seenEvents.add(key); seenOrder.push(key);
     if (seenOrder.length > 2000) seenEvents.delete(seenOrder.shift());
     pendingEvents.push({ e: e, seq: ++eventSeq });
+    if (isViolation(String(e.kind)) && e.zone_id != null && Date.now() - parseTs(e.ts) < 60000) flashZone(String(e.zone_id));
     if (pendingEvents.length > 8 * CFG.maxAlerts) pendingEvents.splice(0, pendingEvents.length - 4 * CFG.maxAlerts);  // tab hidden: rAF paused
     schedule();
+  }
+  var flashTimers = new Map();
+  function flashZone(id) {   // the zone a violation happened in is outlined for a while
+    var z = zones.get(id);
+    if (!z) return;
+    z.path.classList.add('violated');
+    clearTimeout(flashTimers.get(id));
+    flashTimers.set(id, setTimeout(function () { z.path.classList.remove('violated'); flashTimers.delete(id); }, 30000));
   }
   function isViolation(kind) { return !!VIOLATION_KINDS[kind] || /_violation$/.test(kind); }
 
@@ -697,8 +707,9 @@
       v++;
       if (!rows[i].classList.contains('acked')) open++;
     }
-    $('alerts-summary').textContent = v + ' violation' + (v === 1 ? '' : 's') + (v ? ' (' + open + ' not acknowledged)' : '') +
-      ' · ' + rows.length + ' shown';
+    var sum = $('alerts-summary');
+    sum.textContent = v + ' violation' + (v === 1 ? '' : 's') + (v ? ' · ' + open + ' open' : '') + ' · ' + rows.length + ' shown';
+    sum.title = open + ' violation(s) not acknowledged';
     $('alerts-empty').hidden = rows.length > 0;
   }
   function markAcked(li, ack) {

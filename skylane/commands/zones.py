@@ -265,8 +265,9 @@ def _finite(text: str) -> float:
 
 
 def register(sub) -> None:
+    import argparse
     s = sub.add_parser("zones", help="import/export zone files (ED-269, ED-318, GeoJSON); check 4D points",
-                       description=__doc__.split("\n", 1)[1] if __doc__ else None)
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     zs = s.add_subparsers(dest="action", required=True)
     imp = zs.add_parser("import", help="validate a zone file, store it and publish it to running ingesters")
     imp.add_argument("file")
