@@ -104,7 +104,7 @@ def line_pieces(geom, x0: float, y0: float, x1: float, y1: float) -> list[tuple[
     if (x0, y0) == (x1, y1):
         return [(0.0, 1.0)] if shapely.intersects_xy(geom, x0, y0) else []
     inter = shapely.intersection(geom, LineString([(x0, y0), (x1, y1)]))
-    return _merge(_params(shapely.get_parts(inter), x0, y0, x1, y1))
+    return merge_intervals(_params(shapely.get_parts(inter), x0, y0, x1, y1))
 
 
 def _params(parts, x0, y0, x1, y1) -> list[tuple[float, float]]:
@@ -120,8 +120,9 @@ def _params(parts, x0, y0, x1, y1) -> list[tuple[float, float]]:
     return out
 
 
-def _merge(iv: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    iv.sort()
+def merge_intervals(iv: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Sorted, overlapping or touching intervals merged."""
+    iv = sorted(iv)
     out: list[tuple[float, float]] = []
     for a, b in iv:
         if out and a <= out[-1][1] + 1e-12:
@@ -463,7 +464,7 @@ def _gap_drafts(code: str, r: _Route, covered_seg, covered_s0, covered_s1, only:
         if want is not None and not want(k):
             continue
         cur = 0.0
-        for a, b in _merge(by.get(k, [])):
+        for a, b in merge_intervals(by.get(k, [])):
             if a > cur:
                 segs.append(k), s0.append(cur), s1.append(a)
             cur = max(cur, b)

@@ -36,7 +36,7 @@ import shapely
 from .coords import position_problem
 from .events import AirspaceEvent, epoch_of, from_epoch, rfc3339, utc
 from .separation import ApprovedClearance, to_local
-from .clearance import band_interval
+from .clearance import band_interval, merge_intervals
 from .vertical import ALT_REFS, normalize_ref
 from .zones import CEILING_KINDS, ZoneSet
 
@@ -154,17 +154,6 @@ def _sorted_unique(a: np.ndarray) -> np.ndarray:
     keep[0] = True
     np.not_equal(a[1:], a[:-1], out=keep[1:])
     return a[keep]
-
-
-def _merge_iv(iv: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    iv = sorted(iv)
-    out: list[tuple[float, float]] = []
-    for a, c in iv:
-        if out and a <= out[-1][1] + 1e-12:
-            out[-1] = (out[-1][0], max(out[-1][1], c))
-        else:
-            out.append((a, c))
-    return out
 
 
 def _restriction(zone) -> str:
@@ -651,7 +640,7 @@ class AirspaceMonitor:
             j = cols[n]
             ivs = [(0.0, 1.0)] if same[n] and shapely.intersects_xy(zs.zones[j].geometry, *p0[n, :2]) else horiz[n]
             kept = []
-            for a, c in _merge_iv(ivs):
+            for a, c in merge_intervals(ivs):
                 iv = band_interval(p0[n, 2], p1[n, 2], zs.lower_amsl[j], zs.upper_amsl[j], a, c)
                 if iv is not None:
                     kept.append(iv)

@@ -27,10 +27,12 @@ import logging
 import math
 import threading
 import time
+from collections import Counter as Tally
 from collections import deque
-from itertools import islice
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from itertools import islice
+from operator import itemgetter
 from typing import Any
 
 import aiomqtt
@@ -60,6 +62,8 @@ COALESCE_BACKLOG = 200  # from this many queued broker messages on, superseded p
 MESSAGE_TYPES = ("position", "event", "sensor", "zone_state", "zones_changed")
 _RECEIVED_BY_TYPE = {kind: RECEIVED.labels(kind) for kind in MESSAGE_TYPES}
 Entry = tuple[str, bytes]  # (message type, encoded JSON object)
+_KIND, _DATA = itemgetter(0), itemgetter(1)  # of an Entry
+_ENTRY = itemgetter(1)  # of a (time, Entry) pair
 
 
 def _is_number(value: object) -> bool:
@@ -166,7 +170,7 @@ class PositionLog:
     lost the difference (the oldest positions), which it counts when it next reads."""
 
     def __init__(self, maxlen: int):
-        self.entries: deque[tuple[float, bytes]] = deque(maxlen=maxlen)  # (appended at, monotonic s; message)
+        self.entries: deque[tuple[float, Entry]] = deque(maxlen=maxlen)  # (appended at, monotonic s; entry)
         self.end = 0  # sequence number of the next entry
         self.sleepers: set[Subscriber] = set()  # clients that read everything and wait for more
 
@@ -175,7 +179,7 @@ class PositionLog:
         return self.end - len(self.entries)
 
     def append(self, now: float, data: bytes) -> None:
-        self.entries.append((now, data))
+        self.entries.append((now, ("position", data)))
         self.end += 1
         if self.sleepers:
             for sub in self.sleepers:
@@ -201,7 +205,7 @@ class Subscriber:
         self.max_positions, self.max_alerts = max_positions, max_alerts
         self.max_position_age_s = max_position_age_s
         self.alerts: deque[Entry] = deque()
-        self.positions: deque[tuple[float, bytes]] = deque()  # (queued at, monotonic seconds; message)
+        self.positions: deque[tuple[float, Entry]] = deque()  # (queued at, monotonic seconds; entry)
         self.sensors: dict[str, Entry] = {}
         self.zones: dict[str, Entry] = {}
         self.dropped_positions = 0
@@ -274,7 +278,7 @@ class Subscriber:
                 self.positions.popleft()
                 self.dropped_positions += 1
                 _DROPPED_POSITIONS.inc()
-            self.positions.append((time.monotonic() if now is None else now, data))
+            self.positions.append((time.monotonic() if now is None else now, ("position", data)))
         elif kind == "sensor":
             if body["sensor_id"] in self.sensors:
                 self.dropped_sensors += 1
@@ -331,11 +335,11 @@ class Subscriber:
             if len(out) >= limit:
                 break
         while self.positions and len(out) < limit:
-            out.append(("position", self.positions.popleft()[1]))
+            out.append(self.positions.popleft()[1])
         if log is not None and self.cursor < log.end and len(out) < limit:
             n = min(log.end - self.cursor, limit - len(out))
             first = self.cursor - log.start
-            out.extend(("position", data) for _, data in islice(log.entries, first, first + n))
+            out.extend(map(_ENTRY, islice(log.entries, first, first + n)))
             self.cursor += n
         if not self.pending():
             self.wake.clear()
@@ -613,7 +617,7 @@ class LiveHub:
 
 def encode_ws(batch: list[Entry]) -> str:
     """One WebSocket text frame: a JSON array of the batch's messages."""
-    return (b"[" + b",".join(data for _, data in batch) + b"]").decode()
+    return (b"[" + b",".join(map(_DATA, batch)) + b"]").decode()
 
 
 def encode_sse(batch: list[Entry]) -> bytes:
@@ -625,9 +629,6 @@ _SENT_BY_TYPE = {kind: SENT.labels(kind) for kind in (*MESSAGE_TYPES, "notice")}
 
 
 def count_sent(batch: list[Entry]) -> None:
-    counts: dict[str, int] = {}
-    for kind, _ in batch:
-        counts[kind] = counts.get(kind, 0) + 1
-    for kind, n in counts.items():
+    for kind, n in Tally(map(_KIND, batch)).items():
         (_SENT_BY_TYPE.get(kind) or SENT.labels(kind)).inc(n)
 

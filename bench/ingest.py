@@ -168,6 +168,55 @@ def packs(root: str, n: int, size: int, uavs: int, workers: int, t0: datetime) -
     return out, records
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2:].split()  # fields from 3 (state) on: index i is field i + 3
+
+
+def cpu_seconds(settings: Settings, workers: "Workers") -> dict[str, float]:
+    """CPU time used so far by the ingest processes, the broker and the database (Linux /proc).
+
+    On a machine shared with other work, wall-clock rates say little; CPU per message does not depend on
+    what else runs, so the bench reports it with the capacity it implies for two idle cores."""
+    out = {"ingest": 0.0, "mosquitto": 0.0, "postgres": 0.0}
+    pgid = workers.proc.pid if workers.proc else None
+    mosq_dir, pg_dir = localservices.data_dirs(settings)
+    roots = {}
+    for name, pid_file in (("mosquitto", mosq_dir / "mosquitto.pid"), ("postgres", pg_dir / "postmaster.pid")):
+        try:
+            roots[int(pid_file.read_text().split()[0])] = name
+        except (OSError, ValueError, IndexError):
+            pass
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        f = _stat(int(entry))
+        if f is None:
+            continue
+        ppid, pgrp = int(f[1]), int(f[2])
+        used = (int(f[11]) + int(f[12])) / _TICK
+        if pgid is not None and pgrp == pgid:
+            out["ingest"] += used
+        elif int(entry) in roots:
+            out[roots[int(entry)]] += used + (int(f[13]) + int(f[14])) / _TICK  # + exited children (backends)
+        elif ppid in roots:
+            out[roots[ppid]] += used
+    return out
+
+
+def cpu_report(before: dict, after: dict, count: int) -> dict:
+    per = {k: round((after[k] - before[k]) / count * 1e6, 1) for k in after}
+    total = sum(per.values())
+    return {"cpu_us_per_unit": per, "cpu_us_total": round(total, 1),
+            "capacity_2_idle_cores": round(2e6 / total) if total > 0 else None}
+
+
 def rows(database_url: str) -> int:
     with psycopg.connect(database_url) as conn:
         return conn.execute("SELECT (SELECT count(*) FROM uav_telemetry) + (SELECT count(*) FROM sensor_readings)"
@@ -195,12 +244,15 @@ def publish_backlog(settings: Settings, messages: list, label: str) -> None:
         f"({len(messages) / (time.perf_counter() - t0):,.0f} msg/s into the broker)")
 
 
-def timed_drain(settings: Settings, workers: Workers, expect_rows: int, label: str) -> float:
+def timed_drain(settings: Settings, workers: Workers, expect_rows: int, label: str) -> tuple[float, dict]:
     """Start the stopped ingester on its queued session; seconds from its first received message to the
-    last row committed (received_at is stamped by the ingester when a message arrives)."""
+    last row committed (received_at is stamped by the ingester when a message arrives), and the CPU used
+    by ingest, broker and database meanwhile."""
     base = rows(settings.database_url)
     t_start = time.time()
+    cpu0 = cpu_seconds(settings, workers)
     workers.start()
+    cpu0["ingest"] = cpu_seconds(settings, workers)["ingest"]  # start-up (imports, zones) is not ingest work
     last_say = time.monotonic()
     deadline = time.monotonic() + 600
     while True:
@@ -214,13 +266,14 @@ def timed_drain(settings: Settings, workers: Workers, expect_rows: int, label: s
             say(f"  draining {label}: {n}/{expect_rows} rows")
             last_say = time.monotonic()
         time.sleep(0.02)
+    cpu1 = cpu_seconds(settings, workers)
     if n != expect_rows:
         raise RuntimeError(f"{label}: {n} rows stored, {expect_rows} expected (duplicates?)")
     with psycopg.connect(settings.database_url) as conn:
         first = conn.execute("SELECT least((SELECT min(received_at) FROM uav_telemetry WHERE received_at >= %(t)s),"
                              " (SELECT min(received_at) FROM sensor_readings WHERE received_at >= %(t)s))",
                              {"t": datetime.fromtimestamp(t_start, timezone.utc)}).fetchone()[0]
-    return max(t_done - first.timestamp(), 1e-3)
+    return max(t_done - first.timestamp(), 1e-3), cpu_report(cpu0, cpu1, expect_rows)
 
 
 def latency_phase(settings: Settings, rate: float, seconds: float, uavs: int, workers: int) -> dict:
@@ -316,19 +369,23 @@ def main(argv: list[str] | None = None) -> int:
             workers.stop()
             publish_backlog(services, single_fixes(services.mqtt_root, args.messages, args.uavs, args.workers, "M",
                                                    t_past), "single-fix messages")
-            secs = timed_drain(services, workers, args.messages, "single fixes")
+            secs, cpu = timed_drain(services, workers, args.messages, "single fixes")
             result["msgs_per_s"] = round(args.messages / secs)
             result["messages"] = args.messages
-            say(f"  -> {result['msgs_per_s']:,} msg/s (all {args.messages} stored exactly once)")
+            result["single_fix_cpu"] = cpu
+            say(f"  -> {result['msgs_per_s']:,} msg/s (all {args.messages} stored exactly once); CPU per message "
+                f"{cpu['cpu_us_per_unit']} us: {cpu['capacity_2_idle_cores']:,} msg/s on two idle cores")
 
             say(f"phase 2: packs of {args.pack_size} (telemetry arrays and SenML)")
             workers.stop()
             msgs, records = packs(services.mqtt_root, args.packs, args.pack_size, args.uavs, args.workers, t_past)
             publish_backlog(services, msgs, "packs")
-            secs = timed_drain(services, workers, records, "pack records")
+            secs, cpu = timed_drain(services, workers, records, "pack records")
             result["records_per_s"] = round(records / secs)
             result["records"] = records
-            say(f"  -> {result['records_per_s']:,} records/s (all {records} stored exactly once)")
+            result["pack_cpu"] = cpu
+            say(f"  -> {result['records_per_s']:,} records/s (all {records} stored exactly once); CPU per record "
+                f"{cpu['cpu_us_per_unit']} us: {cpu['capacity_2_idle_cores']:,} records/s on two idle cores")
 
             say(f"phase 3: publish -> airspace event latency at {args.rate:,.0f} msg/s")
             lat = latency_phase(services, args.rate, args.seconds, args.uavs, args.workers)

@@ -338,6 +338,11 @@ def _tail(path: Path, n: int = 5) -> str:
         return ""
 
 
+def data_dirs(settings: Settings) -> tuple[Path, Path]:
+    """(Mosquitto's, PostgreSQL's) data folders; each holds its server's pid file."""
+    return _mosquitto_paths(settings)[0], _postgres_paths(settings)[0]
+
+
 def up(settings: Settings) -> list[ServiceStatus]:
     return [mosquitto_up(settings), postgres_up(settings)]
 

@@ -7,12 +7,14 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from .queries import stored_upper
+
 
 def upsert_zones(conn: psycopg.Connection, collection: dict) -> int:
     rows = []
     for f in collection["features"]:
         p = f["properties"]
-        rows.append((p["id"], p["name"], p["kind"], p["lower_m"], p["upper_m"], p.get("alt_ref", "AGL"),
+        rows.append((p["id"], p["name"], p["kind"], p["lower_m"], stored_upper(p["upper_m"]), p.get("alt_ref", "AGL"),
                      Jsonb(f["geometry"]), Jsonb(p)))
     with conn.transaction(), conn.cursor() as cur:
         cur.executemany(
@@ -83,3 +85,4 @@ def registry(conn: psycopg.Connection, kind: str | None = None) -> list[dict]:
         "SELECT device_id, kind, name, owner, sensor_kind, category, lon, lat, units, metrics, expected_interval_s, "
         "properties FROM devices WHERE kind <> 'unknown' AND (%(kind)s::text IS NULL OR kind = %(kind)s) "
         "ORDER BY device_id", {"kind": kind}).fetchall()
+

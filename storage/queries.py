@@ -43,7 +43,7 @@ def store_zones(conn: psycopg.Connection, collection: dict, replace: bool = Fals
 
     {"stored": n, "deactivated": [ids]}: one transaction, so ingest never sees half an upload.
     """
-    rows = [(p["id"], p.get("name", p["id"]), p["kind"], p["lower_m"], p["upper_m"], p.get("alt_ref", "AGL"),
+    rows = [(p["id"], p.get("name", p["id"]), p["kind"], p["lower_m"], stored_upper(p["upper_m"]), p.get("alt_ref", "AGL"),
              Jsonb(f["geometry"]), Jsonb(p)) for f in collection["features"] for p in [f["properties"]]]
     with conn.transaction(), conn.cursor() as cur:
         cur.executemany(
@@ -103,3 +103,8 @@ def device(conn: psycopg.Connection, device_id: str) -> dict | None:
     row = conn.cursor(row_factory=dict_row).execute("SELECT * FROM devices WHERE device_id = %s",
                                                     (device_id,)).fetchone()
     return None if row is None else _jsonable(row)
+
+
+def stored_upper(value: float | None) -> float:
+    """A null upper limit (ED-269/ED-318: unlimited) is stored as Infinity; the properties keep the null."""
+    return float("inf") if value is None else value

@@ -165,3 +165,21 @@ def test_import_refuses_a_bad_file_and_changes_nothing(capsys, system, monkeypat
     rc, _, err = run(capsys, "import", str(bad), "--format", "ed318")
     assert rc == 1 and "feature 1 (id='BLns058')" in err and "'geometry.layer.uom'" in err
     assert query(system.database_url, "SELECT count(*) FROM zones") == before
+
+
+@pytest.mark.integration
+def test_import_keeps_an_unlimited_upper_limit(capsys, system, monkeypatch, tmp_path):
+    """ED-269 allows a null upper limit (unlimited): stored as Infinity, read back as unlimited."""
+    monkeypatch.setenv("SKYLANE_DATABASE_URL", system.database_url)
+    monkeypatch.setenv("SKYLANE_MQTT_URL", system.mqtt_url)
+    monkeypatch.setenv("SKYLANE_MQTT_ROOT", system.mqtt_root)
+    src = DATA / "cis_source_sample_ed269.json"
+    original = parse_zones(json.loads(src.read_text()))
+    assert any(z.upper_m is None or z.upper_m == float("inf") for z in original)
+    rc, lines, err = run(capsys, "import", str(src))
+    assert rc == 0, err
+    rc, _, _ = run(capsys, "export", "--format", "ed269", "-o", str(tmp_path / "out.json"))
+    assert rc == 0
+    back = parse_zones(json.loads((tmp_path / "out.json").read_text()))
+    for z in original:
+        assert back.get(z.id) == z
