@@ -143,18 +143,6 @@ def band_interval(a0: float, a1: float, lo: float, hi: float, s0: float, s1: flo
     return (a, b) if a <= b else None
 
 
-def _above_interval(a0, a1, level, s0, s1) -> tuple[float, float] | None:
-    """The part of [s0, s1] strictly above `level` (as a closed interval; None if none)."""
-    da = a1 - a0
-    if da == 0:
-        return (s0, s1) if a0 > level else None
-    u = (level - a0) / da
-    a, b = (max(s0, u), s1) if da > 0 else (s0, min(s1, u))
-    if a > b or (a == b and a0 + da * a <= level):
-        return None
-    return a, b
-
-
 class _Index:
     """Per-ZoneSet lookup structures for routes (built once, kept while the ZoneSet lives)."""
 
@@ -177,8 +165,8 @@ class _Index:
         xy, ri = shapely.get_coordinates(np.array(rings, dtype=object), return_index=True)
         same = ri[1:] == ri[:-1]
         self.edge_zone = np.array(owner, np.int64)[ri[:-1][same]] if rings else np.zeros(0, np.int64)
-        self.edge_tree = shapely.STRtree(shapely.linestrings(np.stack([xy[:-1][same], xy[1:][same]], axis=1))
-                                         if rings else [])
+        self.edge_xy = np.stack([xy[:-1][same], xy[1:][same]], axis=1) if rings else np.zeros((0, 2, 2))
+        self.edge_tree = shapely.STRtree(shapely.linestrings(self.edge_xy) if rings else [])
         self.zs = zs
 
     def holding(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -213,13 +201,17 @@ class _Route:
     alt: np.ndarray       # AMSL
     t: np.ndarray | None  # epoch seconds
     alt_ref: str
+    schedules: dict = field(default_factory=dict)  # zone -> its in-force intervals over the route's times
+
+    def in_force_intervals(self, zs: ZoneSet, j: int) -> list[tuple[float, float]]:
+        ivs = self.schedules.get(j)
+        if ivs is None:
+            ivs = self.schedules[j] = zs.zones[j].schedule.intervals(float(self.t[0]), float(self.t[-1]))
+        return ivs
 
     @property
     def n_seg(self) -> int:
         return self.lon.size - 1
-
-    def time_at(self, k: int, s: float) -> float | None:
-        return None if self.t is None else float(self.t[k] + (self.t[k + 1] - self.t[k]) * s)
 
 
 def _round(x: float) -> float:
@@ -239,10 +231,11 @@ def _epoch(value, what: str) -> float:
 def _plan(zs: ZoneSet, waypoints: Sequence[Waypoint], alt_ref: str, departure, speed_mps) -> _Route:
     if len(waypoints) < 2:
         raise ValueError(f"a route needs at least 2 waypoints, got {len(waypoints)}")
+    vals = [v for w in waypoints for v in (w.lon, w.lat, w.alt_m)]
     try:
-        raw = np.array([(w.lon, w.lat, w.alt_m) for w in waypoints], dtype=float)
+        raw = np.array(vals, dtype=float).reshape(-1, 3)
         ok = (np.isfinite(raw).all() and (np.abs(raw[:, 0]) <= 180).all() and (np.abs(raw[:, 1]) <= 90).all()
-              and not any(isinstance(v, bool) for w in waypoints for v in (w.lon, w.lat, w.alt_m)))
+              and bool not in set(map(type, vals)))
     except (TypeError, ValueError):
         ok = False
     if not ok:  # find the first bad one, for the message
@@ -255,7 +248,13 @@ def _plan(zs: ZoneSet, waypoints: Sequence[Waypoint], alt_ref: str, departure, s
     given = [w.t is not None for w in waypoints]
     t = None
     if all(given):
-        t = np.array([_epoch(w.t, f"waypoint {k}: t") for k, w in enumerate(waypoints)])
+        times = [w.t for w in waypoints]
+        if {float, int} >= set(map(type, times)):  # epoch seconds: one vectorized check
+            t = np.array(times, dtype=float)
+            if not np.isfinite(t).all():
+                raise ValueError(f"waypoint {int(np.flatnonzero(~np.isfinite(t))[0])}: t must be finite")
+        else:
+            t = np.array([_epoch(x, f"waypoint {k}: t") for k, x in enumerate(times)])
         if not (np.diff(t) > 0).all():
             k = int(np.flatnonzero(np.diff(t) <= 0)[0]) + 1
             raise ValueError(f"waypoint {k}: t must be after the previous waypoint's")
@@ -275,25 +274,41 @@ def _plan(zs: ZoneSet, waypoints: Sequence[Waypoint], alt_ref: str, departure, s
 
 
 def _crossings(ix: _Index, r: _Route, lines) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(key = segment * W + zone, s, is_crossing) of every boundary point of every segment."""
-    es, ee = ix.edge_tree.query(lines, predicate="intersects")
+    """(key = segment * W + zone, s) of every point where a segment meets a zone's boundary.
+
+    Bounding boxes from the edge tree, then the segment/edge intersection in numpy with a small
+    tolerance: a near miss only adds a harmless extra cut (pieces are decided by their midpoints),
+    while a true meeting point is never lost to rounding."""
+    es, ee = ix.edge_tree.query(lines)
     es = es.astype(np.int64)
-    coords = shapely.get_coordinates(ix.edge_tree.geometries[ee]).reshape(-1, 2, 2)
-    q0, q1 = coords[:, 0], coords[:, 1]
+    q0, q1 = ix.edge_xy[ee, 0], ix.edge_xy[ee, 1]
     p0 = np.column_stack([r.lon[es], r.lat[es]])
     d = np.column_stack([r.lon[es + 1], r.lat[es + 1]]) - p0
     e = q1 - q0
-    den = d[:, 0] * e[:, 1] - d[:, 1] * e[:, 0]
     w = q0 - p0
-    dd = (d ** 2).sum(1)
-    par = den == 0
-    s_cross = (w[:, 0] * e[:, 1] - w[:, 1] * e[:, 0]) / np.where(par, 1.0, den)
-    s_a = (w * d).sum(1) / dd                      # collinear overlap: both edge ends projected
-    s_b = ((q1 - p0) * d).sum(1) / dd
-    s_all = np.concatenate([np.where(par, s_a, s_cross), s_b[par]])
+    den = d[:, 0] * e[:, 1] - d[:, 1] * e[:, 0]
+    dd, ee2 = (d ** 2).sum(1), (e ** 2).sum(1)
+    eps, tol = 1e-9, 1e-10  # parameter slack; distance slack in degrees (~10 micrometres)
+    point = dd == 0          # a vertical segment: one point
+    par = ~point & (np.abs(den) <= 1e-12 * np.sqrt(dd * ee2))
+    safe = np.where(par | point, 1.0, den)
+    s_x = (w[:, 0] * e[:, 1] - w[:, 1] * e[:, 0]) / safe   # along the segment
+    u_x = (w[:, 0] * d[:, 1] - w[:, 1] * d[:, 0]) / safe   # along the edge
+    hit = ~par & ~point & (s_x >= -eps) & (s_x <= 1 + eps) & (u_x >= -eps) & (u_x <= 1 + eps)
+    # parallel and on one line: they meet where their projections overlap
+    ddn = np.where(point, 1.0, dd)
+    s_a, s_b = (w * d).sum(1) / ddn, ((q1 - p0) * d).sum(1) / ddn
+    lo, hi = np.minimum(s_a, s_b), np.maximum(s_a, s_b)
+    line = par & (np.abs(w[:, 0] * d[:, 1] - w[:, 1] * d[:, 0]) <= tol * np.sqrt(dd)) & (hi >= -eps) & (lo <= 1 + eps)
+    # a point on the edge
+    u_p = np.clip(-(w * e).sum(1) / np.where(ee2 > 0, ee2, 1.0), 0.0, 1.0)
+    gap = p0 - (q0 + e * u_p[:, None])
+    on = point & ((gap ** 2).sum(1) <= tol * tol)
     W = len(ix.geoms) + 1
     key = es * W + ix.edge_zone[ee]
-    return np.concatenate([key, key[par]]), np.clip(s_all, 0.0, 1.0), W
+    keys = np.concatenate([key[hit], key[line], key[line], key[on]])
+    svals = np.concatenate([s_x[hit], lo[line], hi[line], np.zeros(int(on.sum()))])
+    return keys, np.clip(svals, 0.0, 1.0), W
 
 
 def _horizontal_pieces(zs: ZoneSet, ix: _Index, r: _Route, ua_class: str | None, every_band: bool = False):
@@ -305,7 +320,8 @@ def _horizontal_pieces(zs: ZoneSet, ix: _Index, r: _Route, ua_class: str | None,
     boundary (inside), so a touch is a zero-length piece. Point tests run on the zone grid index.
     """
     coords = np.stack([np.column_stack([r.lon[:-1], r.lat[:-1]]), np.column_stack([r.lon[1:], r.lat[1:]])], axis=1)
-    key, sv, W = _crossings(ix, r, shapely.linestrings(coords))
+    lines = shapely.linestrings(coords)
+    key, sv, W = _crossings(ix, r, lines)
     ukeys = np.unique(key)
     # cut points per key: the crossings and both ends, sorted and deduplicated
     allk = np.concatenate([key, ukeys, ukeys])
@@ -342,6 +358,9 @@ def _horizontal_pieces(zs: ZoneSet, ix: _Index, r: _Route, ua_class: str | None,
     left_in = np.zeros(allk.size, bool)
     left_in[ii + 1] = True
     touch = np.flatnonzero(cut_here & ~in_iv & ~left_in)
+    if touch.size:  # a lone cut may be a near miss within the tolerance: GEOS decides (robustly)
+        tk = allk[touch]
+        touch = touch[shapely.intersects(ix.geoms[tk % W], lines[tk // W])]
     keys = np.concatenate([full, k_in, allk[touch]])
     s0 = np.concatenate([np.zeros(full.size), a_in, alls[touch]])
     s1 = np.concatenate([np.ones(full.size), b_in, alls[touch]])
@@ -401,7 +420,7 @@ def _in_force(zs: ZoneSet, r: _Route, seg, zone, s0, s1):
         span = idx[ta[idx] < tb[idx]]
         if not span.size:
             continue
-        for A, B in sched.intervals(float(ta[span].min()), float(tb[span].max())):
+        for A, B in r.in_force_intervals(zs, j):
             lo, hi = np.maximum(ta[span], A), np.minimum(tb[span], B)
             ok = lo < hi
             for i, x, y in zip(span[ok].tolist(), lo[ok].tolist(), hi[ok].tolist()):
@@ -793,7 +812,7 @@ def _suggest_altitude(zs: ZoneSet, r: _Route, result: ClearanceResult, args: dic
 def _suggest_departure(zs: ZoneSet, r: _Route, args: dict, horizon_s: float = 86_400.0) -> list[dict]:
     """The earliest later departure (1 s resolution) found that clears every reason."""
     def check(delay: float) -> ClearanceResult:
-        return _check(zs, replace(r, t=r.t + delay), args["uav_id"], args["ua_class"], args["index"],
+        return _check(zs, replace(r, t=r.t + delay, schedules={}), args["uav_id"], args["ua_class"], args["index"],
                       args["minima"], args["capacity"], args["zone_states"])
 
     lo, hi = 0.0, None
@@ -819,7 +838,7 @@ def _suggest_departure(zs: ZoneSet, r: _Route, args: dict, horizon_s: float = 86
             hi = float(mid)
         else:
             lo = float(mid)
-    trial = replace(r, t=r.t + hi)
+    trial = replace(r, t=r.t + hi, schedules={})
     dep = rfc3339(from_epoch(trial.t[0]))
     return [{"kind": "departure", "departure": dep, "delay_s": hi,
              "message": f"depart at {dep} ({hi:g} s later)", "waypoints": _resubmit(zs, trial)}]

@@ -149,7 +149,7 @@ def _sorted_unique(a: np.ndarray) -> np.ndarray:
     """np.unique for int keys without its hashing path (sort, then drop repeats)."""
     if a.size < 2:
         return a.copy()
-    a = np.sort(a)
+    a = np.sort(a, kind="stable")  # timsort: linear on a few sorted runs
     keep = np.empty(a.size, bool)
     keep[0] = True
     np.not_equal(a[1:], a[:-1], out=keep[1:])
@@ -199,10 +199,18 @@ class AirspaceMonitor:
         shapely.prepare(self._metric)
         self._geoms = np.array([z.geometry for z in zones], dtype=object)
         self._nofly_idx = np.flatnonzero(self._prohibited)
+        self._zone_names = [(z.id, {"zone_name": z.name, "zone_kind": z.kind}) for z in zones]
+        self._ceiling_set: tuple | None = None  # (ZoneSet of the corridor/area zones, their columns)
 
     def _to_metric(self, xy: np.ndarray) -> np.ndarray:
         x, y = to_local(xy[:, 0], xy[:, 1], self._lon0, self._lat0)
         return np.column_stack([x, y])
+
+    def prepare(self) -> None:
+        """Build the zone indexes now rather than on the first batch (start-up, benchmarks)."""
+        one = np.array([self._lon0]), np.array([self._lat0])
+        self._pairs(*one, np.zeros(1), np.zeros(1))
+        self._hpairs(*one, np.zeros(1))
 
     def replace_zones(self, zones: ZoneSet) -> None:
         """A new zone set (control/zones): per-UAV state is kept by zone id; vanished zones drop out."""
@@ -284,18 +292,20 @@ class AirspaceMonitor:
         if not n0:
             return []
         t = np.fromiter((x.timestamp() for x in ts), float, n0)
-        order = sorted(range(n0), key=lambda i: (uav[i], t[i]))
-        keep = [i for i in order if (s := self._state.get(uav[i])) is None or t[i] >= s.t]
-        if not keep:
+        names, code = np.unique(np.asarray(uav, dtype=object), return_inverse=True)
+        order = np.lexsort((t, code))  # by UAV id, then event time (stable: arrival order on ties)
+        last_t = np.array([s.t if (s := self._state.get(u)) is not None else -np.inf for u in names.tolist()])
+        order = order[t[order] >= last_t[code[order]]]  # late fixes would rewind their UAV
+        if not order.size:
             return []
-        b = self._batch(keep, uav, ts, t, lon, lat, alt_m, alt_ref, status)
+        b = self._batch(order, code[order], uav, ts, t, lon, lat, alt_m, alt_ref, status)
         events: list[tuple] = []
         self._run(b, events)
         events.sort(key=lambda e: e[0])
         return [e[1] for e in events]
 
-    def _batch(self, keep, uav, ts, t, lon, lat, alt_m, alt_ref, status) -> _Batch:
-        idx = np.array(keep)
+    def _batch(self, idx: np.ndarray, codes: np.ndarray, uav, ts, t, lon, lat, alt_m, alt_ref, status) -> _Batch:
+        keep = idx.tolist()
         n = idx.size
         u = [uav[i] for i in keep]
         alt_raw = np.asarray(alt_m, float)[idx]
@@ -312,7 +322,7 @@ class AirspaceMonitor:
         airborne = (st_arr != "Ground") & (np.isin(st_arr, ("Airborne", "Emergency"))
                                            | (alt - ground > self.policy.airborne_agl_m))
         first = np.ones(n, bool)
-        first[1:] = np.array([u[i] != u[i - 1] for i in range(1, n)], bool)
+        first[1:] = codes[1:] != codes[:-1]
         last = np.append(first[1:], True)
         return _Batch(u, [_as_utc(ts[i]) for i in keep], t[idx], lon_a, lat_a, alt, alt_raw, list(refs), stat,
                       airborne, first, last)
@@ -334,7 +344,7 @@ class AirspaceMonitor:
         W = self.W
         shifted = keys[~b.last[keys // W]] + W
         first = self._state_keys(b, family)
-        return np.sort(np.concatenate([shifted, first])) if first.size else shifted
+        return np.sort(np.concatenate([shifted, first]), kind="stable") if first.size else shifted
 
     def _latch(self, b: _Batch, raw: np.ndarray, family: str, hold) -> np.ndarray:
         """Debounce with a lazily computed hold: a key stays on while hold(candidates) says so."""
@@ -346,13 +356,13 @@ class AirspaceMonitor:
             cand = _sorted_unique(cand)
             cand = cand[~_in_sorted(cand, D)]
             if held_all:
-                cand = cand[~_in_sorted(cand, np.sort(np.concatenate(held_all)))]
+                cand = cand[~_in_sorted(cand, np.sort(np.concatenate(held_all), kind="stable"))]
             if not cand.size:
                 break
             held = cand[hold(cand)]
             held_all.append(held)
             cand = held[~b.last[held // W]] + W
-        return np.sort(np.concatenate([D, *held_all])) if held_all else D
+        return np.sort(np.concatenate([D, *held_all]), kind="stable") if held_all else D
 
     def _latch_explicit(self, b: _Batch, raw: np.ndarray, hold: np.ndarray, family: str) -> np.ndarray:
         """Debounce with an explicit hold set (raw within it): vectorized over runs of rows.
@@ -374,7 +384,7 @@ class AirspaceMonitor:
         run_start = np.maximum.accumulate(np.where(new_run, pos, 0))
         last_seed = np.maximum.accumulate(np.where(seed, pos, -1))
         on = last_seed >= run_start
-        return np.sort(H[order][on])
+        return np.sort(H[order][on], kind="stable")
 
     def _transitions(self, b: _Batch, keys: np.ndarray, family: str) -> tuple[np.ndarray, np.ndarray]:
         prev = b.prev_keys[family] = self._prev_keys(b, keys, family)
@@ -390,10 +400,17 @@ class AirspaceMonitor:
         return np.nonzero(inside)
 
     def _hpairs(self, lon, lat, t) -> tuple[np.ndarray, np.ndarray]:
-        """Horizontal (fix, zone) pairs of zones in force at t."""
+        """Horizontal (fix, zone) pairs of the corridor/area zones in force at t (their own index)."""
         zs = self.zones
         if hasattr(zs, "index") and hasattr(zs.index, "pairs"):
-            return zs.index.pairs(lon, lat, None, t)
+            if self._ceiling_set is None:
+                idx = np.flatnonzero(self._ceiling)
+                self._ceiling_set = (ZoneSet([zs.zones[j] for j in idx], zs.vertical), idx)
+            sub, idx = self._ceiling_set
+            if not len(sub):
+                return np.zeros(0, np.int64), np.zeros(0, np.int64)
+            p, z = sub.index.pairs(lon, lat, None, t)
+            return p, idx[z]
         horizontal, _ = zs.classify(lon, lat, np.zeros_like(lon))
         rows, cols = np.nonzero(horizontal)
         ok = self._active(t[rows], cols)
@@ -462,7 +479,16 @@ class AirspaceMonitor:
             on, off = self._transitions(b, keys, family)
             transitions += [(family, start, on), (family, end, off)]
         edges = self._nofly_edges(b, transitions)
+        names = self._zone_names
         for family, kind, ks in transitions:
+            if family == "member":  # the common case, inlined
+                rank = RANK[kind]
+                for k in ks.tolist():
+                    i, j = divmod(k, W)
+                    detail = self._fix_detail(b, i)
+                    detail.update(names[j][1])
+                    out.append(((b.ts[i], b.uav[i], i, rank, j), _event(kind, b.uav[i], names[j][0], b.ts[i], detail)))
+                continue
             for k in ks.tolist():
                 out.append(self._zone_event(b, kind, k // W, k % W, family, edges.get((kind, k))))
         self._crossings(b, member, out)

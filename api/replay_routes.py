@@ -36,7 +36,7 @@ from replay.recordfile import RecordFormatError, read_header
 from replay.recordset import is_record_file
 from replay.sinks import BrokerSink, PipelineSink, Sink, TeeSink
 from replay.sources import FileSource, Selection, Source
-from replay.timing import PlaybackControl, parse_rate
+from replay.timing import MAX, PlaybackControl, parse_rate
 
 from .auth import require
 
@@ -80,7 +80,8 @@ def _manager(request: Request) -> ReplayManager:
 
 
 class ReplayRequest(BaseModel):
-    recording: str | None = Field(None, description="a file (or rotated set / directory) in the recordings dir")
+    recording: str | None = Field(None, min_length=1, max_length=500,
+                                  description="a file (or rotated set / directory) in the recordings dir")
     start: datetime | None = Field(None, description="with `recording`: skip before (receive time); "
                                                      "without: the stored window's start (event time)")
     end: datetime | None = Field(None, description="end of the window (exclusive)")
@@ -204,7 +205,10 @@ class ReplayManager:
 
 def _recording_path(cfg: ReplayConfig, name: str) -> Path:
     base = cfg.recordings_dir.resolve()
-    path = (base / name).resolve()
+    try:
+        path = (base / name).resolve()
+    except (OSError, ValueError) as exc:  # e.g. an embedded NUL
+        raise HTTPException(400, f"bad recording name: {exc}") from None
     if base != path and base not in path.parents:
         raise HTTPException(400, "recording must be a name inside the recordings directory")
     return path
@@ -261,7 +265,7 @@ def start_replay(body: ReplayRequest, request: Request) -> dict:
             selection = Selection()
     except FileNotFoundError as exc:
         raise HTTPException(404, str(exc)) from None
-    except (RecordFormatError, ValueError) as exc:
+    except (RecordFormatError, ValueError, OSError) as exc:
         raise HTTPException(422, str(exc)) from None
     prefix = body.prefix or f"replay/{replay_id}"
     dst = f"{prefix}/{source.root}"
@@ -276,7 +280,8 @@ def start_replay(body: ReplayRequest, request: Request) -> dict:
         sink = TeeSink(broker, PipelineSink(zones, dst, batch_size=2000, on_output=_publish_outputs(broker, dst),
                                             keep_events=False))
     control = PlaybackControl(body.rate, paused=body.paused)
-    job = ReplayJob(replay_id, body.model_dump(mode="json"), source.label, dst, control)
+    shown = {**body.model_dump(mode="json"), "rate": "max" if body.rate == MAX else body.rate}
+    job = ReplayJob(replay_id, shown, source.label, dst, control)
     _manager(request).start(job, source, sink, selection, body.loop)
     return job.view()
 

@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     lon, lat, alt = tracks(args.drones, steps, args.seed)
     ids = [f"B{k:04d}" for k in range(args.drones)]
     mon = AirspaceMonitor(zones)
-    zones.contains_pairs(lon[0], lat[0], alt[0])  # build the zone grid index before timing
+    mon.prepare()  # build the zone indexes before timing
     ground = float(zones.vertical.to_amsl(0.0, "AGL"))
     for d in range(0, args.drones, 2):  # every other drone under a clearance of its own track (20 s waypoints)
         k = np.arange(0, steps, 20)

@@ -79,9 +79,10 @@ class Workers:
 
     def __init__(self, settings: Settings, workers: int, log_path: Path, batch_size: int, batch_ms: int):
         self.settings, self.workers, self.log_path = settings, workers, log_path
+        self.metrics_port = _free_port()  # worker i serves /metrics on metrics_port + i
         self.env = {**os.environ, "SKYLANE_MQTT_URL": settings.mqtt_url, "SKYLANE_DATABASE_URL": settings.database_url,
                     "SKYLANE_MQTT_ROOT": settings.mqtt_root, "SKYLANE_INGEST_CLIENT_ID": settings.ingest_client_id,
-                    "SKYLANE_INGEST_METRICS_PORT": "0", "SKYLANE_BATCH_SIZE": str(batch_size),
+                    "SKYLANE_INGEST_METRICS_PORT": str(self.metrics_port), "SKYLANE_BATCH_SIZE": str(batch_size),
                     "SKYLANE_BATCH_MS": str(batch_ms), "PYTHONUNBUFFERED": "1"}
         self.proc: subprocess.Popen | None = None
 
@@ -215,6 +216,34 @@ def cpu_report(before: dict, after: dict, count: int) -> dict:
     total = sum(per.values())
     return {"cpu_us_per_unit": per, "cpu_us_total": round(total, 1),
             "capacity_2_idle_cores": round(2e6 / total) if total > 0 else None}
+
+
+def delay_buckets(workers: "Workers") -> dict[float, float]:
+    """The ingesters' receive-to-published delay histogram (cumulative counts by upper bound), summed."""
+    import urllib.request
+    out: dict[float, float] = {}
+    for i in range(workers.workers):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{workers.metrics_port + i}/metrics", timeout=5) as r:
+                text = r.read().decode()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if line.startswith("skylane_ingest_delay_seconds_bucket{"):
+                le = line.split('le="', 1)[1].split('"', 1)[0]
+                out[float(le)] = out.get(float(le), 0.0) + float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def bucket_quantile(before: dict, after: dict, q: float) -> float | None:
+    """Upper bound of the histogram bucket holding quantile q of what was observed in between."""
+    diff = sorted((le, after[le] - before.get(le, 0.0)) for le in after)
+    if not diff or diff[-1][1] <= 0:
+        return None
+    for le, n in diff:
+        if n >= q * diff[-1][1]:
+            return le
+    return None
 
 
 def rows(database_url: str) -> int:
@@ -388,11 +417,16 @@ def main(argv: list[str] | None = None) -> int:
                 f"{cpu['cpu_us_per_unit']} us: {cpu['capacity_2_idle_cores']:,} records/s on two idle cores")
 
             say(f"phase 3: publish -> airspace event latency at {args.rate:,.0f} msg/s")
+            hist0 = delay_buckets(workers)
             lat = latency_phase(services, args.rate, args.seconds, args.uavs, args.workers)
+            hist1 = delay_buckets(workers)
+            lat["ingest_delay_p50_le_ms"], lat["ingest_delay_p99_le_ms"] = (
+                None if (v := bucket_quantile(hist0, hist1, q)) is None else round(v * 1000) for q in (0.5, 0.99))
             result["event_latency_p99_ms"] = lat["p99_ms"]
             result["latency"] = lat
             say(f"  -> p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms over {lat['events_seen']} probes "
-                f"(achieved {lat['rate_achieved']:,} msg/s)")
+                f"(achieved {lat['rate_achieved']:,} msg/s); inside ingest (receive -> published, per batch): "
+                f"p50 <= {lat['ingest_delay_p50_le_ms']} ms, p99 <= {lat['ingest_delay_p99_le_ms']} ms")
         finally:
             workers.stop()
     print(json.dumps(result), flush=True)

@@ -83,6 +83,7 @@ class Ingester:
         self.inbox: queue.SimpleQueue[tuple[RawMessage, bool]] = queue.SimpleQueue()
         self.generation = 0
         self.connected = threading.Event()  # set once subscribed (SUBACK), cleared on disconnect
+        self._writer_idle = threading.Event()  # the writer thread waits for a batch
         self.last_result = None  # storage.writes.WriteResult of the last batch (tests, bench)
         self._conn: psycopg.Connection | None = None
         self._control_prefix = f"{self.root}/control/"
@@ -171,10 +172,12 @@ class Ingester:
 
     # -------------------------------------------------------------------------------------- batch side
     def _take_batch(self, limit: int | None = None) -> list[tuple[RawMessage, bool]]:
-        """Up to batch_size messages, waiting at most batch_ms after the first one."""
+        """Up to batch_size messages, waiting at most batch_ms after the first one, and not at all while the
+        writer is idle and nothing more is queued: waiting only pays while a commit is in progress (then the
+        next batch grows during it), so light traffic gets low latency and heavy traffic big batches."""
         limit = min(limit, self.batch_size) if limit is not None else self.batch_size
         batch: list[tuple[RawMessage, bool]] = []
-        get = self.inbox.get
+        get, get_nowait, idle = self.inbox.get, self.inbox.get_nowait, self._writer_idle
         deadline = None
         stale = 0
         while len(batch) < limit:
@@ -182,8 +185,12 @@ class Ingester:
             if timeout <= 0:
                 break
             try:
-                item = get(timeout=timeout)
+                # while a commit runs, wait in short steps: the writer may become idle meanwhile
+                item = get_nowait() if batch and idle.is_set() else get(timeout=min(timeout, 0.005) if batch
+                                                                         else timeout)
             except queue.Empty:
+                if batch and not idle.is_set() and time.monotonic() < deadline:
+                    continue
                 break
             if deadline is None:
                 deadline = time.monotonic() + self.batch_s
@@ -346,7 +353,9 @@ class Ingester:
         if len(out.dead_letters) > LOGGED_DEAD_LETTERS:
             log.warning("... and %d more dead letters in this batch", len(out.dead_letters) - LOGGED_DEAD_LETTERS)
         m.BATCH_SECONDS.observe(time.perf_counter() - t0)
-        m.LAG.set((datetime.now(timezone.utc) - raw[0].received_at).total_seconds())
+        lag = (datetime.now(timezone.utc) - raw[0].received_at).total_seconds()
+        m.LAG.set(lag)
+        m.DELAY.observe(lag)
         return out
 
     def handle(self, batch: list[RawMessage] | list[tuple[RawMessage, bool]], stop: threading.Event) -> BatchOutput:
@@ -365,11 +374,13 @@ class Ingester:
         def write() -> None:
             try:
                 while True:
+                    self._writer_idle.set()
                     try:
                         item = handoff.get(timeout=0.05)
                     except queue.Empty:
                         self.flush_states(stop)
                         continue
+                    self._writer_idle.clear()
                     if item is None:
                         return
                     self.commit(*item, stop)

@@ -18,3 +18,6 @@ REFUSED = Counter("skylane_ingest_refused_total",
                   "Messages refused before parsing, into the dead letters (oversize, rate_limit, shard)", ["reason"])
 DUPLICATES = Counter("skylane_ingest_duplicates_total",
                      "Re-delivered telemetry fixes and readings already stored (ignored by the unique keys)")
+DELAY = Histogram("skylane_ingest_delay_seconds",
+                  "From a batch's first message received to its events published (after commit)",
+                  buckets=(.005, .01, .02, .03, .05, .075, .1, .15, .2, .3, .5, 1, 2, 5))

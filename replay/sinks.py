@@ -155,7 +155,8 @@ class PipelineSink(Sink):
             self.flush()
         if rec.t != self._last_t:  # consecutive records often share a receive time
             self._last_t, self._last_dt = rec.t, datetime.fromtimestamp(rec.t, timezone.utc)
-        self._batch.append(RawMessage(topic, rec.payload, self._last_dt, rec.qos))  # type: ignore[arg-type]
+        self._batch.append(RawMessage(topic=topic, payload=rec.payload, received_at=self._last_dt,  # type: ignore[arg-type]
+                                      qos=rec.qos))
         if len(self._batch) >= self.batch_size:
             self.flush()
         return True

@@ -174,8 +174,9 @@ queue_qos0_messages false
 persistent_client_expiration 7d
 autosave_interval 30
 autosave_on_changes false
-# A device may not send more than this in one message (the ingester's own limit is lower: a dead letter).
-max_packet_size 1048576
+# Largest message: a whole zone set on {root}/control/zones (the pipeline takes up to 32 MiB); device
+# payloads over SKYLANE_MAX_PAYLOAD_BYTES (64 KiB) become truncated dead letters at the ingester.
+max_packet_size 33554432
 set_tcp_nodelay true
 """
 

@@ -1,10 +1,11 @@
 """Batched, idempotent writes: one transaction per ingest batch.
 
 QoS 1 is at-least-once and the ingester acknowledges only after commit, so a crash or a lost connection
-re-delivers messages that may already be stored. Bulk rows are therefore binary-COPied into a per-connection
-temporary staging table and moved with INSERT ... ON CONFLICT DO NOTHING against the unique keys of
-migration 0003 ((uav_id, ts, seq) or (uav_id, ts) for fixes, (sensor_id, metric, ts) for readings):
-COPY's speed, without COPY's failure on a duplicate.
+re-delivers messages that may already be stored. The unique keys of migration 0003 ((uav_id, ts, seq), or
+(uav_id, ts) without seq, for fixes; (sensor_id, metric, ts) for readings) refuse a second copy. Bulk rows
+are binary-COPied straight into their table; a batch that hits a key is instead COPied into a per-connection
+temporary staging table and moved with INSERT ... ON CONFLICT DO NOTHING: COPY's speed in the usual case,
+without COPY's failure on a duplicate.
 """
 from __future__ import annotations
 
@@ -52,10 +53,22 @@ def _ensure_stages(conn: psycopg.Connection, cur: psycopg.Cursor) -> None:
     _staged.add(conn)
 
 
-def _upsert_from_stage(cur: psycopg.Cursor, table: str, cols: tuple[str, ...], types: tuple[str, ...],
-                       rows) -> int:
+def _insert_new(conn: psycopg.Connection, cur: psycopg.Cursor, table: str, cols: tuple[str, ...],
+                types: tuple[str, ...], make_rows) -> int:
+    """Rows not stored yet; returns how many were new.
+
+    Re-deliveries are rare (a crash, a lost connection), so first a plain COPY into the table, in a
+    savepoint; only when a unique key refuses it, the batch goes through the staging table with ON CONFLICT
+    DO NOTHING (twice the database work, but only for that batch)."""
+    try:
+        with conn.transaction():
+            _copy(cur, table, cols, types, make_rows())
+        return cur.rowcount
+    except psycopg.errors.UniqueViolation:
+        pass
+    _ensure_stages(conn, cur)
     stage = STAGES[table]
-    _copy(cur, stage, cols, types, rows)
+    _copy(cur, stage, cols, types, make_rows())
     names = ", ".join(cols)
     cur.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} ON CONFLICT DO NOTHING")
     return cur.rowcount
@@ -68,17 +81,15 @@ def write_batch(conn: psycopg.Connection, out) -> WriteResult:
     """
     new_tel = new_read = 0
     with conn.transaction(), conn.cursor() as cur:
-        if out.telemetry or out.readings:
-            _ensure_stages(conn, cur)
         if out.telemetry:
-            new_tel = _upsert_from_stage(
-                cur, "uav_telemetry", TELEMETRY_COLS, TELEMETRY_TYPES,
-                ((r.ts, r.uav_id, r.seq, r.lon, r.lat, r.alt_m, r.alt_ref, r.speed_mps, r.track_deg, r.vspeed_mps,
-                  r.battery_pct, r.status, r.clearance_id, r.received_at) for r in out.telemetry))
+            new_tel = _insert_new(
+                conn, cur, "uav_telemetry", TELEMETRY_COLS, TELEMETRY_TYPES,
+                lambda: ((r.ts, r.uav_id, r.seq, r.lon, r.lat, r.alt_m, r.alt_ref, r.speed_mps, r.track_deg,
+                          r.vspeed_mps, r.battery_pct, r.status, r.clearance_id, r.received_at) for r in out.telemetry))
         if out.readings:
-            new_read = _upsert_from_stage(
-                cur, "sensor_readings", READING_COLS, READING_TYPES,
-                ((r.ts, r.sensor_id, r.metric, r.value, r.vtext, r.unit, r.received_at) for r in out.readings))
+            new_read = _insert_new(
+                conn, cur, "sensor_readings", READING_COLS, READING_TYPES,
+                lambda: ((r.ts, r.sensor_id, r.metric, r.value, r.vtext, r.unit, r.received_at) for r in out.readings))
         if out.dead_letters:
             _copy(cur, "dead_letters", DEAD_LETTER_COLS, DEAD_LETTER_TYPES,
                   ((d.received_at, d.topic, d.payload, d.reason) for d in out.dead_letters))

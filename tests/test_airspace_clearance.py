@@ -233,3 +233,13 @@ def test_speed_needs_departure():
         check_route(ZONES, route(C2_LINE, 80.0), speed_mps=10.0)
     with pytest.raises(ValueError, match="repeats"):
         check_route(ZONES, route([C2_LINE[0], C2_LINE[0]], 80.0), departure=DEP, speed_mps=10.0)
+
+
+def test_vertical_segments_on_and_inside_a_boundary():
+    import shapely
+    x, y = shapely.get_coordinates(ZONES.get("R-BR-MP").geometry)[3]  # a vertex of the outline
+    on_edge = check_route(ZONES, route([(x, y), (x, y), (x + 0.01, y)], [10.0, 100.0, 100.0]))
+    assert ("restricted_zone", "R-BR-MP", 0) in codes(on_edge)  # the outline counts as inside
+    climb = check_route(ZONES, route([(121.50, 31.06), (121.50, 31.06)], [10.0, 200.0]))
+    assert [(r["code"], r["entry"]["alt_m"]) for r in climb.reasons if r["zone_id"] == "PWZ"] == [
+        ("above_ceiling", 120.0)]

@@ -99,7 +99,7 @@ def test_replay_a_recording_under_a_prefix_with_evaluation(env):
                                              "evaluate": True}, headers=h)
         assert r.status_code == 201, r.text
         rid = r.json()["id"]
-        assert r.json()["root"] == dst
+        assert r.json()["root"] == dst and r.json()["request"]["rate"] == "max"
         view = _wait_state(client, h, rid, {"finished", "failed"})
         assert view["state"] == "finished", view
         expected = evaluate(FileSource(trace), load_zones(DEFAULT_ZONE_FILE))
@@ -207,3 +207,11 @@ def test_included_in_the_real_app(system, zones_geojson, tmp_path, monkeypatch):
                    == "finished", 30, "replay did not finish")
     finally:
         server.close()
+
+
+def test_hostile_recording_names(env):
+    client, keys, _, _ = env
+    h = bearer(keys.engineer)
+    for name in ("a\x00b", "/etc/passwd", "", "x" * 600, "../.."):
+        r = client.post("/v1/replays", json={"recording": name}, headers=h)
+        assert 400 <= r.status_code < 500, (name, r.status_code, r.text)

@@ -16,12 +16,12 @@ EVENTS = "SELECT id::text, kind, uav_id, zone_id FROM airspace_events ORDER BY t
 
 
 def test_rates_give_identical_stored_events(new_system, zones_geojson, tmp_path):
-    trace = small_trace(tmp_path / "t.slrec.gz", zones_geojson, drones=10, sensors=2, seconds=40, hz=2.0, seed=11)
+    trace = small_trace(tmp_path / "t.slrec.gz", zones_geojson, drones=10, sensors=2, seconds=20, hz=2.0, seed=11)
     predicted = evaluate(FileSource(trace), load_zones(DEFAULT_ZONE_FILE))
     assert predicted.events
     n_tel = predicted.counts["telemetry"]
     stored = {}
-    for rate in (10.0, "max", 1.0):  # 1x last: it is the slow one (40 s of traffic)
+    for rate in (10.0, "max", 1.0):  # 1x last: it is the slow one (20 s of traffic)
         system = new_system()
         ing, runner = start_ingester(system)
         try:

@@ -69,3 +69,17 @@ def test_watching_in_process_prints_the_incidents_events(capsys, monkeypatch):
     printed = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     expected = read_events(inc / "nofly_between_fixes.events.jsonl")
     assert sorted(e["id"] for e in printed) == sorted(e["id"] for e in expected)
+
+
+def test_unreachable_broker_is_a_clean_error(rec, monkeypatch, capsys):
+    """What BrokerSink.open raises once its connect timeout has passed becomes one line and exit 1."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("SKYLANE_MQTT_URL", f"mqtt://127.0.0.1:{port}")
+    from replay import sinks
+    monkeypatch.setattr(sinks.BrokerSink, "open", lambda self, stop: (_ for _ in ()).throw(
+        sinks.MqttError(f"MQTT broker mqtt://127.0.0.1:{port} unreachable")))
+    assert skylane_main(["replay", str(rec), "--no-progress", "--no-keys"]) == 1
+    assert f"127.0.0.1:{port}" in capsys.readouterr().err

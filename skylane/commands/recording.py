@@ -127,6 +127,9 @@ def _run_broker(args, settings: Settings, source, selection, control) -> int:
     try:
         res = play(source, sink, control=control, selection=selection, root_from=src, root_to=dst, loop=args.loop,
                    on_status=bar.update if bar else None)
+    except ConnectionError as exc:  # the broker never answered (replay.mqttpub.MqttError names it)
+        print(f"skylane replay: {exc}", file=sys.stderr)
+        return 1
     finally:
         if keys:
             keys.close()

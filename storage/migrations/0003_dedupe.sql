@@ -19,9 +19,14 @@ DELETE FROM sensor_readings r
                 FROM sensor_readings) d
         WHERE d.n > 1);
 
--- Two partial indexes instead of one with NULLS NOT DISTINCT (PostgreSQL 15+ and not every TimescaleDB 2.x).
-CREATE UNIQUE INDEX IF NOT EXISTS uav_telemetry_key_seq ON uav_telemetry (uav_id, ts, seq) WHERE seq IS NOT NULL;
+-- Fixes: one unique b-tree on (uav_id, ts, seq) keys the fixes that carry a seq and also serves the track
+-- queries (uav_id = ? ORDER BY ts DESC, a backward scan), so it replaces 0001's (uav_id, ts DESC) index;
+-- fixes without a seq (NULLs are distinct there) are keyed by a partial index on (uav_id, ts), which only
+-- they enter. (One index with NULLS NOT DISTINCT needs PostgreSQL 15 and is not supported by every
+-- TimescaleDB 2.x.)
+CREATE UNIQUE INDEX IF NOT EXISTS uav_telemetry_key ON uav_telemetry (uav_id, ts, seq);
 CREATE UNIQUE INDEX IF NOT EXISTS uav_telemetry_key_noseq ON uav_telemetry (uav_id, ts) WHERE seq IS NULL;
+DROP INDEX IF EXISTS uav_telemetry_uav_ts;
+-- Readings: the key serves the (sensor_id, metric, ts DESC) queries too: one index less to write.
 CREATE UNIQUE INDEX IF NOT EXISTS sensor_readings_key ON sensor_readings (sensor_id, metric, ts);
--- The key serves the (sensor_id, metric, ts DESC) queries too (a b-tree scans both ways): one index less to write.
 DROP INDEX IF EXISTS sensor_readings_sensor_metric_ts;
