@@ -166,6 +166,8 @@ class _Index:
         same = ri[1:] == ri[:-1]
         self.edge_zone = np.array(owner, np.int64)[ri[:-1][same]] if rings else np.zeros(0, np.int64)
         self.edge_xy = np.stack([xy[:-1][same], xy[1:][same]], axis=1) if rings else np.zeros((0, 2, 2))
+        self.ex0, self.ey0 = self.edge_xy[:, 0, 0].copy(), self.edge_xy[:, 0, 1].copy()
+        self.ex1, self.ey1 = self.edge_xy[:, 1, 0].copy(), self.edge_xy[:, 1, 1].copy()
         self.edge_tree = shapely.STRtree(shapely.linestrings(self.edge_xy) if rings else [])
         self.zs = zs
 
@@ -273,42 +275,50 @@ def _plan(zs: ZoneSet, waypoints: Sequence[Waypoint], alt_ref: str, departure, s
     return _Route(lon, lat, alt, t, alt_ref)
 
 
-def _crossings(ix: _Index, r: _Route, lines) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(key = segment * W + zone, s) of every point where a segment meets a zone's boundary.
+def _crossings(ix: _Index, r: _Route, lines) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
+    """(key = segment * W + zone, s) of every point where a segment meets a zone's boundary, W,
+    and the keys where a segment may run along a boundary edge (left to GEOS).
 
     Bounding boxes from the edge tree, then the segment/edge intersection in numpy with a small
     tolerance: a near miss only adds a harmless extra cut (pieces are decided by their midpoints),
     while a true meeting point is never lost to rounding."""
     es, ee = ix.edge_tree.query(lines)
     es = es.astype(np.int64)
-    q0, q1 = ix.edge_xy[ee, 0], ix.edge_xy[ee, 1]
-    p0 = np.column_stack([r.lon[es], r.lat[es]])
-    d = np.column_stack([r.lon[es + 1], r.lat[es + 1]]) - p0
-    e = q1 - q0
-    w = q0 - p0
-    den = d[:, 0] * e[:, 1] - d[:, 1] * e[:, 0]
-    dd, ee2 = (d ** 2).sum(1), (e ** 2).sum(1)
+    ex0, ey0, ex1, ey1 = ix.ex0[ee], ix.ey0[ee], ix.ex1[ee], ix.ey1[ee]
+    px, py = r.lon[es], r.lat[es]
+    dx, dy = r.lon[es + 1] - px, r.lat[es + 1] - py
+    ex, ey = ex1 - ex0, ey1 - ey0
+    wx, wy = ex0 - px, ey0 - py
+    den = dx * ey - dy * ex
+    dd, ee2 = dx * dx + dy * dy, ex * ex + ey * ey
     eps, tol = 1e-9, 1e-10  # parameter slack; distance slack in degrees (~10 micrometres)
     point = dd == 0          # a vertical segment: one point
-    par = ~point & (np.abs(den) <= 1e-12 * np.sqrt(dd * ee2))
+    par = ~point & (np.abs(den) <= 1e-8 * np.sqrt(dd * ee2))  # (nearly) parallel: left to GEOS if they touch
     safe = np.where(par | point, 1.0, den)
-    s_x = (w[:, 0] * e[:, 1] - w[:, 1] * e[:, 0]) / safe   # along the segment
-    u_x = (w[:, 0] * d[:, 1] - w[:, 1] * d[:, 0]) / safe   # along the edge
+    s_x = (wx * ey - wy * ex) / safe   # along the segment
+    u_x = (wx * dy - wy * dx) / safe   # along the edge
     hit = ~par & ~point & (s_x >= -eps) & (s_x <= 1 + eps) & (u_x >= -eps) & (u_x <= 1 + eps)
-    # parallel and on one line: they meet where their projections overlap
-    ddn = np.where(point, 1.0, dd)
-    s_a, s_b = (w * d).sum(1) / ddn, ((q1 - p0) * d).sum(1) / ddn
-    lo, hi = np.minimum(s_a, s_b), np.maximum(s_a, s_b)
-    line = par & (np.abs(w[:, 0] * d[:, 1] - w[:, 1] * d[:, 0]) <= tol * np.sqrt(dd)) & (hi >= -eps) & (lo <= 1 + eps)
-    # a point on the edge
-    u_p = np.clip(-(w * e).sum(1) / np.where(ee2 > 0, ee2, 1.0), 0.0, 1.0)
-    gap = p0 - (q0 + e * u_p[:, None])
-    on = point & ((gap ** 2).sum(1) <= tol * tol)
+    line = point[:0]
+    lo = hi = s_x[:0]
+    if par.any():  # parallel and on one line: they meet where their projections overlap
+        ddn = np.where(point, 1.0, dd)
+        s_a, s_b = (wx * dx + wy * dy) / ddn, ((ex1 - px) * dx + (ey1 - py) * dy) / ddn
+        lo, hi = np.minimum(s_a, s_b), np.maximum(s_a, s_b)
+        dist = np.minimum(np.abs(wx * dy - wy * dx), np.abs((ex1 - px) * dy - (ey1 - py) * dx))
+        line = par & (dist <= tol * np.sqrt(dd)) & (hi >= -eps) & (lo <= 1 + eps)
+        lo, hi = lo[line], hi[line]
+    on = point[:0]
+    if point.any():  # a vertical segment's point on the edge
+        u_p = np.clip(-(wx * ex + wy * ey) / np.where(ee2 > 0, ee2, 1.0), 0.0, 1.0)
+        gx, gy = px - (ex0 + ex * u_p), py - (ey0 + ey * u_p)
+        on = point & (gx * gx + gy * gy <= tol * tol)
     W = len(ix.geoms) + 1
     key = es * W + ix.edge_zone[ee]
-    keys = np.concatenate([key[hit], key[line], key[line], key[on]])
-    svals = np.concatenate([s_x[hit], lo[line], hi[line], np.zeros(int(on.sum()))])
-    return keys, np.clip(svals, 0.0, 1.0), W
+    key_line = key[line] if line.size else key[:0]
+    key_on = key[on] if on.size else key[:0]
+    keys = np.concatenate([key[hit], key_line, key_line, key_on])
+    svals = np.concatenate([s_x[hit], lo, hi, np.zeros(key_on.size)])
+    return keys, np.clip(svals, 0.0, 1.0), W, np.unique(key_line)
 
 
 def _horizontal_pieces(zs: ZoneSet, ix: _Index, r: _Route, ua_class: str | None, every_band: bool = False):
@@ -321,7 +331,7 @@ def _horizontal_pieces(zs: ZoneSet, ix: _Index, r: _Route, ua_class: str | None,
     """
     coords = np.stack([np.column_stack([r.lon[:-1], r.lat[:-1]]), np.column_stack([r.lon[1:], r.lat[1:]])], axis=1)
     lines = shapely.linestrings(coords)
-    key, sv, W = _crossings(ix, r, lines)
+    key, sv, W, along = _crossings(ix, r, lines)
     ukeys = np.unique(key)
     # cut points per key: the crossings and both ends, sorted and deduplicated
     allk = np.concatenate([key, ukeys, ukeys])
@@ -330,7 +340,7 @@ def _horizontal_pieces(zs: ZoneSet, ix: _Index, r: _Route, ua_class: str | None,
     order = np.lexsort((~iscut, alls, allk))
     allk, alls, iscut = allk[order], alls[order], iscut[order]
     first = np.ones(allk.size, bool)
-    first[1:] = (allk[1:] != allk[:-1]) | (alls[1:] != alls[:-1])
+    first[1:] = (allk[1:] != allk[:-1]) | (alls[1:] - alls[:-1] > 1e-12)  # one cut per point (rounding)
     cut_here = np.logical_or.reduceat(iscut, np.flatnonzero(first)) if allk.size else iscut
     allk, alls = allk[first], alls[first]
     iv = np.flatnonzero(allk[1:] == allk[:-1])          # sub-interval iv: alls[iv] .. alls[iv + 1]
@@ -339,12 +349,10 @@ def _horizontal_pieces(zs: ZoneSet, ix: _Index, r: _Route, ua_class: str | None,
     ms = mk // W
     mid_lon = r.lon[ms] + (r.lon[ms + 1] - r.lon[ms]) * mid_s
     mid_lat = r.lat[ms] + (r.lat[ms + 1] - r.lat[ms]) * mid_s
-    n_wp = r.n_seg
-    hp, hz = ix.holding(np.concatenate([r.lon[:-1], mid_lon]), np.concatenate([r.lat[:-1], mid_lat]))
-    hkeys = hp.astype(np.int64) * W + hz                 # (point index, zone), sorted
-    start_in = hkeys[hp < n_wp]                          # = segment * W + zone
+    hp, hz = ix.holding(r.lon[:-1], r.lat[:-1])
+    start_in = hp.astype(np.int64) * W + hz              # = segment * W + zone
     full = start_in[~np.isin(start_in, ukeys)]
-    inside = _sorted_has(hkeys, (np.arange(iv.size) + n_wp) * W + mk % W)
+    inside = shapely.intersects_xy(ix.geoms[mk % W], mid_lon, mid_lat)  # prepared outlines
     # merge consecutive inside sub-intervals of the same key
     ii = iv[inside]
     run_start = np.ones(ii.size, bool)
@@ -364,6 +372,10 @@ def _horizontal_pieces(zs: ZoneSet, ix: _Index, r: _Route, ua_class: str | None,
     keys = np.concatenate([full, k_in, allk[touch]])
     s0 = np.concatenate([np.zeros(full.size), a_in, alls[touch]])
     s1 = np.concatenate([np.ones(full.size), b_in, alls[touch]])
+    if along.size:  # along an edge a midpoint sits on the boundary itself: GEOS cuts those exactly
+        other = ~np.isin(keys, along)
+        gk, g0, g1 = _geos_pieces(ix, r, lines, along, W)
+        keys, s0, s1 = np.r_[keys[other], gk], np.r_[s0[other], g0], np.r_[s1[other], g1]
     seg, zone = keys // W, keys % W
     keep = np.ones(seg.size, bool)
     if ua_class is not None:
@@ -375,14 +387,33 @@ def _horizontal_pieces(zs: ZoneSet, ix: _Index, r: _Route, ua_class: str | None,
         keep &= ((lo_a <= zs.upper_amsl[zone]) & (hi_a >= zs.lower_amsl[zone])) | ix.area[zone] | ix.ceiling[zone]
     seg, zone, s0, s1 = seg[keep], zone[keep], s0[keep], s1[keep]
     order = np.lexsort((s0, zone, seg))
-    return seg[order], zone[order], s0[order], s1[order]
+    seg, zone, s0, s1 = seg[order], zone[order], s0[order], s1[order]
+    # a touching point at the end of a piece of the same zone belongs to that piece
+    dup = np.zeros(seg.size, bool)
+    dup[1:] = (seg[1:] == seg[:-1]) & (zone[1:] == zone[:-1]) & (s0[1:] <= s1[:-1] + 1e-12) & (
+        s1[1:] <= s1[:-1] + 1e-12)
+    return seg[~dup], zone[~dup], s0[~dup], s1[~dup]
 
 
-def _sorted_has(sorted_keys: np.ndarray, q: np.ndarray) -> np.ndarray:
-    if not sorted_keys.size or not q.size:
-        return np.zeros(q.size, bool)
-    i = np.minimum(np.searchsorted(sorted_keys, q), sorted_keys.size - 1)
-    return sorted_keys[i] == q
+def _geos_pieces(ix: _Index, r: _Route, lines, keys: np.ndarray, W: int):
+    """(key, s0, s1) of the given (segment, zone) keys from GEOS's intersection."""
+    seg, zone = keys // W, keys % W
+    parts, owner = shapely.get_parts(shapely.intersection(ix.geoms[zone], lines[seg]), return_index=True)
+    out: list[tuple[int, float, float]] = []
+    for part, o in zip(parts.tolist(), owner.tolist()):
+        k = int(seg[o])
+        for a, b in _params([part], r.lon[k], r.lat[k], r.lon[k + 1], r.lat[k + 1]):
+            out.append((int(keys[o]), a, b))
+    out = [(k, a, b) for k, group in _group(out) for a, b in merge_intervals(group)]
+    arr = np.array(out, dtype=float).reshape(-1, 3)
+    return arr[:, 0].astype(np.int64), arr[:, 1], arr[:, 2]
+
+
+def _group(items: list[tuple[int, float, float]]):
+    by: dict[int, list[tuple[float, float]]] = {}
+    for k, a, b in items:
+        by.setdefault(k, []).append((a, b))
+    return by.items()
 
 
 def _band_pieces(zs: ZoneSet, r: _Route, seg, zone, s0, s1):
@@ -407,34 +438,34 @@ def _in_force(zs: ZoneSet, r: _Route, seg, zone, s0, s1):
     sched_zone = _index(zs).scheduled[zone]
     if r.t is None or not sched_zone.any():
         return seg, zone, s0, s1
-    keep = [np.flatnonzero(~sched_zone)]
-    extra = []
     t0, t1 = r.t[seg], r.t[seg + 1]
     ta, tb = t0 + (t1 - t0) * s0, t0 + (t1 - t0) * s1
-    for j in np.unique(zone[sched_zone]).tolist():
-        idx = np.flatnonzero(zone == j)
-        sched = zs.zones[j].schedule
-        point = idx[ta[idx] == tb[idx]]
-        if point.size:
-            keep.append(point[np.asarray(sched.active(ta[point]), bool)])
-        span = idx[ta[idx] < tb[idx]]
-        if not span.size:
-            continue
-        for A, B in r.in_force_intervals(zs, j):
-            lo, hi = np.maximum(ta[span], A), np.minimum(tb[span], B)
+    keep = [np.flatnonzero(~sched_zone)]
+    point = np.flatnonzero(sched_zone & (ta == tb))  # zero-length pieces: in force at that instant
+    for j in np.unique(zone[point]).tolist():
+        idx = point[zone[point] == j]
+        keep.append(idx[np.asarray(zs.zones[j].schedule.active(ta[idx]), bool)])
+    span = np.flatnonzero(sched_zone & (ta < tb))
+    parts = [seg[np.concatenate(keep)], zone[np.concatenate(keep)], s0[np.concatenate(keep)],
+             s1[np.concatenate(keep)]]
+    if span.size:  # every span piece against every in-force interval of its zone, at once
+        zones_here = np.unique(zone[span]).tolist()
+        ivs = [(j, a, b) for j in zones_here for a, b in r.in_force_intervals(zs, j)]
+        if ivs:
+            iv = np.array(ivs, float)
+            iz = iv[:, 0].astype(np.int64)
+            lo_i = np.searchsorted(iz, zone[span], side="left")
+            cnt = np.searchsorted(iz, zone[span], side="right") - lo_i
+            p = np.repeat(span, cnt)
+            q = np.repeat(lo_i - np.cumsum(np.r_[0, cnt[:-1]]), cnt) + np.arange(cnt.sum())
+            lo, hi = np.maximum(ta[p], iv[q, 1]), np.minimum(tb[p], iv[q, 2])
             ok = lo < hi
-            for i, x, y in zip(span[ok].tolist(), lo[ok].tolist(), hi[ok].tolist()):
-                d = tb[i] - ta[i]
-                extra.append((seg[i], j, s0[i] + (s1[i] - s0[i]) * (x - ta[i]) / d,
-                              s0[i] + (s1[i] - s0[i]) * (y - ta[i]) / d))
-    k = np.concatenate(keep)
-    parts = [seg[k], zone[k], s0[k], s1[k]]
-    if extra:
-        e = np.array(extra, float)
-        parts = [np.concatenate([parts[0], e[:, 0].astype(np.int64)]), np.concatenate([parts[1], e[:, 1].astype(np.int64)]),
-                 np.concatenate([parts[2], e[:, 2]]), np.concatenate([parts[3], e[:, 3]])]
+            p, lo, hi = p[ok], lo[ok], hi[ok]
+            frac = (s1[p] - s0[p]) / (tb[p] - ta[p])
+            parts = [np.r_[parts[0], seg[p]], np.r_[parts[1], zone[p]], np.r_[parts[2], s0[p] + (lo - ta[p]) * frac],
+                     np.r_[parts[3], s0[p] + (hi - ta[p]) * frac]]
     order = np.lexsort((parts[2], parts[1], parts[0]))
-    return tuple(p[order] for p in parts)
+    return tuple(x[order] for x in parts)
 
 
 # ------------------------------------------------------------------------------- reasons
@@ -585,8 +616,11 @@ def _zone_drafts(zs, ix, r, p3, hp, zone_states) -> tuple[list[_Draft], tuple]:
     """Drafts of every zone reason, and the pieces the flight is cleared through."""
     seg, zone, s0, s1 = p3
     states = zone_states or {}
-    suspended = np.array([(states.get(zs.zones[j].id) or {}).get("state") == "suspended"
-                          for j in range(len(zs))], bool) if states else np.zeros(len(zs), bool)
+    suspended = np.zeros(len(zs), bool)
+    for zid, st in states.items():
+        j = zs.position(zid) if hasattr(zs, "position") else next((i for i, z in enumerate(zs) if z.id == zid), None)
+        if j is not None and (st or {}).get("state") == "suspended":
+            suspended[j] = True
     drafts: list[_Draft] = []
     m = ix.prohibited[zone] & ~suspended[zone]
     drafts += _runs("restricted_zone", seg[m], zone[m], s0[m], s1[m])

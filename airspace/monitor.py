@@ -117,6 +117,7 @@ class _Batch:
     state_keys: dict = field(default_factory=dict)  # family -> stored state as keys (per batch)
     prev_keys: dict = field(default_factory=dict)   # family -> previous-row keys of the final sets
     cleared: tuple | None = None                     # _cleared_keys, once per batch
+    prev: np.ndarray | None = None                   # _prev_points of every row, once per batch
 
 
 def _in_sorted(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -629,6 +630,12 @@ class AirspaceMonitor:
 
     def _prev_points(self, b: _Batch, rows: np.ndarray) -> np.ndarray:
         """(lon, lat, alt_amsl, t) of the fix before each row (NaN when the UAV had none)."""
+        if b.prev is None:
+            b.prev = self._prev_all(b)
+        return b.prev[rows]
+
+    def _prev_all(self, b: _Batch) -> np.ndarray:
+        rows = np.arange(b.t.size)
         out = np.full((rows.size, 4), np.nan)
         inner = ~b.first[rows]
         r = rows[inner] - 1

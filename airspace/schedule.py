@@ -21,6 +21,8 @@ import numpy as np
 DAY_NAMES = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
 DEFAULT_TZ = "Asia/Shanghai"
 DAY_S = 86_400
+_MIN_T = datetime(1, 1, 3, tzinfo=timezone.utc).timestamp()  # datetime's range, with a day of room
+_MAX_T = datetime(9999, 12, 29, tzinfo=timezone.utc).timestamp()
 
 
 class ScheduleError(ValueError):
@@ -256,6 +258,24 @@ class Schedule:
             else:
                 merged.append((a, b))
         return merged
+
+    def in_force_within(self, t0: float, t1: float) -> bool:
+        """In force at some time of the closed range [t0, t1] (t0 == t1: one instant). Weekly windows
+        repeat every week, so each period needs at most its first 8 days in range: cheap for any span
+        (a query may ask about thousands of years)."""
+        t0, t1 = max(float(t0), _MIN_T), min(float(t1), _MAX_T)
+        if not t1 >= t0:
+            return False
+        if bool(self.active(np.array([t0, t1], dtype=float)).any()):
+            return True
+        for p in self.periods:
+            lo = t0 if p.start is None else max(t0, p.start)
+            hi = t1 if p.end is None else min(t1, p.end)
+            if not hi > lo:
+                continue
+            if not p.windows or Schedule((p,), self.tz).intervals(lo, min(hi, lo + 8 * DAY_S)):
+                return True
+        return False
 
     def breakpoints(self, t0: float, t1: float) -> list[float]:
         """Times in (t0, t1] where the activity may change (for piecewise-constant tables)."""

@@ -210,7 +210,13 @@ class ApprovedIndex:
 _K, _L = (np.array(v) for v in zip(*combinations(range(8), 2)))
 
 
-def closest_approach(pa, va, za, wa, ta, da, pb, vb, zb, wb, tb, db,
+def closest_approach(*args, **kwargs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """See _closest_approach; near-singular candidates overflow harmlessly (they are infeasible)."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return _closest_approach(*args, **kwargs)
+
+
+def _closest_approach(pa, va, za, wa, ta, da, pb, vb, zb, wb, tb, db,
                      minima: SeparationMinima) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For P segment pairs: (min horizontal distance², u, w) subject to the time and vertical minima.
 

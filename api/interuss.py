@@ -174,11 +174,11 @@ def _to_amsl(zones: ZoneSet, alt: Altitude | None, default: float) -> float:
 
 
 def _in_force(zone: Zone, t0: float, t1: float) -> bool:
-    """The zone applies at some time in [t0, t1]."""
+    """The zone applies at some time in [t0, t1] (t0 == t1: one instant; any span is cheap)."""
     schedule = getattr(zone, "schedule", None)
     if schedule is None:
         return True
-    return bool(schedule.intervals(t0, t1))
+    return schedule.in_force_within(t0, t1)
 
 
 def restriction_of(zone: Zone) -> str:
@@ -215,8 +215,8 @@ def _matches(zones: ZoneSet, fs: FilterSet, now: float) -> np.ndarray:
             any_volume |= hit & np.array([_in_force(z, t0, t1) for z in zones.zones], dtype=bool)
         ok &= any_volume
     if fs.after is not None or fs.before is not None:
-        t0 = _epoch(fs.after) if fs.after else now - HORIZON.total_seconds()
-        t1 = _epoch(fs.before) if fs.before else t0 + HORIZON.total_seconds()
+        t1 = _epoch(fs.before) if fs.before else _epoch(fs.after) + HORIZON.total_seconds()
+        t0 = _epoch(fs.after) if fs.after else min(now, t1) - HORIZON.total_seconds()
         ok &= np.array([t0 <= t1 and _in_force(z, t0, t1) for z in zones.zones], dtype=bool)
     if fs.resulting_operational_impact is not None:
         wanted = {"Block": BLOCK, "Advise": ADVISE, "BlockOrAdvise": BLOCK | ADVISE}[fs.resulting_operational_impact]

@@ -15,6 +15,7 @@ from protocol import topics
 
 MAX_WAYPOINTS = 200
 DEFAULT_SPEED_MPS = 10.0
+MIN_SPEED_MPS = 0.5  # slower "flights" would put their times centuries out (and past the calendar)
 
 
 class Problem(BaseModel):
@@ -188,7 +189,7 @@ class ClearanceRequest(BaseModel):
     alt_ref: Literal["AGL", "AMSL", "WGS84"] = "AGL"
     waypoints: list[WaypointIn] = Field(min_length=2, max_length=MAX_WAYPOINTS)
     departure: datetime | None = Field(default=None, description="untimed waypoints: departure time (default now)")
-    speed_mps: float | None = Field(default=None, gt=0, le=100, allow_inf_nan=False,
+    speed_mps: float | None = Field(default=None, ge=MIN_SPEED_MPS, le=100, allow_inf_nan=False,
                                     description=f"untimed waypoints: ground speed (default {DEFAULT_SPEED_MPS:g} m/s)")
     ua_class: Literal["micro", "light", "small", "medium", "large"] | None = None
 

@@ -254,7 +254,7 @@ def start_replay(body: ReplayRequest, request: Request) -> dict:
     replay_id = uuid.uuid4().hex[:12]
     try:
         if body.recording is not None:
-            source: Source = FileSource(_recording_path(cfg, body.recording))
+            source: Source = FileSource(_recording_path(cfg, body.recording), parallel=False)
             selection = Selection(start=body.start.timestamp() if body.start else None,
                                   end=body.end.timestamp() if body.end else None,
                                   uavs=frozenset(body.uavs), sensors=frozenset(body.sensors))

@@ -45,10 +45,12 @@ def _plan_window(req: ClearanceRequest, now: datetime) -> tuple[datetime, dateti
     first = req.waypoints[0].t or req.departure or now
     if first < now - timedelta(hours=1) or first > now + MAX_AHEAD:
         raise HTTPException(422, f"the flight must start after now - 1 h and within {MAX_AHEAD.days} days")
-    try:
-        return first, first + MAX_DURATION
-    except OverflowError:
-        raise HTTPException(422, "departure is out of range") from None
+    for k, w in enumerate(req.waypoints):  # before the route check, which works in epoch seconds
+        if w.t is not None and not first <= w.t <= first + MAX_DURATION:
+            hours = f"{MAX_DURATION.total_seconds() / 3600:g} h"
+            raise HTTPException(422, f"waypoint {k}: t is not within {hours} after the first waypoint "
+                                     f"(a clearance covers at most {hours} of flight)")
+    return first, first + MAX_DURATION
 
 
 def _check(ctx: ApiContext, req: ClearanceRequest, now: datetime, approved: list[dict]):
@@ -107,10 +109,31 @@ def _decide(ctx: ApiContext, who: Principal, req: ClearanceRequest) -> dict:
         except ControlUnavailable as exc:
             raise HTTPException(503, f"clearance {stored['id']} stored, but not announced to the airspace monitor "
                                      f"({exc}); submit again") from None
-    return {"decision": stored["decision"], "reasons": result.reasons, "suggestions": result.suggestions,
+    return {"decision": stored["decision"], "reasons": for_caller(ctx, who, result.reasons),
+            "suggestions": result.suggestions,
             "clearance_id": stored["id"], "uav_id": req.uav_id, "start_time": stored["start_time"],
             "end_time": stored["end_time"], "route": result.route, "zones": result.zones,
             "published": payload is not None}
+
+
+def for_caller(ctx: ApiContext, who: Principal, reasons: list[dict]) -> list[dict]:
+    """Reasons as the caller may see them: an operator learns that a flight of another operator conflicts,
+    where and when, but not whose drone or clearance it is (operators see their own only)."""
+    if not who.is_operator:
+        return reasons
+    own = ctx.owned_uavs(who.owner or "")
+    out = []
+    for r in reasons:
+        c = r.get("conflict")
+        if isinstance(c, dict) and c.get("uav_id") not in own:
+            msg = str(r.get("message", "")).replace(
+                f"clearance {c.get('clearance_id')} (UAV {c.get('uav_id')})", "another operator's approved flight")
+            for hidden in (c.get("clearance_id"), c.get("uav_id")):
+                if hidden:
+                    msg = msg.replace(str(hidden), "(another operator's)")
+            r = {**r, "conflict": {**c, "clearance_id": None, "uav_id": None}, "message": msg}
+        out.append(r)
+    return out
 
 
 def _dt(epoch: float) -> datetime:
@@ -134,8 +157,9 @@ def list_clearances(ctx: Ctx, who: Annotated[Principal, Depends(require(*ROLES))
     if before is not None and before.tzinfo is None:
         raise HTTPException(422, "before needs a UTC offset")
     with ctx.pool.connection() as conn:
-        return clearances.list_page(conn, owner=(who.owner or "") if who.is_operator else None, uav_id=uav_id,
+        page = clearances.list_page(conn, owner=(who.owner or "") if who.is_operator else None, uav_id=uav_id,
                                     decision=decision, before=before, limit=limit)
+    return [{**c, "reasons": for_caller(ctx, who, c["reasons"])} for c in page]
 
 
 @router.get("/v1/clearances/{clearance_id}", response_model=Clearance, responses={**ERRORS, **NOT_FOUND})
@@ -144,7 +168,7 @@ def get_clearance(ctx: Ctx, who: Annotated[Principal, Depends(require(*ROLES))],
         found = clearances.get(conn, clearance_id)
     if found is None or (who.is_operator and found["owner"] != who.owner):
         raise HTTPException(404, "no such clearance" + (" of yours" if who.is_operator else ""))
-    return found
+    return {**found, "reasons": for_caller(ctx, who, found["reasons"])}
 
 
 @router.delete("/v1/clearances/{clearance_id}", response_model=Clearance,

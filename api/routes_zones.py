@@ -72,7 +72,7 @@ def get_zone(ctx: Ctx, _: Reader, zone_id: ZoneId):
     raise HTTPException(404, f"no active zone {zone_id!r}")
 
 
-def _parse(body: dict, fmt: str | None) -> tuple[ZoneSet, str]:
+def _parse(body: dict | list, fmt: str | None) -> tuple[ZoneSet, str]:
     """The uploaded document as a ZoneSet; 422 naming feature and field when it is not acceptable."""
     try:
         from airspace.formats import parse_zones
@@ -131,8 +131,9 @@ def _announce(ctx: ApiContext, topic: str, body: dict) -> None:
 
 
 @router.post("/v1/zones", response_model=ZoneUploadResult, responses=WRITE_ERRORS)
-async def upload_zones(ctx: Ctx, _: Admin, body: Annotated[dict[str, Any], Body(
-        description="GeoJSON FeatureCollection, ED-269 or ED-318 document (JSON)")],
+async def upload_zones(ctx: Ctx, _: Admin, body: Annotated[dict[str, Any] | list[Any], Body(
+        description="GeoJSON FeatureCollection, ED-269 document (the UASZoneList wrapper or the bare list of "
+                    "UASZone objects) or ED-318 document (JSON)")],
         format: Annotated[Literal["geojson", "ed269", "ed318"] | None, Query(
             description="detected when omitted")] = None,
         replace: Annotated[bool, Query(description="deactivate stored zones missing from the upload")] = False):

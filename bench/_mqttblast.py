@@ -14,14 +14,7 @@ import threading
 import time
 from collections.abc import Iterable
 
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n % 128, n // 128
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
+from ingest.fastmqtt import encode_varint
 
 
 def _str(s: bytes) -> bytes:
@@ -36,7 +29,7 @@ class BlastPublisher:
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         body = _str(b"MQTT") + bytes([5, 0x02]) + struct.pack("!H", 60) + b"\x00" + _str(client_id.encode())
-        self.sock.sendall(b"\x10" + _varint(len(body)) + body)
+        self.sock.sendall(b"\x10" + encode_varint(len(body)) + body)
         kind, packet = self._read_packet()
         if kind != 0x20 or packet[1] != 0:
             raise ConnectionError(f"broker refused the connection (packet {kind:#x}, reason {packet[1:2].hex()})")
@@ -104,7 +97,7 @@ class BlastPublisher:
     def _packet(self, topic: bytes, payload: bytes) -> bytes:
         self._next_id = self._next_id % 65535 + 1
         var = _str(topic) + struct.pack("!H", self._next_id) + b"\x00"
-        return b"\x32" + _varint(len(var) + len(payload)) + var + payload
+        return b"\x32" + encode_varint(len(var) + len(payload)) + var + payload
 
     def _room(self, n: int) -> None:
         with self._cond:

@@ -47,6 +47,7 @@ MAX_RECEIVE_MAXIMUM = 60000  # ... or 4 batches when bigger, so the window never
 SESSION_EXPIRY_S = 7 * 24 * 3600
 LOGGED_DEAD_LETTERS = 5
 MAX_QOS0_BACKLOG = 200_000  # QoS 1 is bounded by the broker's window; QoS 0 only by this
+RETIRE_IDLE_S = 2.0  # a retired worker's session counts as drained after this long without messages
 STATE_INTERVAL_S = 0.25  # live state topics: at most 4 a second per device, the latest always follows
 REFUSED = (psycopg.DataError, psycopg.IntegrityError)  # the data, not the database, is at fault
 
@@ -69,7 +70,7 @@ class Ingester:
     def __init__(self, *, mqtt_host: str, mqtt_port: int, database_url: str, pipeline: Pipeline,
                  client_id: str, batch_size: int = 2000, batch_ms: int = 50,
                  assignment: Assignment | None = None, rate_limiter: RateLimiter | None = None,
-                 max_payload_bytes: int | None = None):
+                 max_payload_bytes: int | None = None, retire: bool = False):
         self.pipeline = pipeline
         self.root = pipeline.root
         self.database_url = database_url
@@ -79,9 +80,12 @@ class Ingester:
         self.limiter = rate_limiter if rate_limiter is not None else RateLimiter()
         self.max_payload_bytes = max_payload_bytes or pipeline.max_payload_bytes
         self.client_id = client_id
+        self.retire = retire  # drain a retired worker's session, then let it end (see retire_session)
+        self.session_present: bool | None = None
         # (message, re-delivery flag) in arrival order; the network thread puts, the batch thread takes
         self.inbox: queue.SimpleQueue[tuple[RawMessage, bool]] = queue.SimpleQueue()
-        self.generation = 0
+        self.generation = 0  # bumped on every connect and disconnect (under _ack_lock)
+        self._ack_lock = threading.Lock()
         self.connected = threading.Event()  # set once subscribed (SUBACK), cleared on disconnect
         self._writer_idle = threading.Event()  # the writer thread waits for a batch
         self.last_result = None  # storage.writes.WriteResult of the last batch (tests, bench)
@@ -111,7 +115,15 @@ class Ingester:
         if reason_code.is_failure:
             log.error("broker refused the connection: %s", reason_code)
             return
-        self.generation += 1
+        with self._ack_lock:
+            self.generation += 1
+        self.session_present = bool(flags.session_present)
+        if self.retire:  # no new messages: only what the session had queued
+            if flags.session_present:
+                client.unsubscribe(self.assignment.foreign_filters(self.root) + self.assignment.filters(self.root))
+            log.info("retiring session %s (present: %s)", self.client_id, flags.session_present)
+            self.connected.set()
+            return
         stale = self.assignment.foreign_filters(self.root)
         if flags.session_present and stale:
             client.unsubscribe(stale)  # before subscribing: an old assignment's shards go to their new owner
@@ -134,6 +146,8 @@ class Ingester:
                  len(a.owned()), a.shards, " and the unsharded topics" if a.takes_unsharded() else "")
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
+        with self._ack_lock:  # from now on no acknowledgement of the lost connection's ids is queued: on the
+            self.generation += 1  # next connection the same ids name other messages
         self.connected.clear()
         m.CONNECTED.set(0)
         if reason_code.is_failure:
@@ -154,7 +168,7 @@ class Ingester:
 
     def connect(self, timeout: float = 30.0) -> None:
         props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = SESSION_EXPIRY_S
+        props.SessionExpiryInterval = 0 if self.retire else SESSION_EXPIRY_S  # retiring: gone at disconnect
         props.ReceiveMaximum = max(RECEIVE_MAXIMUM, min(MAX_RECEIVE_MAXIMUM, 4 * self.batch_size))
         deadline = time.monotonic() + timeout
         while True:
@@ -310,11 +324,12 @@ class Ingester:
             self.publisher.publish(topic, orjson.dumps(state), qos=0, retain=True, stop=stop)
 
     def _ack(self, batch: list[RawMessage]) -> None:
-        gen = self.generation  # ids of an earlier connection are void: those messages come again
-        self.client.ack_many([msg.mid for msg in batch if msg.qos == 1 and msg.generation == gen])
-        for msg in batch:
-            if msg.qos == 2 and msg.generation == gen:
-                self.client.ack(msg.mid, 2)
+        with self._ack_lock:  # ids of an earlier connection are void: those messages come again
+            gen = self.generation
+            self.client.ack_many([msg.mid for msg in batch if msg.qos == 1 and msg.generation == gen])
+            for msg in batch:
+                if msg.qos == 2 and msg.generation == gen:
+                    self.client.ack(msg.mid, 2)
 
     def prepare(self, batch: list[RawMessage] | list[tuple[RawMessage, bool]]) -> tuple[list[RawMessage], BatchOutput, float]:
         """Admit and process one batch (CPU only): (its raw messages, what to store and publish, start time)."""
@@ -340,6 +355,8 @@ class Ingester:
             raise _Abandoned()
         self._publish(out, stop)
         self._ack(raw)
+        for topic, _at in getattr(out, "applied_controls", None) or ():
+            log.info("applied control %s", topic[:200])
         for family, n in Counter(msg.topic[len(self.root) + 1:].split("/", 1)[0] for msg in raw).items():
             m.MESSAGES.labels(family).inc(n)
         result = self.last_result
@@ -403,13 +420,17 @@ class Ingester:
         writer.start()
         last_log, count = time.monotonic(), 0
         try:
-            while not stop.is_set() and not writer_done.is_set():
+            idle_since = time.monotonic()
+            while not stop.is_set() and not writer_done.is_set() and not (self.retire and not self.session_present):
                 batch = self._take_batch()
                 m.PENDING.set(self.inbox.qsize() + len(batch))
                 if batch:
                     if not hand(self.prepare(batch)):
                         break
                     count += len(batch)
+                    idle_since = time.monotonic()
+                elif self.retire and time.monotonic() - idle_since > RETIRE_IDLE_S:
+                    break  # a retired session is drained
                 if time.monotonic() - last_log >= 30 and count:
                     log.info("ingested %d messages in the last %.0fs", count, time.monotonic() - last_log)
                     last_log, count = time.monotonic(), 0
@@ -431,3 +452,25 @@ class Ingester:
             log.info("ingest stopped")
         if failure and not isinstance(failure[0], _Abandoned):
             raise failure[0]
+
+
+def retire_sessions(make_ingester, host: str, port: int, base_client_id: str, workers: int,
+                    stop: threading.Event) -> int:
+    """Drain and end the sessions of workers `workers`.. left by a deployment with more workers.
+
+    Their sessions still hold shard subscriptions and queue messages no running worker reads. Each one found
+    is taken over with session expiry 0: its subscriptions are removed, what it had queued is processed like
+    any batch (stored, then acknowledged), and the session ends at disconnect. Returns how many there were.
+    `make_ingester(client_id)` builds an Ingester with retire=True.
+    """
+    from .fastmqtt import session_exists
+    from .sharding import SHARDS
+    found = 0
+    for k in range(max(workers, 1), SHARDS):
+        client_id = f"{base_client_id}-w{k}"
+        if stop.is_set() or not session_exists(host, port, client_id, SESSION_EXPIRY_S):
+            continue
+        make_ingester(client_id).run(stop)
+        found += 1
+        log.info("drained and ended the session of retired worker %d (%s)", k, client_id)
+    return found

@@ -97,3 +97,44 @@ class FastClient(mqtt.Client):
         data = b"".join(b"\x40\x02" + _H.pack(mid) for mid in mids)
         if data:
             self._packet_queue(_PUBACK, data, 0, 0)
+
+
+def encode_varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n % 128, n // 128
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def session_exists(host: str, port: int, client_id: str, expiry_s: int, timeout: float = 5.0) -> bool:
+    """Whether the broker holds a persistent session for `client_id`, without changing it.
+
+    Connects with clean start off and the session's usual expiry (an existing session is kept as it was);
+    when there was none, disconnects with session expiry 0 so that the probe leaves nothing behind.
+    """
+    import socket
+    cid = client_id.encode()
+    props = b"\x11" + struct.pack("!I", expiry_s)  # Session Expiry Interval
+    body = _H.pack(4) + b"MQTT" + bytes([5, 0x00]) + _H.pack(30) + encode_varint(len(props)) + props + _H.pack(len(cid)) + cid
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(b"\x10" + encode_varint(len(body)) + body)
+        head = sock.recv(2)
+        if len(head) < 2 or head[0] != 0x20:
+            raise ConnectionError(f"no CONNACK probing the session of {client_id}")
+        rest = b""
+        while len(rest) < max(head[1], 2):
+            chunk = sock.recv(head[1] - len(rest))
+            if not chunk:
+                raise ConnectionError(f"connection closed probing the session of {client_id}")
+            rest += chunk
+        if rest[1] >= 0x80:
+            raise ConnectionError(f"broker refused {client_id}: reason {rest[1]:#x}")
+        present = bool(rest[0] & 0x01)
+        if present:
+            sock.sendall(b"\xe0\x00")  # normal disconnect: the session stays as it was
+        else:
+            dprops = b"\x11" + struct.pack("!I", 0)
+            sock.sendall(b"\xe0" + encode_varint(2 + len(dprops)) + b"\x00" + encode_varint(len(dprops)) + dprops)
+        return present

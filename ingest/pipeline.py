@@ -29,6 +29,7 @@ from airspace.separation import ApprovedClearance
 from airspace.zones import ZoneFormatError, ZoneSet
 from protocol import topics
 
+from .sensor_watch import SensorWatch
 from .sensors import ReadingRow, parse_reading
 from .telemetry import TelemetryRow, parse_telemetry
 from .validation import BadMessage, load_json
@@ -90,6 +91,7 @@ class BatchOutput:
     sensor_states: dict[str, dict] = field(default_factory=dict)
     controls: list[tuple[str, bytes]] = field(default_factory=list)  # to publish retained, QoS 1, after commit
     applied_controls: list[tuple[str, datetime]] = field(default_factory=list)  # (topic, received_at) taken
+    sensor_events: list = field(default_factory=list)  # ingest.sensor_watch.SensorEvent, when a watch is wired
 
 
 def event_id(ev: AirspaceEvent) -> uuid.UUID:
@@ -99,9 +101,12 @@ def event_id(ev: AirspaceEvent) -> uuid.UUID:
 
 class Pipeline:
     def __init__(self, zones: ZoneSet, root: str = topics.DEFAULT_ROOT, max_payload_bytes: int = 65536,
-                 rules: Iterable[Rule] | None = None, policy: MonitorPolicy = MonitorPolicy()):
+                 rules: Iterable[Rule] | None = None, policy: MonitorPolicy = MonitorPolicy(),
+                 sensor_watch: SensorWatch | None = None):
         """`rules`: sensor-bound zone rules (None: the bundled airspace/data/dynamic_rules.json);
-        rules kept in zone properties (`suspend_when`) are added either way."""
+        rules kept in zone properties (`suspend_when`) are added either way. `sensor_watch`: sensor
+        thresholds and silences (ingest.sensor_watch), fed each batch's readings and statuses."""
+        self.sensor_watch = sensor_watch
         self.root = root
         self.max_payload_bytes = max_payload_bytes
         self.monitor = AirspaceMonitor(zones, policy)
@@ -125,6 +130,9 @@ class Pipeline:
                                                    f"internal error: {type(exc).__name__}: {exc}"))
         events = self._airspace(out)
         out.events += [EventRow(event_id(ev), ev) for ev in events]
+        if self.sensor_watch is not None and (out.readings or out.statuses or out.telemetry):
+            latest = max((r.ts for r in out.telemetry), default=None)
+            out.sensor_events = self.sensor_watch.step(out.readings, out.statuses, latest=latest)
         for r in out.readings:
             ts = rfc3339(r.ts)
             state = out.sensor_states.setdefault(r.sensor_id, {"sensor_id": r.sensor_id, "ts": ts, "values": {}})

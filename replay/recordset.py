@@ -8,6 +8,8 @@ and read the files in name order (the numbering is chronological).
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import pickle
 import re
 import threading
 import time
@@ -155,8 +157,16 @@ def expand(paths: str | Path | Iterable[str | Path]) -> list[Path]:
     return out
 
 
-def read_set(paths: Sequence[Path], report: ReadReport | None = None) -> tuple[Header, Iterator[Record]]:
-    """The header of the first file and the records of all, in order; every file must share its root."""
+PARALLEL_BATCH = 4096
+
+
+def read_set(paths: Sequence[Path], report: ReadReport | None = None,
+             parallel: bool = False) -> tuple[Header, Iterator[Record]]:
+    """The header of the first file and the records of all, in order; every file must share its root.
+
+    `parallel`: decode in a child process (decompression, JSON, base64: most of the reading cost),
+    handing over batches; the records, their order and the report are the same.
+    """
     if not paths:
         raise FileNotFoundError("no record files given")
     heads = [read_header(p) for p in paths]
@@ -168,5 +178,56 @@ def read_set(paths: Sequence[Path], report: ReadReport | None = None) -> tuple[H
     def records() -> Iterator[Record]:
         for p in paths:
             yield from read_records(p, report)
-    return heads[0], records()
+    return heads[0], (_parallel(list(paths), report) if parallel else records())
 
+
+def _reader_main(paths: list[Path], conn) -> None:
+    """Child process: read the files, send pickled batches, then the report (or the error)."""
+    report = ReadReport()
+    try:
+        batch: list[Record] = []
+        for p in paths:
+            for rec in read_records(p, report):
+                batch.append(rec)
+                if len(batch) >= PARALLEL_BATCH:
+                    conn.send_bytes(pickle.dumps(("records", batch, report.bytes_done), protocol=5))
+                    batch = []
+        conn.send_bytes(pickle.dumps(("records", batch, report.bytes_done), protocol=5))
+        conn.send_bytes(pickle.dumps(("end", report), protocol=5))
+    except BaseException as exc:  # reported to the parent, which raises it there
+        try:
+            conn.send_bytes(pickle.dumps(("error", f"{type(exc).__name__}: {exc}"), protocol=5))
+        except OSError:
+            pass
+    finally:
+        conn.close()
+
+
+def _parallel(paths: list[Path], report: ReadReport) -> Iterator[Record]:
+    ctx = multiprocessing.get_context("fork")
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_reader_main, args=(paths, send), name="record-reader", daemon=True)
+    proc.start()
+    send.close()
+    try:
+        while True:
+            try:
+                kind, *rest = pickle.loads(recv.recv_bytes())
+            except EOFError:
+                raise RuntimeError("the record reader process died") from None
+            if kind == "records":
+                batch, report.bytes_done = rest
+                yield from batch
+            elif kind == "end":
+                done: ReadReport = rest[0]
+                for name in ("records", "bad_lines", "bad_base64", "truncated", "bytes_done"):
+                    setattr(report, name, getattr(done, name))
+                report.problems.extend(done.problems)
+                return
+            else:
+                raise RuntimeError(f"reading the recording failed: {rest[0]}")
+    finally:
+        recv.close()
+        if proc.is_alive():
+            proc.terminate()
+        proc.join(5)

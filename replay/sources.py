@@ -18,6 +18,7 @@ from .recordfile import ReadReport, Record, read_header
 from .recordset import expand, read_set
 
 OUTPUT_FAMILIES = ("events", "state")  # what the pipeline publishes; a replay regenerates it
+PARALLEL_MIN_BYTES = 8 << 20  # a bigger recording is decoded in a child process (a second core)
 
 
 def parse_time(value: str | float | None) -> float | None:
@@ -137,18 +138,19 @@ class Source:
 class FileSource(Source):
     """One record file, a rotated set, a directory of them, or a list of files."""
 
-    def __init__(self, paths: str | Path | Sequence[str | Path]) -> None:
+    def __init__(self, paths: str | Path | Sequence[str | Path], parallel: bool | None = None) -> None:
+        """`parallel` (default: for recordings over PARALLEL_MIN_BYTES) decodes in a child process."""
         self.paths = expand(paths)
         self.header = read_header(self.paths[0])
         self.root = self.header.root
         self.label = str(self.paths[0]) if len(self.paths) == 1 else f"{self.paths[0]} (+{len(self.paths) - 1} parts)"
         self.report = ReadReport()
         self._sizes = [p.stat().st_size for p in self.paths]
-        self._done_bytes = 0
+        self.parallel = sum(self._sizes) >= PARALLEL_MIN_BYTES if parallel is None else parallel
 
     def records(self) -> Iterator[Record]:
         self.report = ReadReport()
-        _, recs = read_set(self.paths, self.report)
+        _, recs = read_set(self.paths, self.report, parallel=self.parallel)
         return recs
 
     def fraction(self) -> float | None:

@@ -187,3 +187,27 @@ def test_closest_approach_is_exact_against_sampling(xy, v, da, db, dt, dz, wa, w
         assert abs(wa * u[0] - dz - wb * w[0]) <= m.vertical_m + 1e-6
         d = pa[0] + va[0] * u[0] - pb[0] - vb[0] * w[0]
         assert abs(float(d @ d) - f[0]) <= 1e-6 * (1 + f[0])
+
+
+def test_pieces_along_edges_and_through_vertices_match_geos():
+    """Routes that run along zone edges, start on vertices and pass exactly through them."""
+    from airspace.clearance import _horizontal_pieces, _index, _plan
+    ix = _index(ZONES)
+    checked = 0
+    for z in list(ZONES)[:12]:
+        xy = shapely.get_coordinates(z.geometry)
+        for k in (0, 3, 9):
+            a, b = xy[k], xy[k + 1]
+            ext = b + (b - a) * 0.5                                  # past the vertex b, on the edge's line
+            through = (2 * b - xy[k + 2] * 1.0)                      # across vertex b
+            for pts in ([a, b, ext], [a, b, through], [b, b + (a - b) * 0.3]):
+                wps = [Waypoint(float(p[0]), float(p[1]), 50.0) for p in pts]
+                r = _plan(ZONES, wps, "AGL", None, None)
+                seg, zone, s0, s1 = _horizontal_pieces(ZONES, ix, r, None, every_band=True)
+                got = sorted((int(q), int(j), round(a_, 9), round(b_, 9)) for q, j, a_, b_ in zip(seg, zone, s0, s1))
+                want = sorted((q, j, round(p0, 9), round(p1, 9)) for q in range(len(pts) - 1)
+                              for j, zz in enumerate(ZONES)
+                              for p0, p1 in line_pieces(zz.geometry, *pts[q], *pts[q + 1]))
+                assert got == want
+                checked += 1
+    assert checked == 108

@@ -157,3 +157,20 @@ def test_active_matches_naive_reference_and_intervals(s, offsets):
 
 def test_day_names_are_monday_first():
     assert DAY_NAMES[0] == "MON" and DAY_NAMES[6] == "SUN"
+
+
+def test_in_force_within_a_range_closed_at_both_ends():
+    """Whether a zone applies at some time in [t0, t1]: an instant, the end point itself, and ranges of
+    thousands of years (InterUSS queries may be open-ended) answered from one week of windows."""
+    s = weekly(["SAT"], "06:00", "14:00", start="2026-01-01T00:00:00", end="2027-01-01T00:00:00")
+    sat = at("2026-11-28T09:00:00")
+    assert s.in_force_within(sat, sat) and not s.in_force_within(sat - 86400, sat - 86400)
+    assert s.in_force_within(at("2026-11-27T00:00:00"), at("2026-11-28T06:00:00"))  # opens at the end point
+    assert not s.in_force_within(at("2026-11-27T00:00:00"), at("2026-11-28T05:59:59"))
+    assert not s.in_force_within(at("2026-11-28T14:00:00"), at("2026-12-05T05:59:59"))
+    far = datetime(9999, 12, 30, tzinfo=timezone.utc).timestamp()
+    first = datetime(1, 1, 2, tzinfo=timezone.utc).timestamp()
+    assert s.in_force_within(first, far)
+    assert not s.in_force_within(at("2027-01-01T00:00:00"), far)  # the date range is over
+    assert weekly(["SUN"], "22:00", "02:00").in_force_within(first, far)
+    assert not s.in_force_within(sat, sat - 1)  # an empty range

@@ -190,3 +190,24 @@ def test_cancel_withdraws_the_announcement_of_the_newest_only(api, keys, seeded)
     other = Client(api.url, keys.admin).post("/v1/clearances", json={"uav_id": "B1", "waypoints": C2,
                                                                       "departure": start}).json()
     assert other["decision"] == "approved", other["reasons"]
+
+
+def test_operator_conflict_reasons_do_not_reveal_other_operators_drones(api, keys, seeded):  # noqa: F811
+    """A separation conflict with another operator's flight is reported, but not whose drone or clearance it is
+    (operators see their own drones and clearances only); admins still see both."""
+    start = (NOW + timedelta(minutes=40)).isoformat()
+    theirs = Client(api.url, keys.other_operator).post(
+        "/v1/clearances", json={"uav_id": "B1", "waypoints": C2, "departure": start}).json()
+    assert theirs["decision"] == "approved", theirs
+    op = Client(api.url, keys.operator)
+    mine = op.post("/v1/clearances", json={"uav_id": "A1", "waypoints": C2, "departure": start}).json()
+    assert mine["decision"] == "denied"
+    conflicts = [r for r in mine["reasons"] if r["code"] == "separation_conflict"]
+    assert conflicts and all(r["conflict"]["uav_id"] is None and r["conflict"]["clearance_id"] is None
+                             for r in conflicts)
+    for shown in (mine, op.get(f"/v1/clearances/{mine['clearance_id']}").json(),
+                  next(c for c in op.get("/v1/clearances").json() if c["id"] == mine["clearance_id"])):
+        text = str(shown["reasons"]) + str(shown["suggestions"])
+        assert "B1" not in text and theirs["clearance_id"] not in text
+    full = Client(api.url, keys.admin).get(f"/v1/clearances/{mine['clearance_id']}").json()
+    assert theirs["clearance_id"] in str(full["reasons"]) and "B1" in str(full["reasons"])

@@ -138,3 +138,20 @@ def test_http_status_and_queries(api, keys):  # noqa: F811
         circle(BRIDGE, -5)]}]}]})
     assert bad.status_code == 422
     assert Client(api.url, None).get("/geospatial_map/v1/status").status_code == 401
+
+
+def test_an_instant_and_open_ended_before_filters():
+    """A volume whose time_start equals time_end asks about one instant: a scheduled zone in force then is
+    Present. `before` alone selects features in force at some time at or before it (a permanent zone always)."""
+    doc = json.loads(ZONE_FILE.read_text())
+    [bridge] = [f for f in doc["features"] if f["properties"]["id"] == "R-BR-MP"]
+    bridge["properties"]["schedule"] = {"tz": "Asia/Shanghai", "periods": [
+        {"start": "2027-01-01T08:00:00", "end": "2027-01-01T18:00:00"}]}
+    zs = ZoneSet.from_geojson({"type": "FeatureCollection", "features": [bridge]})
+    at = "2027-01-01T01:30:00Z"  # 09:30 local
+    assert ask(zs, blocking(circle(BRIDGE, 50, alt(20), alt(60), time_start=at, time_end=at))) == "Present"
+    night = "2027-01-01T12:00:00Z"  # 20:00 local
+    assert ask(zs, blocking(circle(BRIDGE, 50, alt(20), alt(60), time_start=night, time_end=night))) == "Absent"
+    assert ask(zs, {"after": at, "before": at}) == "Present"
+    permanent = ZoneSet.from_geojson(json.loads(ZONE_FILE.read_text()))
+    assert ask(permanent, {"before": "2020-01-01T00:00:00Z"}, now=NOW) == "Present"

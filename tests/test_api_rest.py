@@ -61,6 +61,10 @@ def test_clearance_denied_with_reasons(admin):
     ({"waypoints": C2, "alt_ref": "QNH"}, "'AGL', 'AMSL' or 'WGS84'"),
     ({"waypoints": C2 * 100}, "at most 200"),
     ({}, "Field required"),
+    # a crawl would put the flight's times beyond any calendar: refused up front, never a 500
+    ({"waypoints": [{**C2[0], "alt_m": -500}, {**C2[0], "alt_m": 10000}], "speed_mps": 1e-300}, "speed_mps"),
+    ({"waypoints": [{**C2[0], "t": datetime.now(timezone.utc).isoformat()},
+                    {**C2[1], "t": "9999-12-31T23:59:59-14:00"}]}, "waypoint 1: t"),
 ])
 def test_clearance_bad_input_is_422_with_reason(admin, body, needle):
     r = admin.post("/v1/clearances", json=body)

@@ -157,3 +157,20 @@ def test_upload_bad_ed269_names_the_zone_and_field(admin):
     r = admin.post("/v1/zones", params={"format": "ed269"}, json=doc)
     assert r.status_code == 422, r.text
     assert "feature 1" in r.json()["detail"] and "geometry" in r.json()["detail"]
+
+
+def test_upload_bare_ed269_list_and_real_samples(admin):
+    """ED-269 files come as the bare UASZone list too (issue 3 item 2); the API takes them like the wrapper.
+    The Swiss samples: a bare `features` wrapper with Circle centres [lon, lat], AGL/AMSL, FT and dailyPeriod."""
+    from airspace.formats import export_zones
+    from airspace.zones import ZoneSet
+    zs = ZoneSet.from_geojson(_doc())
+    bare = export_zones(zs, "ed269")["UASZoneList"]
+    for params in ({"format": "ed269"}, {}):
+        r = admin.post("/v1/zones", params=params, json=bare)
+        assert r.status_code == 200, r.text[:300]
+        assert r.json()["stored"] == len(zs)
+    bad = copy.deepcopy(bare)
+    bad[2]["geometry"][0]["horizontalProjection"] = {"type": "Circle", "center": [31.05, 121.5], "radius": 100}
+    r = admin.post("/v1/zones", json=bad)
+    assert r.status_code == 422 and "feature 2" in r.json()["detail"] and "center" in r.json()["detail"], r.text[:300]

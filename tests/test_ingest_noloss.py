@@ -3,12 +3,14 @@
 stop them), `skylane ingest` as a child process (it is killed)."""
 from __future__ import annotations
 
+import threading
 import time
 from datetime import datetime, timezone
 
 import psycopg
 import pytest
 
+from bench._mqttblast import BlastPublisher
 from ingest.pipeline import BatchOutput
 from ingest.telemetry import parse_telemetry
 from protocol import topics
@@ -60,14 +62,17 @@ def test_writes_are_idempotent(private):
     assert count(system.database_url, "SELECT count(*) FROM uav_telemetry") == 3
 
 
+@pytest.mark.slow
 def test_kill9_while_100k_messages_flow(private, tmp_path):
     system = system_on(private)
     n = 100_000
     ing = IngestProcess(system, log_path=tmp_path / "ingest.log")
-    pub = None
+    host, port = system.mqtt_host_port
+    pub = BlastPublisher(host, port, f"pub-{system.ingest_client_id}")  # raw QoS 1, bounded unacknowledged
     try:
         _ready(ing)
-        pub = Publisher(system, _messages(system.mqtt_root, n))
+        sender = threading.Thread(target=pub.publish_many, args=(_messages(system.mqtt_root, n),), daemon=True)
+        sender.start()
         wait_until(lambda: count(system.database_url, "SELECT count(*) FROM uav_telemetry") >= n // 4, 60,
                    f"ingest did not get going: {pub.sent} sent; {ing.log()}")
         ing.kill9()
@@ -75,16 +80,17 @@ def test_kill9_while_100k_messages_flow(private, tmp_path):
         assert 0 < killed_at < n, "kill -9 must land while messages flow"
         time.sleep(1)
         ing.start()
-        pub.wait(120)
+        sender.join(120)
+        assert pub.drain(120) and pub.sent == n, "the broker did not acknowledge every message"
         wait_stored(system.database_url, n, 90, alive=ing.alive)
         time.sleep(0.5)  # anything re-delivered late would show as an extra row
         _assert_exactly_once(system.database_url, n)
     finally:
-        if pub:
-            pub.close()
+        pub.close()
         ing.stop()
 
 
+@pytest.mark.slow
 def test_postgres_down_for_30s_under_load(private, tmp_path):
     system = system_on(private)
     n = 30_000
@@ -111,6 +117,7 @@ def test_postgres_down_for_30s_under_load(private, tmp_path):
         ing.stop()
 
 
+@pytest.mark.slow
 def test_mosquitto_restart_under_load(private, tmp_path):
     system = system_on(private)
     n = 30_000

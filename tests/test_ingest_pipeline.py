@@ -221,3 +221,13 @@ def test_zone_changes_follow_event_time_not_batch_order(zones_geojson):
     whole = suspended([[d2_in, gust, d1, d2_out]])  # arrival order scrambled inside one batch
     assert whole == [("D1", "zone_suspended")]  # D2 entered C2 after the gust
     assert suspended([[d1, d2_out], [gust], [d2_in]]) == whole
+
+
+def test_sensor_watch_is_fed_by_the_batch(zones_geojson):
+    from ingest.sensor_watch import SensorWatch, parse_rules
+    watch = SensorWatch({}, parse_rules({"rules": [{"id": "gust", "metric": "wind_gust", "above": 12.0,
+                                                     "clear_below": 10.0}]}))
+    p = Pipeline(ZoneSet.from_geojson(zones_geojson), ROOT, rules=[], sensor_watch=watch)
+    out = p.process([msg(topics.reading(ROOT, "W-C9"), {"ts": "2026-11-27T07:59:55Z", "values": {"wind_gust": 14.5}})])
+    assert [(e.sensor_id, e.kind) for e in out.sensor_events] == [("W-C9", "sensor_threshold")]
+    assert Pipeline(ZoneSet.from_geojson(zones_geojson), ROOT, rules=[]).process([]).sensor_events == []

@@ -128,3 +128,30 @@ def test_skylane_ingest_workers_2(system, tmp_path):
         if pub:
             pub.close()
         assert ing.stop() == 0, ing.log()
+
+
+@pytest.mark.integration
+def test_scaling_down_drains_the_removed_workers_sessions(system, tmp_path):
+    """Two workers, then one: what the broker had queued for the removed worker is stored, and its session
+    (which would otherwise keep queueing its shards for days) is ended."""
+    from ingest.consumer import SESSION_EXPIRY_S
+    from ingest.fastmqtt import session_exists
+    log_path = tmp_path / "ingest.log"
+    two = IngestProcess(system, "--workers", "2", log_path=log_path)
+    wait_until(lambda: "worker 0 of 2" in two.log() and "worker 1 of 2" in two.log(), 60, "two workers")
+    assert two.stop() == 0
+    root = system.mqtt_root
+    pub = Publisher(system, ((sharded_topic(root, topics.telemetry(root, f"R{u:03d}")), fix_payload(u, k))
+                             for k in range(20) for u in range(50)))  # queued in both sessions
+    pub.wait(60)
+    pub.close()
+    assert count(system.database_url, "SELECT count(*) FROM uav_telemetry") == 0
+    one = IngestProcess(system, log_path=log_path)
+    try:
+        wait_stored(system.database_url, 1000, 60, alive=one.alive)
+        wait_until(lambda: "drained and ended the session of retired worker 1" in one.log(), 30, "no retirement")
+        assert count(system.database_url, "SELECT count(*) FROM uav_telemetry") == 1000
+        host, port = system.mqtt_host_port
+        assert not session_exists(host, port, f"{system.ingest_client_id}-w1", SESSION_EXPIRY_S)
+    finally:
+        assert one.stop() == 0, one.log()

@@ -164,3 +164,23 @@ def test_append_continues_a_recording_of_the_same_root(tmp_path, name):
         RecordWriter(path, "other/root", ["other/root/#"], append=True)
     _write(path, RECORDS[:1])  # without append: a fresh file
     assert list(read_records(path)) == RECORDS[:1]
+
+
+def test_parallel_reading_gives_the_same_records_and_report(tmp_path):
+    from replay.recordset import read_set
+    damaged = _write(tmp_path / "a.slrec.gz", RECORDS * 3000)
+    data = damaged.read_bytes()
+    damaged.write_bytes(data[: len(data) * 3 // 4])  # cut mid-member
+    bad = _write(tmp_path / "b.slrec", RECORDS[:2])
+    with open(bad, "ab") as f:
+        f.write(b"not json\n" + rf.encode_record(5.0, f"{ROOT}/uav/x/telemetry", 1, False, b"z") + b'{"t": 1')
+    for paths in ([damaged], [bad], [bad, bad]):
+        serial, parallel = ReadReport(), ReadReport()
+        want = list(read_set(paths, serial)[1])
+        got = list(read_set(paths, parallel, parallel=True)[1])
+        assert got == want and want
+        assert (parallel.records, parallel.bad_lines, parallel.truncated, parallel.bytes_done) == \
+            (serial.records, serial.bad_lines, serial.truncated, serial.bytes_done)
+    stopped = read_set([damaged], ReadReport(), parallel=True)[1]
+    assert next(stopped) == RECORDS[0]
+    stopped.close()  # the reader process is ended, not left behind

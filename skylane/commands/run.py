@@ -41,17 +41,54 @@ def cmd_ingest(args, settings: Settings) -> int:
         start_http_server(metrics_port, addr=settings.ingest_metrics_host)
         log.info("ingest metrics on http://%s:%d/metrics", settings.ingest_metrics_host, metrics_port)
     host, port = settings.mqtt_host_port
+    base_id = args.client_id or settings.ingest_client_id
+    pipeline = make_pipeline(settings)
+    stop = stop_on_signals()
     limiter = RateLimiter(args.device_rate if args.device_rate is not None else
                           _setting(settings, "device_rate", "SKYLANE_DEVICE_RATE", DEFAULT_RATE),
                           args.device_burst if args.device_burst is not None else
                           _setting(settings, "device_burst", "SKYLANE_DEVICE_BURST", DEFAULT_BURST))
     ingester = Ingester(mqtt_host=host, mqtt_port=port, database_url=settings.database_url,
-                        pipeline=make_pipeline(settings), client_id=worker_client_id(
-                            args.client_id or settings.ingest_client_id, worker),
+                        pipeline=pipeline, client_id=worker_client_id(base_id, worker),
                         batch_size=settings.batch_size, batch_ms=settings.batch_ms, assignment=assignment,
                         rate_limiter=limiter, max_payload_bytes=settings.max_payload_bytes)
-    ingester.run(stop_on_signals())
+    if worker == 0:
+        threading.Thread(target=_retire_when_subscribed, args=(settings, ingester, base_id, args.workers, stop),
+                         name="retire", daemon=True).start()
+    ingester.run(stop)
     return 0
+
+
+RETIRE_GRACE_S = 10.0  # for the other workers of a deployment to subscribe their shards
+
+
+def _retire_when_subscribed(settings: Settings, ingester, base_id: str, workers: int, stop) -> None:
+    """Worker 0 drains the sessions of workers beyond `workers` once the new owners of their shards are
+    subscribed (itself: SUBACK; the others: a grace period), so that no message finds no subscriber."""
+    if not ingester.connected.wait(120) or (workers > 1 and stop.wait(RETIRE_GRACE_S)):
+        return
+    try:
+        _retire(settings, base_id, workers, stop)
+    except Exception:  # never stops ingest; the sessions wait for the next start
+        log.exception("retiring the sessions of removed workers failed")
+
+
+def _retire(settings: Settings, base_id: str, workers: int, stop) -> None:
+    """Sessions of workers beyond `workers` (left by a bigger deployment) are drained and ended."""
+    from ingest.consumer import Ingester, retire_sessions
+    from ingest.limits import RateLimiter
+
+    from ..wiring import make_pipeline
+    host, port = settings.mqtt_host_port
+
+    def make(client_id: str) -> Ingester:
+        return Ingester(mqtt_host=host, mqtt_port=port, database_url=settings.database_url,
+                        pipeline=make_pipeline(settings),
+                        client_id=client_id, batch_size=settings.batch_size, batch_ms=settings.batch_ms,
+                        rate_limiter=RateLimiter(rate=0), max_payload_bytes=settings.max_payload_bytes, retire=True)
+    n = retire_sessions(make, host, port, base_id, workers, stop)
+    if n:
+        log.info("retired the sessions of %d workers beyond --workers %d", n, workers)
 
 
 def worker_client_id(base: str, worker: int) -> str:
@@ -63,8 +100,10 @@ def _supervise_workers(args, settings: Settings) -> int:
     """N worker processes, each its share of the shards; one that dies is restarted (its session waits)."""
     from ..wiring import prepare_database
     prepare_database(settings)
-    me = [sys.executable, "-m", "skylane", "--log-level", logging.getLevelName(logging.getLogger().level), "ingest",
-          "--workers", str(args.workers)]
+    stop = stop_on_signals()
+    me = [sys.executable, "-m", "skylane", "--log-level", logging.getLevelName(logging.getLogger().level),
+          *(["--log-format", args.log_format] if getattr(args, "log_format", None) else []),
+          "ingest", "--workers", str(args.workers)]
     extra = []
     for flag, value in (("--client-id", args.client_id), ("--device-rate", args.device_rate),
                         ("--device-burst", args.device_burst)):
@@ -77,7 +116,6 @@ def _supervise_workers(args, settings: Settings) -> int:
         return subprocess.Popen([*me, "--worker", str(i), *extra])
     children = {i: start(i) for i in range(args.workers)}
     log.info("started %d ingest workers (pids %s)", args.workers, ", ".join(str(p.pid) for p in children.values()))
-    stop = stop_on_signals()
     try:
         while not stop.is_set():
             for i, proc in list(children.items()):
