@@ -272,6 +272,8 @@ def _plan(zs: ZoneSet, waypoints: Sequence[Waypoint], alt_ref: str, departure, s
         if not (d > 0).all():
             raise ValueError(f"waypoint {int(np.flatnonzero(d <= 0)[0]) + 1} repeats the previous one")
         t = _epoch(departure, "departure") + np.concatenate([[0.0], np.cumsum(d / speed_mps)])
+        if not (np.diff(t) > 0).all():  # micrometres apart: no time passes between them
+            raise ValueError(f"waypoint {int(np.flatnonzero(np.diff(t) <= 0)[0]) + 1} repeats the previous one")
     return _Route(lon, lat, alt, t, alt_ref)
 
 
@@ -687,14 +689,24 @@ def _separation(zs, r: _Route, index: ApprovedIndex, minima: SeparationMinima, u
     se = index.seg_env
     if not theirs.size:
         return []
-    # our segment envelopes vs theirs
+    # our segment envelopes vs theirs: each of theirs against the run of our segments near it in time
     mlo = np.minimum(np.column_stack([r.lon[:-1], r.lat[:-1], r.alt[:-1]]), np.column_stack([r.lon[1:], r.lat[1:], r.alt[1:]]))
     mhi = np.maximum(np.column_stack([r.lon[:-1], r.lat[:-1], r.alt[:-1]]), np.column_stack([r.lon[1:], r.lat[1:], r.alt[1:]]))
     grow = np.array([dlon, dlat, minima.vertical_m])
     te = se[theirs]
-    ok = ((mlo[:, None, :] - grow <= te[None, :, 3:6]).all(2) & (mhi[:, None, :] + grow >= te[None, :, 0:3]).all(2)
-          & (r.t[:-1, None] - minima.time_s <= te[None, :, 7]) & (r.t[1:, None] + minima.time_s >= te[None, :, 6]))
-    ka, kb = np.nonzero(ok)
+    lo = np.searchsorted(r.t[1:] + minima.time_s, te[:, 6], side="left")
+    hi = np.searchsorted(r.t[:-1] - minima.time_s, te[:, 7], side="right")
+    rlo, rhi = _range_boxes(mlo, mhi, lo, hi)  # the bounding box of our segments lo..hi-1
+    near = (hi > lo) & (rlo - grow <= te[:, 3:6]).all(1) & (rhi + grow >= te[:, 0:3]).all(1)
+    theirs, te, lo, hi = theirs[near], te[near], lo[near], hi[near]
+    cnt = hi - lo
+    kb = np.repeat(np.arange(theirs.size), cnt)
+    ka = np.repeat(lo - np.cumsum(np.r_[0, cnt[:-1]]), cnt) + np.arange(int(cnt.sum()))
+    t_ = te[kb]
+    ok = ((mlo[ka] - grow <= t_[:, 3:6]).all(1) & (mhi[ka] + grow >= t_[:, 0:3]).all(1)
+          & (r.t[ka] - minima.time_s <= t_[:, 7]) & (r.t[ka + 1] + minima.time_s >= t_[:, 6]))
+    order = np.lexsort((theirs[kb[ok]], ka[ok]))
+    ka, kb = ka[ok][order], kb[ok][order]
     if not ka.size:
         return []
     kb = theirs[kb]
@@ -704,29 +716,38 @@ def _separation(zs, r: _Route, index: ApprovedIndex, minima: SeparationMinima, u
     bx, by = to_local(r.lon[ka + 1], r.lat[ka + 1], lon0, lat0)
     cx, cy = to_local(S[kb, 1], S[kb, 2], lon0, lat0)
     ex, ey = to_local(S[kb, 5], S[kb, 6], lon0, lat0)
+    # never closer than the two tracks themselves (time aside): an exact lower bound, cheap
+    near = _segment_dist2(ax, ay, bx, by, cx, cy, ex, ey) <= minima.horizontal_m ** 2
+    ka, kb, ax, ay, bx, by, cx, cy, ex, ey = (v[near] for v in (ka, kb, ax, ay, bx, by, cx, cy, ex, ey))
     da, db = r.t[ka + 1] - r.t[ka], S[kb, 8] - S[kb, 4]
     va = np.column_stack([(bx - ax) / da, (by - ay) / da])
     vb = np.column_stack([(ex - cx) / db, (ey - cy) / db])
     wa, wb = (r.alt[ka + 1] - r.alt[ka]) / da, (S[kb, 7] - S[kb, 3]) / db
-    f, u, w = closest_approach(np.column_stack([ax, ay]), va, r.alt[ka], wa, r.t[ka], da,
-                               np.column_stack([cx, cy]), vb, S[kb, 3], wb, S[kb, 4], db, minima)
-    hit = np.flatnonzero(f <= minima.horizontal_m ** 2)
-    reasons, seen = [], set()
-    for p in hit.tolist():
-        owner = int(index.seg_owner[kb[p]])
-        if owner in seen:
+    owners = index.seg_owner[kb]
+    first: dict[int, tuple[int, float, float, float]] = {}  # owner -> its first conflicting pair
+    for c0 in range(0, ka.size, 256):  # in our segment order; an owner already in conflict is done
+        idx = np.arange(c0, min(c0 + 256, ka.size))
+        if first:
+            idx = idx[~np.isin(owners[idx], list(first))]
+        if not idx.size:
             continue
-        seen.add(owner)
+        f, u, w = closest_approach(np.column_stack([ax[idx], ay[idx]]), va[idx], r.alt[ka[idx]], wa[idx],
+                                   r.t[ka[idx]], da[idx], np.column_stack([cx[idx], cy[idx]]), vb[idx],
+                                   S[kb[idx], 3], wb[idx], S[kb[idx], 4], db[idx], minima)
+        for n in np.flatnonzero(f <= minima.horizontal_m ** 2).tolist():
+            first.setdefault(int(owners[idx[n]]), (int(idx[n]), float(f[n]), float(u[n]), float(w[n])))
+    reasons = []
+    for owner, (p, fp, up, wp) in sorted(first.items(), key=lambda kv: (ka[kv[1][0]], kv[0])):
         other = index.clearances[owner]
         k = int(ka[p])
-        s = float(u[p] / da[p])
-        their_t = float(S[kb[p], 4] + w[p])
-        theirs_alt = float(S[kb[p], 3] + wb[p] * w[p])
+        s = float(up / da[p])
+        their_t = float(S[kb[p], 4] + wp)
+        theirs_alt = float(S[kb[p], 3] + wb[p] * wp)
         here = _points(zs, r, np.array([k]), np.array([s]))[0]
         here_t = here.pop("epoch")
         conflict = {"clearance_id": other.clearance_id, "uav_id": other.uav_id,
                     "their_segment": int(kb[p] - index.seg_first[owner]),
-                    "horizontal_m": _round(math.sqrt(max(f[p], 0.0))),
+                    "horizontal_m": _round(math.sqrt(max(fp, 0.0))),
                     "vertical_m": _round(abs(here["alt_amsl"] - theirs_alt)),
                     "time_s": _round(abs(here_t - their_t)), "their_t": rfc3339(from_epoch(their_t)),
                     "minima": {"horizontal_m": minima.horizontal_m, "vertical_m": minima.vertical_m,
@@ -739,6 +760,46 @@ def _separation(zs, r: _Route, index: ApprovedIndex, minima: SeparationMinima, u
                        f"{conflict['vertical_m']:g} m vertically of clearance {other.clearance_id} "
                        f"(UAV {other.uav_id}) {conflict['time_s']:g} s apart at {_where(here)}"})
     return reasons
+
+
+def _range_boxes(mlo: np.ndarray, mhi: np.ndarray, lo: np.ndarray, hi: np.ndarray):
+    """Min of mlo and max of mhi over rows lo..hi-1 for each query (a sparse table: O(1) a query)."""
+    lows, highs = [mlo], [mhi]
+    while (1 << len(lows)) <= len(mlo):
+        h = 1 << (len(lows) - 1)
+        lows.append(np.minimum(lows[-1][:-h], lows[-1][h:]))
+        highs.append(np.maximum(highs[-1][:-h], highs[-1][h:]))
+    n = np.maximum(hi - lo, 1)
+    k = np.floor(np.log2(n)).astype(int)
+    out_lo = np.full((lo.size, mlo.shape[1]), np.inf)
+    out_hi = np.full((lo.size, mlo.shape[1]), -np.inf)
+    valid = hi > lo
+    for level in np.unique(k[valid]).tolist():
+        m = valid & (k == level)
+        a, b = lo[m], hi[m] - (1 << level)
+        out_lo[m] = np.minimum(lows[level][a], lows[level][b])
+        out_hi[m] = np.maximum(highs[level][a], highs[level][b])
+    return out_lo, out_hi
+
+
+def _segment_dist2(ax, ay, bx, by, cx, cy, ex, ey) -> np.ndarray:
+    """Squared distance between segments a-b and c-e (planar, vectorized): 0 when they cross."""
+    def point_seg(px, py, x0, y0, x1, y1):
+        dx, dy = x1 - x0, y1 - y0
+        L = dx * dx + dy * dy
+        t = np.clip(((px - x0) * dx + (py - y0) * dy) / np.where(L > 0, L, 1.0), 0.0, 1.0)
+        qx, qy = x0 + t * dx - px, y0 + t * dy - py
+        return qx * qx + qy * qy
+
+    d = np.minimum.reduce([point_seg(ax, ay, cx, cy, ex, ey), point_seg(bx, by, cx, cy, ex, ey),
+                           point_seg(cx, cy, ax, ay, bx, by), point_seg(ex, ey, ax, ay, bx, by)])
+
+    def side(x0, y0, x1, y1, px, py):
+        return (x1 - x0) * (py - y0) - (y1 - y0) * (px - x0)
+
+    cross = (side(ax, ay, bx, by, cx, cy) * side(ax, ay, bx, by, ex, ey) < 0) & (
+        side(cx, cy, ex, ey, ax, ay) * side(cx, cy, ex, ey, bx, by) < 0)
+    return np.where(cross, 0.0, d)
 
 
 def _capacity(zs: ZoneSet, legs: list[dict], index: ApprovedIndex, capacity: int | None) -> list[dict]:

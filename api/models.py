@@ -45,7 +45,7 @@ class ZoneProperties(Open):
     name: str
     kind: str
     lower_m: float
-    upper_m: float
+    upper_m: float | None = Field(description="null: no upper limit")
     alt_ref: str
     state: Literal["active", "suspended", "inactive"]
 

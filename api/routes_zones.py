@@ -7,6 +7,7 @@ state change). A failed announcement is a 503 (the change is stored; repeating t
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import Annotated, Any, Literal
 
@@ -38,7 +39,7 @@ MAX_ZONES = 5000
 def _feature(view: ZoneView, feat: dict, now: float) -> dict:
     zone = view.zones.get(feat["properties"].get("id") or feat.get("id"))
     props = {**feat["properties"], "id": zone.id, "name": zone.name, "kind": zone.kind, "lower_m": zone.lower_m,
-             "upper_m": zone.upper_m, "alt_ref": zone.alt_ref, "state": view.state_of(zone.id, now)}
+             "upper_m": None if zone.upper_m == math.inf else zone.upper_m, "alt_ref": zone.alt_ref, "state": view.state_of(zone.id, now)}
     if zone.id in view.states:
         s = view.states[zone.id]
         props.update(state_reason=s.get("reason", ""), state_by=s.get("by"), state_at=s.get("at"))

@@ -82,6 +82,10 @@ class Ingester:
         self.client_id = client_id
         self.retire = retire  # drain a retired worker's session, then let it end (see retire_session)
         self.session_present: bool | None = None
+        # Catching up (a queued session's backlog after a connect, or the broker's queue after a database
+        # outage) arrives far faster than devices sent it: the rate limit waits until the inbox runs dry.
+        self.catching_up = False
+        self._drained = False
         # (message, re-delivery flag) in arrival order; the network thread puts, the batch thread takes
         self.inbox: queue.SimpleQueue[tuple[RawMessage, bool]] = queue.SimpleQueue()
         self.generation = 0  # bumped on every connect and disconnect (under _ack_lock)
@@ -118,6 +122,7 @@ class Ingester:
         with self._ack_lock:
             self.generation += 1
         self.session_present = bool(flags.session_present)
+        self.catching_up = self.catching_up or self.session_present
         if self.retire:  # no new messages: only what the session had queued
             if flags.session_present:
                 client.unsubscribe(self.assignment.foreign_filters(self.root) + self.assignment.filters(self.root))
@@ -215,6 +220,7 @@ class Ingester:
             batch.append(item)
         if stale:
             m.SKIPPED_REDELIVERED.inc(stale)
+        self._drained = len(batch) < limit and self.inbox.empty()  # caught up once this batch is admitted
         return batch
 
     def _admit(self, batch: list[tuple[RawMessage, bool]]) -> tuple[list[RawMessage], list[DeadLetter]]:
@@ -241,7 +247,7 @@ class Ingester:
                     dead.append(DeadLetter(msg.received_at, topic, msg.payload, str(exc)))
                     m.REFUSED.labels("shard").inc()
                     continue
-            if limiter.rate > 0 and not dup:
+            if limiter.rate > 0 and not dup and not self.catching_up:
                 parts = topic[len(root) + 1:].split("/", 2)
                 device = parts[1] if len(parts) == 3 else ""
                 if device and not limiter.allow(device, now):
@@ -272,6 +278,8 @@ class Ingester:
         while True:
             try:
                 self.last_result = write_batch(self._db(), out)
+                if delay > 0.5:  # there was an outage: the broker queued meanwhile
+                    self.catching_up = True
                 return True
             except REFUSED as exc:
                 raise _Refused(str(exc)) from exc
@@ -337,6 +345,8 @@ class Ingester:
         items = [b if isinstance(b, tuple) else (b, False) for b in batch]
         raw = [msg for msg, _ in items]
         good, dead = self._admit(items)
+        if self._drained:
+            self.catching_up = False  # from the next batch on, arrival rates are the devices' own
         out = self.pipeline.process(good) if good else BatchOutput()
         out.dead_letters.extend(dead)
         return raw, out, t0

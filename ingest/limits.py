@@ -5,9 +5,10 @@ the others, and one that sends megabytes must not fill memory and database. Neit
 the consumer turns what these refuse into dead letters with the reason and counts them in metrics.
 
 The rate limit is a token bucket per device on arrival time: `rate` messages a second sustained, `burst`
-at once. Re-deliveries (the MQTT DUP flag: the broker already sent them once) are not charged, and the
-burst should cover what a device sends during the longest outage the ingester must absorb (the backlog
-arrives at once after a database or ingester outage): e.g. 10 Hz x 60 s = 600.
+at once. Arrival rates only say how fast a device sends while the ingester keeps up, so nothing is charged
+for re-deliveries (the MQTT DUP flag) nor while the consumer catches up (a persistent session's queue after
+a restart, the broker's queue after a database outage: ingest/consumer.py `catching_up`, until the inbox
+runs dry). A device flooding live traffic is refused from its first message past the burst.
 """
 from __future__ import annotations
 

@@ -27,6 +27,7 @@ class Settings:
     batch_size: int = 2000
     batch_ms: int = 50
     max_payload_bytes: int = 65536
+    require_clearance: bool = True  # uncleared_flight for drones airborne where a clearance is needed
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -46,6 +47,7 @@ class Settings:
             batch_size=int(env.get("SKYLANE_BATCH_SIZE", d.batch_size)),
             batch_ms=int(env.get("SKYLANE_BATCH_MS", d.batch_ms)),
             max_payload_bytes=int(env.get("SKYLANE_MAX_PAYLOAD_BYTES", d.max_payload_bytes)),
+            require_clearance=_flag(env.get("SKYLANE_REQUIRE_CLEARANCE"), d.require_clearance),
         )
 
     def with_(self, **changes) -> "Settings":
@@ -79,3 +81,13 @@ class DatabaseTarget:
     @property
     def is_local(self) -> bool:
         return self.host in ("127.0.0.1", "localhost", "::1")
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None or not value.strip():
+        return default
+    if value.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.strip().lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected a boolean (1/0, true/false, yes/no, on/off), got {value!r}")

@@ -38,10 +38,21 @@ def read_zone_file(settings: Settings) -> dict:
 
 
 def make_pipeline(settings: Settings) -> Pipeline:
+    """The ingest pipeline with the stored zones, the sensor registry's watch (restored from the stored
+    sensor events, so a restart does not re-raise what was already raised) and the monitor policy."""
+    from airspace.monitor import MonitorPolicy
+    from ingest.sensor_watch import SensorWatch, load_rules, sensor_infos
+    from storage.sensor_events import sensor_state
+
     with psycopg.connect(settings.database_url) as conn:
         zones = ZoneSet.from_geojson(catalog.load_zones(conn))
-    log.info("airspace: %d active zones", len(zones))
-    return Pipeline(zones, settings.mqtt_root, settings.max_payload_bytes)
+        watch = SensorWatch(sensor_infos(catalog.registry(conn)), load_rules())
+        watch.seed(*sensor_state(conn))
+    log.info("airspace: %d active zones; %d sensors watched; clearance %s", len(zones), len(watch.registry), "required" if settings.require_clearance else "not required")
+    pipe = Pipeline(zones, settings.mqtt_root, settings.max_payload_bytes,
+                    policy=MonitorPolicy(require_clearance=settings.require_clearance), sensor_watch=watch)
+    pipe.monitor.prepare()  # build the zone indexes now rather than on the first batch
+    return pipe
 
 
 def register_devices(settings: Settings, records) -> int:

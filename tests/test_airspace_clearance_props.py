@@ -181,10 +181,11 @@ def test_closest_approach_is_exact_against_sampling(xy, v, da, db, dt, dz, wa, w
     d2 = (pa[0, 0] + va[0, 0] * U - pb[0, 0] - vb[0, 0] * Wg) ** 2 + (pa[0, 1] + va[0, 1] * U - pb[0, 1] - vb[0, 1] * Wg) ** 2
     sampled = np.where(ok, d2, np.inf).min()
     assert f[0] <= sampled + 1e-6  # never misses a closer feasible approach
-    if np.isfinite(f[0]):  # and what it reports is feasible and real
-        assert -1e-6 <= u[0] <= da + 1e-6 and -1e-6 <= w[0] <= db + 1e-6
-        assert abs(u[0] - (dt + w[0])) <= m.time_s + 1e-6
-        assert abs(wa * u[0] - dz - wb * w[0]) <= m.vertical_m + 1e-6
+    if np.isfinite(f[0]):  # and what it reports is feasible (to the solver's 1e-7 relative slack) and real
+        tol = 1e-7 * (1 + max(abs(da), abs(db), abs(dt) + m.time_s, abs(dz) + m.vertical_m)) * 2
+        assert -tol <= u[0] <= da + tol and -tol <= w[0] <= db + tol
+        assert abs(u[0] - (dt + w[0])) <= m.time_s + tol
+        assert abs(wa * u[0] - dz - wb * w[0]) <= m.vertical_m + tol
         d = pa[0] + va[0] * u[0] - pb[0] - vb[0] * w[0]
         assert abs(float(d @ d) - f[0]) <= 1e-6 * (1 + f[0])
 
@@ -211,3 +212,53 @@ def test_pieces_along_edges_and_through_vertices_match_geos():
                 assert got == want
                 checked += 1
     assert checked == 108
+
+
+@st.composite
+def two_flights(draw):
+    base_lon, base_lat = 121.50, 31.05
+    def flight():
+        n = draw(st.integers(2, 6))
+        pts = [(base_lon + draw(st.floats(-0.01, 0.01)), base_lat + draw(st.floats(-0.01, 0.01)),
+                draw(st.sampled_from([40.0, 50.0, 60.0, 90.0]))) for _ in range(n)]
+        t0 = draw(st.floats(0, 600))
+        speed = draw(st.floats(5, 25))
+        return pts, t0, speed
+    return flight(), flight()
+
+
+def _track(zs, pts, t0, speed):
+    res = check_route(zs, [Waypoint(x, y, a) for x, y, a in pts], departure=T0 + timedelta(seconds=t0),
+                      speed_mps=speed, suggest=False)
+    return res
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(two_flights())
+def test_deconfliction_never_misses_a_sampled_conflict(flights):
+    (pa, ta, sa), (pb, tb, sb) = flights
+    empty = ZoneSet([])
+    try:
+        a = _track(empty, pa, ta, sa)
+        b = _track(empty, pb, tb, sb)
+    except ValueError:  # repeated waypoints
+        assume(False)
+    other = ApprovedClearance("B", "UB", *(tuple(p[k] for p in b.route) for k in ("lon", "lat", "alt_amsl", "epoch")))
+    m = SeparationMinima()
+    got = check_route(empty, [Waypoint(p["lon"], p["lat"], p["alt_m"], p["epoch"]) for p in a.route],
+                      approved=ApprovedIndex([other]), minima=m, suggest=False)
+    flagged = any(x["code"] == "separation_conflict" for x in got.reasons)
+
+    def sample(route, step=0.5):
+        t = np.array([p["epoch"] for p in route])
+        ts = np.arange(t[0], t[-1], step)
+        return ts, *(np.interp(ts, t, [p[k] for p in route]) for k in ("lon", "lat", "alt_amsl"))
+    t1, x1, y1, z1 = sample(a.route)
+    t2, x2, y2, z2 = sample(b.route)
+    dt = np.abs(t1[:, None] - t2[None, :]) <= m.time_s
+    dz = np.abs(z1[:, None] - z2[None, :]) <= m.vertical_m
+    dx = (x1[:, None] - x2[None, :]) * 95_400.0
+    dy = (y1[:, None] - y2[None, :]) * 110_940.0
+    close = dx * dx + dy * dy <= (m.horizontal_m * 0.995) ** 2  # (a margin for the frame's rounding)
+    if (dt & dz & close).any():
+        assert flagged

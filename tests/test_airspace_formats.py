@@ -231,3 +231,22 @@ def test_explicit_format_and_bare_list():
         parse_zones(raw, "kml")
     with pytest.raises(ZoneFormatError):
         parse_zones(load("cis_source_sample_ed318.json"), "ed269")
+
+
+def test_ed269_circle_radius_is_in_the_volumes_unit():
+    """`uomDimensions` is the unit of every dimension of the volume, the Circle radius included (as InterUSS's
+    mock_uss reads it): a 1000 ft circle is 304.8 m wide in radius, and round-trips unchanged."""
+    doc = load("geo-awareness-che-1.json")
+    concert = next(f for f in doc["features"] if f["identifier"] == "Montreux Concert Area")
+    vol = concert["geometry"][0]
+    vol.update(uomDimensions="FT", lowerLimit=0, upperLimit=400, upperVerticalReference="AGL")
+    vol["horizontalProjection"]["radius"] = 1000
+    zs = parse_zones({"UASZoneList": [concert]}, "ed269")
+    z = zs.get("Montreux Concert Area")
+    centre = Point(6.913146, 46.430758)
+    phi = math.radians(centre.y)
+    deg_per_m_lon = 1 / (math.pi / 180 * 6_378_137 * math.cos(phi) / math.sqrt(1 - 0.00669438 * math.sin(phi) ** 2))
+    assert z.geometry.covers(Point(centre.x + 303 * deg_per_m_lon, centre.y))
+    assert not z.geometry.covers(Point(centre.x + 320 * deg_per_m_lon, centre.y))
+    assert z.upper_m == pytest.approx(121.92)
+    assert export_zones(zs, "ed269")["UASZoneList"][0]["geometry"][0] == vol

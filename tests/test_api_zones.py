@@ -174,3 +174,21 @@ def test_upload_bare_ed269_list_and_real_samples(admin):
     bad[2]["geometry"][0]["horizontalProjection"] = {"type": "Circle", "center": [31.05, 121.5], "radius": 100}
     r = admin.post("/v1/zones", json=bad)
     assert r.status_code == 422 and "feature 2" in r.json()["detail"] and "center" in r.json()["detail"], r.text[:300]
+
+
+def test_unlimited_upper_limit_reads_back_as_null(admin):
+    """ED-269/ED-318 zones may have no upper limit (null): stored, listed, read one by one and exported."""
+    feature = {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [
+        [[121.40, 31.00], [121.401, 31.00], [121.401, 31.001], [121.40, 31.001], [121.40, 31.00]]]},
+        "properties": {"name": "no ceiling", "kind": "restricted", "lower_m": 0, "upper_m": None, "alt_ref": "AGL"}}
+    put = admin.put("/v1/zones/UNLIM", json=feature)
+    assert put.status_code == 200, put.text[:300]
+    assert put.json()["properties"]["upper_m"] is None
+    one = admin.get("/v1/zones/UNLIM")
+    assert one.status_code == 200 and one.json()["properties"]["upper_m"] is None
+    listed = {f["id"]: f for f in admin.get("/v1/zones").json()["features"]}
+    assert listed["UNLIM"]["properties"]["upper_m"] is None
+    for fmt in ("geojson", "ed269", "ed318"):
+        assert admin.get("/v1/zones/export", params={"format": fmt}).status_code == 200
+    schema = admin.get("/openapi.json").json()["components"]["schemas"]["ZoneProperties"]["properties"]["upper_m"]
+    assert {"type": "null"} in schema.get("anyOf", []), schema  # the document says what the API sends

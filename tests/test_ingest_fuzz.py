@@ -169,3 +169,28 @@ def test_the_ingester_survives_a_flood_of_junk_and_stores_the_good_in_between(sy
     finally:
         pub.close()
         runner.close()
+
+
+def test_a_queued_backlog_is_not_rate_limited_but_live_floods_are(system):
+    """After a restart the session's backlog arrives at once: that is the ingester catching up, not the
+    device flooding. Live messages past the burst are refused again."""
+    ing, runner = _ingester(system, rate_limiter=RateLimiter(rate=0.001, burst=10))
+    runner.close()  # the session stays: the next 30 messages queue in it
+    root = system.mqtt_root
+    pub = Publisher(system, iter([(topics.telemetry(root, "BACKLOG"), fix_payload(5, k)) for k in range(30)]))
+    pub.wait(30)
+    pub.close()
+    ing, runner = _ingester(system, rate_limiter=RateLimiter(rate=0.001, burst=10))
+    try:
+        wait_until(lambda: count(system.database_url, "SELECT count(*) FROM uav_telemetry") == 30, 20,
+                   "the backlog was not stored")
+        wait_until(lambda: not ing.catching_up, 10, "the ingester never caught up")
+        pub = Publisher(system, iter([(topics.telemetry(root, "BACKLOG"), fix_payload(5, k)) for k in range(30, 60)]))
+        pub.wait(30)
+        pub.close()
+        wait_until(lambda: count(system.database_url, "SELECT count(*) FROM uav_telemetry") +
+                   count(system.database_url, "SELECT count(*) FROM dead_letters") >= 60, 20, "not all accounted for")
+    finally:
+        runner.close()
+    assert count(system.database_url, "SELECT count(*) FROM uav_telemetry") == 40
+    assert count(system.database_url, "SELECT count(*) FROM dead_letters WHERE position('rate limit' IN reason) = 1") == 20

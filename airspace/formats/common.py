@@ -82,8 +82,8 @@ def export_limit(metres: float, unit: str) -> float | None:
     return int(value) if float(value).is_integer() else value
 
 
-def circle(center: Any, radius: Any, path: str, fail: Failer):
-    """A circle (center [lon, lat], radius in metres) as a polygon that contains it: the 64-gon
+def circle(center: Any, radius: Any, path: str, fail: Failer, unit: str = "M"):
+    """A circle (center [lon, lat], radius in `unit`) as a polygon that contains it: the 64-gon
     is circumscribed, so no point of the true circle is left outside a no-fly zone."""
     if (not isinstance(center, list) or len(center) != 2
             or any(isinstance(c, bool) or not isinstance(c, Real) or not math.isfinite(c) for c in center)):
@@ -94,7 +94,7 @@ def circle(center: Any, radius: Any, path: str, fail: Failer):
     r = number(radius, f"{path}.radius", fail)
     if not r > 0:
         fail(f"{path}.radius", f"must be positive, got {radius!r}")
-    r_out = r / math.cos(math.pi / CIRCLE_SEGMENTS)
+    r_out = float(to_metres(r, unit)) / math.cos(math.pi / CIRCLE_SEGMENTS)
     phi = math.radians(lat)  # metres per degree on the WGS84 ellipsoid at this latitude
     ky = 111_132.954 - 559.822 * math.cos(2 * phi) + 1.175 * math.cos(4 * phi)
     kx = 111_412.84 * math.cos(phi) - 93.5 * math.cos(3 * phi)

@@ -3,8 +3,8 @@
 Accepted containers: the bare list of UASZone objects, the `{formatVersion, createdAt, UASZoneList}`
 wrapper, and `{..., "features": [UASZone, ...]}` as some published test files have it. A UASZone
 with several `geometry` volumes (each its own band) becomes one zone per volume (id
-"identifier#k"); identifiers used again get "@2", "@3". Circle `center` is [lon, lat] and the circle
-becomes a circumscribed 64-gon. Limits: `uomDimensions` M or FT, references AGL/AMSL/WGS84, a null
+"identifier#k"); identifiers used again get "@2", "@3". Circle `center` is [lon, lat], its radius in
+`uomDimensions` (like the limits), and the circle becomes a circumscribed 64-gon. Limits: `uomDimensions` M or FT, references AGL/AMSL/WGS84, a null
 upper limit is unlimited. `applicability` with `schedule` or `dailyPeriod` windows; daily times
 with "Z" are UTC, without an offset local (Asia/Shanghai). UA classes travel in
 extendedProperties.skylane (ED-269 has no field for them).
@@ -61,7 +61,7 @@ def _volume(vol: Any, path: str, fail: Failer):
     hp = vol.get("horizontalProjection")
     where = f"{path}.horizontalProjection"
     if isinstance(hp, dict) and hp.get("type") == "Circle":
-        geom = circle(hp.get("center"), hp.get("radius"), where, fail)
+        geom = circle(hp.get("center"), hp.get("radius"), where, fail, unit)  # uomDimensions: radius too
     elif isinstance(hp, dict) and hp.get("type") == "Polygon":
         geom = _parse_geometry(hp, lambda _f, problem: fail(where, problem))
     else:

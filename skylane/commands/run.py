@@ -32,10 +32,14 @@ def cmd_ingest(args, settings: Settings) -> int:
     from ingest.sharding import Assignment
 
     from ..wiring import make_pipeline, prepare_database
+    if os.environ.get("SKYLANE_GIL_SWITCH_S"):
+        sys.setswitchinterval(float(os.environ["SKYLANE_GIL_SWITCH_S"]))
     worker = args.worker or 0
+    if not 0 <= worker < args.workers:
+        log.error("--worker must be 0..%d for --workers %d", args.workers - 1, args.workers)
+        return 2
     assignment = Assignment(worker, args.workers, shared=args.share_group)
-    if args.worker is None:
-        prepare_database(settings)  # workers started by a supervisor find it prepared
+    prepare_database(settings)  # idempotent, one starter at a time (advisory lock)
     metrics_port = settings.ingest_metrics_port + worker if settings.ingest_metrics_port else 0
     if metrics_port:
         start_http_server(metrics_port, addr=settings.ingest_metrics_host)
@@ -240,7 +244,9 @@ def register(sub) -> None:
                    help="worker processes, each a fixed share of the device shards (docs/scale-out.md)")
     s.add_argument("--share-group", action="store_true",
                    help="subscribe in MQTT 5 share groups (EMQX; not Mosquitto 2.0, which forgets them on restart)")
-    s.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # index of one worker (set by --workers)
+    s.add_argument("--worker", type=int, metavar="I",
+                   help="run only worker I of --workers N in this process (e.g. one service unit per worker, "
+                        "on several machines); without it, --workers N starts and supervises all N here")
     s.add_argument("--device-rate", type=float,
                    help="messages/s per device before dead-lettering (default SKYLANE_DEVICE_RATE or 100; 0: off)")
     s.add_argument("--device-burst", type=float, help="burst per device (default SKYLANE_DEVICE_BURST or 1000)")
