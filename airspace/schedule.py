@@ -1,7 +1,8 @@
 """When a zone is in force: date ranges and weekly day/time windows in a local time zone.
 
 A Schedule is a union of Periods; a Period is an optional [start, end) date-time range and
-optional weekly windows (days + start/end time of day, local time). A window whose end is
+optional weekly windows (days + start/end time of day, local time). The time zone is Asia/Shanghai
+unless told (UTC for ED-269 "Z" times); zones with daylight saving are refused. A window whose end is
 not after its start runs across midnight into the next day (22:00-06:00 on FRI covers Friday
 22:00 to Saturday 06:00). Intervals are half-open: a zone active 08:00-10:00 is active at
 08:00:00 and no longer at 10:00:00. Times are epoch seconds (float): no clock is read here.
@@ -85,6 +86,23 @@ def _zone(tz: str) -> timezone | ZoneInfo:
         raise ScheduleError("tz", f"unknown time zone {tz!r}") from None
 
 
+@lru_cache(maxsize=64)
+def _offset_changes(tz: str) -> bool:
+    """Whether the zone's UTC offset changes from 1992 on (daylight saving): windows are read on the
+    wall clock, and intervals() would part from active() on the days it jumps."""
+    zone = _zone(tz)
+    seen = {datetime(y, m, 15, 12, tzinfo=timezone.utc).astimezone(zone).utcoffset()
+            for y in range(1992, 2101) for m in range(1, 13)}
+    return len(seen) > 1
+
+
+def _check_tz(tz: str, field_name: str) -> None:
+    _zone(tz)
+    if _offset_changes(tz):
+        raise ScheduleError(field_name, f"time zone {tz!r} changes its UTC offset (daylight saving), which "
+                                        f"schedules do not support; use {DEFAULT_TZ} or UTC")
+
+
 def _offsets(tz: str, t: np.ndarray) -> np.ndarray:
     """UTC offset in seconds of `tz` at each epoch time (one lookup when it is constant)."""
     zone = _zone(tz)
@@ -163,7 +181,7 @@ class Schedule:
     tz: str = DEFAULT_TZ
 
     def __post_init__(self) -> None:
-        _zone(self.tz)  # refuse an unknown time zone at construction
+        _check_tz(self.tz, "tz")  # refuse an unknown or daylight-saving time zone at construction
 
     @classmethod
     def from_dict(cls, obj: Any, field_name: str = "schedule") -> Schedule:
@@ -173,7 +191,7 @@ class Schedule:
         tz = obj.get("tz", DEFAULT_TZ)
         if not isinstance(tz, str):
             raise ScheduleError(f"{field_name}.tz", f"must be a time zone name, got {tz!r}")
-        _zone(tz)
+        _check_tz(tz, f"{field_name}.tz")
         periods = obj.get("periods")
         if not isinstance(periods, list) or not periods:
             raise ScheduleError(f"{field_name}.periods", "must be a non-empty list")

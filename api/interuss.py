@@ -185,6 +185,17 @@ def restriction_of(zone: Zone) -> str:
     return getattr(zone, "restriction", None) or KIND_RESTRICTION.get(zone.kind, "NO_RESTRICTION")
 
 
+def u_space_classes(zone: Zone) -> set[str]:
+    """The zone's U-space classes: its own property, or the `uSpaceClass` of the ED-269/ED-318 zone it was
+    imported from (a string or a list in real files)."""
+    p = zone.properties
+    source = p.get("source") if isinstance(p.get("source"), dict) else {}
+    value = (p.get("u_space_class") or p.get("uSpaceClass") or (source.get("zone") or {}).get("uSpaceClass")
+             or (source.get("properties") or {}).get("uSpaceClass"))  # ED-269, ED-318
+    values = value if isinstance(value, list) else [value]
+    return {v for v in values if isinstance(v, str)}
+
+
 def _matches(zones: ZoneSet, fs: FilterSet, now: float) -> np.ndarray:
     """Bool per zone: the zone satisfies every filter of the set."""
     if fs.restriction_source is not None:
@@ -226,8 +237,7 @@ def _matches(zones: ZoneSet, fs: FilterSet, now: float) -> np.ndarray:
             allowed = set(fs.ed269.acceptable_restrictions)
             ok &= np.array([restriction_of(z) in allowed for z in zones.zones], dtype=bool)
         if fs.ed269.u_space_class is not None:
-            ok &= np.array([(z.properties.get("u_space_class") or z.properties.get("uSpaceClass"))
-                            == fs.ed269.u_space_class for z in zones.zones], dtype=bool)
+            ok &= np.array([fs.ed269.u_space_class in u_space_classes(z) for z in zones.zones], dtype=bool)
     return ok
 
 

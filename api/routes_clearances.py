@@ -20,7 +20,7 @@ from protocol import topics
 from storage import clearances
 
 from .auth import FORBIDDEN, ROLES, UNAUTHORIZED, Principal, require
-from .context import ApiContext, Ctx, IdFilter
+from .context import ApiContext, Ctx, IdFilter, ZoneView
 from .control import ControlUnavailable
 from .models import DEFAULT_SPEED_MPS, Clearance, ClearanceRequest, ClearanceResponse, Problem
 
@@ -30,6 +30,7 @@ ERRORS = {401: UNAUTHORIZED, 422: {"model": Problem}}
 NOT_FOUND = {404: {"model": Problem, "description": "unknown, or not one of the operator's clearances"}}
 MAX_DURATION = timedelta(hours=24)
 MAX_AHEAD = timedelta(days=30)
+DECISION_LOCK = 0x736B_7963_6C72  # pg_advisory_xact_lock key of clearance decisions ("skyclr")
 
 
 def _aware(value: datetime | None, name: str) -> None:
@@ -53,9 +54,8 @@ def _plan_window(req: ClearanceRequest, now: datetime) -> tuple[datetime, dateti
     return first, first + MAX_DURATION
 
 
-def _check(ctx: ApiContext, req: ClearanceRequest, now: datetime, approved: list[dict]):
+def _check(view: ZoneView, req: ClearanceRequest, now: datetime, approved: list[dict]):
     """The route check against the zones (with their current states) and the approved clearances."""
-    view = ctx.zones()
     waypoints = [route_check.Waypoint(w.lon, w.lat, w.alt_m, w.t) for w in req.waypoints]
     timed = all(w.t is not None for w in req.waypoints)
     others = []
@@ -82,26 +82,30 @@ def _decide(ctx: ApiContext, who: Principal, req: ClearanceRequest) -> dict:
         owner = dev_owner or owner
     elif who.is_operator:
         raise HTTPException(422, "uav_id is required for operators (one of your drones)")
-    with ctx.pool.connection() as conn:
+    view = ctx.zones()  # before taking the lock: it may need a connection of its own
+    # read the approved clearances, check, store: one decision at a time (across API processes too), or two
+    # conflicting requests could both pass between the read and the write
+    with ctx.pool.connection() as conn, conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (DECISION_LOCK,))
         approved = clearances.approved_overlapping(conn, start, horizon, exclude_uav=req.uav_id)
-    try:
-        result = _check(ctx, req, now, approved)
-    except ValueError as exc:
-        raise HTTPException(422, str(exc)) from None
-    t0, t1 = result.route[0]["epoch"], result.route[-1]["epoch"]
-    if t1 - t0 > MAX_DURATION.total_seconds():
-        raise HTTPException(422, f"a clearance covers at most {MAX_DURATION.total_seconds() / 3600:g} h of flight")
-    cid = uuid.uuid4()
-    stored_result = result.to_dict()
-    payload = None
-    if result.approved and req.uav_id is not None:
-        payload = result.clearance(str(cid), req.uav_id).to_dict()
-        stored_result["clearance"] = payload
-    record = clearances.Clearance(
-        id=cid, uav_id=req.uav_id, owner=owner, requested_by=who.key_id, decision=result.decision,
-        alt_ref=req.alt_ref, route=result.route, start_time=_dt(t0), end_time=_dt(t1), ua_class=req.ua_class,
-        reasons=result.reasons, suggestions=result.suggestions, result=stored_result)
-    with ctx.pool.connection() as conn:
+        try:
+            result = _check(view, req, now, approved)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        t0, t1 = result.route[0]["epoch"], result.route[-1]["epoch"]
+        if t1 - t0 > MAX_DURATION.total_seconds():
+            raise HTTPException(422, f"a clearance covers at most {MAX_DURATION.total_seconds() / 3600:g} h "
+                                     f"of flight")
+        cid = uuid.uuid4()
+        stored_result = result.to_dict()
+        payload = None
+        if result.approved and req.uav_id is not None:
+            payload = result.clearance(str(cid), req.uav_id).to_dict()
+            stored_result["clearance"] = payload
+        record = clearances.Clearance(
+            id=cid, uav_id=req.uav_id, owner=owner, requested_by=who.key_id, decision=result.decision,
+            alt_ref=req.alt_ref, route=result.route, start_time=_dt(t0), end_time=_dt(t1), ua_class=req.ua_class,
+            reasons=result.reasons, suggestions=result.suggestions, result=stored_result)
         stored = clearances.insert(conn, record)
     if payload is not None:
         try:

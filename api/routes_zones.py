@@ -139,7 +139,7 @@ async def upload_zones(ctx: Ctx, _: Admin, body: Annotated[dict[str, Any] | list
             description="detected when omitted")] = None,
         replace: Annotated[bool, Query(description="deactivate stored zones missing from the upload")] = False):
     """Add or update zones from a document (admin); validation errors name the feature and field."""
-    zs, fmt = _parse(body, format)
+    zs, fmt = await run_in_threadpool(_parse, body, format)  # a 16 MiB file takes a while: not on the loop
     out = await run_in_threadpool(_store_and_announce, ctx, _internal(zs), replace)
     return {**out, "format": fmt}
 

@@ -86,6 +86,7 @@ class Ingester:
         # outage) arrives far faster than devices sent it: the rate limit waits until the inbox runs dry.
         self.catching_up = False
         self._drained = False
+        self._reconnected = False
         # (message, re-delivery flag) in arrival order; the network thread puts, the batch thread takes
         self.inbox: queue.SimpleQueue[tuple[RawMessage, bool]] = queue.SimpleQueue()
         self.generation = 0  # bumped on every connect and disconnect (under _ack_lock)
@@ -122,6 +123,7 @@ class Ingester:
         with self._ack_lock:
             self.generation += 1
         self.session_present = bool(flags.session_present)
+        self._reconnected = self.generation > 1  # confirmed in the log once a batch is stored again
         self.catching_up = self.catching_up or self.session_present
         if self.retire:  # no new messages: only what the session had queued
             if flags.session_present:
@@ -365,6 +367,9 @@ class Ingester:
             raise _Abandoned()
         self._publish(out, stop)
         self._ack(raw)
+        if self._reconnected and raw[-1].generation == self.generation:
+            self._reconnected = False
+            log.info("messages flow again after reconnecting: a batch of %d stored and acknowledged", len(raw))
         for topic, _at in getattr(out, "applied_controls", None) or ():
             log.info("applied control %s", topic[:200])
         for family, n in Counter(msg.topic[len(self.root) + 1:].split("/", 1)[0] for msg in raw).items():

@@ -11,6 +11,7 @@ import logging
 import multiprocessing
 import pickle
 import re
+import signal
 import threading
 import time
 import uuid
@@ -181,8 +182,14 @@ def read_set(paths: Sequence[Path], report: ReadReport | None = None,
     return heads[0], (_parallel(list(paths), report) if parallel else records())
 
 
-def _reader_main(paths: list[Path], conn) -> None:
+def _reader_main(paths: list[Path], conn, parent_end) -> None:
     """Child process: read the files, send pickled batches, then the report (or the error)."""
+    # a forked child inherits the parent's signal handlers (a CLI's "stop on SIGTERM"): it must die
+    # on terminate(), and leave Ctrl-C to the parent; and it must not hold the parent's read end,
+    # or a write to a pipe the parent abandoned blocks instead of failing
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent_end.close()
     report = ReadReport()
     try:
         batch: list[Record] = []
@@ -206,7 +213,7 @@ def _reader_main(paths: list[Path], conn) -> None:
 def _parallel(paths: list[Path], report: ReadReport) -> Iterator[Record]:
     ctx = multiprocessing.get_context("fork")
     recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_reader_main, args=(paths, send), name="record-reader", daemon=True)
+    proc = ctx.Process(target=_reader_main, args=(paths, send, recv), name="record-reader", daemon=True)
     proc.start()
     send.close()
     try:
@@ -230,4 +237,7 @@ def _parallel(paths: list[Path], report: ReadReport) -> Iterator[Record]:
         recv.close()
         if proc.is_alive():
             proc.terminate()
+            proc.join(5)
+            if proc.is_alive():
+                proc.kill()
         proc.join(5)

@@ -24,9 +24,12 @@ class Settings:
     ingest_client_id: str = "skylane-ingest-1"
     ingest_metrics_host: str = "127.0.0.1"
     ingest_metrics_port: int = 9108
-    batch_size: int = 2000
-    batch_ms: int = 50
+    batch_size: int = 5000
+    batch_ms: int = 20
     max_payload_bytes: int = 65536
+    device_rate: float = 100.0   # messages/s per device above which messages become dead letters
+    device_burst: float = 1000.0
+    recordings_dir: Path | None = None  # None: <state_dir>/recordings (what the API lists and replays)
     require_clearance: bool = True  # uncleared_flight for drones airborne where a clearance is needed
 
     @classmethod
@@ -47,6 +50,9 @@ class Settings:
             batch_size=int(env.get("SKYLANE_BATCH_SIZE", d.batch_size)),
             batch_ms=int(env.get("SKYLANE_BATCH_MS", d.batch_ms)),
             max_payload_bytes=int(env.get("SKYLANE_MAX_PAYLOAD_BYTES", d.max_payload_bytes)),
+            device_rate=float(env.get("SKYLANE_DEVICE_RATE", d.device_rate)),
+            device_burst=float(env.get("SKYLANE_DEVICE_BURST", d.device_burst)),
+            recordings_dir=Path(env["SKYLANE_RECORDINGS_DIR"]) if env.get("SKYLANE_RECORDINGS_DIR") else None,
             require_clearance=_flag(env.get("SKYLANE_REQUIRE_CLEARANCE"), d.require_clearance),
         )
 

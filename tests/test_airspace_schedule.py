@@ -174,3 +174,15 @@ def test_in_force_within_a_range_closed_at_both_ends():
     assert not s.in_force_within(at("2027-01-01T00:00:00"), far)  # the date range is over
     assert weekly(["SUN"], "22:00", "02:00").in_force_within(first, far)
     assert not s.in_force_within(sat, sat - 1)  # an empty range
+
+
+def test_time_zones_with_daylight_saving_are_refused():
+    """Windows are read on the local wall clock; across a daylight-saving change the wall clock and elapsed
+    time part, and the intervals (and the index built from them) would disagree with `active`. Skylane's
+    zones use Asia/Shanghai or UTC (no daylight saving): any other zone is refused, naming the field."""
+    with pytest.raises(ScheduleError) as err:
+        Schedule.from_dict({"tz": "Europe/Zurich", "periods": [{"windows": [
+            {"days": ["SUN"], "start": "00:00", "end": "09:30"}]}]})
+    assert err.value.field == "schedule.tz" and "daylight saving" in str(err.value)
+    for tz in ("Asia/Shanghai", "UTC", "Asia/Tokyo"):
+        assert Schedule.from_dict({"tz": tz, "periods": [{}]}).tz == tz

@@ -211,3 +211,17 @@ def test_operator_conflict_reasons_do_not_reveal_other_operators_drones(api, key
         assert "B1" not in text and theirs["clearance_id"] not in text
     full = Client(api.url, keys.admin).get(f"/v1/clearances/{mine['clearance_id']}").json()
     assert theirs["clearance_id"] in str(full["reasons"]) and "B1" in str(full["reasons"])
+
+
+def test_simultaneous_conflicting_clearances_are_not_both_approved(api, keys, seeded):  # noqa: F811
+    """Deconfliction reads the approved clearances, checks, then stores: two requests for the same airspace at
+    the same time must not both pass between the read and the write."""
+    from concurrent.futures import ThreadPoolExecutor
+    admin = Client(api.url, keys.admin)
+    start = (NOW + timedelta(hours=2)).isoformat()
+    # C2 is used for all four drones: same route, same departure, so any two of them conflict
+    with ThreadPoolExecutor(4) as pool:
+        replies = list(pool.map(lambda k: admin.post("/v1/clearances", json={
+            "uav_id": f"RACE{k}", "waypoints": C2, "departure": start}).json(), range(4)))
+    decisions = sorted(r["decision"] for r in replies)
+    assert decisions == ["approved", "denied", "denied", "denied"], replies

@@ -155,3 +155,20 @@ def test_an_instant_and_open_ended_before_filters():
     assert ask(zs, {"after": at, "before": at}) == "Present"
     permanent = ZoneSet.from_geojson(json.loads(ZONE_FILE.read_text()))
     assert ask(permanent, {"before": "2020-01-01T00:00:00Z"}, now=NOW) == "Present"
+
+
+def test_u_space_class_of_imported_ed269_zones():
+    """The ED-269 filter `u_space_class` is matched against the zone's own `uSpaceClass` (a string or a list in
+    real files), as imported from ED-269."""
+    from pathlib import Path
+
+    from airspace.formats import parse_zones
+    sample = Path(__file__).parent / "data" / "zones" / "geo-awareness-che-1.json"  # see its PROVENANCE.md
+    zs = parse_zones(json.loads(sample.read_text()))
+    inside = {"position": {"location": {"lat": 46.77, "lng": 7.40}}}
+    assert ask(zs, inside) == "Present"
+    for cls, outcome in (("OPEN", "Present"), ("SPECIFIC", "Present"), ("CERTIFIED", "Present"),
+                         ("EUROCONTROL", "Absent")):
+        assert ask(zs, {**inside, "ed269": {"u_space_class": cls}}) == outcome, cls
+    assert ask(zs, {**inside, "ed269": {"u_space_class": "SPECIFIC", "acceptable_restrictions": ["NO_RESTRICTION"]}}
+               ) == "Absent"  # the SPECIFIC/CERTIFIED zone requires authorisation

@@ -135,6 +135,7 @@ def test_mosquitto_restart_under_load(private, tmp_path):
         time.sleep(0.5)
         _assert_exactly_once(system.database_url, n)
         assert ing.log().count("subscribed under") >= 2, "the ingester did not re-subscribe"
+        assert "messages flow again after reconnecting" in ing.log()
     finally:
         if pub:
             pub.close()

@@ -184,3 +184,22 @@ def test_parallel_reading_gives_the_same_records_and_report(tmp_path):
     stopped = read_set([damaged], ReadReport(), parallel=True)[1]
     assert next(stopped) == RECORDS[0]
     stopped.close()  # the reader process is ended, not left behind
+
+
+def test_an_abandoned_parallel_read_leaves_no_process_behind(tmp_path):
+    """Even when this process ignores SIGTERM (a CLI's stop handler), the reader child goes away."""
+    import signal
+
+    from replay.recordset import read_set
+    path = _write(tmp_path / "big.slrec.gz", RECORDS * 20000)
+    old = signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        recs = read_set([path], ReadReport(), parallel=True)[1]
+        assert next(recs) == RECORDS[0]
+        import multiprocessing
+        children = multiprocessing.active_children()
+        assert children
+        recs.close()
+        assert not any(c.is_alive() for c in children)
+    finally:
+        signal.signal(signal.SIGTERM, old)

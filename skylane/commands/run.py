@@ -16,10 +16,10 @@ from . import stop_on_signals
 log = logging.getLogger("skylane")
 
 
-def _setting(settings: Settings, name: str, env: str, default: float) -> float:
-    """A setting the lead may move into Settings; until then read from the environment."""
-    value = getattr(settings, name, None)
-    return float(value) if value is not None else float(os.environ.get(env, default))
+# Three threads share the GIL in a worker (paho's network thread, the batch preparer, the writer): handing it
+# over every 1 ms instead of Python's 5 ms keeps the socket drained and the writer fed. Measured with
+# `skylane bench ingest`: ~29,000 -> ~37,000 single-fix msg/s, ~70,000 -> ~88,000 pack records/s.
+GIL_SWITCH_S = 0.001
 
 
 def cmd_ingest(args, settings: Settings) -> int:
@@ -28,12 +28,11 @@ def cmd_ingest(args, settings: Settings) -> int:
     from prometheus_client import start_http_server
 
     from ingest.consumer import Ingester
-    from ingest.limits import DEFAULT_BURST, DEFAULT_RATE, RateLimiter
+    from ingest.limits import RateLimiter
     from ingest.sharding import Assignment
 
     from ..wiring import make_pipeline, prepare_database
-    if os.environ.get("SKYLANE_GIL_SWITCH_S"):
-        sys.setswitchinterval(float(os.environ["SKYLANE_GIL_SWITCH_S"]))
+    sys.setswitchinterval(GIL_SWITCH_S)
     worker = args.worker or 0
     if not 0 <= worker < args.workers:
         log.error("--worker must be 0..%d for --workers %d", args.workers - 1, args.workers)
@@ -48,10 +47,8 @@ def cmd_ingest(args, settings: Settings) -> int:
     base_id = args.client_id or settings.ingest_client_id
     pipeline = make_pipeline(settings)
     stop = stop_on_signals()
-    limiter = RateLimiter(args.device_rate if args.device_rate is not None else
-                          _setting(settings, "device_rate", "SKYLANE_DEVICE_RATE", DEFAULT_RATE),
-                          args.device_burst if args.device_burst is not None else
-                          _setting(settings, "device_burst", "SKYLANE_DEVICE_BURST", DEFAULT_BURST))
+    limiter = RateLimiter(args.device_rate if args.device_rate is not None else settings.device_rate,
+                          args.device_burst if args.device_burst is not None else settings.device_burst)
     ingester = Ingester(mqtt_host=host, mqtt_port=port, database_url=settings.database_url,
                         pipeline=pipeline, client_id=worker_client_id(base_id, worker),
                         batch_size=settings.batch_size, batch_ms=settings.batch_ms, assignment=assignment,
@@ -164,7 +161,8 @@ def cmd_simulate(args, settings: Settings) -> int:
     if args.register:
         register_fleet(settings, drones, sensors, args.hz)
     log.info("simulating %d drones and %d sensors at %s Hz", len(drones), len(sensors), args.hz)
-    sim = Simulator(settings.mqtt_url, settings.mqtt_root, drones, sensors, hz=args.hz)
+    sim = Simulator(settings.mqtt_url, settings.mqtt_root, drones, sensors, hz=args.hz,
+                    device_wills=args.device_wills)
     sim.run(stop_on_signals(), duration_s=args.duration)
     return 0
 
@@ -180,11 +178,17 @@ def cmd_demo(args, settings: Settings) -> int:
         print(f"skylane demo: {exc}", file=sys.stderr)
         return 1
     print(f"storage: {prepare_database(settings)}", flush=True)
+    from .keys import demo_keys, demo_keys_text
+    keys = demo_keys(settings)
     me = [sys.executable, "-m", "skylane"]
+    # The simulated drones fly without filed clearances, so the demo does not raise uncleared_flight for
+    # every one of them (set SKYLANE_REQUIRE_CLEARANCE=1 to see it); violations are raised as always.
+    env = {**os.environ, "SKYLANE_REQUIRE_CLEARANCE": os.environ.get("SKYLANE_REQUIRE_CLEARANCE", "0")}
     # own sessions: Ctrl-C reaches only this process, which then stops each child once, in order
-    children = {name: subprocess.Popen([*me, *argv], start_new_session=True) for name, argv in (
+    children = {name: subprocess.Popen([*me, *argv], start_new_session=True, env=env) for name, argv in (
         ("ingest", ["ingest"]), ("api", ["api"]),
-        ("simulate", ["simulate", "--register", "--drones", str(args.drones), "--sensors", str(args.sensors)]))}
+        ("simulate", ["simulate", "--register", "--device-wills", "--drones", str(args.drones),
+                      "--sensors", str(args.sensors)]))}
     stop = stop_on_signals()
     url = f"http://{settings.api_host}:{settings.api_port}/"
     healthy = _wait_http(url + "v1/health", 60, stop)
@@ -193,9 +197,11 @@ def cmd_demo(args, settings: Settings) -> int:
     if not stop.is_set():
         host, port = settings.mqtt_host_port
         print(f"\n  Skylane is up. Dashboard: {url}\n  API docs: {url}docs   Metrics: {url}metrics\n"
+              + demo_keys_text(keys) +
               f"  Try a no-fly violation:\n    mosquitto_pub -h {host} -p {port} -t {settings.mqtt_root}/uav/T1/telemetry "
               "-m '{\"lat\": 31.044, \"lon\": 121.4885, \"alt_m\": 50}'\n"
-              f"    curl -s '{url}v1/events?kind=no_fly_violation&uav_id=T1'\n  Ctrl-C stops everything.\n", flush=True)
+              f"    curl -s -H 'Authorization: Bearer {keys['viewer']}' "
+              f"'{url}v1/events?kind=no_fly_violation&uav_id=T1'\n  Ctrl-C stops everything.\n", flush=True)
     try:
         while not stop.is_set():
             for name, proc in children.items():
@@ -263,6 +269,8 @@ def register(sub) -> None:
     s.add_argument("--rate-scale", type=float, default=1.0, help="divide sensor reporting intervals by this")
     s.add_argument("--duration", type=float, help="seconds to run (default: until Ctrl-C)")
     s.add_argument("--register", action="store_true", help="enter the simulated devices in the registry first")
+    s.add_argument("--device-wills", action="store_true",
+                   help="each device its own MQTT presence session with a last will (offline when killed)")
     s.set_defaults(func=cmd_simulate)
 
     s = sub.add_parser("demo", help="services up, then ingest, API and simulator until Ctrl-C")
