@@ -274,6 +274,8 @@ def _plan(zs: ZoneSet, waypoints: Sequence[Waypoint], alt_ref: str, departure, s
         t = _epoch(departure, "departure") + np.concatenate([[0.0], np.cumsum(d / speed_mps)])
         if not (np.diff(t) > 0).all():  # micrometres apart: no time passes between them
             raise ValueError(f"waypoint {int(np.flatnonzero(np.diff(t) <= 0)[0]) + 1} repeats the previous one")
+    if t is not None and not (np.isfinite(t).all() and t[0] >= _MIN_EPOCH and t[-1] <= _MAX_EPOCH):
+        raise ValueError("waypoint times fall outside the years 1-9999 (too slow a speed, or too far ahead)")
     return _Route(lon, lat, alt, t, alt_ref)
 
 
@@ -321,6 +323,9 @@ def _crossings(ix: _Index, r: _Route, lines) -> tuple[np.ndarray, np.ndarray, in
     keys = np.concatenate([key[hit], key_line, key_line, key_on])
     svals = np.concatenate([s_x[hit], lo, hi, np.zeros(key_on.size)])
     return keys, np.clip(svals, 0.0, 1.0), W, np.unique(key_line)
+
+
+_MIN_EPOCH, _MAX_EPOCH = -62_135_596_800.0, 253_402_300_799.0  # 0001-01-01 .. 9999-12-31T23:59:59 UTC
 
 
 def _horizontal_pieces(zs: ZoneSet, ix: _Index, r: _Route, ua_class: str | None, every_band: bool = False):

@@ -6,6 +6,12 @@ Both take the same filters as query parameters (each list parameter repeatable o
 comes as `Authorization: Bearer <key>` or `?access_token=<key>` (browsers cannot set headers on
 WebSockets and EventSource). Operators get only their own drones' positions and events.
 
+`root` picks the topic root to watch: the live root (default) or a replay's root under `replay/` (as
+POST /v1/replays publishes, e.g. `replay/<id>/skylane/v1`; engineers and admins only). A replay root is
+served by its own hub, made when its first client connects and closed when its last one leaves; at most
+MAX_REPLAY_HUBS at a time (WebSocket close 1013 / HTTP 503 beyond). A root outside `replay/` is refused
+(close 1008 / HTTP 422), as is a replay root for other roles (close 4403 / HTTP 403).
+
 WebSocket frames are JSON arrays of messages; SSE sends one event per message, named by its type.
 Every message is an object with `type`: position | event | sensor | zone_state | zones_changed | notice.
 A slow client loses its oldest positions and is told so by a `notice` with `dropped_positions`; alerts
@@ -37,7 +43,75 @@ log = logging.getLogger("skylane.api.feeds")
 MAX_VALUES = 500
 _KIND = re.compile(r"[a-z][a-z0-9_]{0,39}")
 _client_ids = itertools.count(1)
-WS_POLICY, WS_TRY_LATER, WS_UNAUTHORIZED = 1008, 1013, 4401
+WS_POLICY, WS_TRY_LATER, WS_UNAUTHORIZED, WS_FORBIDDEN = 1008, 1013, 4401, 4403
+REPLAY_PREFIX = "replay/"
+REPLAY_ROLES = ("engineer", "admin")
+MAX_REPLAY_HUBS = 8
+_ROOT = re.compile(r"[A-Za-z0-9_.:-]{1,64}(/[A-Za-z0-9_.:-]{1,64}){0,9}")
+
+
+class RootError(Exception):
+    """A `root` the client may not watch: `status` is the HTTP status, `ws_code` the WebSocket close code."""
+
+    def __init__(self, status: int, ws_code: int, reason: str):
+        super().__init__(reason)
+        self.status, self.ws_code, self.reason = status, ws_code, reason
+
+
+class RootHubs:
+    """The live hub plus one hub per watched replay root, made on demand and closed with its last client.
+
+    Replay hubs share the live hub's broker and device directory; at most `max_hubs` exist at a time.
+    """
+
+    def __init__(self, live: LiveHub, max_hubs: int = MAX_REPLAY_HUBS):
+        self.live, self.max_hubs = live, max_hubs
+        self.hubs: dict[str, LiveHub] = {}
+        self.clients: dict[str, int] = {}
+
+    def check(self, root: str | None, principal: Principal) -> str:
+        """The root to serve (the live one when None), or RootError."""
+        if root is None or root == "" or root == self.live.root:
+            return self.live.root
+        if not (root.startswith(REPLAY_PREFIX) and _ROOT.fullmatch(root)):
+            raise RootError(422, WS_POLICY, f"root must be the live root {self.live.root!r} or a replay root "
+                                            f"under {REPLAY_PREFIX!r} (letters, digits, _ . : - and /)")
+        if principal.role not in REPLAY_ROLES:
+            raise RootError(403, WS_FORBIDDEN, f"role {principal.role!r} may not watch replay roots "
+                                               f"(engineer or admin only)")
+        return root
+
+    def acquire(self, root: str) -> LiveHub:
+        """The hub of `root`, started when new (call from the serving loop); pair with release()."""
+        if root == self.live.root:
+            return self.live
+        hub = self.hubs.get(root)
+        if hub is None:
+            if len(self.hubs) >= self.max_hubs:
+                raise RootError(503, WS_TRY_LATER, f"{self.max_hubs} replay feeds are open already; try later")
+            hub = LiveHub(self.live.host, self.live.port, root, directory=self.live.directory, owns_directory=False)
+            hub.start()
+            self.hubs[root] = hub
+            log.info("feed.replay_hub state=opened root=%s", root)
+        self.clients[root] = self.clients.get(root, 0) + 1
+        return hub
+
+    async def release(self, hub: LiveHub) -> None:
+        root = hub.root
+        if hub is self.live or self.hubs.get(root) is not hub:
+            return
+        self.clients[root] -= 1
+        if self.clients[root] <= 0:
+            self.hubs.pop(root, None)
+            self.clients.pop(root, None)
+            await hub.stop()
+            log.info("feed.replay_hub state=closed root=%s", root)
+
+    async def close(self) -> None:
+        for root in list(self.hubs):
+            hub = self.hubs.pop(root)
+            self.clients.pop(root, None)
+            await hub.stop()
 
 
 def _values(q: QueryParams, name: str) -> list[str]:
@@ -107,6 +181,8 @@ def feeds_router(hub: LiveHub, *, max_positions: int = MAX_POSITIONS_QUEUED, max
     which keeps the per-frame cost (framing, syscalls, the browser's parse) flat as the update rate grows.
     """
     router = APIRouter(tags=["live"])
+    hubs = RootHubs(hub)
+    router.root_hubs = hubs  # type: ignore[attr-defined]  # for tests and shutdown
 
     def new_subscriber(f: FeedFilter, transport: str) -> Subscriber:
         return Subscriber(f, hub.directory, transport=transport, max_positions=max_positions,
@@ -132,6 +208,12 @@ def feeds_router(hub: LiveHub, *, max_positions: int = MAX_POSITIONS_QUEUED, max
             DISCONNECTS.labels("bad_filter").inc()
             await ws.close(code=WS_POLICY, reason=str(exc)[:120])
             return
+        try:
+            feed_hub = hubs.acquire(hubs.check(ws.query_params.get("root"), principal))
+        except RootError as exc:
+            DISCONNECTS.labels("bad_root").inc()
+            await ws.close(code=exc.ws_code, reason=exc.reason[:120])
+            return
         client, started, sent, reason = next(_client_ids), time.monotonic(), 0, "client_closed"
         sub = new_subscriber(filt, "ws")
         closed = asyncio.Event()
@@ -146,7 +228,7 @@ def feeds_router(hub: LiveHub, *, max_positions: int = MAX_POSITIONS_QUEUED, max
             sub.wake.set()
 
         _log_start(client, "ws", principal, filt)
-        hub.subscribe(sub)
+        feed_hub.subscribe(sub)
         watcher = asyncio.create_task(watch())
         last_sent = 0.0
         try:
@@ -169,8 +251,9 @@ def feeds_router(hub: LiveHub, *, max_positions: int = MAX_POSITIONS_QUEUED, max
         except Exception as exc:  # noqa: BLE001 - a send to a vanished client: just end this feed
             reason = f"send_failed:{type(exc).__name__}"
         finally:
-            hub.unsubscribe(sub)
+            feed_hub.unsubscribe(sub)
             watcher.cancel()
+            await hubs.release(feed_hub)
             _log_end(client, "ws", sub, started, sent, reason)
 
     @router.get("/v1/live/sse", response_class=StreamingResponse, summary="Live feed as server-sent events",
@@ -184,19 +267,32 @@ def feeds_router(hub: LiveHub, *, max_positions: int = MAX_POSITIONS_QUEUED, max
                        kind: list[str] = Query([], description="event kinds"),
                        sensor_kind: list[str] = Query([], description="sensor kinds"),
                        type: list[str] = Query([], description=f"message types: {', '.join(MESSAGE_TYPES)}"),
+                       root: str | None = Query(None, description="topic root: the live one (default) or a "
+                                                                  "replay root under replay/ (engineer, admin)"),
                        access_token: str | None = Query(None, description="API key (EventSource cannot send headers)")):
         principal = await authenticate_token(request.app, token_from(request) or access_token)
         try:
             filt = parse_filter(request.query_params, principal)
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
+        try:
+            feed_root = hubs.check(root, principal)
+        except RootError as exc:
+            raise HTTPException(exc.status, exc.reason) from None
+        if feed_root != hub.root and feed_root not in hubs.hubs and len(hubs.hubs) >= hubs.max_hubs:
+            raise HTTPException(503, f"{hubs.max_hubs} replay feeds are open already; try later")
         client, started = next(_client_ids), time.monotonic()
         sub = new_subscriber(filt, "sse")
         _log_start(client, "sse", principal, filt)
 
         async def stream():
             sent, reason, last_sent = 0, "client_closed", 0.0
-            hub.subscribe(sub)
+            try:
+                feed_hub = hubs.acquire(feed_root)
+            except RootError as exc:  # the last slot went meanwhile
+                yield b"event: error\ndata: " + orjson.dumps({"type": "error", "message": exc.reason}) + b"\n\n"
+                return
+            feed_hub.subscribe(sub)
             try:
                 yield b"retry: 3000\n\n"
                 while True:
@@ -221,7 +317,8 @@ def feeds_router(hub: LiveHub, *, max_positions: int = MAX_POSITIONS_QUEUED, max
                         count_sent(batch)
                         sent += len(batch)
             finally:
-                hub.unsubscribe(sub)
+                feed_hub.unsubscribe(sub)
+                await hubs.release(feed_hub)
                 _log_end(client, "sse", sub, started, sent, reason)
 
         return StreamingResponse(stream(), media_type="text/event-stream",
@@ -248,13 +345,14 @@ def create_feed_app(database_url: str, mqtt_host: str, mqtt_port: int, root: str
         pool.open(wait=False)
         hub.start()
         yield
+        await router.root_hubs.close()
         await hub.stop()
         pool.close()
 
     app = FastAPI(title="Skylane live feeds", lifespan=lifespan)
     app.state.auth = Authenticator(pool.connection)
     app.state.hub = hub
-    app.include_router(feeds_router(hub, **router_kw))
+    app.include_router(router := feeds_router(hub, **router_kw))
 
     @app.get("/v1/health", include_in_schema=False)
     def health():

@@ -385,9 +385,13 @@ def control_filters(root: str) -> list[str]:
 class LiveHub:
     """Keeps the latest UAV, sensor and zone states (retained topics) and feeds subscribers."""
 
-    def __init__(self, host: str, port: int, root: str, directory: DeviceDirectory | None = None):
+    def __init__(self, host: str, port: int, root: str, directory: DeviceDirectory | None = None,
+                 owns_directory: bool = True):
+        """`owns_directory`: start and stop `directory` with this hub (False for a replay root's hub, which
+        shares the live hub's directory)."""
         self.host, self.port, self.root = host, port, root
         self.directory = directory
+        self.owns_directory = owns_directory
         self.uavs: dict[str, dict] = {}
         self.sensors: dict[str, dict] = {}
         self.zone_states: dict[str, dict] = {}
@@ -421,7 +425,7 @@ class LiveHub:
         self._intake_task = self._intake_loop.create_task(self._run())
         self._thread = threading.Thread(target=self._intake_main, name="feed-intake", daemon=True)
         self._thread.start()
-        if self.directory is not None:
+        if self.directory is not None and self.owns_directory:
             self.directory.start()
 
     def _intake_main(self) -> None:
@@ -435,7 +439,7 @@ class LiveHub:
             loop.close()
 
     async def stop(self) -> None:
-        if self.directory is not None:
+        if self.directory is not None and self.owns_directory:
             await self.directory.stop()
         if self._thread is not None and self._intake_loop is not None and self._intake_task is not None:
             try:

@@ -87,7 +87,10 @@ def _decide(ctx: ApiContext, who: Principal, req: ClearanceRequest) -> dict:
     # conflicting requests could both pass between the read and the write
     with ctx.pool.connection() as conn, conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (DECISION_LOCK,))
-        approved = clearances.approved_overlapping(conn, start, horizon, exclude_uav=req.uav_id)
+        try:
+            approved = clearances.approved_overlapping(conn, start, horizon, exclude_uav=req.uav_id)
+        except clearances.TooManyApproved as exc:
+            raise HTTPException(503, f"cannot deconflict now: {exc}; try again later") from None
         try:
             result = _check(view, req, now, approved)
         except ValueError as exc:

@@ -21,7 +21,7 @@ import queue
 import threading
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import orjson
 import paho.mqtt.client as mqtt
@@ -48,6 +48,8 @@ SESSION_EXPIRY_S = 7 * 24 * 3600
 LOGGED_DEAD_LETTERS = 5
 MAX_QOS0_BACKLOG = 200_000  # QoS 1 is bounded by the broker's window; QoS 0 only by this
 RETIRE_IDLE_S = 2.0  # a retired worker's session counts as drained after this long without messages
+IDLE_TICK_S = 1.0  # with no messages for this long, the monitor's clock moves on by the wall clock ...
+IDLE_LATENESS_S = 5.0  # ... to now minus this (fixes may arrive this late): a lone silent UAV gets link_lost
 STATE_INTERVAL_S = 0.25  # live state topics: at most 4 a second per device, the latest always follows
 REFUSED = (psycopg.DataError, psycopg.IntegrityError)  # the data, not the database, is at fault
 
@@ -70,8 +72,11 @@ class Ingester:
     def __init__(self, *, mqtt_host: str, mqtt_port: int, database_url: str, pipeline: Pipeline,
                  client_id: str, batch_size: int = 2000, batch_ms: int = 50,
                  assignment: Assignment | None = None, rate_limiter: RateLimiter | None = None,
-                 max_payload_bytes: int | None = None, retire: bool = False):
+                 max_payload_bytes: int | None = None, retire: bool = False,
+                 idle_tick_s: float = IDLE_TICK_S, idle_lateness_s: float = IDLE_LATENESS_S):
         self.pipeline = pipeline
+        # event time otherwise moves only with fixes: when nothing arrives, tick to now - lateness
+        self.idle_tick_s, self.idle_lateness_s = idle_tick_s, idle_lateness_s
         self.root = pipeline.root
         self.database_url = database_url
         self.batch_size = batch_size
@@ -301,7 +306,11 @@ class Ingester:
         pub = self.publisher.publish
         for ev in out.events:
             pub(topics.event(self.root, ev.event.kind, ev.event.uav_id), orjson.dumps(ev.to_dict()), qos=1, stop=stop)
-        for kind, n in Counter(ev.event.kind for ev in out.events).items():
+        sensor_events = getattr(out, "sensor_events", None) or ()
+        for se in sensor_events:  # thresholds, silences, on/offline: stored by write_batch, announced here
+            pub(topics.event(self.root, se.kind, se.sensor_id), orjson.dumps(se.to_dict()), qos=1, stop=stop)
+        kinds = Counter(ev.event.kind for ev in out.events) + Counter(se.kind for se in sensor_events)
+        for kind, n in kinds.items():
             m.EVENTS.labels(kind).inc(n)
         for topic, payload in getattr(out, "controls", None) or ():
             pub(topic, payload, qos=1, retain=True, stop=stop)  # e.g. a sensor rule suspending a corridor
@@ -366,6 +375,8 @@ class Ingester:
         if not stored:
             raise _Abandoned()
         self._publish(out, stop)
+        if not raw:  # an idle tick's output: nothing to acknowledge or account for
+            return out
         self._ack(raw)
         if self._reconnected and raw[-1].generation == self.generation:
             self._reconnected = False
@@ -389,6 +400,12 @@ class Ingester:
         m.LAG.set(lag)
         m.DELAY.observe(lag)
         return out
+
+    def idle_tick(self, now: datetime | None = None) -> BatchOutput:
+        """What the pipeline decides when event time moves to `now` (default: the wall clock) minus the
+        lateness without any message: link_lost of UAVs gone silent. Same thread as prepare()."""
+        now = datetime.now(timezone.utc) if now is None else now
+        return self.pipeline.tick(now - timedelta(seconds=self.idle_lateness_s))
 
     def handle(self, batch: list[RawMessage] | list[tuple[RawMessage, bool]], stop: threading.Event) -> BatchOutput:
         """Admit, process, store (retrying), publish, acknowledge one batch, in this thread."""
@@ -435,7 +452,7 @@ class Ingester:
         writer.start()
         last_log, count = time.monotonic(), 0
         try:
-            idle_since = time.monotonic()
+            idle_since = last_tick = time.monotonic()  # last_tick: the last idle tick (idle_tick)
             while not stop.is_set() and not writer_done.is_set() and not (self.retire and not self.session_present):
                 batch = self._take_batch()
                 m.PENDING.set(self.inbox.qsize() + len(batch))
@@ -446,6 +463,18 @@ class Ingester:
                     idle_since = time.monotonic()
                 elif self.retire and time.monotonic() - idle_since > RETIRE_IDLE_S:
                     break  # a retired session is drained
+                # Caught up (idle, or batches that empty the inbox: e.g. only sensors report) and no tick for
+                # idle_tick_s: the clock moves by the wall clock. Never while catching up on a backlog.
+                now = time.monotonic()
+                quiet = not batch and now - idle_since >= self.idle_tick_s
+                if quiet:
+                    self.catching_up = False  # nothing arrived for a while: whatever was queued is in
+                if (self.idle_tick_s > 0 and not self.retire and not self.catching_up
+                        and now - last_tick >= self.idle_tick_s and (quiet or (batch and self._drained))):
+                    last_tick = now
+                    out = self.idle_tick()
+                    if (out.events or out.sensor_events or out.controls) and not hand(([], out, time.perf_counter())):
+                        break
                 if time.monotonic() - last_log >= 30 and count:
                     log.info("ingested %d messages in the last %.0fs", count, time.monotonic() - last_log)
                     last_log, count = time.monotonic(), 0

@@ -4,9 +4,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+import orjson
+
 from airspace.events import rfc3339
 
-from .validation import RFC3339, BadMessage, check_time, load_json, number, text, timestamp
+from .validation import (EARLIEST, MAX_FUTURE, RFC3339, BadMessage, check_time, load_json, number, text,
+                         timestamp)
 
 ALT_REFS = ("AGL", "AMSL", "WGS84")
 STATUSES = ("Ground", "Airborne", "Emergency")
@@ -39,7 +42,32 @@ class TelemetryRow:
 
 
 def parse_telemetry(uav_id: str, payload: bytes, received_at: datetime, max_bytes: int) -> list[TelemetryRow]:
-    doc = load_json(payload, max_bytes)
+    """The fixes of one message. The usual well-formed shape takes the fast path (_fast_fix); whatever it
+    does not accept goes through the field-by-field checks, which decide and give the dead-letter reason."""
+    if 0 < len(payload) <= max_bytes:
+        try:
+            doc = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return parse_telemetry_checked(uav_id, payload, received_at, max_bytes)
+        if type(doc) is dict:
+            row = _fast_fix(uav_id, doc, received_at)
+            if row is not None:
+                return [row]
+        elif type(doc) is list and 0 < len(doc) <= MAX_FIXES_PER_MESSAGE:
+            rows = [_fast_fix(uav_id, item, received_at) if type(item) is dict else None for item in doc]
+            if None not in rows:
+                return rows  # type: ignore[return-value]
+        return _fixes(uav_id, doc, received_at)
+    return parse_telemetry_checked(uav_id, payload, received_at, max_bytes)
+
+
+def parse_telemetry_checked(uav_id: str, payload: bytes, received_at: datetime,
+                            max_bytes: int) -> list[TelemetryRow]:
+    """The reference parser, every field through the checks; the fast path must agree with it."""
+    return _fixes(uav_id, load_json(payload, max_bytes), received_at)
+
+
+def _fixes(uav_id: str, doc: object, received_at: datetime) -> list[TelemetryRow]:
     items = doc if isinstance(doc, list) else [doc]
     if not items:
         raise BadMessage("empty telemetry array")
@@ -54,8 +82,139 @@ def parse_telemetry(uav_id: str, payload: bytes, received_at: datetime, max_byte
     return rows
 
 
+_TIMES: dict[str, datetime] = {}  # 'YYYY-MM-DDTHH:MM:SS[.fff]Z' -> datetime (a fleet shares each second)
+_TIMES_MAX = 4096
+
+
+def _fast_fix(uav_id: str, obj: dict, received_at: datetime) -> TelemetryRow | None:
+    """One fix in the usual shape, or None when anything is unusual (then _fix decides, with the reason).
+
+    Accepts only what _fix accepts and builds the same row: a UTC 'Z' timestamp (parsed once per string),
+    finite numbers in range (NaN fails every comparison, infinities the ranges), alt_ref and status in
+    their canonical spelling, a short printable clearance id.
+    """
+    get = obj.get
+    raw = get("ts")
+    if raw is None:
+        ts = received_at
+    else:
+        ts = _TIMES.get(raw) if type(raw) is str else None
+        if ts is None:
+            ts = _utc_z(raw)
+            if ts is None:
+                return None
+        if ts < EARLIEST or ts > received_at + MAX_FUTURE:
+            return None
+    seq = get("seq")
+    if seq is not None and (type(seq) is not int or not 0 <= seq < 2**63):
+        return None
+    lon, lat, alt = get("lon"), get("lat"), get("alt_m")
+    if type(lon) is not float:
+        if type(lon) is not int:
+            return None
+        lon = float(lon)
+    if type(lat) is not float:
+        if type(lat) is not int:
+            return None
+        lat = float(lat)
+    if type(alt) is not float:
+        if type(alt) is not int:
+            return None
+        alt = float(alt)
+    if not (-180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0 and -500.0 <= alt <= 20000.0):
+        return None
+    speed, track, vspeed, battery = get("speed_mps"), get("track_deg"), get("vspeed_mps"), get("battery_pct")
+    if speed is not None:
+        if type(speed) is not float:
+            if type(speed) is not int:
+                return None
+            speed = float(speed)
+        if not 0.0 <= speed <= 500.0:
+            return None
+    if track is not None:
+        if type(track) is not float:
+            if type(track) is not int:
+                return None
+            track = float(track)
+        if not 0.0 <= track <= 360.0:
+            return None
+    if vspeed is not None:
+        if type(vspeed) is not float:
+            if type(vspeed) is not int:
+                return None
+            vspeed = float(vspeed)
+        if not -200.0 <= vspeed <= 200.0:
+            return None
+    if battery is not None:
+        if type(battery) is not float:
+            if type(battery) is not int:
+                return None
+            battery = float(battery)
+        if not 0.0 <= battery <= 100.0:
+            return None
+    ref = get("alt_ref")
+    if ref is None:
+        ref = "AGL"
+    elif type(ref) is not str or ref not in _CANONICAL_REFS:
+        return None
+    status = get("status")
+    if status is not None and (type(status) is not str or status not in _CANONICAL_STATUSES):
+        return None
+    clearance = get("clearance_id")
+    if clearance is not None and (type(clearance) is not str or len(clearance) > 64 or not clearance.isprintable()):
+        return None
+    return _row(ts, uav_id, seq, lon, lat, alt, ref, speed, track, vspeed, battery, status, clearance, received_at)
+
+
+def _slot_setters() -> tuple:
+    return tuple(getattr(TelemetryRow, name).__set__ for name in TelemetryRow.__dataclass_fields__)
+
+
+_S = _slot_setters()
+
+
+def _row(ts: datetime, uav_id: str, seq: int | None, lon: float, lat: float, alt_m: float, alt_ref: str,
+         speed: float | None, track: float | None, vspeed: float | None, battery: float | None, status: str | None,
+         clearance: str | None, received_at: datetime, _new=object.__new__, _cls=TelemetryRow, _s=_S) -> TelemetryRow:
+    """TelemetryRow(...) at half the cost: the frozen dataclass's __init__ goes through object.__setattr__
+    per field; the slot descriptors fill the same slots (an equal, equally frozen row)."""
+    row = _new(_cls)
+    _s[0](row, ts)
+    _s[1](row, uav_id)
+    _s[2](row, seq)
+    _s[3](row, lon)
+    _s[4](row, lat)
+    _s[5](row, alt_m)
+    _s[6](row, alt_ref)
+    _s[7](row, speed)
+    _s[8](row, track)
+    _s[9](row, vspeed)
+    _s[10](row, battery)
+    _s[11](row, status)
+    _s[12](row, clearance)
+    _s[13](row, received_at)
+    return row
+
+
+def _utc_z(value: object) -> datetime | None:
+    """_time's direct form ('...Z', UTC, RFC 3339) parsed and remembered; None for any other value."""
+    if type(value) is str and 20 <= len(value) <= 30 and value[-1] == "Z" and value[10] == "T":
+        try:
+            ts = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        if ts.tzinfo is timezone.utc and RFC3339.fullmatch(value):
+            if len(_TIMES) >= _TIMES_MAX:
+                _TIMES.clear()
+            _TIMES[value] = ts
+            return ts
+    return None
+
+
 _REFS = {r.lower(): r for r in ALT_REFS}
 _STATUSES = {st.lower(): st for st in STATUSES}
+_CANONICAL_REFS = frozenset(ALT_REFS)  # exact spellings, so the row keeps the same string
+_CANONICAL_STATUSES = frozenset(STATUSES)
 _OPTIONAL = (("speed_mps", 0.0, 500.0), ("track_deg", 0.0, 360.0), ("vspeed_mps", -200.0, 200.0),
              ("battery_pct", 0.0, 100.0))
 

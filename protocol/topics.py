@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 DEFAULT_ROOT = "skylane/v1"
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
@@ -90,8 +91,12 @@ class ControlRef:
     target: str | None
 
 
+@lru_cache(maxsize=1 << 16)
 def parse_control(root: str, topic: str) -> ControlRef | None:
-    """A control topic parsed; None when the topic is not under {root}/control/; TopicError if malformed."""
+    """A control topic parsed; None when the topic is not under {root}/control/; TopicError if malformed.
+
+    Cached per (root, topic), like parse_inbound: a device sends on the same topic all day (errors are
+    not cached, so a stream of distinct bad topics costs time, never memory)."""
     prefix = f"{root}/control/"
     if not topic.startswith(prefix):
         return None
@@ -119,8 +124,9 @@ def outbound_filters(root: str) -> list[str]:
 _SUFFIX = {"uav": "telemetry", "sensor": "reading", "device": "status"}
 
 
+@lru_cache(maxsize=1 << 16)
 def parse_inbound(root: str, topic: str) -> TopicRef:
-    """Parse an inbound topic or raise TopicError with the reason."""
+    """Parse an inbound topic or raise TopicError with the reason (cached per topic: TopicRef is frozen)."""
     prefix = root + "/"
     if not topic.startswith(prefix):
         raise TopicError(f"topic outside root {root!r}")

@@ -67,15 +67,21 @@ def list_page(conn: psycopg.Connection, *, owner: str | None = None, uav_id: str
     return [_row(r) for r in rows]
 
 
+class TooManyApproved(RuntimeError):
+    """More approved clearances overlap than one decision reads: deconflicting against a part would be unsafe."""
+
+
 def approved_overlapping(conn: psycopg.Connection, start: datetime, end: datetime,
                          exclude_uav: str | None = None, limit: int = 5000) -> list[dict]:
     """The published payloads (result->'clearance') of approved clearances whose window overlaps
     [start, end): what a new route is deconflicted against. A UAV's own earlier clearances are left out
-    when `exclude_uav` names it (the new one replaces them)."""
+    when `exclude_uav` names it (the new one replaces them). TooManyApproved when more than `limit` do."""
     rows = conn.execute(
         "SELECT result -> 'clearance' FROM clearances WHERE decision = 'approved' AND end_time > %(a)s "
         "AND start_time < %(b)s AND result ? 'clearance' AND (%(x)s::text IS NULL OR uav_id IS DISTINCT FROM %(x)s) "
-        "ORDER BY start_time LIMIT %(n)s", {"a": start, "b": end, "x": exclude_uav, "n": limit}).fetchall()
+        "ORDER BY start_time LIMIT %(n)s", {"a": start, "b": end, "x": exclude_uav, "n": limit + 1}).fetchall()
+    if len(rows) > limit:
+        raise TooManyApproved(f"more than {limit} approved clearances overlap this flight's window")
     return [r[0] for r in rows]
 
 

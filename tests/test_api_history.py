@@ -225,3 +225,18 @@ def test_simultaneous_conflicting_clearances_are_not_both_approved(api, keys, se
             "uav_id": f"RACE{k}", "waypoints": C2, "departure": start}).json(), range(4)))
     decisions = sorted(r["decision"] for r in replies)
     assert decisions == ["approved", "denied", "denied", "denied"], replies
+
+
+def test_deconfliction_never_silently_drops_approved_clearances(api, keys, seeded):  # noqa: F811
+    """More overlapping approved clearances than the read takes: refused loudly, never checked against a part."""
+    from storage import clearances
+    admin = Client(api.url, keys.admin)
+    start = NOW + timedelta(hours=5)
+    for k in range(3):
+        body = admin.post("/v1/clearances", json={"uav_id": f"OVL{k}", "waypoints": C2,
+                                                  "departure": (start + timedelta(hours=k)).isoformat()}).json()
+        assert body["decision"] == "approved", body
+    with psycopg.connect(seeded.database_url) as conn:
+        assert len(clearances.approved_overlapping(conn, start, start + timedelta(days=1), limit=3)) == 3
+        with pytest.raises(clearances.TooManyApproved):
+            clearances.approved_overlapping(conn, start, start + timedelta(days=1), limit=2)
