@@ -66,6 +66,7 @@ class RootHubs:
 
     def __init__(self, live: LiveHub, max_hubs: int = MAX_REPLAY_HUBS):
         self.live, self.max_hubs = live, max_hubs
+        live.root_hubs = self  # stopped with the live hub
         self.hubs: dict[str, LiveHub] = {}
         self.clients: dict[str, int] = {}
 
@@ -182,7 +183,6 @@ def feeds_router(hub: LiveHub, *, max_positions: int = MAX_POSITIONS_QUEUED, max
     """
     router = APIRouter(tags=["live"])
     hubs = RootHubs(hub)
-    router.root_hubs = hubs  # type: ignore[attr-defined]  # for tests and shutdown
 
     def new_subscriber(f: FeedFilter, transport: str) -> Subscriber:
         return Subscriber(f, hub.directory, transport=transport, max_positions=max_positions,
@@ -345,14 +345,13 @@ def create_feed_app(database_url: str, mqtt_host: str, mqtt_port: int, root: str
         pool.open(wait=False)
         hub.start()
         yield
-        await router.root_hubs.close()
         await hub.stop()
         pool.close()
 
     app = FastAPI(title="Skylane live feeds", lifespan=lifespan)
     app.state.auth = Authenticator(pool.connection)
     app.state.hub = hub
-    app.include_router(router := feeds_router(hub, **router_kw))
+    app.include_router(feeds_router(hub, **router_kw))
 
     @app.get("/v1/health", include_in_schema=False)
     def health():

@@ -392,6 +392,7 @@ class LiveHub:
         self.host, self.port, self.root = host, port, root
         self.directory = directory
         self.owns_directory = owns_directory
+        self.root_hubs: Any = None  # api.feeds.RootHubs: the replay roots' hubs, closed with this one
         self.uavs: dict[str, dict] = {}
         self.sensors: dict[str, dict] = {}
         self.zone_states: dict[str, dict] = {}
@@ -439,6 +440,8 @@ class LiveHub:
             loop.close()
 
     async def stop(self) -> None:
+        if self.root_hubs is not None:
+            await self.root_hubs.close()
         if self.directory is not None and self.owns_directory:
             await self.directory.stop()
         if self._thread is not None and self._intake_loop is not None and self._intake_task is not None:

@@ -39,6 +39,7 @@ EVENT_NAMESPACE = uuid.UUID("6f1c6f2e-52a4-4d39-9f0e-3b7d1c0a5e11")
 DYNAMIC_RULES_FILE = Path(__file__).resolve().parents[1] / "airspace" / "data" / "dynamic_rules.json"
 MAX_ZONESET_BYTES = 32 << 20  # a whole zone set on {root}/control/zones
 WITHDRAWN = ("cancelled", "closed", "withdrawn")
+MAX_ROUTES = 1 << 16  # parsed topics remembered per pipeline (cleared when full)
 
 
 def load_dynamic_rules(path: Path | str = DYNAMIC_RULES_FILE) -> list[Rule]:
@@ -113,21 +114,60 @@ class Pipeline:
         self._file_rules = list(load_dynamic_rules() if rules is None else rules)
         self.dynamic = DynamicAirspace(self._file_rules + rules_from_zones(zones))
         self._zone_controls: list[tuple[datetime, str, ZoneState | None]] = []
+        self._routes: dict[str, topics.TopicRef | topics.ControlRef] = {}
 
     def process(self, messages: list[RawMessage]) -> BatchOutput:
+        """The batch's outputs. Messages take effect in receive order where it matters: the batch is cut
+        into segments where a control message, or a reading of a sensor a dynamic-airspace rule watches,
+        follows telemetry, and the fixes received before it are decided first. So a wind reading or a
+        zone control lands before or after the same fixes wherever the batches were cut (live batches,
+        replay at any batch size). Both are rare, so a batch is usually one segment."""
+        out, i = self._segment(messages, 0)
+        while i < len(messages):
+            seg, i = self._segment(messages, i)
+            _merge(out, seg)
+        return out
+
+    def _segment(self, messages: list[RawMessage], start: int) -> tuple[BatchOutput, int]:
+        """Messages from `start` up to the next cut (see process): their outputs and where it stopped."""
         out = BatchOutput()
         self._zone_controls: list[tuple[datetime, str, ZoneState | None]] = []
-        for msg in messages:
+        watched = frozenset(r.sensor_id for r in self.dynamic.rules)
+        routes, max_bytes = self._routes, self.max_payload_bytes
+        telemetry, dead = out.telemetry, out.dead_letters
+        has_fixes = False
+        i, n = start, len(messages)
+        while i < n:
+            msg = messages[i]
             try:
-                self._one(msg, out)
+                route = routes.get(msg.topic)
+                if route is None:
+                    route = self._route(msg.topic)
+                if type(route) is topics.TopicRef:
+                    kind = route.kind
+                    if kind == "telemetry":
+                        telemetry.extend(parse_telemetry(route.device_id, msg.payload, msg.received_at, max_bytes))
+                        has_fixes = True
+                    elif kind == "reading":
+                        if has_fixes and route.device_id in watched:
+                            break
+                        out.readings.extend(parse_reading(route.device_id, msg.payload, msg.received_at, max_bytes))
+                    else:
+                        out.statuses.append(DeviceStatus(route.device_id, _status(msg.payload), msg.received_at))
+                else:
+                    if has_fixes:
+                        break
+                    out.events += [EventRow(event_id(ev), ev) for ev in self._control(route, msg)]
+                    out.applied_controls.append((msg.topic, msg.received_at))
             except BadMessage as exc:
-                out.dead_letters.append(DeadLetter(msg.received_at, msg.topic, msg.payload, str(exc)))
+                dead.append(DeadLetter(msg.received_at, msg.topic, msg.payload, str(exc)))
             except topics.TopicError as exc:
-                out.dead_letters.append(DeadLetter(msg.received_at, msg.topic, msg.payload, f"bad topic: {exc}"))
+                dead.append(DeadLetter(msg.received_at, msg.topic, msg.payload, f"bad topic: {exc}"))
             except Exception as exc:  # a bug must not lose the message nor stop the ingester
                 log.exception("unexpected error on %s", msg.topic[:200])
-                out.dead_letters.append(DeadLetter(msg.received_at, msg.topic, msg.payload,
-                                                   f"internal error: {type(exc).__name__}: {exc}"))
+                dead.append(DeadLetter(msg.received_at, msg.topic, msg.payload,
+                                       f"internal error: {type(exc).__name__}: {exc}"))
+            i += 1
         events = self._airspace(out)
         out.events += [EventRow(event_id(ev), ev) for ev in events]
         if self.sensor_watch is not None and (out.readings or out.statuses or out.telemetry):
@@ -138,7 +178,15 @@ class Pipeline:
             state = out.sensor_states.setdefault(r.sensor_id, {"sensor_id": r.sensor_id, "ts": ts, "values": {}})
             state["ts"] = max(state["ts"], ts)
             state["values"][r.metric] = r.value if r.value is not None else r.vtext
-        return out
+        return out, i
+
+    def _route(self, topic: str) -> topics.TopicRef | topics.ControlRef:
+        """The topic parsed (TopicError when it breaks the contract), remembered: devices keep their topic."""
+        route = topics.parse_control(self.root, topic) or topics.parse_inbound(self.root, topic)
+        if len(self._routes) >= MAX_ROUTES:
+            self._routes.clear()
+        self._routes[topic] = route
+        return route
 
     def _airspace(self, out: BatchOutput) -> list[AirspaceEvent]:
         """Zone-state changes (controls, sensor rules) and fixes, merged in event-time order.
@@ -204,20 +252,6 @@ class Pipeline:
         """Event time moved on without fixes (e.g. the consumer's idle clock): link_lost events only."""
         return BatchOutput(events=[EventRow(event_id(ev), ev) for ev in self.monitor.tick(watermark)])
 
-    def _one(self, msg: RawMessage, out: BatchOutput) -> None:
-        ctl = topics.parse_control(self.root, msg.topic)
-        if ctl is not None:
-            out.events += [EventRow(event_id(ev), ev) for ev in self._control(ctl, msg)]
-            out.applied_controls.append((msg.topic, msg.received_at))
-            return
-        ref = topics.parse_inbound(self.root, msg.topic)
-        if ref.kind == "telemetry":
-            out.telemetry.extend(parse_telemetry(ref.device_id, msg.payload, msg.received_at, self.max_payload_bytes))
-        elif ref.kind == "reading":
-            out.readings.extend(parse_reading(ref.device_id, msg.payload, msg.received_at, self.max_payload_bytes))
-        else:
-            out.statuses.append(DeviceStatus(ref.device_id, _status(msg.payload), msg.received_at))
-
     # -------------------------------------------------------------------------------- control
     def _control(self, ctl: topics.ControlRef, msg: RawMessage) -> list[AirspaceEvent]:
         if ctl.kind == "zones":
@@ -259,6 +293,21 @@ class Pipeline:
                              f"{ctl.target!r}")
         self.monitor.set_clearance(clearance)
         return []
+
+
+def _merge(into: BatchOutput, seg: BatchOutput) -> None:
+    """A later segment's outputs after an earlier one's, as if the batch had been cut there."""
+    for name in ("telemetry", "readings", "statuses", "events", "dead_letters", "controls", "applied_controls"):
+        getattr(into, name).extend(getattr(seg, name))
+    into.sensor_events = [*into.sensor_events, *seg.sensor_events]
+    into.uav_states.update(seg.uav_states)
+    for sensor_id, state in seg.sensor_states.items():
+        cur = into.sensor_states.get(sensor_id)
+        if cur is None:
+            into.sensor_states[sensor_id] = state
+        else:
+            cur["ts"] = max(cur["ts"], state["ts"])
+            cur["values"].update(state["values"])
 
 
 def _status(payload: bytes) -> bool:

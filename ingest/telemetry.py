@@ -121,7 +121,7 @@ def _fast_fix(uav_id: str, obj: dict, received_at: datetime) -> TelemetryRow | N
         if type(alt) is not int:
             return None
         alt = float(alt)
-    if not (-180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0 and -500.0 <= alt <= 20000.0):
+    if not (-180.0 <= lon <= 181.0 and -90.0 <= lat <= 90.0 and -500.0 <= alt <= 20000.0):
         return None
     speed, track, vspeed, battery = get("speed_mps"), get("track_deg"), get("vspeed_mps"), get("battery_pct")
     if speed is not None:

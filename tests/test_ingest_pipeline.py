@@ -207,7 +207,7 @@ def test_protocol_control_topics():
             topics.parse_control(ROOT, f"{ROOT}/{bad}")
 
 
-def test_zone_changes_follow_event_time_not_batch_order(zones_geojson):
+def test_zone_changes_take_effect_in_receive_order_whatever_the_batching(zones_geojson):
     gust = msg(topics.reading(ROOT, "W-C2"), {"ts": "2026-11-27T07:59:55Z", "values": {"wind_gust": 14.5}})
     d1 = _fix("D1", *MID_C2, 80, "2026-11-27T07:59:50Z")
     d2_out = _fix("D2", 121.478, 31.0400, 80, "2026-11-27T07:59:50Z")   # south of C2
@@ -218,9 +218,18 @@ def test_zone_changes_follow_event_time_not_batch_order(zones_geojson):
         events = [e.event for b in batches for e in p.process(b).events]
         return sorted((e.uav_id, e.kind) for e in events if e.kind == "zone_suspended")
 
-    whole = suspended([[d2_in, gust, d1, d2_out]])  # arrival order scrambled inside one batch
-    assert whole == [("D1", "zone_suspended")]  # D2 entered C2 after the gust
-    assert suspended([[d1, d2_out], [gust], [d2_in]]) == whole
+    def every_cut(arrival):
+        return [[arrival[:i], arrival[i:j], arrival[j:]] for i in range(len(arrival) + 1)
+                for j in range(i, len(arrival) + 1)]
+
+    in_order = [d1, d2_out, gust, d2_in]
+    assert suspended([in_order]) == [("D1", "zone_suspended")]  # D2 entered C2 after the gust
+    assert all(suspended(b) == [("D1", "zone_suspended")] for b in every_cut(in_order))
+    # D2's fix stamped after the gust but received before it is decided first (receive order, like a
+    # batch cut there); D1's fix received after the gust but stamped before it still goes first (event time)
+    scrambled = [d2_in, gust, d1, d2_out]
+    assert suspended([scrambled]) == [("D1", "zone_suspended"), ("D2", "zone_suspended")]
+    assert suspended([[d2_in], [gust, d1, d2_out]]) == suspended([scrambled])  # = the batch cut at the gust
 
 
 def test_sensor_watch_is_fed_by_the_batch(zones_geojson):

@@ -95,7 +95,7 @@ def test_wind_gust_reaches_the_live_feed_as_event_and_zone_state(system, zones_g
         event = state = None
         async with websockets.connect(url) as ws:
             await asyncio.sleep(0.5)
-            now = datetime.now(timezone.utc).timestamp()
+            now = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
             pub.publish(topics.reading(root, sensor), orjson.dumps({"ts": now, "values": {"wind_gust": gust}}), qos=1)
             deadline = time.monotonic() + 30
             while (event is None or state is None) and time.monotonic() < deadline:

@@ -158,8 +158,12 @@ def test_replay_a_stored_window(env):
         assert r.json()["root"] == f"replay/{rid}/{system.mqtt_root}"
         view = _wait_state(client, h, rid, {"finished", "failed"})
         assert view["state"] == "finished", view
-        tel = [t for t in (wait_until(lambda: watch.topics() if len(watch.topics()) >= view["counters"]["sent"]
-                                      else None, 20, "window not received")) if "/uav/" in t]
+        mine = f"replay/{rid}/"  # other replays' retained states under replay/# are not this one's
+
+        def received() -> list[str]:
+            return [t for t in watch.topics() if t.startswith(mine)]
+        tel = [t for t in wait_until(lambda: received() if len(received()) >= view["counters"]["sent"] else None,
+                                     20, "window not received") if "/uav/" in t]
         assert len(tel) == 30 and all(t == f"replay/{rid}/{system.mqtt_root}/uav/uav-001/telemetry" for t in tel)
     finally:
         watch.close()

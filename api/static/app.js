@@ -12,7 +12,8 @@
  *   GET /v1/clearances/{id}       the selected drone's clearance
  *   GET /v1/recordings, GET|POST /v1/replays     the engineers' replay control
  *   GET /v1/health                {status, database, mqtt}
- *   WS  /v1/live?access_token=    JSON arrays of messages (a bare object is accepted too):
+ *   WS  /v1/live?access_token=[&root=replay/...]   JSON arrays of messages (a bare object is accepted too);
+ *        with root= a replay's feed (engineers): the replay control switches the map to it and back to live.
  *        {"type":"position", ...uav state}   {"type":"event", ...event}   {"type":"zone_state", zone_id, state}
  *        {"type":"sensor","sensor_id","ts","values":{}}   {"type":"zones_changed"}   {"type":"notice","message"}
  * Every endpoint but the key check degrades: a 404 or error leaves its panel saying so, the rest works.
@@ -626,7 +627,7 @@
   // must dedupe against each other after a reconnect. ts is normalised (RFC 3339 spellings differ).
   function eventKey(e) {
     var t = parseTs(e.ts);
-    return [e.kind, e.uav_id, e.zone_id, isFinite(t) ? t : e.ts].join('|');
+    return [e.kind, e.uav_id, e.zone_id, e.sensor_id, e.metric, isFinite(t) ? t : e.ts].join('|');
   }
   function onEvent(e) {
     if (!e || !e.kind) return;
@@ -649,6 +650,25 @@
   }
   function isViolation(kind) { return !!VIOLATION_KINDS[kind] || /_violation$/.test(kind); }
 
+  // Sensor events (ingest.sensor_watch) carry a sensor, no UAV: one line saying what happened,
+  // e.g. "wind_gust 14.2 > 12" for a threshold, "silent since 10:02:03" for a silence.
+  function isSensorEvent(e) { return e.uav_id == null && e.sensor_id != null; }
+  function sensorEventText(e) {
+    var det = e.detail || {}, kind = String(e.kind), metric = e.metric != null ? String(e.metric) : '';
+    var val = e.value != null ? fmtValue(e.value) : '?';
+    if (kind === 'sensor_threshold') {
+      return metric + ' ' + val + (det.op === 'below' ? ' < ' : ' > ') + (det.limit != null ? fmtValue(det.limit) : '?');
+    }
+    if (kind === 'sensor_threshold_cleared') {
+      return metric + ' ' + val + (det.op === 'below' ? ' back above ' : ' back below ') + (det.clear != null ? fmtValue(det.clear) : '?');
+    }
+    if (kind === 'sensor_silent') return 'silent' + (det.last_reading ? ' since ' + hms(det.last_reading) : '');
+    if (kind === 'sensor_resumed') return 'reporting again' + (det.gap_s != null ? ' after ' + fmtValue(det.gap_s) + ' s' : '');
+    if (kind === 'sensor_online') return 'online';
+    if (kind === 'sensor_offline') return 'offline';
+    return metric ? metric + ' ' + val : kind.replace(/^sensor_/, '');
+  }
+
   function renderEvents() {
     var list = $('alerts');
     var batch = pendingEvents;
@@ -661,24 +681,27 @@
     batch.forEach(function (e) {
       var kind = String(e.kind);
       var det = e.detail || {};
-      var li = htmlEl('li', 'alert alert-' + cssIdent(kind) + (isViolation(kind) ? ' violation' : (MUTED_KINDS[kind] ? ' muted-event' : ' other-event')));
+      var sensorEv = isSensorEvent(e);
+      var li = htmlEl('li', 'alert alert-' + cssIdent(kind) + (isViolation(kind) ? ' violation' : (MUTED_KINDS[kind] ? ' muted-event' : ' other-event')) + (sensorEv ? ' sensor-event' : ''));
       li.setAttribute('data-kind', kind);
       if (e.id != null) li.setAttribute('data-event-id', e.id);
       if (e.uav_id != null) li.setAttribute('data-uav-id', e.uav_id);
+      if (sensorEv) li.setAttribute('data-sensor-id', e.sensor_id);
       li.setAttribute('data-ts', parseTs(e.ts) || '');
       htmlEl('span', 'a-time', hms(e.ts), li);
       htmlEl('span', 'a-kind', kind, li);
-      htmlEl('span', 'a-uav', e.uav_id != null ? String(e.uav_id) : '—', li);
-      var zn = det.zone_name || (e.zone_id != null ? zoneName(e.zone_id) : '') || '';
+      htmlEl('span', 'a-uav', e.uav_id != null ? String(e.uav_id) : (sensorEv ? String(e.sensor_id) : '—'), li);
+      var zn = sensorEv ? sensorEventText(e) : (det.zone_name || (e.zone_id != null ? zoneName(e.zone_id) : '') || '');
       htmlEl('span', 'a-zone', zn || '—', li);
       var act = htmlEl('span', 'a-act', null, li);
       if (e.ack) markAcked(li, e.ack);
-      else if (e.id != null && canAck() && !MUTED_KINDS[kind]) {
+      else if (e.id != null && canAck() && !MUTED_KINDS[kind] && !sensorEv) {
         var b = htmlEl('button', 'ack-btn', 'Ack', act);
         b.type = 'button';
         b.title = 'Acknowledge this alert';
       }
-      var tip = [kind, 'uav ' + (e.uav_id != null ? e.uav_id : '—'), 'zone ' + (e.zone_id != null ? e.zone_id : '—') + (zn ? ' (' + zn + ')' : ''), 'at ' + (e.ts != null ? e.ts : '—')];
+      var tip = sensorEv ? [kind, 'sensor ' + e.sensor_id + ': ' + zn, 'at ' + (e.ts != null ? e.ts : '—')]
+        : [kind, 'uav ' + (e.uav_id != null ? e.uav_id : '—'), 'zone ' + (e.zone_id != null ? e.zone_id : '—') + (zn ? ' (' + zn + ')' : ''), 'at ' + (e.ts != null ? e.ts : '—')];
       Object.keys(det).forEach(function (k) { if (k !== 'zone_name') tip.push(k + ': ' + (typeof det[k] === 'object' ? JSON.stringify(det[k]) : det[k])); });
       li.title = tip.join('\n');
       frag.appendChild(li);
@@ -907,14 +930,20 @@
       var body = { recording: $('replay-recording').value, rate: Number($('replay-rate').value) || 1,
                    evaluate: $('replay-evaluate').checked };
       $('replay-start').disabled = true;
-      api('POST', '/v1/replays', body).then(function () { pollReplays(); }).catch(function (err) {
+      api('POST', '/v1/replays', body).then(function (job) {
+        if (job && isReplayRoot(job.root)) watchFeed(job.root, job.id);   // show the replay as it happens
+        pollReplays();
+      }).catch(function (err) {
         showNotice('Replay not started: ' + err.message, 'warn');
       }).then(function () { $('replay-start').disabled = false; });
     });
+    $('replay-live').addEventListener('click', function () { watchFeed(null); pollReplays(); });
     $('replay-jobs').addEventListener('click', function (ev) {
       var b = ev.target.closest('button[data-action]');
       if (!b) return;
-      var id = b.closest('li').getAttribute('data-replay-id'), action = b.getAttribute('data-action');
+      var li = b.closest('li'), id = li.getAttribute('data-replay-id'), action = b.getAttribute('data-action');
+      if (action === 'watch') { watchFeed(li.getAttribute('data-root'), id); pollReplays(); return; }
+      if (action === 'live') { watchFeed(null); pollReplays(); return; }
       var req = action === 'stop' ? api('DELETE', '/v1/replays/' + encodeURIComponent(id))
         : api('POST', '/v1/replays/' + encodeURIComponent(id) + '/control', { action: action });
       req.then(pollReplays).catch(function (err) { showNotice('Replay ' + action + ' failed: ' + err.message, 'warn'); });
@@ -930,6 +959,7 @@
         var li = htmlEl('li', 'replay-job replay-' + cssIdent(j.state), null, list);
         li.setAttribute('data-replay-id', j.id);
         li.setAttribute('data-state', j.state);
+        li.setAttribute('data-root', j.root || '');
         var paused = j.control && j.control.paused;
         htmlEl('span', 'mono', j.id, li);
         htmlEl('span', null, j.state + (paused ? ' (paused)' : '') + (isNum(j.fraction) ? ' ' + Math.round(j.fraction * 100) + '%' : ''), li);
@@ -938,6 +968,13 @@
           running++;
           var b1 = htmlEl('button', null, paused ? 'resume' : 'pause', li); b1.type = 'button'; b1.setAttribute('data-action', paused ? 'resume' : 'pause');
           var b2 = htmlEl('button', null, 'stop', li); b2.type = 'button'; b2.setAttribute('data-action', 'stop');
+        }
+        if (isReplayRoot(j.root)) {
+          var watching = feedRoot === j.root;
+          if (watching) li.classList.add('watching');
+          var b3 = htmlEl('button', null, watching ? 'live' : 'watch', li); b3.type = 'button';
+          b3.setAttribute('data-action', watching ? 'live' : 'watch');
+          b3.title = watching ? 'Back to the live feed' : 'Show this replay on the map (' + j.root + ')';
         }
       });
       replayTimer = setTimeout(pollReplays, running ? 2000 : 10000);
@@ -974,6 +1011,36 @@
     });
   }
 
+  // ---------------------------------------------------------------- feed root
+  // null: the live feed. Otherwise a replay's topic root (engineers, admins): the map and the alert list
+  // show only that replay until "back to live"; the live picture is reloaded then.
+  var feedRoot = null, feedReplayId = null;
+  function isReplayRoot(root) { return typeof root === 'string' && root.indexOf('replay/') === 0; }
+  function clearPicture() {
+    uavs.forEach(function (u) { if (u.g) u.g.remove(); if (u.trailEl) u.trailEl.remove(); });
+    uavs.clear();
+    pendingPositions = [];
+    select(null);
+    seenEvents.clear(); seenOrder.length = 0; pendingEvents = [];
+    $('alerts').textContent = '';
+    dirty.counts = true; dirty.detail = true;
+    schedule();
+  }
+  function watchFeed(root, replayId) {
+    root = root || null;
+    if (root === feedRoot) return;
+    feedRoot = root; feedReplayId = root ? (replayId || null) : null;
+    clearPicture();
+    document.body.classList.toggle('watching-replay', !!root);
+    document.body.setAttribute('data-feed-root', root || '');
+    var back = $('replay-live');
+    if (back) back.hidden = !root;
+    if (ws) { ws.onclose = null; try { ws.close(); } catch (err) { /* ignore */ } ws = null; }
+    if (!root) resync();
+    backoff = CFG.backoffMinMs;
+    connect();
+  }
+
   // ------------------------------------------------------------------ live ws
   var ws = null, backoff = CFG.backoffMinMs, reconnectTimer = 0, everConnected = false, skipped = 0;
   function setConn(state, text) {
@@ -984,14 +1051,18 @@
   }
   function connect() {
     clearTimeout(reconnectTimer);
-    var url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/v1/live' +
-      (auth.key ? '?access_token=' + encodeURIComponent(auth.key) : '');
+    var q = [];
+    if (auth.key) q.push('access_token=' + encodeURIComponent(auth.key));
+    if (feedRoot) q.push('root=' + encodeURIComponent(feedRoot));
+    var url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/v1/live' + (q.length ? '?' + q.join('&') : '');
+    var mine = feedRoot;
     setConn('connecting', everConnected ? 'reconnecting' : 'connecting');
     try { ws = new WebSocket(url); } catch (err) { scheduleReconnect(); return; }
     ws.onopen = function () {
       backoff = CFG.backoffMinMs;
-      setConn('live', 'live');
-      if (everConnected) resync();   // fill the gap while we were away
+      if (mine) setConn('replay', 'replay ' + (feedReplayId || mine));
+      else setConn('live', 'live');
+      if (everConnected && !mine) resync();   // fill the gap while we were away
       everConnected = true;
     };
     ws.onmessage = function (ev) {
@@ -1003,6 +1074,11 @@
     ws.onclose = function (ev) {
       ws = null;
       if (ev.code === 4401) { keyRefused(); return; }   // key revoked: no point retrying with it
+      if (mine && (ev.code === 4403 || ev.code === 1008)) {   // this replay feed is refused: back to live
+        showNotice('Replay feed refused: ' + (ev.reason || ev.code), 'warn');
+        watchFeed(null);
+        return;
+      }
       if (ev.code === 1013) showNotice('The live feed dropped this tab as too slow (' + (ev.reason || 'overloaded') + '); reconnecting', 'warn');
       scheduleReconnect();
     };
@@ -1045,12 +1121,14 @@
   // -------------------------------------------------------------- REST loads
   function loadUavs() {
     return fetchJSON('/v1/uavs').then(function (arr) {
+      if (feedRoot) return;   // watching a replay meanwhile: the live snapshot does not belong on the map
       if (!Array.isArray(arr)) arr = (arr && (arr.uavs || arr.items)) || [];
       arr.forEach(function (s) { onPosition(s, true); });
     }).catch(function (err) { showNotice('Could not load drones: ' + err.message, 'warn'); });
   }
   function loadEvents() {
     return fetchJSON('/v1/events?limit=50').then(function (arr) {
+      if (feedRoot) return;
       if (!Array.isArray(arr)) arr = (arr && (arr.events || arr.items)) || [];
       arr.slice().reverse().forEach(onEvent);
     }).catch(function (err) { showNotice('Could not load events: ' + err.message, 'warn'); });
