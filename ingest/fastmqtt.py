@@ -21,6 +21,7 @@ import struct
 from collections.abc import Callable, Iterable
 
 import paho.mqtt.client as mqtt
+from protocol.mqttwire import encode_varint
 
 _READ_SIZE = 256 * 1024
 _PUBLISH = 0x30
@@ -97,15 +98,6 @@ class FastClient(mqtt.Client):
         data = b"".join(b"\x40\x02" + _H.pack(mid) for mid in mids)
         if data:
             self._packet_queue(_PUBACK, data, 0, 0)
-
-
-def encode_varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n % 128, n // 128
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
 
 
 def session_exists(host: str, port: int, client_id: str, expiry_s: int, timeout: float = 5.0) -> bool:

@@ -21,6 +21,7 @@ import threading
 import time
 
 from devices.mqttclient import parse_mqtt_url
+from protocol.mqttwire import encode_varint
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +33,6 @@ class MqttError(ConnectionError):
     pass
 
 
-def _remaining_length(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n % 128, n // 128
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
 def _string(s: bytes) -> bytes:
     return struct.pack("!H", len(s)) + s
 
@@ -48,13 +40,13 @@ def _string(s: bytes) -> bytes:
 def connect_packet(client_id: str, keepalive: int, clean: bool = True) -> bytes:
     var = _string(b"MQTT") + bytes([4, 0x02 if clean else 0x00]) + struct.pack("!H", keepalive)
     body = var + _string(client_id.encode())
-    return b"\x10" + _remaining_length(len(body)) + body
+    return b"\x10" + encode_varint(len(body)) + body
 
 
 def publish_packet(topic: bytes, payload: bytes, qos: int, retain: bool, pid: int, dup: bool = False) -> bytes:
     head = 0x30 | (0x08 if dup else 0) | (qos << 1) | (1 if retain else 0)
     var = struct.pack("!H", len(topic)) + topic + (struct.pack("!H", pid) if qos else b"")
-    return bytes([head]) + _remaining_length(len(var) + len(payload)) + var + payload
+    return bytes([head]) + encode_varint(len(var) + len(payload)) + var + payload
 
 
 class FastPublisher:

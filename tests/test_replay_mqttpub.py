@@ -8,7 +8,8 @@ import uuid
 import pytest
 
 from devices.mqttclient import close_client, connect_client
-from replay.mqttpub import FastPublisher, MqttError, _remaining_length, connect_packet, publish_packet
+from protocol.mqttwire import encode_varint as _remaining_length
+from replay.mqttpub import FastPublisher, MqttError, connect_packet, publish_packet
 
 from .conftest import wait_until
 

@@ -26,6 +26,13 @@ def run(capsys, *argv) -> tuple[int, list[dict], str]:
     return rc, [json.loads(line) for line in out.splitlines() if line.strip()], err
 
 
+def use_system(monkeypatch, system) -> None:
+    """Point the CLI's settings at the test's running system (database, broker, topic root)."""
+    monkeypatch.setenv("SKYLANE_DATABASE_URL", system.database_url)
+    monkeypatch.setenv("SKYLANE_MQTT_URL", system.mqtt_url)
+    monkeypatch.setenv("SKYLANE_MQTT_ROOT", system.mqtt_root)
+
+
 def ids(line: dict) -> list[str]:
     return [z["id"] for z in line["zones"]]
 
@@ -120,9 +127,7 @@ def test_bad_inputs_are_reported_not_raised(capsys, tmp_path):
 
 @pytest.mark.integration
 def test_import_stores_and_publishes_then_export_and_check_use_the_store(capsys, system, monkeypatch, tmp_path):
-    monkeypatch.setenv("SKYLANE_DATABASE_URL", system.database_url)
-    monkeypatch.setenv("SKYLANE_MQTT_URL", system.mqtt_url)
-    monkeypatch.setenv("SKYLANE_MQTT_ROOT", system.mqtt_root)
+    use_system(monkeypatch, system)
     src = tmp_path / "che.json"
     shutil.copy(DATA / "geo-awareness-che-1.json", src)
     rc, lines, err = run(capsys, "import", str(src))
@@ -154,9 +159,7 @@ def test_import_stores_and_publishes_then_export_and_check_use_the_store(capsys,
 
 @pytest.mark.integration
 def test_import_refuses_a_bad_file_and_changes_nothing(capsys, system, monkeypatch, tmp_path):
-    monkeypatch.setenv("SKYLANE_DATABASE_URL", system.database_url)
-    monkeypatch.setenv("SKYLANE_MQTT_URL", system.mqtt_url)
-    monkeypatch.setenv("SKYLANE_MQTT_ROOT", system.mqtt_root)
+    use_system(monkeypatch, system)
     doc = json.loads((DATA / "cis_source_sample_ed318.json").read_text())
     doc["features"][1]["geometry"]["layer"]["uom"] = "km"
     bad = tmp_path / "bad.json"
@@ -170,9 +173,7 @@ def test_import_refuses_a_bad_file_and_changes_nothing(capsys, system, monkeypat
 @pytest.mark.integration
 def test_import_keeps_an_unlimited_upper_limit(capsys, system, monkeypatch, tmp_path):
     """ED-269 allows a null upper limit (unlimited): stored as Infinity, read back as unlimited."""
-    monkeypatch.setenv("SKYLANE_DATABASE_URL", system.database_url)
-    monkeypatch.setenv("SKYLANE_MQTT_URL", system.mqtt_url)
-    monkeypatch.setenv("SKYLANE_MQTT_ROOT", system.mqtt_root)
+    use_system(monkeypatch, system)
     src = DATA / "cis_source_sample_ed269.json"
     original = parse_zones(json.loads(src.read_text()))
     assert any(z.upper_m is None or z.upper_m == float("inf") for z in original)

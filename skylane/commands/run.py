@@ -126,14 +126,7 @@ def _supervise_workers(args, settings: Settings) -> int:
                     children[i] = start(i)
             stop.wait(0.5)
     finally:
-        for proc in children.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in children.values():
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_children(children.values(), 30)
     return 0
 
 
@@ -210,16 +203,22 @@ def cmd_demo(args, settings: Settings) -> int:
                     stop.set()
             stop.wait(0.5)
     finally:
-        for proc in children.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in children.values():
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_children(children.values(), 15)
         print("demo stopped (local services keep running: `skylane services down` stops them)", flush=True)
     return 0
+
+
+def stop_children(procs, timeout: float) -> None:
+    """SIGTERM every child still running, then wait for each (killing any that outlasts `timeout`)."""
+    procs = list(procs)
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def _wait_http(url: str, timeout: float, stop: threading.Event) -> bool:
