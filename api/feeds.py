@@ -105,6 +105,11 @@ class RootHubs:
         if self.clients[root] <= 0:
             self.hubs.pop(root, None)
             self.clients.pop(root, None)
+            if hub.ready is not None and not hub.ready.is_set():  # aiomqtt leaks a task if cancelled mid-connect
+                try:
+                    await asyncio.wait_for(hub.ready.wait(), 3.0)
+                except TimeoutError:
+                    pass
             await hub.stop()
             log.info("feed.replay_hub state=closed root=%s", root)
 
@@ -175,14 +180,14 @@ def _overflow_reason(sub: Subscriber) -> str:
 
 def feeds_router(hub: LiveHub, *, max_positions: int = MAX_POSITIONS_QUEUED, max_alerts: int = MAX_ALERTS_QUEUED,
                  max_position_age_s: float = MAX_POSITION_AGE_S, keepalive_s: float = 15.0,
-                 batch_window_s: float = 0.05) -> APIRouter:
+                 batch_window_s: float = 0.05, max_replay_hubs: int = MAX_REPLAY_HUBS) -> APIRouter:
     """The live-feed routes over `hub` (one per API process; it reads the broker).
 
     A client gets at most one frame per `batch_window_s`: messages arriving meanwhile share the next frame,
     which keeps the per-frame cost (framing, syscalls, the browser's parse) flat as the update rate grows.
     """
     router = APIRouter(tags=["live"])
-    hubs = RootHubs(hub)
+    hubs = RootHubs(hub, max_replay_hubs)
 
     def new_subscriber(f: FeedFilter, transport: str) -> Subscriber:
         return Subscriber(f, hub.directory, transport=transport, max_positions=max_positions,

@@ -23,6 +23,7 @@ and UAV-less events are public to every role.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import math
 import threading
@@ -437,6 +438,10 @@ class LiveHub:
         except asyncio.CancelledError:
             pass
         finally:
+            # the ended MQTT client's socket callbacks need this loop: collect it while the loop is open
+            self._intake_task = task = None
+            gc.collect()
+            loop.run_until_complete(asyncio.sleep(0))
             loop.close()
 
     async def stop(self) -> None:

@@ -48,7 +48,7 @@ SESSION_EXPIRY_S = 7 * 24 * 3600
 LOGGED_DEAD_LETTERS = 5
 MAX_QOS0_BACKLOG = 200_000  # QoS 1 is bounded by the broker's window; QoS 0 only by this
 RETIRE_IDLE_S = 2.0  # a retired worker's session counts as drained after this long without messages
-IDLE_TICK_S = 0.0  # with no messages for this long, the monitor's clock moves on by the wall clock ...
+IDLE_TICK_S = 1.0  # with no messages for this long, the monitor's clock moves on by the wall clock ...
 IDLE_LATENESS_S = 5.0  # ... to now minus this (fixes may arrive this late): a lone silent UAV gets link_lost
 STATE_INTERVAL_S = 0.25  # live state topics: at most 4 a second per device, the latest always follows
 REFUSED = (psycopg.DataError, psycopg.IntegrityError)  # the data, not the database, is at fault
@@ -307,7 +307,7 @@ class Ingester:
         for ev in out.events:
             pub(topics.event(self.root, ev.event.kind, ev.event.uav_id), orjson.dumps(ev.to_dict()), qos=1, stop=stop)
         sensor_events = getattr(out, "sensor_events", None) or ()
-        for se in ():  # thresholds, silences, on/offline: stored by write_batch, announced here
+        for se in sensor_events:  # thresholds, silences, on/offline: stored by write_batch, announced here
             pub(topics.event(self.root, se.kind, se.sensor_id), orjson.dumps(se.to_dict()), qos=1, stop=stop)
         kinds = Counter(ev.event.kind for ev in out.events) + Counter(se.kind for se in sensor_events)
         for kind, n in kinds.items():

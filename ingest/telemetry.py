@@ -121,7 +121,7 @@ def _fast_fix(uav_id: str, obj: dict, received_at: datetime) -> TelemetryRow | N
         if type(alt) is not int:
             return None
         alt = float(alt)
-    if not (-180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0 and -500.0 <= alt <= 20000.0):
+    if not (-180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.5 and -500.0 <= alt <= 20000.0):
         return None
     speed, track, vspeed, battery = get("speed_mps"), get("track_deg"), get("vspeed_mps"), get("battery_pct")
     if speed is not None:
@@ -161,7 +161,7 @@ def _fast_fix(uav_id: str, obj: dict, received_at: datetime) -> TelemetryRow | N
     if status is not None and (type(status) is not str or status not in _CANONICAL_STATUSES):
         return None
     clearance = get("clearance_id")
-    if clearance is not None and (type(clearance) is not str or len(clearance) > 65 or not clearance.isprintable()):
+    if clearance is not None and (type(clearance) is not str or len(clearance) > 64 or not clearance.isprintable()):
         return None
     return _row(ts, uav_id, seq, lon, lat, alt, ref, speed, track, vspeed, battery, status, clearance, received_at)
 

@@ -119,3 +119,39 @@ def test_replay_roots_are_for_engineers_and_under_replay(system, api):
                 return resp.status_code
 
     assert asyncio.run(sse_replay_ok()) == 200
+
+
+def test_replay_hubs_are_bounded_and_closed_with_their_last_client(system):
+    from .feeds_support import FeedServer
+    keys = make_keys(system.database_url)
+    feed = FeedServer(system.database_url, *system.mqtt_host_port, system.mqtt_root, max_replay_hubs=1)
+    hubs = feed.hub.root_hubs.hubs
+    base = feed.ws_url + f"/v1/live?access_token={keys.admin}&root="
+
+    async def scenario() -> tuple[int, str]:
+        async with websockets.connect(base + "replay/a/v1"), websockets.connect(base + "replay/a/v1"):
+            for _ in range(200):  # the server authenticates, then subscribes
+                if sum(len(h.subscribers) for h in hubs.values()) == 2:
+                    break
+                await asyncio.sleep(0.05)
+            assert list(hubs) == ["replay/a/v1"] and len(hubs["replay/a/v1"].subscribers) == 2  # one hub
+            async with websockets.connect(base + "replay/b/v1") as second:
+                try:
+                    await asyncio.wait_for(second.recv(), 10)
+                except websockets.ConnectionClosed:
+                    pass
+                refused = (second.close_code, second.close_reason)
+            r = await asyncio.to_thread(httpx.get, feed.url + "/v1/live/sse", timeout=10,
+                                        params={"root": "replay/b/v1", "access_token": keys.admin})
+            assert r.status_code == 503
+        return refused
+
+    try:
+        code, reason = asyncio.run(scenario())
+        assert code == 1013 and "replay feeds" in reason
+        deadline = time.monotonic() + 10
+        while hubs and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not hubs, "the replay hub outlived its last client"
+    finally:
+        feed.close()
