@@ -77,6 +77,7 @@ class Ingester:
         self.pipeline = pipeline
         # event time otherwise moves only with fixes: when nothing arrives, tick to now - lateness
         self.idle_tick_s, self.idle_lateness_s = idle_tick_s, idle_lateness_s
+        self._event_clock: tuple[datetime, float] | None = None  # (newest fix time, monotonic when it arrived)
         self.root = pipeline.root
         self.database_url = database_url
         self.batch_size = batch_size
@@ -360,6 +361,10 @@ class Ingester:
             self.catching_up = False  # from the next batch on, arrival rates are the devices' own
         out = self.pipeline.process(good) if good else BatchOutput()
         out.dead_letters.extend(dead)
+        if out.telemetry:
+            newest = max(row.ts for row in out.telemetry)
+            if self._event_clock is None or newest > self._event_clock[0]:
+                self._event_clock = (newest, time.monotonic())
         return raw, out, t0
 
     def commit(self, raw: list[RawMessage], out: BatchOutput, t0: float, stop: threading.Event) -> BatchOutput:
@@ -402,9 +407,17 @@ class Ingester:
         return out
 
     def idle_tick(self, now: datetime | None = None) -> BatchOutput:
-        """What the pipeline decides when event time moves to `now` (default: the wall clock) minus the
-        lateness without any message: link_lost of UAVs gone silent. Same thread as prepare()."""
+        """What the pipeline decides when event time moves on without any message: link_lost of UAVs gone
+        silent. Same thread as prepare().
+
+        Event time is estimated, not read off the wall clock: the newest fix's time plus the wall time since it
+        arrived (never beyond `now`, default the wall clock), minus the lateness. Live, that is the wall
+        clock minus the lateness; for a replay of a past trace it moves on from the trace's own time, so a
+        replay (at any rate) never looks silent just because its fixes are old."""
         now = datetime.now(timezone.utc) if now is None else now
+        if self._event_clock is not None:
+            newest, seen_at = self._event_clock
+            now = min(now, newest + timedelta(seconds=time.monotonic() - seen_at))
         return self.pipeline.tick(now - timedelta(seconds=self.idle_lateness_s))
 
     def handle(self, batch: list[RawMessage] | list[tuple[RawMessage, bool]], stop: threading.Event) -> BatchOutput:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from operator import itemgetter
 
 import orjson
 
@@ -84,6 +85,9 @@ def _fixes(uav_id: str, doc: object, received_at: datetime) -> list[TelemetryRow
 
 _TIMES: dict[str, datetime] = {}  # 'YYYY-MM-DDTHH:MM:SS[.fff]Z' -> datetime (a fleet shares each second)
 _TIMES_MAX = 4096
+_FIELDS = ("ts", "seq", "lon", "lat", "alt_m", "speed_mps", "track_deg", "vspeed_mps", "battery_pct", "alt_ref", "status",
+           "clearance_id")
+_ALL_FIELDS = itemgetter(*_FIELDS)
 
 
 def _fast_fix(uav_id: str, obj: dict, received_at: datetime) -> TelemetryRow | None:
@@ -93,8 +97,13 @@ def _fast_fix(uav_id: str, obj: dict, received_at: datetime) -> TelemetryRow | N
     finite numbers in range (NaN fails every comparison, infinities the ranges), alt_ref and status in
     their canonical spelling, a short printable clearance id.
     """
-    get = obj.get
-    raw = get("ts")
+    if len(obj) >= 12:  # every field present (the usual device shape): one C call takes them all
+        try:
+            raw, seq, lon, lat, alt, speed, track, vspeed, battery, ref, status, clearance = _ALL_FIELDS(obj)
+        except KeyError:
+            raw, seq, lon, lat, alt, speed, track, vspeed, battery, ref, status, clearance = map(obj.get, _FIELDS)
+    else:
+        raw, seq, lon, lat, alt, speed, track, vspeed, battery, ref, status, clearance = map(obj.get, _FIELDS)
     if raw is None:
         ts = received_at
     else:
@@ -105,10 +114,8 @@ def _fast_fix(uav_id: str, obj: dict, received_at: datetime) -> TelemetryRow | N
                 return None
         if ts < EARLIEST or ts > received_at + MAX_FUTURE:
             return None
-    seq = get("seq")
     if seq is not None and (type(seq) is not int or not 0 <= seq < 2**63):
         return None
-    lon, lat, alt = get("lon"), get("lat"), get("alt_m")
     if type(lon) is not float:
         if type(lon) is not int:
             return None
@@ -121,9 +128,8 @@ def _fast_fix(uav_id: str, obj: dict, received_at: datetime) -> TelemetryRow | N
         if type(alt) is not int:
             return None
         alt = float(alt)
-    if not (-180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.5 and -500.0 <= alt <= 20000.0):
+    if not (-180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0 and -500.0 <= alt <= 20000.0):
         return None
-    speed, track, vspeed, battery = get("speed_mps"), get("track_deg"), get("vspeed_mps"), get("battery_pct")
     if speed is not None:
         if type(speed) is not float:
             if type(speed) is not int:
@@ -152,15 +158,12 @@ def _fast_fix(uav_id: str, obj: dict, received_at: datetime) -> TelemetryRow | N
             battery = float(battery)
         if not 0.0 <= battery <= 100.0:
             return None
-    ref = get("alt_ref")
     if ref is None:
         ref = "AGL"
     elif type(ref) is not str or ref not in _CANONICAL_REFS:
         return None
-    status = get("status")
     if status is not None and (type(status) is not str or status not in _CANONICAL_STATUSES):
         return None
-    clearance = get("clearance_id")
     if clearance is not None and (type(clearance) is not str or len(clearance) > 64 or not clearance.isprintable()):
         return None
     return _row(ts, uav_id, seq, lon, lat, alt, ref, speed, track, vspeed, battery, status, clearance, received_at)
@@ -170,29 +173,29 @@ def _slot_setters() -> tuple:
     return tuple(getattr(TelemetryRow, name).__set__ for name in TelemetryRow.__dataclass_fields__)
 
 
-_S = _slot_setters()
+(_s0, _s1, _s2, _s3, _s4, _s5, _s6, _s7, _s8, _s9, _s10, _s11, _s12, _s13) = _slot_setters()
 
 
 def _row(ts: datetime, uav_id: str, seq: int | None, lon: float, lat: float, alt_m: float, alt_ref: str,
          speed: float | None, track: float | None, vspeed: float | None, battery: float | None, status: str | None,
-         clearance: str | None, received_at: datetime, _new=object.__new__, _cls=TelemetryRow, _s=_S) -> TelemetryRow:
+         clearance: str | None, received_at: datetime, _new=object.__new__, _cls=TelemetryRow) -> TelemetryRow:
     """TelemetryRow(...) at half the cost: the frozen dataclass's __init__ goes through object.__setattr__
-    per field; the slot descriptors fill the same slots (an equal, equally frozen row)."""
+    per field; the slot descriptors (in field order) fill the same slots: an equal, equally frozen row."""
     row = _new(_cls)
-    _s[0](row, ts)
-    _s[1](row, uav_id)
-    _s[2](row, seq)
-    _s[3](row, lon)
-    _s[4](row, lat)
-    _s[5](row, alt_m)
-    _s[6](row, alt_ref)
-    _s[7](row, speed)
-    _s[8](row, track)
-    _s[9](row, vspeed)
-    _s[10](row, battery)
-    _s[11](row, status)
-    _s[12](row, clearance)
-    _s[13](row, received_at)
+    _s0(row, ts)
+    _s1(row, uav_id)
+    _s2(row, seq)
+    _s3(row, lon)
+    _s4(row, lat)
+    _s5(row, alt_m)
+    _s6(row, alt_ref)
+    _s7(row, speed)
+    _s8(row, track)
+    _s9(row, vspeed)
+    _s10(row, battery)
+    _s11(row, status)
+    _s12(row, clearance)
+    _s13(row, received_at)
     return row
 
 
@@ -268,3 +271,4 @@ def _time(value: object, received_at: datetime) -> datetime:
         if ts.tzinfo is timezone.utc and RFC3339.fullmatch(value):
             return check_time(ts, received_at)
     return timestamp(value, received_at)
+

@@ -20,6 +20,7 @@ from typing import IO, Any
 import orjson
 
 from airspace.zones import ZoneSet
+from ingest.pipeline import fewer_collections
 
 from .player import play
 from .sinks import PipelineSink
@@ -76,13 +77,14 @@ def evaluate(source: Source, zones: ZoneSet, *, selection: Selection = Selection
     root = root or source.root
     sink = PipelineSink(zones, root, batch_size=batch_size)
     t0 = time.perf_counter()
-    if control is None and rate == MAX and selection == Selection():
-        counters = _straight(source, sink, root, on_status)
-    else:
-        control = control or PlaybackControl(rate)
-        res = play(source, sink, control=control, selection=selection, root_from=root, root_to=root,
-                   on_status=on_status)
-        counters = {k: v for k, v in res.counters.items() if k not in ("sent", "not_sent")}
+    with fewer_collections():
+        if control is None and rate == MAX and selection == Selection():
+            counters = _straight(source, sink, root, on_status)
+        else:
+            control = control or PlaybackControl(rate)
+            res = play(source, sink, control=control, selection=selection, root_from=root, root_to=root,
+                       on_status=on_status)
+            counters = {k: v for k, v in res.counters.items() if k not in ("sent", "not_sent")}
     events = canonical(e.to_dict() for e in sink.events)
     counts = {**dict(sink.counts), **counters}
     return Evaluation(events, counts, dict(sink.dead_reasons), list(sink.controls), time.perf_counter() - t0)
