@@ -41,6 +41,7 @@ from .pipeline import BatchOutput, DeadLetter, Pipeline, RawMessage
 from .sharding import Assignment, ShardError, unshard
 
 log = logging.getLogger("skylane.ingest")
+EPOCH = datetime.fromtimestamp(0, timezone.utc)
 
 RECEIVE_MAXIMUM = 10000  # QoS 1 messages the broker may have outstanding with us (the bounded buffer) ...
 MAX_RECEIVE_MAXIMUM = 60000  # ... or 4 batches when bigger, so the window never waits for a commit
@@ -77,7 +78,7 @@ class Ingester:
         self.pipeline = pipeline
         # event time otherwise moves only with fixes: when nothing arrives, tick to now - lateness
         self.idle_tick_s, self.idle_lateness_s = idle_tick_s, idle_lateness_s
-        self._event_clock: tuple[datetime, float] | None = None  # (newest fix time, monotonic when it arrived)
+        self._event_clock: tuple[datetime, float] | None = None  # (newest fix/reading time, monotonic then)
         self.root = pipeline.root
         self.database_url = database_url
         self.batch_size = batch_size
@@ -361,8 +362,9 @@ class Ingester:
             self.catching_up = False  # from the next batch on, arrival rates are the devices' own
         out = self.pipeline.process(good) if good else BatchOutput()
         out.dead_letters.extend(dead)
-        if out.telemetry:
-            newest = max(row.ts for row in out.telemetry)
+        if out.telemetry or out.readings:
+            newest = max(max((row.ts for row in out.telemetry), default=EPOCH),
+                         max((row.ts for row in out.readings), default=EPOCH))
             if self._event_clock is None or newest > self._event_clock[0]:
                 self._event_clock = (newest, time.monotonic())
         return raw, out, t0
@@ -410,7 +412,7 @@ class Ingester:
         """What the pipeline decides when event time moves on without any message: link_lost of UAVs gone
         silent. Same thread as prepare().
 
-        Event time is estimated, not read off the wall clock: the newest fix's time plus the wall time since it
+        Event time is estimated, not read off the wall clock: the newest fix's or reading's time plus the wall time since it
         arrived (never beyond `now`, default the wall clock), minus the lateness. Live, that is the wall
         clock minus the lateness; for a replay of a past trace it moves on from the trace's own time, so a
         replay (at any rate) never looks silent just because its fixes are old."""

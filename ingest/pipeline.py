@@ -281,8 +281,12 @@ class Pipeline:
         return changes
 
     def tick(self, watermark: datetime) -> BatchOutput:
-        """Event time moved on without fixes (e.g. the consumer's idle clock): link_lost events only."""
-        return BatchOutput(events=[EventRow(event_id(ev), ev) for ev in self.monitor.tick(watermark)])
+        """Event time moved on without messages (e.g. the consumer's idle clock): link_lost of silent UAVs,
+        and sensor_silent of sensors past their expected interval."""
+        out = BatchOutput(events=[EventRow(event_id(ev), ev) for ev in self.monitor.tick(watermark)])
+        if self.sensor_watch is not None:
+            out.sensor_events = self.sensor_watch.tick(watermark)
+        return out
 
     # -------------------------------------------------------------------------------- control
     def _control(self, ctl: topics.ControlRef, msg: RawMessage) -> list[AirspaceEvent]:

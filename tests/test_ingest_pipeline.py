@@ -240,3 +240,19 @@ def test_sensor_watch_is_fed_by_the_batch(zones_geojson):
     out = p.process([msg(topics.reading(ROOT, "W-C9"), {"ts": "2026-11-27T07:59:55Z", "values": {"wind_gust": 14.5}})])
     assert [(e.sensor_id, e.kind) for e in out.sensor_events] == [("W-C9", "sensor_threshold")]
     assert Pipeline(ZoneSet.from_geojson(zones_geojson), ROOT, rules=[]).process([]).sensor_events == []
+
+
+def test_tick_raises_link_lost_and_sensor_silent_on_event_time(zones_geojson):
+    """The consumer's idle clock: with no messages at all, silent drones and sensors are still noticed."""
+    from ingest.sensor_watch import SensorWatch, sensor_infos
+    watch = SensorWatch(sensor_infos([{"device_id": "W-C1", "kind": "sensor", "sensor_kind": "wind",
+                                       "expected_interval_s": 10}]))
+    pipe = Pipeline(ZoneSet.from_geojson(zones_geojson), sensor_watch=watch)
+    pipe.process([msg(topics.telemetry(topics.DEFAULT_ROOT, "U1"),
+                      {"lon": 121.40, "lat": 31.00, "alt_m": 30, "ts": rfc3339(T0)}),
+                  msg(topics.reading(topics.DEFAULT_ROOT, "W-C1"), {"wind_gust": 5.0, "ts": rfc3339(T0)})])
+    early = pipe.tick(T0 + timedelta(seconds=5))
+    assert not early.events and not early.sensor_events
+    late = pipe.tick(T0 + timedelta(minutes=2))
+    assert [(e.event.kind, e.event.uav_id) for e in late.events] == [("link_lost", "U1")]
+    assert [(e.kind, e.sensor_id) for e in late.sensor_events] == [("sensor_silent", "W-C1")]
