@@ -14,6 +14,7 @@ Prints progress on stderr, the targets with pass/fail, and last one JSON line wi
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import json
 import os
@@ -158,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     figures = measure_classify(zs, args.positions, args.repeat)
     log(f"single-position checks x {args.singles:,}")
     figures.update(measure_single(zs, args.singles))
-    log("route clearance (bench/airspace_route.py)")
+    del_garbage = gc.collect()  # the classification phase's arrays: not the route check's cost
+    log(f"route clearance (bench/airspace_route.py; {del_garbage} objects collected first)")
     figures.update(measure_route(zs, args.quick))
     for name in TARGETS:
         print(verdict(name, figures.get(name)))
