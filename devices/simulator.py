@@ -62,6 +62,7 @@ class Simulator:
         clock: Callable[[], float] = time.time,
         max_pending: int = DEFAULT_MAX_PENDING,
         device_wills: bool = False,
+        sharded: bool = False,
     ) -> None:
         if not hz > 0:
             raise ValueError("hz must be > 0")
@@ -85,8 +86,10 @@ class Simulator:
         self.max_pending = max_pending
         self.client_id = f"{client_id_prefix}-{uuid.uuid4().hex[:8]}"
         self.plans: list[FlightPlan] = [plan_for(d) for d in self.drones]
-        self._telemetry_topics = [topics.telemetry(root, d.uav_id) for d in self.drones]
-        self._reading_topics = [topics.reading(root, s.sensor_id) for s in self.sensors]
+        # sharded: under {root}/shard/{s}/..., so `skylane ingest --workers N` spreads the fleet over workers
+        place = (lambda t: topics.sharded_topic(root, t)) if sharded else (lambda t: t)
+        self._telemetry_topics = [place(topics.telemetry(root, d.uav_id)) for d in self.drones]
+        self._reading_topics = [place(topics.reading(root, s.sensor_id)) for s in self.sensors]
         self.stats = SimStats()
         n_devices = len(self.drones) + len(self.sensors)
         if device_wills and n_devices > MAX_PRESENCE_SESSIONS:

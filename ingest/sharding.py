@@ -15,23 +15,12 @@ changing it moves devices between shards, so it is fixed (workers can be 1..SHAR
 """
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 
-SHARDS = 64
+from protocol.topics import SHARDS, shard_of, sharded_topic  # noqa: F401  (the device contract's half)
+
 GROUP_PREFIX = "skylane-ingest"
 _FAMILIES = ("uav", "sensor", "device")
-
-
-def shard_of(device_id: str, shards: int = SHARDS) -> int:
-    """The device's shard: CRC-32 of its id (stable across processes, languages and restarts)."""
-    return zlib.crc32(device_id.encode()) % shards
-
-
-def sharded_topic(root: str, topic: str, shards: int = SHARDS) -> str:
-    """`{root}/fam/{id}/suffix` -> `{root}/shard/{s}/fam/{id}/suffix` (what a sharding device publishes)."""
-    rest = topic[len(root) + 1:]
-    return f"{root}/shard/{shard_of(rest.split('/', 2)[1], shards)}/{rest}"
 
 
 class ShardError(ValueError):

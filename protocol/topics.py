@@ -17,6 +17,8 @@ Control (operators, API and ingest -> every ingest worker; retained, QoS 1, no s
 """
 from __future__ import annotations
 
+import zlib
+
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -147,3 +149,19 @@ def remap(topic: str, old_root: str, new_root: str) -> str:
     if topic == old_root or topic.startswith(old_root + "/"):
         return new_root + topic[len(old_root):]
     return topic
+
+
+# Topic sharding (ingest/sharding.py has the worker side): a device that wants to be spread over ingest workers
+# publishes under {root}/shard/{s}/..., s = shard_of(device id). Part of the device contract, so fixed.
+SHARDS = 64
+
+
+def shard_of(device_id: str, shards: int = SHARDS) -> int:
+    """The device's shard: CRC-32 of its id (stable across processes, languages and restarts)."""
+    return zlib.crc32(device_id.encode()) % shards
+
+
+def sharded_topic(root: str, topic: str, shards: int = SHARDS) -> str:
+    """`{root}/fam/{id}/suffix` -> `{root}/shard/{s}/fam/{id}/suffix` (what a sharding device publishes)."""
+    rest = topic[len(root) + 1:]
+    return f"{root}/shard/{shard_of(rest.split('/', 2)[1], shards)}/{rest}"

@@ -83,3 +83,19 @@ def test_rejects_ids_outside_the_topic_contract(zones_geojson):
         Simulator("mqtt://127.0.0.1:1", ROOT, [dataclasses.replace(drones[0], uav_id="bad/id")], [])
     with pytest.raises(ValueError, match="unique"):
         Simulator("mqtt://127.0.0.1:1", ROOT, [drones[0], drones[0]], [])
+
+
+def test_sharded_fleet_spreads_over_workers_one_worker_per_device(run_sim):
+    """`skylane simulate --sharded`: every device publishes under its own shard, so N workers split the fleet."""
+    from ingest.sharding import Assignment
+    sim, fake, _, _ = run_sim(sharded=True)
+    data = [m.topic for m in fake.published if "/device/" not in m.topic]
+    assert data and all(t.startswith(f"{ROOT}/shard/") for t in data)
+    owners = defaultdict(set)
+    for t in data:
+        shard, rest = int(t.split("/")[3]), t.split("/", 4)[4]
+        device = rest.split("/")[1]
+        assert shard == topics.shard_of(device)
+        owners[device] |= {w for w in range(2) if shard in Assignment(w, 2).owned()}
+    assert all(len(ws) == 1 for ws in owners.values())  # each device handled by exactly one worker
+    assert set().union(*owners.values()) == {0, 1}        # and the fleet uses both

@@ -155,7 +155,7 @@ def cmd_simulate(args, settings: Settings) -> int:
         register_fleet(settings, drones, sensors, args.hz)
     log.info("simulating %d drones and %d sensors at %s Hz", len(drones), len(sensors), args.hz)
     sim = Simulator(settings.mqtt_url, settings.mqtt_root, drones, sensors, hz=args.hz,
-                    device_wills=args.device_wills)
+                    device_wills=args.device_wills, sharded=args.sharded)
     sim.run(stop_on_signals(), duration_s=args.duration)
     return 0
 
@@ -268,6 +268,8 @@ def register(sub) -> None:
     s.add_argument("--rate-scale", type=float, default=1.0, help="divide sensor reporting intervals by this")
     s.add_argument("--duration", type=float, help="seconds to run (default: until Ctrl-C)")
     s.add_argument("--register", action="store_true", help="enter the simulated devices in the registry first")
+    s.add_argument("--sharded", action="store_true",
+                   help="publish under {root}/shard/{s}/... so `skylane ingest --workers N` spreads the fleet")
     s.add_argument("--device-wills", action="store_true",
                    help="each device its own MQTT presence session with a last will (offline when killed)")
     s.set_defaults(func=cmd_simulate)
