@@ -328,8 +328,22 @@ def _crossings(ix: _Index, r: _Route, lines) -> tuple[np.ndarray, np.ndarray, in
 _MIN_EPOCH, _MAX_EPOCH = -62_135_596_800.0, 253_402_300_799.0  # 0001-01-01 .. 9999-12-31T23:59:59 UTC
 
 
-def _horizontal_pieces(zs: ZoneSet, ix: _Index, r: _Route, ua_class: str | None, every_band: bool = False):
-    """(segment, zone, s0, s1) arrays, sorted: where each segment lies inside each zone outline.
+def _horizontal_pieces(zs: ZoneSet, ix: _Index, r: _Route, ua_class: str | None, outline: tuple | None = None):
+    """(segment, zone, s0, s1) arrays, sorted: where each segment lies inside each zone outline, for the
+    zones whose band, ceiling or area matters at the segment's altitudes.
+
+    The outline pieces depend on the route's ground track alone, so the suggestion search, which only
+    changes altitudes or times, computes them once and passes them in as `outline`.
+    """
+    seg, zone, s0, s1 = _outline_pieces(zs, ix, r, ua_class) if outline is None else outline
+    lo_a = np.minimum(r.alt[seg], r.alt[seg + 1])
+    hi_a = np.maximum(r.alt[seg], r.alt[seg + 1])
+    keep = ((lo_a <= zs.upper_amsl[zone]) & (hi_a >= zs.lower_amsl[zone])) | ix.area[zone] | ix.ceiling[zone]
+    return seg[keep], zone[keep], s0[keep], s1[keep]
+
+
+def _outline_pieces(zs: ZoneSet, ix: _Index, r: _Route, ua_class: str | None):
+    """(segment, zone, s0, s1) arrays, sorted: where each segment lies inside each zone outline (any band).
 
     A segment that meets no boundary edge of a zone is wholly inside it or wholly outside, as its
     first point is. A segment meeting boundaries is cut at the exact crossing parameters and each
@@ -388,10 +402,6 @@ def _horizontal_pieces(zs: ZoneSet, ix: _Index, r: _Route, ua_class: str | None,
     if ua_class is not None:
         keep &= np.array([zs.zones[j].applies_to(ua_class) if hasattr(zs.zones[j], "applies_to") else True
                           for j in zone.tolist()], bool)
-    lo_a = np.minimum(r.alt[seg], r.alt[seg + 1])
-    hi_a = np.maximum(r.alt[seg], r.alt[seg + 1])
-    if not every_band:  # only the zones whose band, ceiling or area matters at this altitude
-        keep &= ((lo_a <= zs.upper_amsl[zone]) & (hi_a >= zs.lower_amsl[zone])) | ix.area[zone] | ix.ceiling[zone]
     seg, zone, s0, s1 = seg[keep], zone[keep], s0[keep], s1[keep]
     order = np.lexsort((s0, zone, seg))
     seg, zone, s0, s1 = seg[order], zone[order], s0[order], s1[order]
@@ -839,16 +849,17 @@ def check_route(zones: ZoneSet, waypoints: Sequence[Waypoint], alt_ref: str = "A
     if result.approved or not suggest:
         return result
     args = dict(uav_id=uav_id, ua_class=ua_class, index=index, minima=minima, capacity=capacity,
-                zone_states=zone_states)
+                zone_states=zone_states, outline=_outline_pieces(zones, _index(zones), r, ua_class))
     suggestions = _suggest_altitude(zones, r, result, args)
     if r.t is not None and all(x["code"] in TIME_CODES or _time_bound(zones, x) for x in result.reasons):
         suggestions += _suggest_departure(zones, r, args)
     return replace(result, suggestions=suggestions)
 
 
-def _check(zs, r: _Route, uav_id, ua_class, index, minima, capacity, zone_states) -> ClearanceResult:
+def _check(zs, r: _Route, uav_id, ua_class, index, minima, capacity, zone_states,
+           outline: tuple | None = None) -> ClearanceResult:
     ix = _index(zs)
-    hp = _horizontal_pieces(zs, ix, r, ua_class)
+    hp = _horizontal_pieces(zs, ix, r, ua_class, outline=outline)
     p3 = _in_force(zs, r, *_band_pieces(zs, r, *hp))
     drafts, cleared = _zone_drafts(zs, ix, r, p3, hp, zone_states)
     reasons = _materialize(zs, r, drafts)
@@ -881,9 +892,7 @@ def _resubmit(zs: ZoneSet, r: _Route) -> list[dict]:
 
 def _suggest_altitude(zs: ZoneSet, r: _Route, result: ClearanceResult, args: dict) -> list[dict]:
     """A constant altitude inside a band clear of every limit the route's outline meets."""
-    ix = _index(zs)
-    hp = _horizontal_pieces(zs, ix, r, args["ua_class"], every_band=True)
-    zones_met = np.unique(hp[1])
+    zones_met = np.unique(args["outline"][1])
     ground = float(zs.vertical.to_amsl(0.0, "AGL"))
     rule = getattr(zs.vertical, "ceiling_agl_m", None)
     top = float(zs.vertical.to_amsl(rule, "AGL")) if rule is not None else ground + 500.0
@@ -900,7 +909,7 @@ def _suggest_altitude(zs: ZoneSet, r: _Route, result: ClearanceResult, args: dic
         h = float(zs.vertical.to_amsl(h_ref, r.alt_ref))
         trial = replace(r, alt=np.full_like(r.alt, h))
         res = _check(zs, trial, args["uav_id"], args["ua_class"], args["index"], args["minima"],
-                     args["capacity"], args["zone_states"])
+                     args["capacity"], args["zone_states"], args["outline"])
         if res.approved:
             band = [_round(zs.vertical.from_amsl(a, r.alt_ref)), _round(zs.vertical.from_amsl(b, r.alt_ref))]
             return [{"kind": "altitude", "alt_m": h_ref, "alt_ref": r.alt_ref, "band": band,
@@ -913,7 +922,7 @@ def _suggest_departure(zs: ZoneSet, r: _Route, args: dict, horizon_s: float = 86
     """The earliest later departure (1 s resolution) found that clears every reason."""
     def check(delay: float) -> ClearanceResult:
         return _check(zs, replace(r, t=r.t + delay, schedules={}), args["uav_id"], args["ua_class"], args["index"],
-                      args["minima"], args["capacity"], args["zone_states"])
+                      args["minima"], args["capacity"], args["zone_states"], args["outline"])
 
     lo, hi = 0.0, None
     delay = 0.0

@@ -192,7 +192,7 @@ def test_closest_approach_is_exact_against_sampling(xy, v, da, db, dt, dz, wa, w
 
 def test_pieces_along_edges_and_through_vertices_match_geos():
     """Routes that run along zone edges, start on vertices and pass exactly through them."""
-    from airspace.clearance import _horizontal_pieces, _index, _plan
+    from airspace.clearance import _index, _outline_pieces, _plan
     ix = _index(ZONES)
     checked = 0
     for z in list(ZONES)[:12]:
@@ -204,7 +204,7 @@ def test_pieces_along_edges_and_through_vertices_match_geos():
             for pts in ([a, b, ext], [a, b, through], [b, b + (a - b) * 0.3]):
                 wps = [Waypoint(float(p[0]), float(p[1]), 50.0) for p in pts]
                 r = _plan(ZONES, wps, "AGL", None, None)
-                seg, zone, s0, s1 = _horizontal_pieces(ZONES, ix, r, None, every_band=True)
+                seg, zone, s0, s1 = _outline_pieces(ZONES, ix, r, None)
                 got = sorted((int(q), int(j), round(a_, 9), round(b_, 9)) for q, j, a_, b_ in zip(seg, zone, s0, s1))
                 want = sorted((q, j, round(p0, 9), round(p1, 9)) for q in range(len(pts) - 1)
                               for j, zz in enumerate(ZONES)

@@ -6,8 +6,15 @@
 -- back. Run statement by statement (storage/schema.py); each one is re-runnable.
 SELECT remove_compression_policy('uav_telemetry', if_exists => TRUE);
 SELECT remove_compression_policy('sensor_readings', if_exists => TRUE);
-SELECT count(decompress_chunk(c, if_compressed => TRUE)) FROM show_chunks('uav_telemetry') c;
-SELECT count(decompress_chunk(c, if_compressed => TRUE)) FROM show_chunks('sensor_readings') c;
+-- Decompress only the chunks that are compressed: decompress_chunk raises "missing compressed hypertable"
+-- (even with if_compressed) once compression is off, so a re-run after a stop between the compress = false
+-- and the compress re-enable below must not call it.
+SELECT count(decompress_chunk(c, if_compressed => TRUE)) FROM show_chunks('uav_telemetry') c
+  JOIN timescaledb_information.chunks i ON format('%I.%I', i.chunk_schema, i.chunk_name)::regclass = c
+ WHERE i.is_compressed;
+SELECT count(decompress_chunk(c, if_compressed => TRUE)) FROM show_chunks('sensor_readings') c
+  JOIN timescaledb_information.chunks i ON format('%I.%I', i.chunk_schema, i.chunk_name)::regclass = c
+ WHERE i.is_compressed;
 ALTER TABLE uav_telemetry SET (timescaledb.compress = false);
 ALTER TABLE sensor_readings SET (timescaledb.compress = false);
 DELETE FROM uav_telemetry t
