@@ -148,14 +148,13 @@ class _Index:
 
     def __init__(self, zs: ZoneSet) -> None:
         self.geoms = np.array([z.geometry for z in zs], dtype=object)
-        self.tree = shapely.STRtree(self.geoms)
-        restr = np.array([getattr(z, "restriction", None) or _default_restriction(z.kind) for z in zs], dtype=object)
+        restr = np.array([z.restriction for z in zs], dtype=object)
         self.prohibited = restr == "PROHIBITED"
         self.needs_clear = np.isin(restr, NEEDS_CLEARANCE) | (zs.kinds == "corridor")
         self.ceiling = np.isin(zs.kinds, CEILING_KINDS)
         self.area = zs.kinds == "area"
         self.corridor = zs.kinds == "corridor"
-        self.scheduled = np.array([getattr(z, "schedule", None) is not None for z in zs], bool)
+        self.scheduled = np.array([z.schedule is not None for z in zs], bool)
         rings, owner = [], []
         for j, g in enumerate(self.geoms):
             for poly in shapely.get_parts(g):
@@ -173,17 +172,7 @@ class _Index:
 
     def holding(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(point, zone) pairs: the zone outlines containing each point, boundary included."""
-        index = getattr(self.zs, "index", None)
-        if index is not None and hasattr(index, "pairs"):
-            return index.pairs(lon, lat)
-        p, z = self.tree.query(shapely.points(lon, lat), predicate="intersects")
-        order = np.lexsort((z, p))
-        return p[order], z[order]
-
-
-def _default_restriction(kind: str) -> str:
-    return {"restricted": "PROHIBITED", "authorization": "REQ_AUTHORISATION", "corridor": "CONDITIONAL",
-            "vertiport": "CONDITIONAL"}.get(kind, "NO_RESTRICTION")
+        return self.zs.index.pairs(lon, lat)
 
 
 _INDEXES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -400,8 +389,7 @@ def _outline_pieces(zs: ZoneSet, ix: _Index, r: _Route, ua_class: str | None):
     seg, zone = keys // W, keys % W
     keep = np.ones(seg.size, bool)
     if ua_class is not None:
-        keep &= np.array([zs.zones[j].applies_to(ua_class) if hasattr(zs.zones[j], "applies_to") else True
-                          for j in zone.tolist()], bool)
+        keep &= np.array([zs.zones[j].applies_to(ua_class) for j in zone.tolist()], bool)
     seg, zone, s0, s1 = seg[keep], zone[keep], s0[keep], s1[keep]
     order = np.lexsort((s0, zone, seg))
     seg, zone, s0, s1 = seg[order], zone[order], s0[order], s1[order]
@@ -635,7 +623,7 @@ def _zone_drafts(zs, ix, r, p3, hp, zone_states) -> tuple[list[_Draft], tuple]:
     states = zone_states or {}
     suspended = np.zeros(len(zs), bool)
     for zid, st in states.items():
-        j = zs.position(zid) if hasattr(zs, "position") else next((i for i, z in enumerate(zs) if z.id == zid), None)
+        j = zs.position(zid)
         if j is not None and (st or {}).get("state") == "suspended":
             suspended[j] = True
     drafts: list[_Draft] = []
@@ -876,7 +864,7 @@ def _time_bound(zs: ZoneSet, reason: dict) -> bool:
     """A zone reason that a later departure may clear: the zone has a schedule."""
     zone = zs.get(reason["zone_id"]) if reason.get("zone_id") else None
     return zone is not None and reason["code"] in ("restricted_zone", "above_ceiling") and \
-        getattr(zone, "schedule", None) is not None
+        zone.schedule is not None
 
 
 def _resubmit(zs: ZoneSet, r: _Route) -> list[dict]:
@@ -967,7 +955,7 @@ def _needed_delay(zs: ZoneSet, r: _Route, reason: dict, args: dict) -> float:
         ends = [b for a, b, _ in legs if b >= entry_t]
         return (min(ends) - entry_t + 1.0) if ends else 1.0
     zone = zs.get(reason["zone_id"])
-    sched = getattr(zone, "schedule", None)
+    sched = zone.schedule
     if sched is not None:
         iv = sched.intervals(entry_t, entry_t + 8 * 86_400.0)
         if iv:

@@ -157,14 +157,6 @@ def _sorted_unique(a: np.ndarray) -> np.ndarray:
     return a[keep]
 
 
-def _restriction(zone) -> str:
-    r = getattr(zone, "restriction", None)
-    if r:
-        return r
-    return {"restricted": "PROHIBITED", "authorization": "REQ_AUTHORISATION", "corridor": "CONDITIONAL",
-            "vertiport": "CONDITIONAL"}.get(zone.kind, "NO_RESTRICTION")
-
-
 class AirspaceMonitor:
     """Tracks every UAV against the zones (and its clearance) and emits transition events."""
 
@@ -182,13 +174,13 @@ class AirspaceMonitor:
         self.zones = zones
         n = len(zones)
         self.W = n + 1  # column n: "no zone" (the true-height ceiling)
-        restr = np.array([_restriction(z) for z in zones], dtype=object)
+        restr = np.array([z.restriction for z in zones], dtype=object)
         self._prohibited = restr == "PROHIBITED"
         self._needs_clear = np.isin(restr, NEEDS_CLEARANCE) | (zones.kinds == "corridor")
         self._ceiling = np.isin(zones.kinds, CEILING_KINDS)
         self._corridor = zones.kinds == "corridor"
         self._vertiport = zones.kinds == "vertiport"
-        self._scheduled = [j for j, z in enumerate(zones) if getattr(z, "schedule", None) is not None]
+        self._scheduled = [j for j, z in enumerate(zones) if z.schedule is not None]
         self._sched_set = set(self._scheduled)
         self._suspended = np.array([self._zone_state.get(z.id, {}).get("state") == "suspended"
                                     for z in zones], dtype=bool)
@@ -220,8 +212,7 @@ class AirspaceMonitor:
         self._set_zones(zones)
         remap = np.full(old_w, -1, dtype=np.int64)
         for j, zid in enumerate(old_ids):
-            k = zones.position(zid) if hasattr(zones, "position") else next(
-                (i for i, z in enumerate(zones) if z.id == zid), None)
+            k = zones.position(zid)
             remap[j] = -1 if k is None else k
         remap[old_w - 1] = self.W - 1
         for st in self._state.values():
@@ -239,9 +230,7 @@ class AirspaceMonitor:
         """
         before = self._zone_state.get(zone_id, {}).get("state", "active")
         self._zone_state[zone_id] = dict(state)
-        j = self.zones.position(zone_id) if hasattr(self.zones, "position") else None
-        if j is None:
-            j = next((i for i, z in enumerate(self.zones) if z.id == zone_id), None)
+        j = self.zones.position(zone_id)
         if j is None:
             return []
         self._suspended[j] = state.get("state") == "suspended"
@@ -392,30 +381,19 @@ class AirspaceMonitor:
         return keys[~_in_sorted(keys, prev)], prev[~_in_sorted(prev, keys)]
 
     def _pairs(self, lon, lat, alt, t) -> tuple[np.ndarray, np.ndarray]:
-        zs = self.zones
-        if hasattr(zs, "contains_pairs"):
-            return zs.contains_pairs(lon, lat, alt, t)
-        _, inside = zs.classify(lon, lat, alt)
-        for j in self._scheduled:
-            inside[:, j] &= zs.zones[j].schedule.active(t)
-        return np.nonzero(inside)
+        return self.zones.contains_pairs(lon, lat, alt, t)
 
     def _hpairs(self, lon, lat, t) -> tuple[np.ndarray, np.ndarray]:
         """Horizontal (fix, zone) pairs of the corridor/area zones in force at t (their own index)."""
         zs = self.zones
-        if hasattr(zs, "index") and hasattr(zs.index, "pairs"):
-            if self._ceiling_set is None:
-                idx = np.flatnonzero(self._ceiling)
-                self._ceiling_set = (ZoneSet([zs.zones[j] for j in idx], zs.vertical), idx)
-            sub, idx = self._ceiling_set
-            if not len(sub):
-                return np.zeros(0, np.int64), np.zeros(0, np.int64)
-            p, z = sub.index.pairs(lon, lat, None, t)
-            return p, idx[z]
-        horizontal, _ = zs.classify(lon, lat, np.zeros_like(lon))
-        rows, cols = np.nonzero(horizontal)
-        ok = self._active(t[rows], cols)
-        return rows[ok], cols[ok]
+        if self._ceiling_set is None:
+            idx = np.flatnonzero(self._ceiling)
+            self._ceiling_set = (ZoneSet([zs.zones[j] for j in idx], zs.vertical), idx)
+        sub, idx = self._ceiling_set
+        if not len(sub):
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        p, z = sub.index.pairs(lon, lat, None, t)
+        return p, idx[z]
 
     def _active(self, t: np.ndarray, cols: np.ndarray) -> np.ndarray:
         ok = np.ones(t.size, bool)
@@ -454,7 +432,7 @@ class AirspaceMonitor:
         keep = self._ceiling[hc]
         hr, hc = hr[keep], hc[keep]
         top = zs.upper_amsl[hc]
-        ceiling = zs.vertical.ceiling_amsl() if hasattr(zs.vertical, "ceiling_amsl") else np.inf
+        ceiling = zs.vertical.ceiling_amsl()
         vm = pol.exit_margin_vert_m
         # the true-height rule binds where no corridor/area band sets the ceiling
         free = np.ones(b.t.size, bool)
@@ -533,8 +511,7 @@ class AirspaceMonitor:
             c = self._clearances.get(b.uav[i])
             if c is None:
                 continue
-            legs = [self.zones.position(leg["zone_id"]) for leg in c.corridors] if hasattr(
-                self.zones, "position") else []
+            legs = [self.zones.position(leg["zone_id"]) for leg in c.corridors]
             allowed += [(i, j) for j in legs if j is not None]
         if not allowed:
             return empty, empty
@@ -570,7 +547,7 @@ class AirspaceMonitor:
             tol = c.tolerances.time_s
             window[i:e] = (b.t[i:e] >= c.start - tol) & (b.t[i:e] <= c.end + tol)
             for zid in c.zones:
-                j = self.zones.position(zid) if hasattr(self.zones, "position") else None
+                j = self.zones.position(zid)
                 if j is not None:
                     keys.append(i * W + j)
         b.cleared = (_sorted_unique(np.array(keys, np.int64)), window)
@@ -821,7 +798,7 @@ class AirspaceMonitor:
             score = scores[i0:i1]
             legs: dict[int, list[dict]] = {}
             for leg in c.corridors:
-                j = self.zones.position(leg["zone_id"]) if hasattr(self.zones, "position") else None
+                j = self.zones.position(leg["zone_id"])
                 if j is not None:
                     legs.setdefault(j, []).append(leg)
             if not legs:

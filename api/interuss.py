@@ -41,7 +41,6 @@ CIRCLE_SEGMENTS = 64
 HORIZON = timedelta(days=366)  # an open-ended time range is looked at this far
 BLOCK = frozenset({"PROHIBITED"})
 ADVISE = frozenset({"REQ_AUTHORISATION", "CONDITIONAL"})
-KIND_RESTRICTION = {"restricted": "PROHIBITED", "authorization": "REQ_AUTHORISATION"}
 
 router = APIRouter(prefix="/geospatial_map/v1", tags=["interuss"])
 
@@ -175,14 +174,10 @@ def _to_amsl(zones: ZoneSet, alt: Altitude | None, default: float) -> float:
 
 def _in_force(zone: Zone, t0: float, t1: float) -> bool:
     """The zone applies at some time in [t0, t1] (t0 == t1: one instant; any span is cheap)."""
-    schedule = getattr(zone, "schedule", None)
+    schedule = zone.schedule
     if schedule is None:
         return True
     return schedule.in_force_within(t0, t1)
-
-
-def restriction_of(zone: Zone) -> str:
-    return getattr(zone, "restriction", None) or KIND_RESTRICTION.get(zone.kind, "NO_RESTRICTION")
 
 
 def u_space_classes(zone: Zone) -> set[str]:
@@ -231,11 +226,11 @@ def _matches(zones: ZoneSet, fs: FilterSet, now: float) -> np.ndarray:
         ok &= np.array([t0 <= t1 and _in_force(z, t0, t1) for z in zones.zones], dtype=bool)
     if fs.resulting_operational_impact is not None:
         wanted = {"Block": BLOCK, "Advise": ADVISE, "BlockOrAdvise": BLOCK | ADVISE}[fs.resulting_operational_impact]
-        ok &= np.array([restriction_of(z) in wanted for z in zones.zones], dtype=bool)
+        ok &= np.array([z.restriction in wanted for z in zones.zones], dtype=bool)
     if fs.ed269 is not None:
         if fs.ed269.acceptable_restrictions:
             allowed = set(fs.ed269.acceptable_restrictions)
-            ok &= np.array([restriction_of(z) in allowed for z in zones.zones], dtype=bool)
+            ok &= np.array([z.restriction in allowed for z in zones.zones], dtype=bool)
         if fs.ed269.u_space_class is not None:
             ok &= np.array([fs.ed269.u_space_class in u_space_classes(z) for z in zones.zones], dtype=bool)
     return ok

@@ -380,7 +380,7 @@ def _shape(rest: str, body: object) -> tuple[str, dict] | None:
 
 def control_filters(root: str) -> list[str]:
     """Zone-control topics of contract 2 (retained): per-zone state and the whole zone set."""
-    return [f"{root}/control/zone/+", f"{root}/control/zones"]
+    return [topics.control_zone(root, "+"), topics.control_zones(root)]
 
 
 class LiveHub:

@@ -64,9 +64,8 @@ class _Refused(Exception):
 
 
 def control_filters(root: str) -> list[str]:
-    """Control topics every worker needs whole (no share group); empty until the protocol defines them."""
-    fn = getattr(topics, "control_filters", None)
-    return list(fn(root)) if fn is not None else []
+    """Control topics every worker needs whole (no share group)."""
+    return list(topics.control_filters(root))
 
 
 class Ingester:
@@ -308,13 +307,13 @@ class Ingester:
         pub = self.publisher.publish
         for ev in out.events:
             pub(topics.event(self.root, ev.event.kind, ev.event.uav_id), orjson.dumps(ev.to_dict()), qos=1, stop=stop)
-        sensor_events = getattr(out, "sensor_events", None) or ()
+        sensor_events = out.sensor_events
         for se in sensor_events:  # thresholds, silences, on/offline: stored by write_batch, announced here
             pub(topics.event(self.root, se.kind, se.sensor_id), orjson.dumps(se.to_dict()), qos=1, stop=stop)
         kinds = Counter(ev.event.kind for ev in out.events) + Counter(se.kind for se in sensor_events)
         for kind, n in kinds.items():
             m.EVENTS.labels(kind).inc(n)
-        for topic, payload in getattr(out, "controls", None) or ():
+        for topic, payload in out.controls:
             pub(topic, payload, qos=1, retain=True, stop=stop)  # e.g. a sensor rule suspending a corridor
         now = time.monotonic()
         for uav_id, state in out.uav_states.items():
@@ -388,7 +387,7 @@ class Ingester:
         if self._reconnected and raw[-1].generation == self.generation:
             self._reconnected = False
             log.info("messages flow again after reconnecting: a batch of %d stored and acknowledged", len(raw))
-        for topic, _at in getattr(out, "applied_controls", None) or ():
+        for topic, _at in out.applied_controls:
             log.info("applied control %s", topic[:200])
         for family, n in Counter(msg.topic[len(self.root) + 1:].split("/", 1)[0] for msg in raw).items():
             m.MESSAGES.labels(family).inc(n)

@@ -123,12 +123,8 @@ class PipelineSink(Sink):
     `on_output` sees every BatchOutput (e.g. to publish events under a replay root); the events
     themselves accumulate in `events` (EventRow, in pipeline order: sort for a stable listing).
 
-    Batches hold at most `batch_size` messages and never put telemetry ahead of a later control
-    message or reading of a sensor a dynamic-airspace rule watches: a batch is cut where such a
-    message follows telemetry. The pipeline handles a batch's readings and controls before its
-    fixes, so without the cut a wind reading could suspend a corridor before or after the fixes
-    received ahead of it, depending on where a batch happened to end; with it, messages take
-    effect in receive order at any batch size.
+    Batches hold at most `batch_size` messages; `Pipeline.process` itself applies controls and
+    rule-watched readings in receive order, so the events do not depend on the batch size.
     """
 
     def __init__(self, zones: ZoneSet, root: str, batch_size: int = 10_000,
@@ -147,30 +143,8 @@ class PipelineSink(Sink):
         self._batch: list[RawMessage] = []
         self._last_t: float | None = None
         self._last_dt: datetime | None = None
-        self._has_telemetry = False
-        self._rule_sensors = self._watched()
-
-    def _watched(self) -> frozenset[str] | None:
-        """Sensors the pipeline's dynamic-airspace rules read (None: unknown, so every sensor)."""
-        rules = getattr(getattr(self.pipeline, "dynamic", None), "rules", None)
-        try:
-            return None if rules is None else frozenset(r.sensor_id for r in rules)
-        except (TypeError, AttributeError):
-            return None
-
-    def _takes_effect(self, topic: str) -> bool:
-        """Whether a non-telemetry message can change airspace decisions (so must not pass fixes)."""
-        if "/control/" in topic:
-            return True
-        if topic.endswith("/reading"):
-            return self._rule_sensors is None or topic.rsplit("/", 2)[-2] in self._rule_sensors
-        return False  # a device status: stored, decides nothing
 
     def send(self, topic: str, rec: Record) -> bool:
-        if topic.endswith("/telemetry"):
-            self._has_telemetry = True
-        elif self._has_telemetry and self._takes_effect(topic):
-            self.flush()
         if rec.t != self._last_t:  # consecutive records often share a receive time
             self._last_t, self._last_dt = rec.t, datetime.fromtimestamp(rec.t, timezone.utc)
         self._batch.append(RawMessage(topic=topic, payload=rec.payload, received_at=self._last_dt,  # type: ignore[arg-type]
@@ -183,7 +157,6 @@ class PipelineSink(Sink):
         if not self._batch:
             return
         batch, self._batch = self._batch, []
-        self._has_telemetry = False
         out = self.pipeline.process(batch)
         c = self.counts
         c["messages"] += len(batch)
@@ -196,13 +169,11 @@ class PipelineSink(Sink):
             self.dead_reasons[d.reason.split(":", 1)[0][:80]] += 1
         if self.keep_events:
             self.events.extend(out.events)
-        controls = getattr(out, "controls", None)  # contract 2: present once MONITOR's rules land
-        if controls:
-            self.controls.extend(controls)
-            c["controls"] += len(controls)
+        if out.controls:
+            self.controls.extend(out.controls)
+            c["controls"] += len(out.controls)
         if self.on_output is not None:
             self.on_output(out)
-        self._rule_sensors = self._watched()  # a zone set on the control topic may bring rules
 
     def idle(self) -> None:
         self.flush()

@@ -1,8 +1,6 @@
 """Reference data: zones, clearances and the device registry."""
 from __future__ import annotations
 
-import uuid
-
 import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
@@ -36,14 +34,6 @@ def load_zones(conn: psycopg.Connection) -> dict:
     return {"type": "FeatureCollection",
             "features": [{"type": "Feature", "id": zid, "geometry": geom, "properties": props}
                          for zid, geom, props in rows]}
-
-
-def insert_clearance(conn: psycopg.Connection, clearance_id: uuid.UUID, uav_id: str | None, decision: str,
-                     alt_ref: str, route: list[dict], reasons: list[dict]) -> None:
-    with conn.transaction():
-        conn.execute("INSERT INTO clearances (id, uav_id, decision, alt_ref, route, reasons) "
-                     "VALUES (%s, %s, %s, %s, %s, %s)",
-                     (clearance_id, uav_id, decision, alt_ref, Jsonb(route), Jsonb(reasons)))
 
 
 def register_devices(conn: psycopg.Connection, devices: list[dict]) -> int:

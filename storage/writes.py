@@ -99,10 +99,9 @@ def write_batch(conn: psycopg.Connection, out) -> WriteResult:
                 " ON CONFLICT DO NOTHING",
                 [(e.event.ts, e.id, e.event.kind, e.event.uav_id, e.event.zone_id, Jsonb(e.event.detail, dumps=_dumps))
                  for e in out.events])
-        sensor_events = getattr(out, "sensor_events", None)  # ingest.sensor_watch events, when the batch has them
-        if sensor_events:
+        if out.sensor_events:  # ingest.sensor_watch events
             from .sensor_events import insert_sensor_events
-            insert_sensor_events(cur, sensor_events)
+            insert_sensor_events(cur, out.sensor_events)
         seen = _last_seen(out)
         if seen:
             ids, kinds, ats = zip(*seen)
