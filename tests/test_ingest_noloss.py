@@ -90,56 +90,52 @@ def test_kill9_while_100k_messages_flow(private, tmp_path):
         ing.stop()
 
 
-@pytest.mark.slow
-def test_postgres_down_for_30s_under_load(private, tmp_path):
+def _under_load(private, tmp_path, rate: int, fault) -> str:
+    """30,000 QoS 1 fixes at `rate`/s into `skylane ingest`; once rows flow, `fault()` (it may assert on the
+    ingester); then every message must be stored exactly once. Returns the ingester's log."""
     system = system_on(private)
     n = 30_000
     ing = IngestProcess(system, log_path=tmp_path / "ingest.log")
     pub = None
     try:
         _ready(ing)
-        pub = Publisher(system, _messages(system.mqtt_root, n), rate=1000)
-        wait_until(lambda: count(system.database_url, "SELECT count(*) FROM uav_telemetry") > 1000, 30, "no flow")
+        pub = Publisher(system, _messages(system.mqtt_root, n), rate=rate)
+        wait_until(lambda: count(system.database_url, "SELECT count(*) FROM uav_telemetry") > rate, 30, "no flow")
+        fault(ing)
+        pub.wait(60)
+        wait_stored(system.database_url, n, 60, alive=ing.alive)
+        time.sleep(0.5)
+        _assert_exactly_once(system.database_url, n)
+        return ing.log()
+    finally:
+        if pub:
+            pub.close()
+        ing.stop()
+
+
+@pytest.mark.slow
+def test_postgres_down_for_30s_under_load(private, tmp_path):
+    def outage(ing) -> None:
         localservices.postgres_down(private)
         try:
             time.sleep(30)
             assert ing.alive(), ing.log()
         finally:
             localservices.postgres_up(private)
-        pub.wait(60)
-        wait_stored(system.database_url, n, 60, alive=ing.alive)
-        time.sleep(0.5)
-        _assert_exactly_once(system.database_url, n)
-        assert "database write failed" in ing.log()
-    finally:
-        if pub:
-            pub.close()
-        ing.stop()
+
+    assert "database write failed" in _under_load(private, tmp_path, 1000, outage)
 
 
 @pytest.mark.slow
 def test_mosquitto_restart_under_load(private, tmp_path):
-    system = system_on(private)
-    n = 30_000
-    ing = IngestProcess(system, log_path=tmp_path / "ingest.log")
-    pub = None
-    try:
-        _ready(ing)
-        pub = Publisher(system, _messages(system.mqtt_root, n), rate=2000)
-        wait_until(lambda: count(system.database_url, "SELECT count(*) FROM uav_telemetry") > 2000, 30, "no flow")
+    def restart(_ing) -> None:
         localservices.mosquitto_down(private)
         time.sleep(2)
         localservices.mosquitto_up(private)
-        pub.wait(60)
-        wait_stored(system.database_url, n, 60, alive=ing.alive)
-        time.sleep(0.5)
-        _assert_exactly_once(system.database_url, n)
-        assert ing.log().count("subscribed under") >= 2, "the ingester did not re-subscribe"
-        assert "messages flow again after reconnecting" in ing.log()
-    finally:
-        if pub:
-            pub.close()
-        ing.stop()
+
+    log = _under_load(private, tmp_path, 2000, restart)
+    assert log.count("subscribed under") >= 2, "the ingester did not re-subscribe"
+    assert "messages flow again after reconnecting" in log
 
 
 def test_shipped_mosquitto_config_has_the_tuning():
