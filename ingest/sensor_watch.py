@@ -8,6 +8,7 @@ Pure logic (no I/O, no wall clock): the pipeline calls
 or both in one call, the watermark kept by the watch from the event times it sees:
     events = watch.step(readings, statuses, latest=newest_fix_ts)
 
+Rules are airspace.thresholds.Rule (the format zone suspension uses too), from ingest/data/sensor_rules.json.
 Event kinds (SENSOR_EVENT_KINDS):
   sensor_threshold          a rule's limit crossed (value above `above`, or below `below`)
   sensor_threshold_cleared  back past the rule's clear value (the gap is the hysteresis: no flapping)
@@ -32,11 +33,15 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from airspace.events import from_epoch
+from airspace.thresholds import Rule, parse_rules
+from protocol.times import rfc3339
 
 SENSOR_EVENT_KINDS = ("sensor_threshold", "sensor_threshold_cleared", "sensor_silent", "sensor_resumed",
                       "sensor_online", "sensor_offline")
@@ -44,40 +49,6 @@ SENSOR_EVENT_NAMESPACE = uuid.UUID("0b8e64f4-2f5e-4c39-8d8a-5b1f0e6c7a21")
 DEFAULT_RULES_FILE = Path(__file__).parent / "data" / "sensor_rules.json"
 DEFAULT_SILENCE_FACTOR = 2.5  # a sensor is silent after missing its interval by this factor (jitter, retries)
 DEFAULT_LATENESS_S = 5.0  # step(): the watermark trails the newest event time by this (messages in transit)
-
-
-class RuleError(ValueError):
-    """A rules file entry is invalid; the message names the rule and the field."""
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    """A threshold on one metric. op ">": raised when value > limit, cleared when value < clear (clear <= limit);
-    op "<": raised when value < limit, cleared when value > clear (clear >= limit)."""
-
-    id: str
-    metric: str
-    op: str
-    limit: float
-    clear: float
-    sensor_kind: str | None = None
-    sensor_ids: frozenset[str] | None = None
-    severity: str = "warning"
-    description: str = ""
-
-    def applies_to(self, sensor_id: str, info: SensorInfo | None) -> bool:
-        if self.sensor_ids is not None:
-            return sensor_id in self.sensor_ids
-        if self.sensor_kind is not None:
-            return info is not None and info.sensor_kind == self.sensor_kind
-        return True
-
-    def limits_for(self, info: SensorInfo | None) -> tuple[float, float]:
-        """(limit, clear) for a sensor: its registry override of the limit moves the band with it."""
-        override = info.limits.get(self.metric) if info is not None else None
-        if override is None:
-            return self.limit, self.clear
-        return override, override - (self.limit - self.clear)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,81 +75,20 @@ class SensorEvent:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON body published on {root}/events/sensor/{sensor_id} and served by the API."""
-        return {"id": str(self.id), "ts": _rfc3339(self.ts), "kind": self.kind, "sensor_id": self.sensor_id,
+        return {"id": str(self.id), "ts": rfc3339(self.ts), "kind": self.kind, "sensor_id": self.sensor_id,
                 "rule_id": self.rule_id, "metric": self.metric, "value": self.value, "detail": self.detail}
 
 
 def sensor_event_id(sensor_id: str, kind: str, rule_id: str | None, metric: str | None, ts: datetime) -> uuid.UUID:
-    return uuid.uuid5(SENSOR_EVENT_NAMESPACE, f"{sensor_id}|{kind}|{rule_id or ''}|{metric or ''}|{_rfc3339(ts)}")
-
-
-def _rfc3339(ts: datetime) -> str:
-    return ts.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _dt(epoch_s: float) -> datetime:
-    return datetime.fromtimestamp(round(epoch_s, 6), tz=timezone.utc)
+    return uuid.uuid5(SENSOR_EVENT_NAMESPACE, f"{sensor_id}|{kind}|{rule_id or ''}|{metric or ''}|{rfc3339(ts)}")
 
 
 # ------------------------------------------------------------------------------------------------ loading
 
-def parse_rules(doc: Any) -> list[Rule]:
-    """Rules from a rules document ({"rules": [...]}, or the list itself); RuleError names rule and field."""
-    items = doc.get("rules") if isinstance(doc, dict) else doc
-    if not isinstance(items, list):
-        raise RuleError("a rules file is {\"rules\": [...]} or a JSON list of rules")
-    rules, seen = [], set()
-    for i, item in enumerate(items):
-        rule = _rule(i, item)
-        if rule.id in seen:
-            raise RuleError(f"rule {i} ({rule.id!r}): field 'id': duplicate")
-        seen.add(rule.id)
-        rules.append(rule)
-    return rules
-
-
-def _rule(i: int, item: Any) -> Rule:
-    if not isinstance(item, dict):
-        raise RuleError(f"rule {i}: not an object")
-
-    def fail(fld: str, problem: str) -> RuleError:
-        return RuleError(f"rule {i} ({item.get('id')!r}): field {fld!r}: {problem}")
-
-    known = {"id", "metric", "above", "clear_below", "below", "clear_above", "sensor_kind", "sensor_ids",
-             "severity", "description"}
-    unknown = sorted(set(item) - known)
-    if unknown:
-        raise fail(unknown[0], "unknown field")
-    for key in ("id", "metric"):
-        if not isinstance(item.get(key), str) or not 0 < len(item[key]) <= 64:
-            raise fail(key, "a string of 1-64 characters")
-    for key in ("above", "clear_below", "below", "clear_above"):
-        v = item.get(key)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
-            raise fail(key, "a finite number")
-    if ("above" in item) == ("below" in item):
-        raise fail("above", "give exactly one of 'above' and 'below'")
-    if "above" in item:
-        op, limit, clear = ">", float(item["above"]), float(item.get("clear_below", item["above"]))
-        if "clear_above" in item or clear > limit:
-            raise fail("clear_below", "with 'above', 'clear_below' <= 'above' (and no 'clear_above')")
-    else:
-        op, limit, clear = "<", float(item["below"]), float(item.get("clear_above", item["below"]))
-        if "clear_below" in item or clear < limit:
-            raise fail("clear_above", "with 'below', 'clear_above' >= 'below' (and no 'clear_below')")
-    ids = item.get("sensor_ids")
-    if ids is not None and (not isinstance(ids, list) or not all(isinstance(s, str) for s in ids)):
-        raise fail("sensor_ids", "a list of sensor ids")
-    for key in ("sensor_kind", "severity", "description"):
-        if item.get(key) is not None and not isinstance(item[key], str):
-            raise fail(key, "a string")
-    return Rule(item["id"], item["metric"], op, limit, clear, item.get("sensor_kind"),
-                None if ids is None else frozenset(ids), item.get("severity") or "warning",
-                item.get("description") or "")
-
-
-def load_rules(path: Path | str = DEFAULT_RULES_FILE) -> list[Rule]:
-    return parse_rules(json.loads(Path(path).read_text(encoding="utf-8")))
+def load_rules(path: Path | str = DEFAULT_RULES_FILE, *, zone_rules: bool = False) -> list[Rule]:
+    """A rules file (airspace.thresholds format): sensor event rules, or with `zone_rules` zone suspension rules
+    (ingest.pipeline.load_dynamic_rules); RuleError names the file, the rule and the field."""
+    return parse_rules(json.loads(Path(path).read_text(encoding="utf-8")), Path(path).name, zone_rules=zone_rules)
 
 
 def sensor_infos(rows: Iterable[Any]) -> dict[str, SensorInfo]:
@@ -298,8 +208,9 @@ class SensorWatch:
         interval = info.expected_interval_s if info is not None else None
         self._allowed[i] = interval * self.silence_factor if interval and interval > 0 else np.inf
         for k, rule in enumerate(self.rules):
-            self._applies[k, i] = rule.applies_to(sid, info)
-            self._limit[k, i], self._clear[k, i] = rule.limits_for(info)
+            self._applies[k, i] = rule.applies_to(sid, info.sensor_kind if info is not None else None)
+            self._limit[k, i], self._clear[k, i] = rule.limits_for(
+                info.limits.get(rule.metric) if info is not None else None)
 
     # -- per batch ------------------------------------------------------------------------------------
 
@@ -333,7 +244,7 @@ class SensorWatch:
             if t is not None and (self.watermark is None or t.timestamp() - lateness_s > self.watermark):
                 self.watermark = t.timestamp() - lateness_s
         if self.watermark is not None:
-            events += self.tick(_dt(self.watermark))
+            events += self.tick(from_epoch(self.watermark))
         return events
 
     def tick(self, watermark: datetime) -> list[SensorEvent]:
@@ -362,8 +273,8 @@ class SensorWatch:
         return ctx
 
     def _silent_event(self, i: int, at_s: float, last_s: float) -> SensorEvent:
-        sid, at = self._ids[i], _dt(at_s)
-        detail = {"last_reading": None if math.isnan(last_s) else _rfc3339(_dt(last_s)),
+        sid, at = self._ids[i], from_epoch(at_s)
+        detail = {"last_reading": None if math.isnan(last_s) else rfc3339(from_epoch(last_s)),
                   "expected_interval_s": float(self._allowed[i] / self.silence_factor),
                   "online": self._online.get(sid), **self._context(sid)}
         return SensorEvent(sensor_event_id(sid, "sensor_silent", None, None, at), at, "sensor_silent", sid,
@@ -401,7 +312,7 @@ class SensorWatch:
             i, t, g = int(S[j]), float(T[j]), float(gap_start[j])
             if goes_silent[j]:
                 events.append(self._silent_event(i, g + float(self._allowed[i]), float(prev[j])))
-            sid, at = self._ids[i], _dt(t)
+            sid, at = self._ids[i], from_epoch(t)
             events.append(SensorEvent(sensor_event_id(sid, "sensor_resumed", None, None, at), at, "sensor_resumed",
                                       sid, detail={"gap_s": round(t - g, 3), **self._context(sid)}))
         ends = np.r_[starts[1:] - 1, len(S) - 1]
@@ -431,8 +342,8 @@ class SensorWatch:
         applies = self._applies[k, s]
         limit, clear = self._limit[k, s], self._clear[k, s]
         with np.errstate(invalid="ignore"):
-            raise_ = (v > limit if rule.op == ">" else v < limit) & applies
-            clear_ = v < clear if rule.op == ">" else v > clear
+            raise_ = rule.trips(v, limit) & applies
+            clear_ = rule.clears(v, clear)
         # only sensors raised now or with a raising reading can change state: walk just their rows, in order
         walk = applies & (self._raised[k, s] | np.isin(s, s[raise_]))
         events = []

@@ -8,9 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.pipeline import DeviceStatus
-from ingest.sensor_watch import (SENSOR_EVENT_KINDS, Rule, RuleError, SensorWatch, load_rules, parse_rules,
-                                 sensor_infos)
+from airspace.dynamic import DynamicAirspace
+from airspace.thresholds import Rule, RuleError, parse_rules
+from ingest.pipeline import DYNAMIC_RULES_FILE, DeviceStatus, load_dynamic_rules
+from ingest.sensor_watch import SENSOR_EVENT_KINDS, SensorWatch, load_rules, sensor_infos
 from ingest.sensors import ReadingRow
 
 T0 = datetime(2026, 5, 1, tzinfo=timezone.utc)
@@ -156,9 +157,49 @@ def test_shipped_rules_load_and_bad_rules_are_named():
                         ([{"id": "a", "metric": "m", "above": 1, "colour": 1}], "unknown field"),
                         ([{"id": "a", "metric": "m", "above": 1}, {"id": "a", "metric": "n", "above": 1}],
                          "duplicate"),
-                        ({"rules": 3}, "rules file")]:
+                        ([{"id": "a", "metric": "m", "above": 1, "sensor_kind": "wind", "sensor_ids": ["x"]}],
+                         "at most one of"),
+                        ({"rules": 3}, "expected")]:
         with pytest.raises(RuleError, match=needle):
             parse_rules(bad)
+
+
+def test_errors_name_the_file_the_rule_and_the_field(tmp_path):
+    path = tmp_path / "my_rules.json"
+    path.write_text('{"rules": [{"id": "ok", "metric": "m", "above": 1}, '
+                    '{"id": "pm", "metric": "pm2_5", "above": "75"}]}')
+    with pytest.raises(RuleError, match=r"^my_rules.json: rule 1 \('pm'\): field 'above': a finite number$"):
+        load_rules(path)
+    path.write_text('{"rules": [{"id": "C1-wind", "zone_id": "C1", "sensor_id": "W-C1", "metric": "wind_gust", '
+                    '"above": 12}]}')
+    with pytest.raises(RuleError, match=r"^my_rules.json: rule 0 \('C1-wind'\): field 'zone_id': only zone suspension"):
+        load_rules(path)  # a zone rule in the sensor rules file would silently not suspend anything
+
+
+def test_one_format_for_sensor_events_and_zone_suspension():
+    """The bundled zone rules and sensor rules are the same format through the same parser; a rule reads the
+    same in both, a zone rule only adds the zone and its one sensor."""
+    zone_rules, sensor_rules = load_dynamic_rules(), load_rules()
+    assert load_rules(DYNAMIC_RULES_FILE, zone_rules=True) == zone_rules
+    assert all(isinstance(r, Rule) for r in zone_rules + sensor_rules)
+    c1 = next(r for r in zone_rules if r.id == "C1-wind")
+    assert (c1.zone_id, c1.sensor_id, c1.metric, c1.op, c1.limit, c1.clear) == ("C1", "W-C1", "wind_gust", ">", 12.0,
+                                                                                10.0)
+    item = {"id": "gust", "metric": "wind_gust", "above": 12.0, "clear_below": 10.0, "sensor_id": "W-C1"}
+    (as_event,) = parse_rules([item])
+    (as_zone,) = parse_rules([{**item, "zone_id": "C1"}], zone_rules=True)
+    assert as_zone == Rule("gust", "wind_gust", ">", 12.0, 10.0, sensor_ids=frozenset({"W-C1"}), zone_id="C1")
+    assert as_event == Rule("gust", "wind_gust", ">", 12.0, 10.0, sensor_ids=frozenset({"W-C1"}))
+    # the same hysteresis in both users: raised above 12, held down to 10, cleared under 10
+    values = [11.0, 12.5, 11.0, 10.0, 9.9, 13.0]
+    watch, dyn = SensorWatch(REGISTRY, [as_event]), DynamicAirspace([as_zone])
+    events = watch.observe([row("W-C1", 10.0 * i, v) for i, v in enumerate(values)])
+    states = [s for i, v in enumerate(values)
+              for s in dyn.observe("W-C1", "wind_gust", v, T0 + timedelta(seconds=10 * i))]
+    assert [(e.ts, e.kind == "sensor_threshold") for e in events] == \
+        [(T0 + timedelta(seconds=10 * i), s.state == "suspended") for i, s in zip((1, 4, 5), states)]
+    assert reference(values, 12.0, 10.0) == [(1, "sensor_threshold"), (4, "sensor_threshold_cleared"),
+                                             (5, "sensor_threshold")]
 
 
 def test_many_sensors_one_batch():
