@@ -46,10 +46,12 @@ class Rule:
     description: str = ""
 
     def trips(self, value: float, limit: float | None = None) -> bool:
+        """Raised by `value` (against `limit`, default the rule's); elementwise on numpy arrays."""
         limit = self.limit if limit is None else limit
         return value > limit if self.op == ">" else value < limit
 
     def clears(self, value: float, clear: float | None = None) -> bool:
+        """Cleared by `value` (against `clear`, default the rule's); elementwise on numpy arrays."""
         clear = self.clear if clear is None else clear
         return value < clear if self.op == ">" else value > clear
 
