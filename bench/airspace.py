@@ -9,6 +9,12 @@ Measures (issue 3, item 6):
   route_clearance_p99_ms    a 200-waypoint route against 500 zones and 1,000 approved clearances,
                             bench/airspace_route.py's route_clearance_times_ms, p99 over 200 routes
 Every figure is checked for exactness on a sample against a naive shapely reference first.
+
+Peers (issue 16), on the first positions of the same batch, each checked exact against the same reference
+(--peers; bench/peers/): `postgis`, the zones in a PostGIS table with a GiST index on the project-local
+PostgreSQL (PostGIS installed and the server started when missing), one query per 10,000 points via unnest
+with the band and schedule in SQL; `strtree`, shapely's STRtree.query(points, predicate="intersects") with
+numpy band masks. classify_vs_postgis and classify_vs_strtree are ours / theirs.
 Prints progress on stderr, the targets with pass/fail, and last one JSON line with the figures.
 """
 from __future__ import annotations
@@ -28,7 +34,9 @@ import shapely
 from bench.airspace_zones import make_positions, make_zones
 
 TARGETS = {"classify_positions_per_s": (2_000_000, ">="), "single_check_p99_us": (20.0, "<="),
-           "route_clearance_p99_ms": (5.0, "<=")}
+           "route_clearance_p99_ms": (5.0, "<="), "classify_vs_postgis": (100, ">="),
+           "classify_vs_strtree": (50, ">=")}
+PEERS = ("postgis", "strtree")
 
 
 def log(msg: str) -> None:
@@ -56,8 +64,15 @@ def naive_pairs(zs, lon, lat, alt, t) -> set[tuple[int, int]]:
     return out
 
 
-def measure_classify(zs, n: int, repeat: int) -> dict:
-    lon, lat, alt, t = make_positions(n, seed=1)
+def same_pairs(pairs_fn, lon, lat, alt, t, ref: set[tuple[int, int]]) -> bool:
+    """A classifier's (point, zone) pairs are exactly the reference's."""
+    p, z = pairs_fn(lon, lat, alt, t)
+    return set(zip(p.tolist(), z.tolist())) == ref
+
+
+def measure_classify(zs, positions, repeat: int) -> dict:
+    lon, lat, alt, t = positions
+    n = lon.size
     zs.contains_pairs(lon, lat, alt, t)  # warm-up: table pages, time table, allocator
     times, cpu, pairs = [], [], 0
     for r in range(repeat):
@@ -91,14 +106,53 @@ def measure_single(zs, m: int) -> dict:
             "single_check_p50_us": round(float(np.percentile(ns, 50)) / 1000, 2)}
 
 
-def check_exact(zs, n: int) -> bool:
+def exactness_sample(zs, n: int):
+    """(positions, reference pairs): the sample every classifier is checked on."""
     lon, lat, alt, t = make_positions(n, seed=3)
-    p, z = zs.contains_pairs(lon, lat, alt, t)
-    fast = set(zip(p.tolist(), z.tolist()))
-    ref = naive_pairs(zs, lon, lat, alt, t)
+    return (lon, lat, alt, t), naive_pairs(zs, lon, lat, alt, t)
+
+
+def check_exact(zs, sample) -> bool:
+    (lon, lat, alt, t), ref = sample
     singles = all(sorted(zs.zones_at(lon[k], lat[k], alt[k], t[k])) == sorted(j for (i, j) in ref if i == k)
-                  for k in range(min(n, 500)))
-    return fast == ref and singles
+                  for k in range(min(lon.size, 500)))
+    return same_pairs(zs.contains_pairs, lon, lat, alt, t, ref) and singles
+
+
+def make_peer(name: str, zs):
+    if name == "strtree":
+        from bench.peers.strtree import StrtreeClassifier
+        return StrtreeClassifier(zs)
+    from bench.peers.postgis import PostgisClassifier, ensure_postgis
+    from skylane.settings import Settings
+    peer = PostgisClassifier(ensure_postgis(Settings.from_env(), log=log), zs)
+    if "bench_zones_geom_idx" not in peer.plan():
+        log("  warning: the plan does not use the GiST index:\n" + peer.plan())
+    return peer
+
+
+def measure_peer(name: str, zs, positions, n: int, repeat: int, sample, ours: float) -> dict:
+    """A peer's positions/s on the first n positions of our batch (median of `repeat`), exactness, ratio."""
+    t0 = time.perf_counter()
+    peer = make_peer(name, zs)
+    log(f"  {name}: set up in {time.perf_counter() - t0:.1f} s")
+    try:
+        exact = same_pairs(peer.pairs, *sample[0], sample[1])
+        log(f"  {name} exact: {exact}")
+        lon, lat, alt, t = (a[:n] for a in positions)
+        peer.pairs(lon[:1000], lat[:1000], alt[:1000], t[:1000])  # warm-up
+        times = []
+        for r in range(repeat):
+            t0 = time.perf_counter()
+            peer.pairs(lon, lat, alt, t)
+            times.append(time.perf_counter() - t0)
+            log(f"  {name} run {r + 1}/{repeat}: {lon.size / times[-1]:,.0f} positions/s")
+    finally:
+        if hasattr(peer, "close"):
+            peer.close()
+    rate = lon.size / statistics.median(times)
+    return {f"{name}_positions_per_s": round(rate), f"classify_vs_{name}": round(ours / rate, 1),
+            f"{name}_exact": exact, f"{name}_positions": int(lon.size)}
 
 
 def measure_route(zs, quick: bool) -> dict:
@@ -136,10 +190,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--singles", type=int, default=50_000, help="single-position checks timed")
     ap.add_argument("--zones", type=int, default=500)
     ap.add_argument("--cpu", type=int, help="core to pin to (default: the last allowed one)")
+    ap.add_argument("--peers", default=",".join(PEERS), help="comma-separated peers to compare with, or none")
+    ap.add_argument("--postgis-positions", type=int, default=100_000, help="positions PostGIS classifies per run")
+    ap.add_argument("--strtree-positions", type=int, default=200_000, help="positions STRtree classifies per run")
+    ap.add_argument("--peer-repeat", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     args = ap.parse_args(argv)
+    peers = [p for p in args.peers.split(",") if p and p != "none"]
+    if set(peers) - set(PEERS):
+        ap.error(f"unknown peers {sorted(set(peers) - set(PEERS))}; known: {', '.join(PEERS)}")
     if args.quick:  # smaller sizes, unless given
-        for name, value in (("positions", 200_000), ("repeat", 2), ("singles", 5_000)):
+        for name, value in (("positions", 200_000), ("repeat", 2), ("singles", 5_000), ("postgis_positions", 20_000),
+                            ("strtree_positions", 20_000), ("peer_repeat", 1)):
             if getattr(args, name) == ap.get_default(name):
                 setattr(args, name, value)
     core = pin_one_core(args.cpu)
@@ -153,23 +215,35 @@ def main(argv: list[str] | None = None) -> int:
     log(f"  {len(zs)} zones, index {zs.index.nx}x{zs.index.ny} cells in {build_s:.2f} s; "
         f"{over:.1f} zones over each point on average")
     log("checking exactness against the naive shapely reference")
-    exact = check_exact(zs, 5_000 if args.quick else 20_000)
+    sample = exactness_sample(zs, 5_000 if args.quick else 20_000)
+    exact = check_exact(zs, sample)
     log(f"  exact: {exact}")
     log(f"batch classification, {args.positions:,} positions x {args.repeat}")
-    figures = measure_classify(zs, args.positions, args.repeat)
+    positions = make_positions(args.positions, seed=1)
+    figures = measure_classify(zs, positions, args.repeat)
+    for name in peers:
+        n = min(args.positions, getattr(args, f"{name}_positions"))
+        log(f"peer {name}: the first {n:,} of these positions x {args.peer_repeat}")
+        figures.update(measure_peer(name, zs, positions, n, args.peer_repeat, sample,
+                                    figures["classify_positions_per_s"]))
+    del positions
     log(f"single-position checks x {args.singles:,}")
     figures.update(measure_single(zs, args.singles))
     del_garbage = gc.collect()  # the classification phase's arrays: not the route check's cost
     log(f"route clearance (bench/airspace_route.py; {del_garbage} objects collected first)")
     figures.update(measure_route(zs, args.quick))
     for name in TARGETS:
-        print(verdict(name, figures.get(name)))
+        if name in figures or not name.startswith("classify_vs_"):
+            print(verdict(name, figures.get(name)))
+    peers_exact = all(figures[f"{name}_exact"] for name in peers)
     out = {"bench": "airspace", "zones": len(zs), "zones_over_point": round(float(over), 2),
            "core": core, "exact": exact, "index_build_s": round(build_s, 2), "positions": args.positions,
            **figures}
-    ordered = {k: out.pop(k) for k in ("classify_positions_per_s", "single_check_p99_us", "route_clearance_p99_ms")}
+    first = ("classify_positions_per_s", "single_check_p99_us", "route_clearance_p99_ms", "postgis_positions_per_s",
+             "strtree_positions_per_s", "classify_vs_postgis", "classify_vs_strtree")
+    ordered = {k: out.pop(k) for k in first if k in out}
     print(json.dumps({**ordered, **out}))
-    return 0 if exact else 1
+    return 0 if exact and peers_exact else 1
 
 
 if __name__ == "__main__":

@@ -15,6 +15,12 @@ Progress goes to stderr; the last line on stdout is one JSON object with clients
 delivery_p99_ms (and more: delivered_ratio is received / (published x clients); dropped_told counts the
 positions the server dropped for slow clients and told them about, so the two account for everything
 published when the server is overloaded).
+
+Peer (issue 16; --skip-peer leaves it out): the same clients, split over the same processes, subscribing to
+`{root}/state/uav/+` over MQTT over WebSockets on a private Mosquitto (bench/peers/mosquitto_ws.py: its own
+config, TCP and WebSocket listeners on 127.0.0.1, stopped at the end), the same updates published at the
+same rate to its TCP listener: mosquitto_ws_delivery_p99_ms (and the same figures prefixed mosquitto_ws_),
+and feeds_p99_vs_mosquitto_ws = theirs / ours (higher is better for Skylane).
 """
 from __future__ import annotations
 
@@ -170,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--database-url", default=None)
     ap.add_argument("--app", choices=("full", "feeds"), default="full",
                     help="full: the whole API (api.app); feeds: a feed-only process (api.feeds.create_feed_app)")
+    ap.add_argument("--skip-peer", action="store_true", help="leave out the Mosquitto WebSocket peer")
     ap.add_argument("--serve", nargs=5, metavar=("APP", "PORT", "DB", "MQTT", "ROOT"), help=argparse.SUPPRESS)
     ap.add_argument("--client-urls", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -182,12 +189,76 @@ def main(argv: list[str] | None = None) -> int:
     return orchestrate(args)
 
 
+def measure(client_argvs: list[list[str]], pub, root: str, args, label: str) -> dict:
+    """Start the client processes (each prints "ready", then waits for a line on stdin and prints its
+    histogram), publish the warm-up and the measured updates on `pub`, and sum what the clients saw."""
+    clients = [subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+               for argv in client_argvs]
+    try:
+        for c in clients:
+            line = c.stdout.readline().strip()
+            if line != "ready":
+                raise SystemExit(f"{label}: client process failed to start ({line!r})")
+        last = [0.0]
+
+        def progress(sent: int, elapsed: float) -> None:
+            if elapsed - last[0] >= 1.0:
+                last[0] = elapsed
+                print(f"\r{label}: {sent} updates published in {elapsed:.0f} s", end="", file=sys.stderr, flush=True)
+
+        _publish(pub, root, args.rate, args.warmup, args.uavs, True, progress)
+        start = time.perf_counter()
+        last[0] = 0.0
+        sent = _publish(pub, root, args.rate, args.duration, args.uavs, False, progress)
+        elapsed = time.perf_counter() - start
+        print(file=sys.stderr)
+        time.sleep(2.0)  # let the last updates arrive
+        hist: dict[int, int] = {}
+        totals = {"received": 0, "dropped": 0, "failed": 0}
+        for c in clients:
+            out, _ = c.communicate("stop\n", timeout=60)
+            res = json.loads(out.strip().splitlines()[-1])
+            for b, n in res["hist"].items():
+                hist[int(b)] = hist.get(int(b), 0) + n
+            for k in totals:
+                totals[k] += res[k]
+    finally:
+        for c in clients:
+            if c.poll() is None:
+                c.kill()
+                c.wait()
+    expected = sent * args.clients
+    return {"updates_per_s": round(sent / elapsed, 1), "seconds": round(elapsed, 2),
+            "published": sent, "delivered": totals["received"],
+            "delivered_ratio": round(totals["received"] / expected, 4) if expected else None,
+            "dropped_told": totals["dropped"], "failed_clients": totals["failed"],
+            "delivery_p50_ms": _percentile(hist, 0.50), "delivery_p99_ms": _percentile(hist, 0.99),
+            "delivery_max_ms": (max(hist) + 1) * BUCKET_MS if hist else None}
+
+
+def measure_mosquitto_ws(root: str, args, group_sizes: list[int]) -> dict:
+    """The peer: the same clients, split the same way, on MQTT over WebSockets from a private Mosquitto."""
+    from bench.peers.mosquitto_ws import client_argv, private_broker
+    from protocol import topics
+    from protocol.mqttclient import close_client, connect_client
+    with private_broker() as (mqtt_port, ws_port):
+        print(f"peer: private Mosquitto, WebSocket listener 127.0.0.1:{ws_port}; connecting {args.clients} clients",
+              file=sys.stderr, flush=True)
+        argvs = [client_argv(ws_port, topics.uav_state(root, "+"), n) for n in group_sizes]
+        pub = connect_client(f"mqtt://127.0.0.1:{mqtt_port}", f"bench-feeds-ws-pub-{uuid.uuid4().hex[:6]}")
+        try:
+            res = measure(argvs, pub, root, args, "mosquitto websockets")
+        finally:
+            close_client(pub)
+    return {f"mosquitto_ws_{k}": v for k, v in res.items() if k not in ("dropped_told",)}
+
+
 def orchestrate(args) -> int:
     import psycopg
     from psycopg import sql
 
-    from devices.mqttclient import close_client, connect_client
     from protocol import topics
+    from protocol.mqttclient import close_client, connect_client
     from skylane import localservices
     from skylane.settings import Settings
     from skylane.wiring import prepare_database
@@ -222,48 +293,22 @@ def orchestrate(args) -> int:
         print(f"{args.servers} API server(s) up; connecting {args.clients} clients", file=sys.stderr, flush=True)
         urls = [f"ws://127.0.0.1:{ports[i % len(ports)]}/v1/live?access_token={key}&type=position"
                 for i in range(args.clients)]
-        groups = [urls[i::args.client_procs] for i in range(args.client_procs)]
-        clients = [subprocess.Popen([sys.executable, "-m", "bench.feeds", "--client-urls", *g],
-                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for g in groups if g]
-        procs.extend(clients)
-        for c in clients:
-            line = c.stdout.readline().strip()
-            if line != "ready":
-                raise SystemExit(f"client process failed to start ({line!r})")
+        groups = [g for g in (urls[i::args.client_procs] for i in range(args.client_procs)) if g]
         pub = connect_client(settings.mqtt_url, f"bench-feeds-pub-{uuid.uuid4().hex[:6]}")
-        last = [0.0]
-
-        def progress(sent: int, elapsed: float) -> None:
-            if elapsed - last[0] >= 1.0:
-                last[0] = elapsed
-                print(f"\r{sent} updates published in {elapsed:.0f} s", end="", file=sys.stderr, flush=True)
-
-        _publish(pub, root, args.rate, args.warmup, args.uavs, True, progress)
-        start = time.perf_counter()
-        last[0] = 0.0
-        sent = _publish(pub, root, args.rate, args.duration, args.uavs, False, progress)
-        elapsed = time.perf_counter() - start
-        print(file=sys.stderr)
-        time.sleep(2.0)  # let the last updates arrive
-        hist: dict[int, int] = {}
-        totals = {"received": 0, "dropped": 0, "failed": 0}
-        for c in clients:
-            out, _ = c.communicate("stop\n", timeout=60)
-            res = json.loads(out.strip().splitlines()[-1])
-            for b, n in res["hist"].items():
-                hist[int(b)] = hist.get(int(b), 0) + n
-            for k in totals:
-                totals[k] += res[k]
-        expected = sent * args.clients
-        result = {"bench": "feeds", "clients": args.clients, "servers": args.servers,
-                  "updates_per_s": round(sent / elapsed, 1), "seconds": round(elapsed, 2),
-                  "published": sent, "delivered": totals["received"],
-                  "delivered_ratio": round(totals["received"] / expected, 4) if expected else None,
-                  "dropped_told": totals["dropped"], "failed_clients": totals["failed"],
-                  "delivery_p50_ms": _percentile(hist, 0.50), "delivery_p99_ms": _percentile(hist, 0.99),
-                  "delivery_max_ms": (max(hist) + 1) * BUCKET_MS if hist else None}
+        res = measure([[sys.executable, "-m", "bench.feeds", "--client-urls", *g] for g in groups], pub, root, args,
+                      "skylane api")
+        result = {"bench": "feeds", "clients": args.clients, "servers": args.servers, **res}
+        failed = res["failed_clients"]
+        if not args.skip_peer:
+            for p in procs:  # the API servers are done: their CPU goes to the peer's run
+                p.terminate()
+            peer = measure_mosquitto_ws(root, args, [len(g) for g in groups])
+            result.update(peer)
+            ours, theirs = result["delivery_p99_ms"], peer["mosquitto_ws_delivery_p99_ms"]
+            result["feeds_p99_vs_mosquitto_ws"] = round(theirs / ours, 2) if ours and theirs else None
+            failed += peer["mosquitto_ws_failed_clients"]
         print(json.dumps(result))
-        return 0 if totals["failed"] == 0 else 1
+        return 0 if failed == 0 else 1
     finally:
         if pub is not None:
             for i in range(args.uavs):  # clear the retained states

@@ -13,6 +13,11 @@ publisher with a bound on unacknowledged messages (bench/_mqttblast.py). Three p
 3. event_latency_p99_ms: publishing at R messages/s for S seconds while the ingester runs; one message in 50
    is a new UAV appearing inside a no-fly zone, and the time from its publication to its airspace event on
    the event topic is measured (same clock: publisher and subscriber are this process).
+Peer (issue 16), between phases 1 and 2: the bare consumer a user would write first
+(bench/peers/bare_ingest.py: paho-mqtt QoS 1, orjson, binary COPY into the same table, ack after commit; no
+validation, geofence, dedupe or events) drains the same single-fix messages (under its own root and UAV
+prefix) from the same broker into the same database, timed the same way: bare_msgs_per_s, and
+ingest_vs_bare = msgs_per_s / bare_msgs_per_s (--skip-peer leaves it out).
 Progress goes to stderr; the last line of stdout is one JSON object.
 """
 from __future__ import annotations
@@ -38,11 +43,13 @@ import psycopg
 
 from ingest.sharding import sharded_topic
 from protocol import topics
+from protocol.times import rfc3339
 from skylane import localservices
 from skylane.settings import DEFAULT_ZONE_FILE, REPO_ROOT, Settings
 
 from ._mqttblast import BlastPublisher
 
+BARE_ROOT = "bare/v1"  # outside the ingester's subscriptions: its session does not queue the peer's messages
 NO_FLY = (121.4885, 31.044, 50.0)  # inside R-BR-MP (restricted, 0-150 m AGL) of the shipped zone file
 PROBE_EVERY = 50
 
@@ -85,12 +92,12 @@ class Workers:
                     "SKYLANE_INGEST_METRICS_PORT": str(self.metrics_port), "SKYLANE_BATCH_SIZE": str(batch_size),
                     "SKYLANE_BATCH_MS": str(batch_ms), "PYTHONUNBUFFERED": "1"}
         self.proc: subprocess.Popen | None = None
+        self.argv = [sys.executable, "-m", "skylane", "ingest", "--workers", str(workers), "--device-rate", "0"]
 
     def start(self) -> None:
         before = self._subscribed()
         with open(self.log_path, "ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "skylane", "ingest", "--workers", str(self.workers),
-                                          "--device-rate", "0"], env=self.env, cwd=REPO_ROOT, stdout=out,
+            self.proc = subprocess.Popen(self.argv, env=self.env, cwd=REPO_ROOT, stdout=out,
                                          stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 120
         while self._subscribed() < before + self.workers:
@@ -114,12 +121,38 @@ class Workers:
                 self.proc.wait()
 
 
+class BareConsumer(Workers):
+    """The peer (bench/peers/bare_ingest.py) as a child process, started, stopped and measured like the ingester."""
+
+    def __init__(self, settings: Settings, log_path: Path, batch_size: int, batch_ms: int,
+                 username: str | None = None, password: str | None = None):
+        super().__init__(settings, 1, log_path, batch_size, batch_ms)
+        self.argv = [sys.executable, "-m", "bench.peers.bare_ingest", "--mqtt-url", settings.mqtt_url,
+                     "--database-url", settings.database_url, "--topic", topics.telemetry(BARE_ROOT, "+"),
+                     "--client-id", f"bench-bare-{uuid.uuid4().hex[:6]}", "--batch-size", str(batch_size),
+                     "--batch-ms", str(batch_ms)]
+        if username is not None:
+            self.argv += ["--username", username, "--password", password or ""]
+
+
+def bare_phase(settings: Settings, state_dir: Path, args, t_past: datetime, ours: float) -> dict:
+    bare = BareConsumer(settings, state_dir / "bare.log", args.batch_size, args.batch_ms)
+    try:
+        bare.start()  # creates its persistent session and subscription
+        bare.stop()
+        publish_backlog(settings, single_fixes(BARE_ROOT, args.messages, args.uavs, 1, "N", t_past),
+                        "single-fix messages for the bare consumer")
+        secs, cpu = timed_drain(settings, bare, args.messages, "single fixes (bare consumer)")
+    finally:
+        bare.stop()
+    rate = round(args.messages / secs)
+    say(f"  -> bare consumer {rate:,} msg/s (all {args.messages} stored); CPU per message {cpu['cpu_us_per_unit']} us;"
+        f" Skylane / bare: {ours / rate:.2f}")
+    return {"bare_msgs_per_s": rate, "ingest_vs_bare": round(ours / rate, 2), "bare_single_fix_cpu": cpu}
+
+
 def _topic(root: str, topic: str, workers: int) -> bytes:
     return (sharded_topic(root, topic) if workers > 1 else topic).encode()
-
-
-def _iso(ts: datetime) -> str:
-    return ts.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Tracks:
@@ -134,7 +167,7 @@ class Tracks:
         self.dlon, self.dlat = 4e-5 * np.cos(heading), 4e-5 * np.sin(heading)
 
     def fix(self, u: int, k: int, ts: datetime) -> dict:
-        return {"ts": _iso(ts), "seq": k, "lon": round(float(self.lon[u] + k * self.dlon[u]), 7),
+        return {"ts": rfc3339(ts), "seq": k, "lon": round(float(self.lon[u] + k * self.dlon[u]), 7),
                 "lat": round(float(self.lat[u] + k * self.dlat[u]), 7), "alt_m": round(float(self.alt[u]), 1),
                 "speed_mps": 4.5, "alt_ref": "AGL"}
 
@@ -338,7 +371,7 @@ def latency_phase(settings: Settings, rate: float, seconds: float, uavs: int, wo
             if i % PROBE_EVERY == 0:
                 uav = f"X{run}{i:07d}"
                 probe_of[i] = uav
-                fix = {"ts": _iso(ts), "seq": 0, "lon": NO_FLY[0], "lat": NO_FLY[1], "alt_m": NO_FLY[2]}
+                fix = {"ts": rfc3339(ts), "seq": 0, "lon": NO_FLY[0], "lat": NO_FLY[1], "alt_m": NO_FLY[2]}
                 yield _topic(root, topics.telemetry(root, uav), workers), orjson.dumps(fix)
             else:
                 u, k = i % uavs, i // uavs
@@ -381,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--batch-size", type=int, default=int(os.environ.get("SKYLANE_BATCH_SIZE", 5000)))
     ap.add_argument("--batch-ms", type=int, default=int(os.environ.get("SKYLANE_BATCH_MS", 20)))
+    ap.add_argument("--skip-peer", action="store_true", help="leave out the bare consumer")
     ap.add_argument("--state-dir", type=Path, help="where the private services keep their data (default: temporary)")
     args = ap.parse_args(argv)
 
@@ -404,6 +438,11 @@ def main(argv: list[str] | None = None) -> int:
             result["single_fix_cpu"] = cpu
             say(f"  -> {result['msgs_per_s']:,} msg/s (all {args.messages} stored exactly once); CPU per message "
                 f"{cpu['cpu_us_per_unit']} us: {cpu['capacity_2_idle_cores']:,} msg/s on two idle cores")
+
+            if not args.skip_peer:
+                say("peer: the bare consumer (paho-mqtt, orjson, binary COPY, ack after commit), same messages")
+                workers.stop()
+                result.update(bare_phase(services, state_dir, args, t_past, result["msgs_per_s"]))
 
             say(f"phase 2: packs of {args.pack_size} (telemetry arrays and SenML)")
             workers.stop()

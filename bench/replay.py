@@ -13,6 +13,12 @@ Usage: skylane bench replay [--drones 500 --seconds 3600 --hz 1] [--batch 20000]
    the player waited for left against their absolute deadlines (last = the drift at the end; the
    issue's bound: 5 ms over ten minutes, run with --drift-seconds 600 for that), and the backlog
    (how long the 500 fixes stamped the same second took to send after their deadline).
+   A subscriber (bench/peers/counting_sub.py: mosquitto_sub, QoS 1) counts what the broker delivers:
+   broker_received, broker_lost, broker_received_msgs_per_s (first to last receive).
+   Peer (issue 16; --skip-peer leaves it out): the PyPI `mqtt-recorder` tool replays the same messages on
+   the same topics into the same broker from a CSV converted from the recording with zero delays
+   (bench/peers/mqtt_recorder.py), counted by the same subscriber: mqtt_recorder_msgs_per_s,
+   mqtt_recorder_lost, and replay_vs_mqtt_recorder (ours / theirs, both as received).
 Progress goes to stderr; the last line is one JSON object with evaluate_seconds and broker_msgs_per_s
 (evaluate_cpu_seconds too: CPU time of this process, which a busy machine inflates less than wall time).
 """
@@ -21,18 +27,21 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import resource
 import socket
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from bench.peers.counting_sub import CountingSubscriber
+from protocol import topics
 from replay.evaluate import evaluate, load_zones
 from replay.player import play
 from replay.recordfile import Record
 from replay.sinks import BrokerSink
 from replay.sources import FileSource, ListSource
-from replay.synth import cached_trace
+from devices.trace import cached_trace
 from replay.timing import PlaybackControl
 from skylane.settings import Settings
 
@@ -81,17 +90,58 @@ def _window(trace: Path, seconds: float) -> list[Record]:
     return out
 
 
-def bench_broker(mqtt_url: str, root: str, records: list[Record], max_pending: int) -> dict:
+def received(sub, t0: float, expected: int, prefix: str) -> dict:
+    """What the counting subscriber got since t0 (waiting until all arrived or none for 3 s)."""
+    sub.settle(t0, expected)
+    w = sub.window(t0, time.time())
+    return {f"{prefix}received": w["received"], f"{prefix}lost": expected - w["received"],
+            f"{prefix}received_msgs_per_s": w["msgs_per_s"]}
+
+
+def bench_broker(mqtt_url: str, root: str, records: list[Record], max_pending: int, sub=None) -> dict:
     sink = BrokerSink(mqtt_url, client_id="skylane-bench-replay", max_pending=max_pending)
     control = PlaybackControl("max")
-    t0 = time.perf_counter()
+    t_wall = time.time()
+    t0, c0 = time.perf_counter(), time.process_time()
     res = play(ListSource(records, root), sink, control=control, root_to=f"bench/{root}",
                on_status=_progress("broker"))
     elapsed = time.perf_counter() - t0  # play() returns after the last acknowledgement
+    cpu = time.process_time() - c0
     print(file=sys.stderr)
-    return {"broker_messages": sink.published, "broker_seconds": round(elapsed, 2),
-            "broker_msgs_per_s": round(sink.published / elapsed) if elapsed else None,
-            "broker_not_sent": res.counters.get("not_sent", 0)}
+    out = {"broker_messages": sink.published, "broker_seconds": round(elapsed, 2),
+           "broker_msgs_per_s": round(sink.published / elapsed) if elapsed else None,
+           "broker_not_sent": res.counters.get("not_sent", 0),
+           "broker_cpu_us_per_msg": round(cpu / max(sink.published, 1) * 1e6, 1)}
+    if sub is not None:
+        out.update(received(sub, t_wall, len(records), "broker_"))
+    return out
+
+
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def bench_mqtt_recorder(broker: Settings, root: str, records: list[Record], sub, tmp: Path) -> dict:
+    """The same messages on the same topics, replayed by the PyPI mqtt-recorder tool, counted the same way."""
+    from bench.peers import mqtt_recorder
+    mqtt_recorder.ensure_installed(log=lambda m: print(m, file=sys.stderr, flush=True))
+    dst = f"bench/{root}"
+    n, b64 = mqtt_recorder.write_csv(tmp / "replay.csv", ((topics.remap(r.topic, root, dst), r.payload, r.qos,
+                                                            r.retain) for r in records))
+    host, port = broker.mqtt_host_port
+    print(f"mqtt-recorder: replaying {n} rows (zero delays) into {host}:{port}", file=sys.stderr, flush=True)
+    t_wall = time.time()
+    c0 = _children_cpu()
+    wall = mqtt_recorder.run_replay(tmp / "replay.csv", host, port, b64=b64, log_path=tmp / "mqtt-recorder.log")
+    out = {"mqtt_recorder_wall_s": round(wall, 2),
+           "mqtt_recorder_cpu_us_per_msg": round((_children_cpu() - c0) / n * 1e6, 1)}
+    got = received(sub, t_wall, n, "mqtt_recorder_")
+    out.update(mqtt_recorder_msgs_per_s=got["mqtt_recorder_received_msgs_per_s"],
+               mqtt_recorder_received=got["mqtt_recorder_received"], mqtt_recorder_lost=got["mqtt_recorder_lost"])
+    print(f"  -> {out['mqtt_recorder_received']}/{n} received ({out['mqtt_recorder_lost']} lost) at "
+          f"{out['mqtt_recorder_msgs_per_s']} msg/s; the tool ran {wall:.1f} s", file=sys.stderr, flush=True)
+    return out
 
 
 def bench_drift(mqtt_url: str, root: str, window: list[Record], seconds: float) -> dict:
@@ -122,12 +172,24 @@ def _with_private_broker(settings: Settings, trace: Path, args) -> dict:
     with tempfile.TemporaryDirectory(prefix="skylane-bench-replay-") as tmp:
         broker = settings.with_(mqtt_url=f"mqtt://127.0.0.1:{_free_port()}", state_dir=Path(tmp))
         localservices.mosquitto_up(broker)
+        sub = None
         try:
-            out.update(bench_broker(broker.mqtt_url, root, head, args.max_pending))
+            sub = CountingSubscriber(*broker.mqtt_host_port, "bench/#", "bench/probe")
+            out.update(bench_broker(broker.mqtt_url, root, head, args.max_pending, sub))
+            if not args.skip_peer:
+                out.update(bench_mqtt_recorder(broker, root, head, sub, Path(tmp)))
+                ours, theirs = out.get("broker_received_msgs_per_s"), out.get("mqtt_recorder_msgs_per_s")
+                out["replay_vs_mqtt_recorder"] = round(ours / theirs, 2) if ours and theirs else None
+                out["replay_vs_mqtt_recorder_cpu"] = round(out["mqtt_recorder_cpu_us_per_msg"]
+                                                           / out["broker_cpu_us_per_msg"], 2)
+            sub.close()
+            sub = None
             if args.drift_seconds > 0:
                 out.update(bench_drift(broker.mqtt_url, root, _window(trace, args.drift_seconds),
                                        args.drift_seconds))
         finally:
+            if sub is not None:
+                sub.close()
             localservices.mosquitto_down(broker)
     return out
 
@@ -144,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--drift-seconds", type=float, default=20.0)
     ap.add_argument("--skip-broker", action="store_true", help="evaluation only")
     ap.add_argument("--skip-evaluate", action="store_true", help="broker and drift only")
+    ap.add_argument("--skip-peer", action="store_true", help="leave out mqtt-recorder")
     ap.add_argument("--trace", type=Path, help="use this recording instead of the generated one")
     args = ap.parse_args(argv)
     settings = Settings.from_env()

@@ -7,12 +7,14 @@ from bench.airspace_zones import make_positions, make_zones
 
 def test_bench_prints_the_three_figures_last(capsys, monkeypatch):
     monkeypatch.setattr("os.sched_setaffinity", lambda *_: None, raising=False)  # leave the test runner be
-    rc = main(["--zones", "60", "--positions", "20000", "--repeat", "1", "--singles", "300", "--quick"])
+    rc = main(["--zones", "60", "--positions", "20000", "--repeat", "1", "--singles", "300", "--quick", "--peers", "strtree"])
     out = capsys.readouterr().out.strip().splitlines()
     last = json.loads(out[-1])
     assert rc == 0 and last["exact"] is True
     assert list(last)[:3] == ["classify_positions_per_s", "single_check_p99_us", "route_clearance_p99_ms"]
     assert last["classify_positions_per_s"] > 0 and last["single_check_p99_us"] > 0
+    assert last["strtree_exact"] is True and last["strtree_positions_per_s"] > 0 and last["classify_vs_strtree"] > 0
+    assert "postgis_positions_per_s" not in last  # not asked for
     assert any(line.startswith("classify_positions_per_s:") and ("PASS" in line or "FAIL" in line) for line in out)
 
 

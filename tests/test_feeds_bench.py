@@ -1,4 +1,5 @@
-"""`skylane bench feeds` runs end to end on the test services and ends with its JSON line (no timing asserted)."""
+"""`skylane bench feeds` runs end to end on the test services, then its Mosquitto WebSocket peer, and ends with its
+JSON line (no timing asserted)."""
 from __future__ import annotations
 
 import json
@@ -22,3 +23,7 @@ def test_feed_bench_prints_its_figures(services):
     assert result["clients"] == 6 and result["failed_clients"] == 0
     assert result["published"] > 0 and 0 < result["delivered"] <= result["published"] * 6
     assert result["delivery_p99_ms"] is not None and result["updates_per_s"] > 0
+    # the peer: the same clients on Mosquitto's WebSocket listener
+    assert result["mosquitto_ws_failed_clients"] == 0 and result["mosquitto_ws_published"] > 0
+    assert 0 < result["mosquitto_ws_delivered"] <= result["mosquitto_ws_published"] * 6
+    assert result["mosquitto_ws_delivery_p99_ms"] is not None and result["feeds_p99_vs_mosquitto_ws"] > 0
