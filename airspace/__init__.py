@@ -4,7 +4,8 @@ No I/O and no clock: callers pass loaded GeoJSON dicts and fixes that carry thei
 """
 from .clearance import ClearanceResult, Waypoint, check_route
 from .events import EVENT_KINDS, AirspaceEvent
-from .monitor import AirspaceMonitor, Fix, MonitorPolicy
+from .fixes import Fix
+from .monitor import AirspaceMonitor, MonitorPolicy
 from .separation import ApprovedClearance, ApprovedIndex, SeparationMinima, Tolerances
 from .vertical import ALT_REFS, VerticalModel
 from .zones import ZONE_KINDS, Zone, ZoneFormatError, ZoneSet

@@ -1,8 +1,28 @@
-"""Sanity checks on WGS84 positions, shared by zone files, fixes and route requests."""
+"""WGS84 positions: sanity checks (zone files, fixes, route requests) and the local metric frame.
+
+Distances over the ~10 km of the demonstration zone are taken in an equirectangular east/north frame
+around a reference point; these are the only metres-per-degree figures the airspace core uses.
+"""
 from __future__ import annotations
 
 import math
 from numbers import Real
+
+import numpy as np
+
+M_PER_DEG_LAT = 110_940.0
+M_PER_DEG_LON_EQUATOR = 111_320.0
+
+
+def m_per_deg_lon(lat0: float) -> float:
+    """Metres per degree of longitude at latitude lat0."""
+    return M_PER_DEG_LON_EQUATOR * math.cos(math.radians(lat0))
+
+
+def to_local(lon, lat, lon0: float, lat0: float) -> tuple[np.ndarray, np.ndarray]:
+    """East/north metres of (lon, lat) relative to (lon0, lat0)."""
+    return ((np.asarray(lon, float) - lon0) * m_per_deg_lon(lat0),
+            (np.asarray(lat, float) - lat0) * M_PER_DEG_LAT)
 
 
 def position_problem(lon: object, lat: object, alt: object = 0.0) -> str | None:

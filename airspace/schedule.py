@@ -302,10 +302,6 @@ class Schedule:
             out.extend(x for x in (a, b) if t0 < x <= t1)
         return out
 
-    @property
-    def is_permanent(self) -> bool:
-        return any(p.start is None and p.end is None and not p.windows for p in self.periods)
-
 
 def parse_window(obj: Any, field_name: str) -> Window:
     """{"days": ["MON", ...] or ["ANY"], "start": "HH:MM", "end": "HH:MM"} as a Window."""

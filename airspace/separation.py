@@ -21,20 +21,10 @@ from itertools import combinations
 
 import numpy as np
 
-from .events import epoch_of, from_epoch, rfc3339
+from protocol.times import rfc3339
 
-M_PER_DEG_LAT = 110_940.0
-M_PER_DEG_LON_EQUATOR = 111_320.0
-
-
-def m_per_deg_lon(lat0: float) -> float:
-    return M_PER_DEG_LON_EQUATOR * math.cos(math.radians(lat0))
-
-
-def to_local(lon, lat, lon0: float, lat0: float) -> tuple[np.ndarray, np.ndarray]:
-    """East/north metres of (lon, lat) relative to (lon0, lat0)."""
-    return ((np.asarray(lon, float) - lon0) * m_per_deg_lon(lat0),
-            (np.asarray(lat, float) - lat0) * M_PER_DEG_LAT)
+from .coords import M_PER_DEG_LAT, m_per_deg_lon
+from .events import epoch_of, from_epoch
 
 
 @dataclass(frozen=True)

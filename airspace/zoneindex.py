@@ -36,8 +36,7 @@ DAY_S = 86_400.0
 _EPS = 1e-6               # margin, in cells, when marking boundary cells
 SUB = 4                   # partial cells are cut into SUB x SUB subcells (2 bits each: out, in, boundary)
 _LITTLE = sys.byteorder == "little"
-# the ufunc itself: half the per-call cost of the public wrapper, which matters for one point
-_intersects_xy = getattr(getattr(shapely, "lib", None), "intersects_xy", shapely.intersects_xy)
+_intersects_xy = shapely.lib.intersects_xy  # the ufunc itself: half the wrapper's per-call cost, for one point
 
 
 _POPCOUNT = np.array([bin(v).count("1") for v in range(256)], dtype=np.int64)
@@ -117,7 +116,7 @@ class ZoneIndex:
     def __init__(self, zs: ZoneSet, max_cells: int | None = None) -> None:
         self.n = n = len(zs)
         self.words = w = max(1, (n + 63) // 64)
-        self.geoms = np.array([z.geometry for z in zs.zones], dtype=object)
+        self.geoms = zs.geometries
         self.lower = np.asarray(zs.lower_amsl, dtype=float)
         self.upper = np.asarray(zs.upper_amsl, dtype=float)
         self.vertical = zs.vertical
@@ -138,8 +137,8 @@ class ZoneIndex:
         # at an unknown (NaN) time only the permanent zones are known to be in force
         self.permanent = _set_bits(w, [j for j, z in enumerate(zs.zones) if z.schedule is None])
         self.permanent_int = _as_int(self.permanent)
-        self._agl_lower = np.array([z.alt_ref == "AGL" for z in zs.zones], dtype=float)
-        self._agl_upper = np.array([(z.upper_ref or z.alt_ref) == "AGL" for z in zs.zones], dtype=float)
+        self.agl_lower = np.array([z.alt_ref == "AGL" for z in zs.zones], dtype=float)
+        self.agl_upper = np.array([(z.upper_ref or z.alt_ref) == "AGL" for z in zs.zones], dtype=float)
 
     # ---------------------------------------------------------------- build
     def _build_grid(self, zs: ZoneSet, max_cells: int | None) -> None:
@@ -457,8 +456,8 @@ class ZoneIndex:
     def band_ok_terrain(self, p, z, lon, lat, alt) -> np.ndarray:
         """Band test per pair with the ground elevation of a terrain model (AGL limits move)."""
         d = self.vertical.ground_at(lon, lat) - self.vertical.ground_amsl_m
-        lo = self.lower[z] + self._agl_lower[z] * d[p]
-        hi = self.upper[z] + self._agl_upper[z] * d[p]
+        lo = self.lower[z] + self.agl_lower[z] * d[p]
+        hi = self.upper[z] + self.agl_upper[z] * d[p]
         return (alt[p] >= lo) & (alt[p] <= hi)
 
     def one(self, lon: float, lat: float, alt: float, t: float | None = None,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from numbers import Real
 from typing import Any, NoReturn
@@ -38,6 +38,7 @@ DEFAULT_RESTRICTION = {"restricted": "PROHIBITED", "authorization": "REQ_AUTHORI
                        "conditional": "CONDITIONAL", "corridor": "CONDITIONAL",
                        "vertiport": "CONDITIONAL", "area": "NO_RESTRICTION"}
 UA_CLASSES = ("micro", "light", "small", "medium", "large")
+NEEDS_CLEARANCE = ("REQ_AUTHORISATION", "CONDITIONAL")  # restrictions a flight needs a clearance for
 
 
 class ZoneFormatError(ValueError):
@@ -197,6 +198,10 @@ class ZoneSet:
     """An ordered, id-unique set of zones with their bands pre-converted to AMSL.
 
     Classification goes through a grid cover index (airspace.zoneindex), built on first use.
+    What a zone means to a flight is decided here once, for the monitor, route clearance and the API:
+    the masks (n_zones,) `prohibited`, `needs_clearance` (REQ_AUTHORISATION, CONDITIONAL, and every
+    corridor), `ceiling` (corridor and area tops), `corridor` and `scheduled`; `suspended(states)` and
+    `in_force(t, states)` (schedule and suspension); `scheduled_intervals` (schedule over a span).
     """
 
     def __init__(self, zones: Iterable[Zone], vertical: VerticalModel = VerticalModel(),
@@ -212,11 +217,17 @@ class ZoneSet:
             self._index[zone.id] = i
         self.kinds = np.array([z.kind for z in self.zones], dtype=object)
         self.restrictions = np.array([z.restriction for z in self.zones], dtype=object)
+        self.prohibited = self.restrictions == "PROHIBITED"
+        self.needs_clearance = np.isin(self.restrictions, NEEDS_CLEARANCE) | (self.kinds == "corridor")
+        self.ceiling = np.isin(self.kinds, CEILING_KINDS)
+        self.corridor = self.kinds == "corridor"
+        self.scheduled = np.array([z.schedule is not None for z in self.zones], dtype=bool)
         self.lower_amsl = np.array([vertical.to_amsl(z.lower_m, z.alt_ref) for z in self.zones],
                                    dtype=float)
         self.upper_amsl = np.array([vertical.to_amsl(z.upper_m, z.upper_ref or z.alt_ref)
                                     for z in self.zones], dtype=float)
-        self._bounds = np.array([z.geometry.bounds for z in self.zones], dtype=float).reshape(-1, 4)
+        self.geometries = np.array([z.geometry for z in self.zones], dtype=object)
+        self.bounds = np.array([z.geometry.bounds for z in self.zones], dtype=float).reshape(-1, 4)
         self._grid: ZoneIndex | None = None
 
     @classmethod
@@ -287,6 +298,45 @@ class ZoneSet:
                 out[:, j] = zone.schedule.active(ts)
         return out
 
+    def suspended(self, states: Mapping[str, Mapping] | None) -> np.ndarray:
+        """(n_zones,) bool: suspended in `states` (zone id -> {"state": "active"|"suspended", ...})."""
+        out = np.zeros(len(self.zones), dtype=bool)
+        for zone_id, state in (states or {}).items():
+            j = self._index.get(zone_id)
+            if j is not None and (state or {}).get("state") == "suspended":
+                out[j] = True
+        return out
+
+    def in_force(self, t, states: Mapping[str, Mapping] | None = None, zones=None) -> np.ndarray:
+        """Whether zones are in force at event time t (epoch seconds): the schedule holds then (no
+        schedule: always) and the zone is not suspended in `states` (None: no zone is).
+
+        A suspended PROHIBITED zone no longer forbids; a suspended zone needing clearance is closed.
+        t scalar: (n_zones,); t array (n,): (n, n_zones); with `zones` (a zone index per time): (n,).
+        """
+        if zones is None:
+            out = self.active_mask(t)
+            if states:
+                out &= ~self.suspended(states)
+            return out[0] if np.ndim(t) == 0 else out
+        t, zones = np.asarray(t, dtype=float), np.asarray(zones, dtype=np.int64)
+        ok = np.ones(zones.size, dtype=bool)
+        if zones.size and self.scheduled.any():
+            for j in np.intersect1d(zones, np.flatnonzero(self.scheduled)).tolist():
+                m = zones == j
+                ok[m] = self.zones[j].schedule.active(t[m])
+        if states:
+            ok &= ~self.suspended(states)[zones]
+        return ok
+
+    def scheduled_intervals(self, j: int, t0: float, t1: float) -> list[tuple[float, float]]:
+        """The [start, end) intervals within [t0, t1] when zone j's schedule is in force (no schedule:
+        all of it). Suspension is a state at one time, not part of this timeline."""
+        schedule = self.zones[j].schedule
+        if schedule is None:
+            return [(t0, t1)] if t1 > t0 else []
+        return schedule.intervals(t0, t1)
+
     def class_mask(self, ua_class: str | None) -> np.ndarray:
         """(n_zones,) bool: the zones that apply to a UA class (all when None)."""
         _check_class(ua_class)
@@ -299,8 +349,8 @@ class ZoneSet:
         if not self.vertical.flat and len(self.zones):
             d = (self.vertical.ground_at(lon, lat) - self.vertical.ground_amsl_m)[:, None]
             g = self.index
-            lower = lower + g._agl_lower[None, :] * d
-            upper = upper + g._agl_upper[None, :] * d
+            lower = lower + g.agl_lower[None, :] * d
+            upper = upper + g.agl_upper[None, :] * d
         return (alt[:, None] >= lower) & (alt[:, None] <= upper)
 
     def classify(self, lon, lat, alt_amsl, t=None,

@@ -199,7 +199,7 @@ def _matches(zones: ZoneSet, fs: FilterSet, now: float) -> np.ndarray:
         raise Unsupported("operation_rule_set is not modelled: one rule set applies in the demonstration zone")
     n = len(zones)
     ok = np.ones(n, dtype=bool)
-    geoms = np.array([z.geometry for z in zones.zones], dtype=object)
+    geoms = zones.geometries
     if fs.position is not None:
         p = fs.position
         ok &= shapely.intersects_xy(geoms, p.location.lng, p.location.lat)

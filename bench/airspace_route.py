@@ -19,7 +19,8 @@ import time
 import numpy as np
 
 from airspace.clearance import Waypoint, check_route
-from airspace.separation import ApprovedClearance, ApprovedIndex, to_local
+from airspace.coords import to_local
+from airspace.separation import ApprovedClearance, ApprovedIndex
 from airspace.zones import ZoneSet
 
 LON0, LON1, LAT0, LAT1 = 121.436, 121.548, 31.012, 31.100

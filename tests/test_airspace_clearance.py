@@ -7,7 +7,7 @@ import pytest
 from shapely.geometry import Point, mapping
 
 from airspace import ApprovedIndex, SeparationMinima, Waypoint, ZoneSet, check_route
-from airspace.separation import M_PER_DEG_LAT, m_per_deg_lon
+from airspace.coords import M_PER_DEG_LAT, m_per_deg_lon
 
 ZONES = ZoneSet.from_geojson(json.loads(
     (Path(__file__).parents[1] / "airspace/data/pujiang_wujing.geojson").read_text()))

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from shapely.geometry import Point, mapping
 
 from airspace import ApprovedClearance, ApprovedIndex, SeparationMinima, Waypoint, ZoneSet, check_route
-from airspace.clearance import band_interval, line_pieces
+from airspace.coords import M_PER_DEG_LAT, m_per_deg_lon
+from airspace.segments import band_interval, line_pieces
 from airspace.separation import closest_approach
 from bench.airspace_zones import make_zone_features
 
@@ -123,8 +124,8 @@ def routes(draw):
         pts.append((lon, lat))
         step = draw(st.sampled_from([30.0, 150.0, 600.0]))
         ang = draw(st.floats(0, 2 * np.pi))
-        lon += step * np.cos(ang) / 95_400.0
-        lat += step * np.sin(ang) / 110_940.0
+        lon += step * np.cos(ang) / m_per_deg_lon(lat)
+        lat += step * np.sin(ang) / M_PER_DEG_LAT
     alts = [draw(st.sampled_from([10.0, 25.0, 60.0, 90.0, 119.0, 121.0, 150.0, 250.0])) for _ in range(n)]
     dep = T0 + timedelta(seconds=draw(st.integers(0, 300)))
     return [Waypoint(x, y, a) for (x, y), a in zip(pts, alts)], dep
@@ -192,8 +193,9 @@ def test_closest_approach_is_exact_against_sampling(xy, v, da, db, dt, dz, wa, w
 
 def test_pieces_along_edges_and_through_vertices_match_geos():
     """Routes that run along zone edges, start on vertices and pass exactly through them."""
-    from airspace.clearance import _index, _outline_pieces, _plan
-    ix = _index(ZONES)
+    from airspace.route import plan
+    from airspace.route_pieces import outline_pieces, route_index
+    ix = route_index(ZONES)
     checked = 0
     for z in list(ZONES)[:12]:
         xy = shapely.get_coordinates(z.geometry)
@@ -203,8 +205,8 @@ def test_pieces_along_edges_and_through_vertices_match_geos():
             through = (2 * b - xy[k + 2] * 1.0)                      # across vertex b
             for pts in ([a, b, ext], [a, b, through], [b, b + (a - b) * 0.3]):
                 wps = [Waypoint(float(p[0]), float(p[1]), 50.0) for p in pts]
-                r = _plan(ZONES, wps, "AGL", None, None)
-                seg, zone, s0, s1 = _outline_pieces(ZONES, ix, r, None)
+                r = plan(ZONES, wps, "AGL", None, None)
+                seg, zone, s0, s1 = outline_pieces(ZONES, ix, r, None)
                 got = sorted((int(q), int(j), round(a_, 9), round(b_, 9)) for q, j, a_, b_ in zip(seg, zone, s0, s1))
                 want = sorted((q, j, round(p0, 9), round(p1, 9)) for q in range(len(pts) - 1)
                               for j, zz in enumerate(ZONES)
@@ -257,8 +259,8 @@ def test_deconfliction_never_misses_a_sampled_conflict(flights):
     t2, x2, y2, z2 = sample(b.route)
     dt = np.abs(t1[:, None] - t2[None, :]) <= m.time_s
     dz = np.abs(z1[:, None] - z2[None, :]) <= m.vertical_m
-    dx = (x1[:, None] - x2[None, :]) * 95_400.0
-    dy = (y1[:, None] - y2[None, :]) * 110_940.0
+    dx = (x1[:, None] - x2[None, :]) * m_per_deg_lon(float(y1.mean()))
+    dy = (y1[:, None] - y2[None, :]) * M_PER_DEG_LAT
     close = dx * dx + dy * dy <= (m.horizontal_m * 0.995) ** 2  # (a margin for the frame's rounding)
     if (dt & dz & close).any():
         assert flagged

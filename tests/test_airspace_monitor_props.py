@@ -12,10 +12,12 @@ from hypothesis import strategies as st
 from shapely.geometry import LineString, Point, mapping
 
 from airspace import AirspaceMonitor, Fix, MonitorPolicy, ZoneSet
-from airspace.clearance import band_interval, line_pieces
-from airspace.events import from_epoch, rfc3339
-from airspace.separation import ApprovedClearance, to_local
+from airspace.coords import M_PER_DEG_LAT, m_per_deg_lon, to_local
+from airspace.events import from_epoch
+from airspace.segments import band_interval, line_pieces
+from airspace.separation import ApprovedClearance
 from bench.airspace_zones import make_zone_features
+from protocol.times import rfc3339
 
 T0 = datetime(2026, 11, 27, 1, 0, tzinfo=timezone.utc)
 POLICY = MonitorPolicy(link_timeout_s=8.0)
@@ -149,8 +151,8 @@ def streams(draw, n_max=40):
         if draw(st.integers(0, 30)) == 0:
             dx, dy = dx * 30, dy * 30  # a long hop: crossings between fixes
         lx, ly = to_local(s[0], s[1], s[0], s[1])
-        s[0] += dx / (111_320.0 * np.cos(np.radians(s[1])))
-        s[1] += dy / 110_940.0
+        s[0] += dx / m_per_deg_lon(s[1])
+        s[1] += dy / M_PER_DEG_LAT
         s[2] += draw(st.sampled_from([0.0, 0.0, 1.0, 2.5, 12.0]))
         j = draw(st.integers(0, len(ZONES) - 1))
         base = draw(st.sampled_from([ZONES.zones[j].lower_m, ZONES.zones[j].upper_m, 120.0, 60.0, 0.0]))

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from airspace import AirspaceMonitor, Fix, MonitorPolicy, Waypoint, ZoneSet, check_route
-from airspace.separation import M_PER_DEG_LAT, Tolerances, m_per_deg_lon
+from airspace.coords import M_PER_DEG_LAT, m_per_deg_lon
+from airspace.separation import Tolerances
 from ingest.pipeline import event_id
 
 ZONES = ZoneSet.from_geojson(json.loads(

@@ -239,3 +239,31 @@ def test_model_fields_are_validated(props, field, words):
     with pytest.raises(ZoneFormatError) as info:
         one_zone(**props)
     assert info.value.field == field and words in str(info.value) and "feature 0" in str(info.value)
+
+
+def test_masks_say_what_each_zone_is_to_a_flight():
+    ids = np.array([z.id for z in ZONES])
+    assert ids[ZONES.prohibited].tolist() == ["R-WJ-IND", "R-BR-MP", "R-BR-N", "R-WJ-MKT"]
+    assert set(ids[ZONES.needs_clearance]) == {"C1", "C2", "C3", "V-WJ-N", "V-WJ-C", "V-WJ-S", "V-PJ-N", "V-PJ-C",
+                                               "V-PJ-S", "A-PJ-RES", "CND-PJ-SCH"}
+    assert ids[ZONES.ceiling].tolist() == ["PWZ", "C1", "C2", "C3"]
+    assert ids[ZONES.corridor].tolist() == ["C1", "C2", "C3"]
+    assert ids[ZONES.scheduled].tolist() == ["R-WJ-MKT"]
+    # every corridor needs a clearance, whatever its restriction
+    assert one_zone(kind="corridor", restriction="NO_RESTRICTION").needs_clearance.tolist() == [True]
+
+
+def test_in_force_is_schedule_and_suspension():
+    j, c2 = ZONES.position("R-WJ-MKT"), ZONES.position("C2")
+    sat_9 = 1_795_827_600.0  # 2026-11-28T09:00:00+08:00, a Saturday: R-WJ-MKT's market window
+    mon_9 = sat_9 + 2 * 86400
+    states = {"C2": {"state": "suspended", "reason": "wind"}, "C1": {"state": "active"}, "gone": {"state": "suspended"}}
+    assert ZONES.suspended(states).nonzero()[0].tolist() == [c2] and not ZONES.suspended(None).any()
+    now = ZONES.in_force(sat_9, states)
+    assert now.shape == (len(ZONES),) and now[j] and not now[c2] and now.sum() == len(ZONES) - 1
+    both = ZONES.in_force(np.array([sat_9, mon_9]))
+    assert both.shape == (2, len(ZONES)) and both[:, j].tolist() == [True, False] and both[:, c2].all()
+    pairs = ZONES.in_force(np.array([sat_9, mon_9, mon_9]), states, zones=np.array([j, j, c2]))
+    assert pairs.tolist() == [True, False, False]
+    assert ZONES.scheduled_intervals(c2, 0.0, 10.0) == [(0.0, 10.0)]
+    assert ZONES.scheduled_intervals(j, mon_9, mon_9 + 3600) == []
