@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from protocol.times import rfc3339
+
 # start kind -> end kind; zone_enter/zone_exit is the plain membership pair
 END_OF = {
     "zone_enter": "zone_exit",
@@ -28,11 +30,6 @@ def utc(ts: datetime) -> datetime:
     if not isinstance(ts, datetime) or ts.tzinfo is None or ts.utcoffset() is None:
         raise ValueError(f"timestamp must be a timezone-aware datetime, got {ts!r}")
     return ts.astimezone(timezone.utc)
-
-
-def rfc3339(ts: datetime) -> str:
-    """RFC 3339 UTC with millisecond precision and a 'Z' suffix, e.g. 2025-05-01T02:03:04.567Z."""
-    return utc(ts).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def from_epoch(t: float) -> datetime:

@@ -40,6 +40,7 @@ def create_app(config: ApiConfig) -> FastAPI:
     hub = LiveHub(config.mqtt_host, config.mqtt_port, config.mqtt_root, DeviceDirectory(pool.connection))
     control = ControlLink(config.mqtt_url, config.mqtt_root)
     ctx = ApiContext(config, pool, hub, control)
+    replays = replay_routes.ReplayManager()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -47,6 +48,7 @@ def create_app(config: ApiConfig) -> FastAPI:
         hub.start()
         control.start()
         yield
+        replays.stop_all()
         await hub.stop()
         control.stop()
         pool.close()
@@ -56,6 +58,7 @@ def create_app(config: ApiConfig) -> FastAPI:
                               "Send `Authorization: Bearer <API key>` (keys from `skylane keys create`); "
                               "/v1/health and /metrics are open.")
     app.state.ctx = ctx
+    app.state.replays = replays
     app.state.auth = Authenticator(pool.connection, config.key_cache_s)
     app.add_middleware(ApiMiddleware, max_body=config.max_body_bytes, max_upload=config.max_upload_bytes)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -69,7 +72,7 @@ def create_app(config: ApiConfig) -> FastAPI:
     for router in (routes_system.router, routes_zones.router, routes_fleet.router, routes_events.router,
                    routes_clearances.router, interuss.router):
         app.include_router(router, responses=COMMON)
-    # other engineers' routers: the responses every keyed route can give, documented where they are mounted
+    # the responses every keyed route can give, documented where these routers are mounted
     app.include_router(feeds_router(hub), responses={**AUTH_ERRORS, **COMMON})
     app.include_router(replay_routes.router, responses={
         **AUTH_ERRORS, **COMMON, 404: {"model": Problem, "description": "no such recording or replay"}})

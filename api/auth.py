@@ -44,10 +44,6 @@ class Principal:
     def is_operator(self) -> bool:
         return self.role == "operator"
 
-    def may_see_owner(self, owner: str | None) -> bool:
-        """Operators see only what their owner owns; every other role sees everything."""
-        return not self.is_operator or (owner is not None and owner == self.owner)
-
     def as_dict(self) -> dict:
         return {"key_id": self.key_id, "role": self.role, "owner": self.owner}
 

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 import numpy as np
@@ -42,6 +43,8 @@ class ApiConfig:
     key_cache_s: float = 5.0
     max_body_bytes: int = 1 << 20  # every request body except zone uploads
     max_upload_bytes: int = 16 << 20  # zone uploads (ED-269/ED-318 files can be large)
+    recordings_dir: FilePath | None = None  # the recordings engineers may replay (None: none)
+    require_clearance: bool = True  # the monitor policy of evaluated replays, as live ingest runs it
 
     @property
     def mqtt_url(self) -> str:
@@ -77,20 +80,19 @@ class ZoneView:
     states: dict[str, dict]  # zone id -> {"state", "reason", "by", "at", ...} for zones not plainly active
 
     def state_of(self, zone_id: str, now: float) -> str:
-        if self.states.get(zone_id, {}).get("state") == "suspended":
+        """suspended, inactive (outside its schedule) or active: ZoneSet.in_force at `now` with the states."""
+        j = self.zones.position(zone_id)
+        if self.zones.suspended(self.states)[j]:
             return "suspended"
-        schedule = getattr(self.zones.get(zone_id), "schedule", None)  # None: permanent
-        if schedule is not None and not bool(np.asarray(schedule.active(np.array([now], dtype=float)))[0]):
-            return "inactive"
-        return "active"
+        return "active" if self.zones.in_force(np.array([now]), self.states, zones=np.array([j]))[0] else "inactive"
 
     def usable(self, now: float) -> ZoneSet:
         """The zones that constrain flights now: suspended ones dropped (schedules stay with the zones)."""
-        suspended = {z for z, s in self.states.items() if s.get("state") == "suspended"}
-        if not suspended:
+        suspended = self.zones.suspended(self.states)
+        if not suspended.any():
             return self.zones
-        feats = [f for f in self.geojson["features"] if f["properties"].get("id", f.get("id")) not in suspended]
-        return ZoneSet.from_geojson({**self.geojson, "features": feats})
+        return ZoneSet([z for z, off in zip(self.zones, suspended.tolist()) if not off], self.zones.vertical,
+                       self.zones.meta)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Control messages from the API to every ingest worker: retained, QoS 1 (contract 2).
+"""Control messages from the API to every ingest worker: retained, QoS 1.
 
   {root}/control/zones                 the whole internal zone FeatureCollection after an upload
   {root}/control/zone/{zone_id}        {"state": "active"|"suspended", "reason", "by", "at", ...}
@@ -17,7 +17,8 @@ import uuid
 import orjson
 import paho.mqtt.client as mqtt
 
-from devices.mqttclient import close_client, connect_with_retry
+from protocol.mqttclient import close_client, connect_with_retry, publish_confirmed
+from airspace.dynamic import ZoneState
 from protocol import topics
 
 log = logging.getLogger("skylane.api.control")
@@ -63,14 +64,14 @@ class ControlLink:
     def _on_message(self, _client, _userdata, message: mqtt.MQTTMessage) -> None:
         zone_id = message.topic.rsplit("/", 1)[-1]
         try:
-            body = orjson.loads(message.payload) if message.payload else None
-        except orjson.JSONDecodeError:
-            body = None
+            state = ZoneState.from_payload(zone_id, orjson.loads(message.payload)).to_payload()
+        except ValueError:  # cleared (empty) or malformed: no opinion about this zone
+            state = None
         with self._lock:
-            if isinstance(body, dict) and body.get("state") in ("active", "suspended"):
-                self._states[zone_id] = body
-            else:  # cleared or malformed: no opinion about this zone
+            if state is None:
                 self._states.pop(zone_id, None)
+            else:
+                self._states[zone_id] = state
 
     def zone_states(self) -> dict[str, dict]:
         with self._lock:
@@ -80,13 +81,10 @@ class ControlLink:
         """Publish retained at QoS 1 and wait for the broker's PUBACK; None withdraws the retained message
         (an empty payload: what ingest reads as "no longer in force")."""
         client = self._client
-        if client is None or not client.is_connected():
+        if client is None:
             raise ControlUnavailable(f"not connected to the MQTT broker {self.url}")
-        info = client.publish(topic, b"" if body is None else orjson.dumps(body), qos=1, retain=True)
         try:
-            info.wait_for_publish(self.timeout_s)
-        except (RuntimeError, ValueError) as exc:
-            raise ControlUnavailable(f"publish to {topic} failed: {exc}") from None
-        if not info.is_published():
-            raise ControlUnavailable(f"the broker did not acknowledge {topic} within {self.timeout_s:g} s")
+            publish_confirmed(client, topic, b"" if body is None else orjson.dumps(body), timeout=self.timeout_s)
+        except ConnectionError as exc:
+            raise ControlUnavailable(str(exc)) from None
         log.info("published control message %s", topic)

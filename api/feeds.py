@@ -36,8 +36,8 @@ from starlette.datastructures import QueryParams
 from protocol import topics
 
 from .auth import Authenticator, Principal, authenticate_token, token_from
-from .live import (DISCONNECTS, MAX_ALERTS_QUEUED, MAX_POSITION_AGE_S, MAX_POSITIONS_QUEUED, MESSAGE_TYPES,
-                   DeviceDirectory, FeedFilter, LiveHub, Subscriber, count_sent, encode_sse, encode_ws)
+from .live import DISCONNECTS, MESSAGE_TYPES, DeviceDirectory, LiveHub, count_sent, encode_sse, encode_ws
+from .subscribers import MAX_ALERTS_QUEUED, MAX_POSITION_AGE_S, MAX_POSITIONS_QUEUED, FeedFilter, Subscriber
 
 log = logging.getLogger("skylane.api.feeds")
 MAX_VALUES = 500

@@ -25,14 +25,11 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import math
 import threading
 import time
 from collections import Counter as Tally
 from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from itertools import islice
+from collections.abc import Callable
 from operator import itemgetter
 from typing import Any
 
@@ -40,7 +37,10 @@ import aiomqtt
 import orjson
 from prometheus_client import Counter, Gauge
 
+from airspace.dynamic import ZoneState
 from protocol import topics
+
+from .subscribers import DROPPED_POSITIONS, Entry, PositionLog, Subscriber, is_number
 
 log = logging.getLogger("skylane.api.live")
 
@@ -48,27 +48,14 @@ FEED_CLIENTS = Gauge("skylane_feed_clients", "Connected live-feed clients", ["tr
 SKIPPED = Counter("skylane_feed_skipped_messages_total", "Malformed messages on the event/state/control topics")
 RECEIVED = Counter("skylane_feed_received_messages_total", "Broker messages routed to feed clients", ["type"])
 SENT = Counter("skylane_feed_updates_sent_total", "Updates written to feed clients", ["type"])
-DROPPED = Counter("skylane_feed_dropped_updates_total",
-                  "Updates a slow client lost (oldest positions; superseded sensor values)", ["type"])
 DISCONNECTS = Counter("skylane_feed_disconnects_total", "Feed clients closed by the server", ["reason"])
 SHED = Counter("skylane_feed_shed_positions_total",
                "Positions superseded within a backlog of broker messages, not fanned out (process overloaded)")
-_DROPPED_POSITIONS, _DROPPED_SENSORS = DROPPED.labels("position"), DROPPED.labels("sensor")
 
-MAX_POSITIONS_QUEUED = 2000
-MAX_POSITION_AGE_S = 1.0  # a position waiting longer than this for a slow client is dropped (counted, told)
-MAX_ALERTS_QUEUED = 5000
-MAX_BATCH = 2000
 COALESCE_BACKLOG = 200  # from this many queued broker messages on, superseded positions are shed
 MESSAGE_TYPES = ("position", "event", "sensor", "zone_state", "zones_changed")
 _RECEIVED_BY_TYPE = {kind: RECEIVED.labels(kind) for kind in MESSAGE_TYPES}
-Entry = tuple[str, bytes]  # (message type, encoded JSON object)
 _KIND, _DATA = itemgetter(0), itemgetter(1)  # of an Entry
-_ENTRY = itemgetter(1)  # of a (time, Entry) pair
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 async def _cancel(task: asyncio.Task | None) -> None:
@@ -79,27 +66,6 @@ async def _cancel(task: asyncio.Task | None) -> None:
             await task
         except asyncio.CancelledError:
             pass
-
-
-@dataclass(frozen=True)
-class FeedFilter:
-    """What one client asked for; empty sets mean "everything". `owner` is set for operators only."""
-
-    uav_ids: frozenset[str] = frozenset()
-    kinds: frozenset[str] = frozenset()          # event kinds
-    sensor_kinds: frozenset[str] = frozenset()
-    types: frozenset[str] = frozenset()          # message types (position, event, sensor, zone_state, ...)
-    bbox: tuple[float, float, float, float] | None = None
-    operator_owner: str | None = None
-    operator: bool = False
-
-    def in_bbox(self, lon: Any, lat: Any) -> bool:
-        if self.bbox is None:
-            return True
-        if not (_is_number(lon) and _is_number(lat)):
-            return False
-        x0, y0, x1, y1 = self.bbox
-        return x0 <= lon <= x1 and y0 <= lat <= y1
 
 
 class DeviceDirectory:
@@ -165,198 +131,6 @@ class DeviceDirectory:
             self._wanted.clear()
 
 
-class PositionLog:
-    """The positions for every client of one filter group, appended once per message; each client reads it
-    from its own cursor. At most `maxlen` are kept: a client whose cursor falls behind the oldest entry has
-    lost the difference (the oldest positions), which it counts when it next reads."""
-
-    def __init__(self, maxlen: int):
-        self.entries: deque[tuple[float, Entry]] = deque(maxlen=maxlen)  # (appended at, monotonic s; entry)
-        self.end = 0  # sequence number of the next entry
-        self.sleepers: set[Subscriber] = set()  # clients that read everything and wait for more
-
-    @property
-    def start(self) -> int:
-        return self.end - len(self.entries)
-
-    def append(self, now: float, data: bytes) -> None:
-        self.entries.append((now, ("position", data)))
-        self.end += 1
-        if self.sleepers:
-            for sub in self.sleepers:
-                sub.wake.set()
-            self.sleepers.clear()
-
-
-class Subscriber:
-    """One live client: its filter, its queues and what it has lost.
-
-    Positions reach it through its group's shared PositionLog (or its own small queue, for the snapshot
-    at subscription); alerts, zone states and sensor values through its own queues.
-    """
-
-    def __init__(self, filt: FeedFilter | None = None, directory: DeviceDirectory | None = None, *,
-                 transport: str = "ws", max_positions: int = MAX_POSITIONS_QUEUED,
-                 max_position_age_s: float = MAX_POSITION_AGE_S, max_alerts: int = MAX_ALERTS_QUEUED,
-                 uav_ids: Iterable[str] = (), kinds: Iterable[str] = (),
-                 bbox: tuple[float, float, float, float] | None = None):
-        self.filter = filt or FeedFilter(uav_ids=frozenset(uav_ids), kinds=frozenset(kinds), bbox=bbox)
-        self.directory = directory
-        self.transport = transport
-        self.max_positions, self.max_alerts = max_positions, max_alerts
-        self.max_position_age_s = max_position_age_s
-        self.alerts: deque[Entry] = deque()
-        self.positions: deque[tuple[float, Entry]] = deque()  # (queued at, monotonic seconds; entry)
-        self.sensors: dict[str, Entry] = {}
-        self.zones: dict[str, Entry] = {}
-        self.dropped_positions = 0
-        self.dropped_sensors = 0
-        self.total_dropped = 0
-        self.overflow = False
-        self.wake = asyncio.Event()
-        self.log: PositionLog | None = None  # set by LiveHub.subscribe
-        self.cursor = 0
-
-    def attach(self, log: PositionLog) -> None:
-        """Read the group's positions from now on."""
-        self.log, self.cursor = log, log.end
-        log.sleepers.add(self)  # woken by the next position
-
-    def detach(self) -> None:
-        if self.log is not None:
-            self.log.sleepers.discard(self)
-            self.log = None
-
-    # ------------------------------------------------------------------ filtering
-    def _may_see_uav(self, uav_id: Any) -> bool:
-        f = self.filter
-        if f.uav_ids and uav_id not in f.uav_ids:
-            return False
-        if f.operator:
-            if uav_id is None:
-                return True  # airspace-wide events concern everyone
-            owner = self.directory.owner_of(uav_id) if self.directory else None
-            return owner is not None and owner == f.operator_owner
-        return True
-
-    def wants(self, kind: str, body: dict) -> bool:
-        f = self.filter
-        if f.types and kind not in f.types:
-            return False
-        if kind == "position":
-            return f.in_bbox(body.get("lon"), body.get("lat")) and self._may_see_uav(body.get("uav_id"))
-        if kind == "event":
-            if f.kinds and body.get("kind") not in f.kinds:
-                return False
-            if f.bbox is not None:
-                detail = body.get("detail") if isinstance(body.get("detail"), dict) else {}
-                lon, lat = body.get("lon", detail.get("lon")), body.get("lat", detail.get("lat"))
-                if lon is not None and not f.in_bbox(lon, lat):
-                    return False
-            return self._may_see_uav(body.get("uav_id"))
-        if kind == "sensor":
-            if f.sensor_kinds:
-                sk = body.get("sensor_kind") or (self.directory.sensor_kind(body["sensor_id"])
-                                                 if self.directory else None)
-                if sk not in f.sensor_kinds:
-                    return False
-            return True
-        return True  # zone states, zone-set changes, notices: public
-
-    # -------------------------------------------------------------------- queues
-    def offer(self, kind: str, body: dict, data: bytes) -> None:
-        """Queue one encoded message if the filter wants it; never blocks, never grows without bound."""
-        if self.wants(kind, body):
-            self.enqueue(kind, body, data)
-
-    def enqueue(self, kind: str, body: dict, data: bytes, now: float | None = None) -> None:
-        """Queue one message the filter already accepted (`now`: time.monotonic(), given by a caller that
-        queues one message for many clients)."""
-        if self.overflow:
-            return
-        if kind == "position":
-            if len(self.positions) >= self.max_positions:
-                self.positions.popleft()
-                self.dropped_positions += 1
-                _DROPPED_POSITIONS.inc()
-            self.positions.append((time.monotonic() if now is None else now, ("position", data)))
-        elif kind == "sensor":
-            if body["sensor_id"] in self.sensors:
-                self.dropped_sensors += 1
-                _DROPPED_SENSORS.inc()
-            self.sensors[body["sensor_id"]] = (kind, data)
-        elif kind == "zone_state":
-            self.zones[body["zone_id"]] = (kind, data)  # a state: only the latest per zone matters
-        else:
-            if len(self.alerts) >= self.max_alerts:
-                self.overflow = True  # even the alert stream is too fast: disconnect rather than drop
-            else:
-                self.alerts.append((kind, data))
-        self.wake.set()
-
-    def take(self, limit: int = MAX_BATCH, now: float | None = None) -> list[Entry]:
-        """The next batch to send: a notice of losses first, then alerts, zone states, positions, sensors.
-
-        Positions queued longer than `max_position_age_s` are dropped (counted) here: a client that cannot
-        keep up gets a current picture with gaps, not an ever older one.
-        """
-        out: list[Entry] = []
-        cutoff = (time.monotonic() if now is None else now) - self.max_position_age_s
-        stale = 0
-        while self.positions and self.positions[0][0] < cutoff:
-            self.positions.popleft()
-            stale += 1
-        log = self.log
-        if log is not None:
-            if self.cursor < log.start:  # the log moved past what this client had not read yet
-                stale += log.start - self.cursor
-                self.cursor = log.start
-            for t, _ in islice(log.entries, self.cursor - log.start, None):
-                if t >= cutoff:
-                    break
-                stale += 1
-                self.cursor += 1
-        if stale:
-            self.dropped_positions += stale
-            _DROPPED_POSITIONS.inc(stale)
-        lost = self.dropped_positions + self.dropped_sensors
-        if lost:
-            notice = {"type": "notice", "dropped_positions": self.dropped_positions,
-                      "dropped_sensor_updates": self.dropped_sensors,
-                      "message": f"this client was too slow: {self.dropped_positions} oldest position updates "
-                                 f"and {self.dropped_sensors} superseded sensor values were skipped"}
-            out.append(("notice", orjson.dumps(notice)))
-            self.total_dropped += lost
-            self.dropped_positions = self.dropped_sensors = 0
-        while self.alerts and len(out) < limit:
-            out.append(self.alerts.popleft())
-        for source in (self.zones, self.sensors):
-            while source and len(out) < limit:
-                out.append(source.pop(next(iter(source))))
-            if len(out) >= limit:
-                break
-        while self.positions and len(out) < limit:
-            out.append(self.positions.popleft()[1])
-        if log is not None and self.cursor < log.end and len(out) < limit:
-            n = min(log.end - self.cursor, limit - len(out))
-            first = self.cursor - log.start
-            out.extend(map(_ENTRY, islice(log.entries, first, first + n)))
-            self.cursor += n
-        if not self.pending():
-            self.wake.clear()
-            if log is not None:
-                log.sleepers.add(self)
-        return out
-
-    def drain(self) -> list[dict]:
-        """Everything pending, decoded (kept for callers that send one object per frame)."""
-        return [orjson.loads(data) for _, data in self.take(limit=1 << 30)]
-
-    def pending(self) -> int:
-        shared = self.log.end - max(self.cursor, self.log.start) if self.log is not None else 0
-        return len(self.alerts) + len(self.positions) + len(self.sensors) + len(self.zones) + shared
-
-
 def _shape(rest: str, body: object) -> tuple[str, dict] | None:
     """(type, feed message) for a broker message, or None when it is not of the contract's shape."""
     if not isinstance(body, dict):
@@ -366,20 +140,23 @@ def _shape(rest: str, body: object) -> tuple[str, dict] | None:
         ok = isinstance(body.get("kind"), str) and (uav is None or isinstance(uav, str))
         return ("event", {"type": "event", **body}) if ok else None
     if rest.startswith("state/uav/"):
-        ok = isinstance(body.get("uav_id"), str) and _is_number(body.get("lon")) and _is_number(body.get("lat"))
+        ok = isinstance(body.get("uav_id"), str) and is_number(body.get("lon")) and is_number(body.get("lat"))
         return ("position", {"type": "position", **body}) if ok else None
     if rest.startswith("state/sensor/"):
         ok = isinstance(body.get("sensor_id"), str) and isinstance(body.get("values"), dict)
         return ("sensor", {"type": "sensor", **body}) if ok else None
     if rest.startswith("control/zone/"):
         zone_id = rest[len("control/zone/"):]
-        ok = bool(zone_id) and "/" not in zone_id and body.get("state") in ("active", "suspended", "inactive")
-        return ("zone_state", {"type": "zone_state", **body, "zone_id": zone_id}) if ok else None
+        try:
+            state = ZoneState.from_payload(zone_id, body).to_payload()
+        except ValueError:
+            return None
+        return "zone_state", {"type": "zone_state", **state, "zone_id": zone_id}
     return None
 
 
-def control_filters(root: str) -> list[str]:
-    """Zone-control topics of contract 2 (retained): per-zone state and the whole zone set."""
+def zone_control_filters(root: str) -> list[str]:
+    """The retained zone-control topics a feed shows: per-zone state and the whole zone set."""
     return [topics.control_zone(root, "+"), topics.control_zones(root)]
 
 
@@ -571,7 +348,7 @@ class LiveHub:
             if next(iter(group)).wants(kind, msg):
                 for sub in group:
                     sub.dropped_positions += 1
-                _DROPPED_POSITIONS.inc(len(group))
+                DROPPED_POSITIONS.inc(len(group))
 
     def _forget(self, rest: str) -> None:
         for prefix, kind, cache in (("state/uav/", "position", self.uavs), ("state/sensor/", "sensor", self.sensors),
@@ -610,7 +387,7 @@ class LiveHub:
                 # MQTT 3.1.1: nothing here needs v5, and paho parses v5 properties on every message (costly at
                 # thousands of messages a second)
                 async with aiomqtt.Client(self.host, self.port, protocol=aiomqtt.ProtocolVersion.V311) as client:
-                    for f in topics.outbound_filters(self.root) + control_filters(self.root):
+                    for f in topics.outbound_filters(self.root) + zone_control_filters(self.root):
                         await client.subscribe(f, qos=1)
                     self.connected, delay = True, 1.0
                     if self.ready is not None and self._loop is not None:

@@ -70,11 +70,6 @@ class ZoneUploadResult(BaseModel):
     published: bool = Field(description="the new zone set went out on {root}/control/zones")
 
 
-class ZoneStateIn(BaseModel):
-    state: Literal["active", "suspended"]
-    reason: str = Field(default="", max_length=500)
-
-
 class ZoneState(Open):
     zone_id: str
     state: Literal["active", "suspended"]

@@ -9,27 +9,28 @@ stops it. A replay is published under ``{prefix}/{recorded root}`` (default pref
 this process and its events and states are published under that root too, so a live feed
 subscribed there shows the replay as it happens.
 
-Configuration: `app.state.replay_config` (a ReplayConfig) when the app sets one; otherwise it is
-derived from the app's ApiConfig and SKYLANE_RECORDINGS_DIR (default <SKYLANE_STATE_DIR>/recordings).
+Configuration comes from the app's ApiConfig (`recordings_dir`, `require_clearance`); evaluated replays
+use the stored zones, as ingest does, and publish what ingest would (ingest.outputs.batch_messages).
 """
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import orjson
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from airspace.monitor import MonitorPolicy
+from ingest.outputs import batch_messages
 from protocol import topics
+from protocol.times import rfc3339
 from replay.dbexport import DbSource
 from replay.player import play
 from replay.recordfile import RecordFormatError, read_header
@@ -39,6 +40,7 @@ from replay.sources import FileSource, Selection, Source
 from replay.timing import MAX, PlaybackControl, parse_rate
 
 from .auth import require
+from .context import get_ctx
 
 log = logging.getLogger("skylane.api.replay")
 MAX_RUNNING = 4
@@ -49,34 +51,8 @@ ReplayId = Annotated[str, PathParam(pattern=r"^[0-9a-f]{12}$")]
 router = APIRouter(tags=["replays"], dependencies=[Depends(require("engineer", "admin"))])
 
 
-@dataclass(frozen=True)
-class ReplayConfig:
-    recordings_dir: Path
-    mqtt_url: str
-    mqtt_root: str
-    database_url: str
-    zone_file: Path | None = None  # airspace for `evaluate` (default: SKYLANE_ZONE_FILE)
-
-
-def _config(request: Request) -> ReplayConfig:
-    cfg = getattr(request.app.state, "replay_config", None)
-    if cfg is not None:
-        return cfg
-    from skylane.settings import Settings
-    settings = Settings.from_env()
-    api = request.app.state.ctx.config
-    rec_dir = getattr(settings, "recordings_dir", None) or Path(
-        os.environ.get("SKYLANE_RECORDINGS_DIR", settings.state_dir / "recordings"))
-    cfg = ReplayConfig(Path(rec_dir), api.mqtt_url, api.mqtt_root, api.database_url, settings.zone_file)
-    request.app.state.replay_config = cfg
-    return cfg
-
-
 def _manager(request: Request) -> ReplayManager:
-    mgr = getattr(request.app.state, "replays", None)
-    if mgr is None:
-        mgr = request.app.state.replays = ReplayManager()
-    return mgr
+    return request.app.state.replays
 
 
 class ReplayRequest(BaseModel):
@@ -140,15 +116,11 @@ class ReplayJob:
         return {
             "id": self.id, "state": self.state, "error": self.error, "source": self.source_label, "root": self.dst,
             "request": self.request, "control": self.control.state(),
-            "created": _iso(self.created), "finished": _iso(self.finished) if self.finished else None,
-            "fraction": st.get("fraction"), "position": _iso(st["t"]) if st.get("t") else None,
+            "created": rfc3339(self.created), "finished": rfc3339(self.finished) if self.finished else None,
+            "fraction": st.get("fraction"), "position": rfc3339(st["t"]) if st.get("t") else None,
             "counters": st.get("counters", {}),
             "max_late_ms": round(timing.max_late_s * 1e3, 3) if timing is not None else None,
         }
-
-
-def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class ReplayManager:
@@ -203,8 +175,15 @@ class ReplayManager:
                 job.thread.join(10)
 
 
-def _recording_path(cfg: ReplayConfig, name: str) -> Path:
-    base = cfg.recordings_dir.resolve()
+def _recordings_dir(request: Request) -> Path:
+    folder = get_ctx(request).config.recordings_dir
+    if folder is None:
+        raise HTTPException(404, "this API has no recordings directory configured")
+    return folder
+
+
+def _recording_path(folder: Path, name: str) -> Path:
+    base = folder.resolve()
     try:
         path = (base / name).resolve()
     except (OSError, ValueError) as exc:  # e.g. an embedded NUL
@@ -216,16 +195,15 @@ def _recording_path(cfg: ReplayConfig, name: str) -> Path:
 
 @router.get("/v1/recordings", summary="Record files available for replay")
 def list_recordings(request: Request) -> dict:
-    cfg = _config(request)
     items = []
-    folder = cfg.recordings_dir
+    folder = _recordings_dir(request)
     if folder.is_dir():
         for p in sorted(folder.rglob("*")):
             if not is_record_file(p):
                 continue
             st = p.stat()
             item: dict[str, Any] = {"name": str(p.relative_to(folder)), "size_bytes": st.st_size,
-                                    "modified": _iso(st.st_mtime)}
+                                    "modified": rfc3339(st.st_mtime)}
             try:
                 head = read_header(p)
                 item.update(root=head.root, created=head.created, filters=list(head.filters), part=head.part,
@@ -237,24 +215,20 @@ def list_recordings(request: Request) -> dict:
 
 
 def _publish_outputs(sink: BrokerSink, root: str):
-    """The pipeline's decisions on the replay root, as the ingester publishes them live."""
+    """The pipeline's decisions on the replay root, exactly as the ingester publishes them live."""
     def publish(out) -> None:
-        for ev in out.events:
-            sink.publish(topics.event(root, ev.event.kind, ev.event.uav_id), orjson.dumps(ev.to_dict()), 1, False)
-        for uav_id, state in out.uav_states.items():
-            sink.publish(topics.uav_state(root, uav_id), orjson.dumps(state), 0, True)
-        for sensor_id, state in out.sensor_states.items():
-            sink.publish(topics.sensor_state(root, sensor_id), orjson.dumps(state), 0, True)
+        for msg in batch_messages(out, root):
+            sink.publish(msg.topic, msg.payload, msg.qos, msg.retain)
     return publish
 
 
 @router.post("/v1/replays", status_code=201, summary="Start a replay into a remapped topic root")
 def start_replay(body: ReplayRequest, request: Request) -> dict:
-    cfg = _config(request)
+    cfg = get_ctx(request).config
     replay_id = uuid.uuid4().hex[:12]
     try:
         if body.recording is not None:
-            source: Source = FileSource(_recording_path(cfg, body.recording), parallel=False)
+            source: Source = FileSource(_recording_path(_recordings_dir(request), body.recording), parallel=False)
             selection = Selection(start=body.start.timestamp() if body.start else None,
                                   end=body.end.timestamp() if body.end else None,
                                   uavs=frozenset(body.uavs), sensors=frozenset(body.sensors))
@@ -275,10 +249,10 @@ def start_replay(body: ReplayRequest, request: Request) -> dict:
     broker = BrokerSink(cfg.mqtt_url, client_id=f"skylane-api-replay-{replay_id}", connect_timeout_s=10)
     sink: Sink = broker
     if body.evaluate:
-        from replay.evaluate import load_zones
-        zones = load_zones(cfg.zone_file) if cfg.zone_file else request.app.state.ctx.zone_view.get().zones
+        zones = get_ctx(request).zones().zones
         sink = TeeSink(broker, PipelineSink(zones, dst, batch_size=2000, on_output=_publish_outputs(broker, dst),
-                                            keep_events=False))
+                                            keep_events=False,
+                                            policy=MonitorPolicy(require_clearance=cfg.require_clearance)))
     control = PlaybackControl(body.rate, paused=body.paused)
     shown = {**body.model_dump(mode="json"), "rate": "max" if body.rate == MAX else body.rate}
     job = ReplayJob(replay_id, shown, source.label, dst, control)
@@ -326,4 +300,4 @@ def stop_replay(replay_id: ReplayId, request: Request) -> dict:
     return job.view()
 
 
-__all__ = ["router", "ReplayConfig", "ReplayManager"]
+__all__ = ["router", "ReplayManager"]

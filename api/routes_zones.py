@@ -15,14 +15,17 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from airspace import dynamic
+from airspace.formats import export_zones, parse_zones
 from airspace.zones import ZoneFormatError, ZoneSet
 from protocol import topics
+from protocol.times import rfc3339
 from storage import catalog, queries
 
 from .auth import FORBIDDEN, ROLES, UNAUTHORIZED, Principal, require
 from .context import ApiContext, Ctx, ZoneView
 from .control import ControlUnavailable
-from .models import Problem, ZoneCollection, ZoneFeature, ZoneState, ZoneStateIn, ZoneUploadResult
+from .models import Problem, ZoneCollection, ZoneFeature, ZoneState, ZoneUploadResult
 
 log = logging.getLogger("skylane.api.zones")
 router = APIRouter(tags=["zones"])
@@ -59,7 +62,6 @@ def get_zones(ctx: Ctx, _: Reader, kind: Annotated[str | None, Query(pattern="^[
     "content": {"application/json": {"schema": {"oneOf": [{"type": "object"}, {"type": "array"}]}}}}})
 def export(ctx: Ctx, _: Reader, format: Annotated[Literal["geojson", "ed269", "ed318"], Query()] = "geojson"):
     """The active zones in a standard format (zones imported from one keep their published form)."""
-    from airspace.formats import export_zones
     return JSONResponse(export_zones(ctx.zones().zones, format),
                         headers={"Content-Disposition": f'attachment; filename="zones.{format}.json"'})
 
@@ -76,16 +78,7 @@ def get_zone(ctx: Ctx, _: Reader, zone_id: ZoneId):
 def _parse(body: dict | list, fmt: str | None) -> tuple[ZoneSet, str]:
     """The uploaded document as a ZoneSet; 422 naming feature and field when it is not acceptable."""
     try:
-        from airspace.formats import parse_zones
-    except ImportError:  # this build reads GeoJSON only
-        parse_zones = None
-    try:
-        if parse_zones is not None:
-            zs = parse_zones(body, fmt)
-        elif fmt not in (None, "geojson"):
-            raise HTTPException(422, f"format {fmt!r} is not supported by this build (geojson only)")
-        else:
-            zs = ZoneSet.from_geojson(body)
+        zs = parse_zones(body, fmt)
     except ZoneFormatError as exc:
         raise HTTPException(422, str(exc)) from None
     except (ValueError, TypeError, KeyError) as exc:  # a parser refusing odd input in its own words
@@ -174,13 +167,21 @@ async def delete_zone(ctx: Ctx, _: Admin, zone_id: ZoneId):
 
 @router.put("/v1/zones/{zone_id}/state", response_model=ZoneState,
             responses={**WRITE_ERRORS, 404: {"model": Problem}})
-async def set_zone_state(ctx: Ctx, who: Admin, zone_id: ZoneId, body: ZoneStateIn):
+async def set_zone_state(ctx: Ctx, who: Admin, zone_id: ZoneId, body: Annotated[dict[str, Any], Body(
+        description='{"state": "active"|"suspended", "reason": "..."} (reason optional, at most 500 characters)',
+        examples=[{"state": "suspended", "reason": "bridge inspection"}])]):
     """Suspend or re-activate a zone (admin): stored, then the retained control message goes out."""
+    try:  # the control payload's own validator; the stored time replaces this `at`
+        wanted = dynamic.ZoneState.from_payload(zone_id, {**body, "by": f"key:{who.key_id}",
+                                                          "at": rfc3339(time.time())})
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+
     def work() -> dict:
         with ctx.pool.connection() as conn:
             if not queries.zone_exists(conn, zone_id):
                 raise HTTPException(404, f"no active zone {zone_id!r}")
-            state = queries.set_zone_state(conn, zone_id, body.state, body.reason, f"key:{who.key_id}")
+            state = queries.set_zone_state(conn, zone_id, wanted.state, wanted.reason, wanted.by)
         ctx.zone_view.invalidate()
         _announce(ctx, topics.control_zone(ctx.config.mqtt_root, zone_id), state)
         return {"zone_id": zone_id, **state}

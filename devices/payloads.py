@@ -1,22 +1,17 @@
 """Message bodies of the MQTT contract, built in one place so simulator and tests agree."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any
 
 import orjson
+
+from protocol.times import rfc3339
 
 from .flight import Fix
 from .sensors import Reading
 
 ONLINE = b"online"
 OFFLINE = b"offline"
-
-
-def rfc3339(epoch_s: float) -> str:
-    """UTC timestamp with milliseconds and a 'Z', e.g. 2026-05-09T07:35:25.123Z."""
-    dt = datetime.fromtimestamp(round(epoch_s, 3), tz=timezone.utc)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
 def telemetry(fix: Fix, seq: int, epoch_s: float) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from protocol import topics
 from . import payloads
 from .fleet import DroneSpec, SensorSpec
 from .flight import FlightPlan, plan_for
-from .mqttclient import Will, close_client, connect_with_retry
+from protocol.mqttclient import Will, close_client, connect_with_retry
 from .progress import ProgressCallback, ProgressReporter
 from .publisher import DEFAULT_MAX_PENDING, BoundedPublisher
 from .sensors import read_sensor

@@ -23,20 +23,20 @@ import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
-import orjson
 import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from devices.publisher import BoundedPublisher
+from protocol.publisher import BoundedPublisher
 from protocol import topics
-from storage.writes import write_batch
+from storage.writes import WriteResult, write_batch
 
 from . import metrics as m
 from .fastmqtt import FastClient
 from .limits import RateLimiter, oversize_reason
+from .outputs import batch_messages
 from .pipeline import BatchOutput, DeadLetter, Pipeline, RawMessage
 from .sharding import Assignment, ShardError, unshard
 
@@ -61,11 +61,6 @@ class _Abandoned(Exception):
 
 class _Refused(Exception):
     """The database refused the batch's data (not a connection problem)."""
-
-
-def control_filters(root: str) -> list[str]:
-    """Control topics every worker needs whole (no share group)."""
-    return list(topics.control_filters(root))
 
 
 class Ingester:
@@ -99,7 +94,6 @@ class Ingester:
         self._ack_lock = threading.Lock()
         self.connected = threading.Event()  # set once subscribed (SUBACK), cleared on disconnect
         self._writer_idle = threading.Event()  # the writer thread waits for a batch
-        self.last_result = None  # storage.writes.WriteResult of the last batch (tests, bench)
         self._conn: psycopg.Connection | None = None
         self._control_prefix = f"{self.root}/control/"
         self.client = FastClient(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5,
@@ -115,12 +109,12 @@ class Ingester:
         self._dropped_logged = 0.0
         self._sub_mid: int | None = None
         self._state_sent: dict[str, float] = {}  # state topic -> when last published (monotonic)
-        self._state_pending: dict[str, dict] = {}  # state topic -> latest state not yet published
+        self._state_pending: dict[str, bytes] = {}  # state topic -> latest state not yet published
         self._state_flushed = 0.0
 
     # ------------------------------------------------------------------------------------------ MQTT side
     def subscriptions(self) -> list[str]:
-        return self.assignment.filters(self.root) + control_filters(self.root)
+        return self.assignment.filters(self.root) + topics.control_filters(self.root)
 
     def _on_connect(self, client, userdata, flags, reason_code, properties):
         if reason_code.is_failure:
@@ -275,26 +269,26 @@ class Ingester:
             self._conn = psycopg.connect(self.database_url, connect_timeout=5)
         return self._conn
 
-    def _store(self, out: BatchOutput, stop: threading.Event) -> bool:
+    def _store(self, out: BatchOutput, stop: threading.Event) -> WriteResult | None:
         """Write until it succeeds: nothing is acknowledged before it is committed.
 
-        False only when asked to stop while the database is failing: the batch stays unacknowledged
+        None only when asked to stop while the database is failing: the batch stays unacknowledged
         and the broker re-delivers it to the next run of this persistent session. Raises _Refused when
         the database rejects the data itself, which no retry would change.
         """
         delay = 0.5
         while True:
             try:
-                self.last_result = write_batch(self._db(), out)
+                result = write_batch(self._db(), out)
                 if delay > 0.5:  # there was an outage: the broker queued meanwhile
                     self.catching_up = True
-                return True
+                return result
             except REFUSED as exc:
                 raise _Refused(str(exc)) from exc
             except psycopg.Error as exc:
                 if stop.is_set():
                     log.error("stopping with a batch unwritten (%s); the broker will re-deliver it", exc)
-                    return False
+                    return None
                 m.DB_ERRORS.inc()
                 log.error("database write failed (%s); retrying in %.1fs, nothing acknowledged",
                           str(exc).strip()[:300], delay)
@@ -304,32 +298,25 @@ class Ingester:
                 delay = min(delay * 2, 10.0)
 
     def _publish(self, out: BatchOutput, stop: threading.Event) -> None:
-        pub = self.publisher.publish
-        for ev in out.events:
-            pub(topics.event(self.root, ev.event.kind, ev.event.uav_id), orjson.dumps(ev.to_dict()), qos=1, stop=stop)
-        sensor_events = out.sensor_events
-        for se in sensor_events:  # thresholds, silences, on/offline: stored by write_batch, announced here
-            pub(topics.event(self.root, se.kind, se.sensor_id), orjson.dumps(se.to_dict()), qos=1, stop=stop)
-        kinds = Counter(ev.event.kind for ev in out.events) + Counter(se.kind for se in sensor_events)
+        kinds = Counter(ev.event.kind for ev in out.events) + Counter(se.kind for se in out.sensor_events)
         for kind, n in kinds.items():
             m.EVENTS.labels(kind).inc(n)
-        for topic, payload in out.controls:
-            pub(topic, payload, qos=1, retain=True, stop=stop)  # e.g. a sensor rule suspending a corridor
         now = time.monotonic()
-        for uav_id, state in out.uav_states.items():
-            self._state(topics.uav_state(self.root, uav_id), state, now, stop)
-        for sensor_id, state in out.sensor_states.items():
-            self._state(topics.sensor_state(self.root, sensor_id), state, now, stop)
+        for msg in batch_messages(out, self.root):
+            if msg.coalesce:
+                self._state(msg.topic, msg.payload, now, stop)
+            else:
+                self.publisher.publish(msg.topic, msg.payload, qos=msg.qos, retain=msg.retain, stop=stop)
 
-    def _state(self, topic: str, state: dict, now: float, stop: threading.Event) -> None:
+    def _state(self, topic: str, payload: bytes, now: float, stop: threading.Event) -> None:
         """Publish a live state (retained, QoS 0) now, or keep it for flush_states when this topic was
         published less than STATE_INTERVAL_S ago: a 10 Hz drone need not cost 10 broker writes a second."""
         if now - self._state_sent.get(topic, -1e9) >= STATE_INTERVAL_S:
             self._state_sent[topic] = now
             self._state_pending.pop(topic, None)
-            self.publisher.publish(topic, orjson.dumps(state), qos=0, retain=True, stop=stop)
+            self.publisher.publish(topic, payload, qos=0, retain=True, stop=stop)
         else:
-            self._state_pending[topic] = state
+            self._state_pending[topic] = payload
 
     def flush_states(self, stop: threading.Event, force: bool = False) -> None:
         """Publish the kept states whose interval has passed (all of them when `force`)."""
@@ -339,9 +326,9 @@ class Ingester:
         self._state_flushed = now
         due = [t for t in self._state_pending if force or now - self._state_sent.get(t, -1e9) >= STATE_INTERVAL_S]
         for topic in due:
-            state = self._state_pending.pop(topic)
+            payload = self._state_pending.pop(topic)
             self._state_sent[topic] = now
-            self.publisher.publish(topic, orjson.dumps(state), qos=0, retain=True, stop=stop)
+            self.publisher.publish(topic, payload, qos=0, retain=True, stop=stop)
 
     def _ack(self, batch: list[RawMessage]) -> None:
         with self._ack_lock:  # ids of an earlier connection are void: those messages come again
@@ -371,14 +358,14 @@ class Ingester:
     def commit(self, raw: list[RawMessage], out: BatchOutput, t0: float, stop: threading.Event) -> BatchOutput:
         """Store (retrying), publish, then acknowledge one prepared batch."""
         try:
-            stored = self._store(out, stop)
+            result = self._store(out, stop)
         except _Refused as exc:
             log.error("the database refused a batch of %d messages (%s): keeping them as dead letters", len(raw), exc)
             reason = f"database refused the batch: {str(exc).splitlines()[0][:300]}".replace("\x00", "")
             out = BatchOutput(dead_letters=[DeadLetter(msg.received_at, msg.topic, msg.payload, reason)
                                             for msg in raw])
-            stored = self._store(out, stop)
-        if not stored:
+            result = self._store(out, stop)
+        if result is None:
             raise _Abandoned()
         self._publish(out, stop)
         if not raw:  # an idle tick's output: nothing to acknowledge or account for
@@ -391,11 +378,9 @@ class Ingester:
             log.info("applied control %s", topic[:200])
         for family, n in Counter(msg.topic[len(self.root) + 1:].split("/", 1)[0] for msg in raw).items():
             m.MESSAGES.labels(family).inc(n)
-        result = self.last_result
-        m.RECORDS.labels("uav_telemetry").inc(result.telemetry if result else 0)
-        m.RECORDS.labels("sensor_readings").inc(result.readings if result else 0)
-        if result is not None:
-            m.DUPLICATES.inc(len(out.telemetry) - result.telemetry + len(out.readings) - result.readings)
+        m.RECORDS.labels("uav_telemetry").inc(result.telemetry)
+        m.RECORDS.labels("sensor_readings").inc(result.readings)
+        m.DUPLICATES.inc(len(out.telemetry) - result.telemetry + len(out.readings) - result.readings)
         m.DEAD_LETTERS.inc(len(out.dead_letters))
         for d in out.dead_letters[:LOGGED_DEAD_LETTERS]:  # all are stored; the log shows a sample
             log.warning("dead letter on %s: %s", d.topic[:200], d.reason)
@@ -420,10 +405,6 @@ class Ingester:
             newest, seen_at = self._event_clock
             now = min(now, newest + timedelta(seconds=time.monotonic() - seen_at))
         return self.pipeline.tick(now - timedelta(seconds=self.idle_lateness_s))
-
-    def handle(self, batch: list[RawMessage] | list[tuple[RawMessage, bool]], stop: threading.Event) -> BatchOutput:
-        """Admit, process, store (retrying), publish, acknowledge one batch, in this thread."""
-        return self.commit(*self.prepare(batch), stop)
 
     def run(self, stop: threading.Event) -> None:
         """Until `stop`: this thread takes and prepares batches while a writer thread stores, publishes and

@@ -13,7 +13,6 @@ moves to the newest fix (tick): silent airborne UAVs get link_lost.
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import threading
 import uuid
@@ -22,17 +21,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import orjson
 
-from airspace.dynamic import DynamicAirspace, Rule, ZoneState, load_rules, rules_from_zones
-from airspace.events import AirspaceEvent, rfc3339
+from airspace.dynamic import DynamicAirspace, ZoneState, rules_from_zones
+from airspace.events import AirspaceEvent
 from airspace.monitor import AirspaceMonitor, MonitorPolicy
 from airspace.separation import ApprovedClearance
+from airspace.thresholds import Rule
 from airspace.zones import ZoneFormatError, ZoneSet
 from protocol import topics
+from protocol.times import parse_rfc3339, rfc3339
 
-from .sensor_watch import SensorWatch
+from .sensor_watch import SensorWatch, load_rules
 from .sensors import ReadingRow, parse_reading
 from .telemetry import TelemetryRow, parse_telemetry
 from .validation import BadMessage, load_json
@@ -46,8 +48,15 @@ MAX_ROUTES = 1 << 16  # parsed topics remembered per pipeline (cleared when full
 
 
 def load_dynamic_rules(path: Path | str = DYNAMIC_RULES_FILE) -> list[Rule]:
-    """The sensor-bound zone rules file (ValueError naming the rule and field when invalid)."""
-    return load_rules(json.loads(Path(path).read_text()))
+    """The zone suspension rules file (airspace.thresholds format; RuleError names the rule and field)."""
+    return load_rules(path, zone_rules=True)
+
+
+class ZoneControl(NamedTuple):
+    """A zone's state set by a control message (None: the retained state was deleted) at its time."""
+    at: datetime
+    zone_id: str
+    state: ZoneState | None
 
 
 @dataclass(slots=True)
@@ -145,7 +154,6 @@ class Pipeline:
         self.monitor = AirspaceMonitor(zones, policy)
         self._file_rules = list(load_dynamic_rules() if rules is None else rules)
         self.dynamic = DynamicAirspace(self._file_rules + rules_from_zones(zones))
-        self._zone_controls: list[tuple[datetime, str, ZoneState | None]] = []
         self._routes: dict[str, topics.TopicRef | topics.ControlRef] = {}
 
     def process(self, messages: list[RawMessage]) -> BatchOutput:
@@ -163,7 +171,7 @@ class Pipeline:
     def _segment(self, messages: list[RawMessage], start: int) -> tuple[BatchOutput, int]:
         """Messages from `start` up to the next cut (see process): their outputs and where it stopped."""
         out = BatchOutput()
-        self._zone_controls: list[tuple[datetime, str, ZoneState | None]] = []
+        zone_controls: list[ZoneControl] = []
         watched = frozenset(r.sensor_id for r in self.dynamic.rules)
         routes, max_bytes = self._routes, self.max_payload_bytes
         telemetry, dead = out.telemetry, out.dead_letters
@@ -189,7 +197,8 @@ class Pipeline:
                 else:
                     if has_fixes:
                         break
-                    out.events += [EventRow(event_id(ev), ev) for ev in self._control(route, msg)]
+                    if (zone_control := self._control(route, msg)) is not None:
+                        zone_controls.append(zone_control)
                     out.applied_controls.append((msg.topic, msg.received_at))
             except BadMessage as exc:
                 dead.append(DeadLetter(msg.received_at, msg.topic, msg.payload, str(exc)))
@@ -200,7 +209,7 @@ class Pipeline:
                 dead.append(DeadLetter(msg.received_at, msg.topic, msg.payload,
                                        f"internal error: {type(exc).__name__}: {exc}"))
             i += 1
-        events = self._airspace(out)
+        events = self._airspace(out, zone_controls)
         out.events += [EventRow(event_id(ev), ev) for ev in events]
         if self.sensor_watch is not None and (out.readings or out.statuses or out.telemetry):
             latest = max((r.ts for r in out.telemetry), default=None)
@@ -220,13 +229,13 @@ class Pipeline:
         self._routes[topic] = route
         return route
 
-    def _airspace(self, out: BatchOutput) -> list[AirspaceEvent]:
+    def _airspace(self, out: BatchOutput, zone_controls: list[ZoneControl]) -> list[AirspaceEvent]:
         """Zone-state changes (controls, sensor rules) and fixes, merged in event-time order.
 
         Fixes up to a change's time are applied before it, so the flights a suspension reaches and
         what every fix is judged against follow event time, not where the batch was cut.
         """
-        changes = self._zone_changes(out)
+        changes = self._zone_changes(out, zone_controls)
         rows = sorted(out.telemetry, key=lambda r: r.ts)
         events: list[AirspaceEvent] = []
         k = 0
@@ -257,10 +266,10 @@ class Pipeline:
                                             [r.lat for r in rows], [r.alt_m for r in rows],
                                             [r.alt_ref for r in rows], [r.status for r in rows])
 
-    def _zone_changes(self, out: BatchOutput) -> list[tuple[datetime, str, dict]]:
+    def _zone_changes(self, out: BatchOutput, zone_controls: list[ZoneControl]) -> list[tuple[datetime, str, dict]]:
         """Admin controls and sensor readings in event-time order through the dynamic airspace:
         (time, zone id, state payload) for the monitor; rule decisions also become controls."""
-        timeline: list[tuple] = [(at, 0, n, zone_id, st) for n, (at, zone_id, st) in enumerate(self._zone_controls)]
+        timeline: list[tuple] = [(at, 0, n, zone_id, st) for n, (at, zone_id, st) in enumerate(zone_controls)]
         timeline += [(r.ts, 1, n, r, None) for n, r in enumerate(out.readings)
                      if r.value is not None and self.dynamic.watches(r.sensor_id, r.metric)]
         timeline.sort(key=lambda x: (x[0], x[1], x[2]))
@@ -272,12 +281,12 @@ class Pipeline:
                     changes.append((at, item, {"state": "active", "reason": "state cleared", "by": "control"}))
                 else:
                     self.dynamic.apply(st)
-                    changes.append((at, item, {"state": st.state, **st.to_payload()}))
+                    changes.append((at, item, st.to_payload()))
                 continue
             for st in self.dynamic.observe(item.sensor_id, item.metric, item.value, item.ts):
                 payload = st.to_payload()
                 out.controls.append((topics.control_zone(self.root, st.zone_id), orjson.dumps(payload)))
-                changes.append((at, st.zone_id, {"state": st.state, **payload}))
+                changes.append((at, st.zone_id, payload))
         return changes
 
     def tick(self, watermark: datetime) -> BatchOutput:
@@ -289,7 +298,9 @@ class Pipeline:
         return out
 
     # -------------------------------------------------------------------------------- control
-    def _control(self, ctl: topics.ControlRef, msg: RawMessage) -> list[AirspaceEvent]:
+    def _control(self, ctl: topics.ControlRef, msg: RawMessage) -> ZoneControl | None:
+        """Apply a control message. A zone state is returned instead, to be applied in event-time order
+        with the batch's fixes (_airspace)."""
         if ctl.kind == "zones":
             doc = load_json(msg.payload, MAX_ZONESET_BYTES)
             try:
@@ -302,24 +313,22 @@ class Pipeline:
             self.dynamic = DynamicAirspace(self._file_rules + rules)
             self.dynamic.states.update(states)
             log.info("zone set replaced: %d zones", len(zones))
-            return []
+            return None
         if ctl.kind == "zone":  # applied in event-time order with the batch's fixes (_airspace)
             if not msg.payload:  # the retained state was deleted: back to the schedule
-                self._zone_controls.append((msg.received_at, ctl.target, None))
-                return []
+                return ZoneControl(msg.received_at, ctl.target, None)
             try:
                 state = ZoneState.from_payload(ctl.target, load_json(msg.payload, self.max_payload_bytes))
             except ValueError as exc:
                 raise BadMessage(f"zone state refused: {exc}") from None
-            self._zone_controls.append((datetime.fromisoformat(state.at.replace("Z", "+00:00")), ctl.target, state))
-            return []
+            return ZoneControl(parse_rfc3339(state.at), ctl.target, state)
         if not msg.payload:
             self.monitor.set_clearance(None, ctl.target)
-            return []
+            return None
         doc = load_json(msg.payload, MAX_ZONESET_BYTES)
         if isinstance(doc, dict) and doc.get("state") in WITHDRAWN:
             self.monitor.set_clearance(None, ctl.target)
-            return []
+            return None
         try:
             clearance = ApprovedClearance.from_dict(doc)
         except ValueError as exc:
@@ -328,7 +337,7 @@ class Pipeline:
             raise BadMessage(f"clearance refused: uav_id {clearance.uav_id!r} does not match the topic's "
                              f"{ctl.target!r}")
         self.monitor.set_clearance(clearance)
-        return []
+        return None
 
 
 def _merge(into: BatchOutput, seg: BatchOutput) -> None:

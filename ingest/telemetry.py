@@ -7,9 +7,9 @@ from operator import itemgetter
 
 import orjson
 
-from airspace.events import rfc3339
+from protocol.times import RFC3339, rfc3339
 
-from .validation import (EARLIEST, MAX_FUTURE, RFC3339, BadMessage, check_time, load_json, number, text,
+from .validation import (EARLIEST, MAX_FUTURE, BadMessage, check_time, load_json, number, text,
                          timestamp)
 
 ALT_REFS = ("AGL", "AMSL", "WGS84")

@@ -18,6 +18,7 @@ import orjson
 import psycopg
 
 from protocol import topics
+from protocol.times import rfc3339
 
 from .recordfile import Record, RecordWriter
 from .sources import Source
@@ -28,7 +29,7 @@ TELEMETRY_FIELDS = ("seq", "lon", "lat", "alt_m", "alt_ref", "speed_mps", "track
 
 
 def _ts(dt: datetime) -> str:
-    return dt.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return rfc3339(dt, digits=6)
 
 
 def _where(column: str, ids: Iterable[str] | None) -> tuple[str, list]:

@@ -19,6 +19,7 @@ from typing import IO, Any
 
 import orjson
 
+from airspace.formats import parse_zones
 from airspace.zones import ZoneSet
 from ingest.pipeline import fewer_collections
 
@@ -31,13 +32,8 @@ EVENT_KEYS = ("id", "kind", "uav_id", "zone_id", "ts", "detail")
 
 
 def load_zones(path: str | Path) -> ZoneSet:
-    """A zone file in any format airspace.formats reads (internal GeoJSON when that is absent)."""
-    doc = json.loads(Path(path).read_text())
-    try:
-        from airspace.formats import parse_zones  # ZONES' multi-format reader, when present
-    except ImportError:
-        return ZoneSet.from_geojson(doc)
-    return parse_zones(doc)
+    """A zone file in any format airspace.formats reads (ED-269, ED-318, GeoJSON)."""
+    return parse_zones(json.loads(Path(path).read_text()))
 
 
 def _sort_key(ev: dict) -> tuple:

@@ -20,7 +20,7 @@ import struct
 import threading
 import time
 
-from devices.mqttclient import parse_mqtt_url
+from protocol.mqttclient import parse_mqtt_url
 from protocol.mqttwire import encode_varint
 
 log = logging.getLogger(__name__)

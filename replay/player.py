@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devices.progress import ProgressCallback, ProgressReporter
+from protocol.progress import ProgressCallback, ProgressReporter
 from protocol import topics
 
 from .sinks import DEFAULT_MAX_PENDING, BrokerSink, Sink

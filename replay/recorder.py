@@ -12,8 +12,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from devices.mqttclient import close_client, connect_with_retry
-from devices.progress import ProgressCallback, ProgressReporter
+from protocol.mqttclient import close_client, connect_with_retry
+from protocol.progress import ProgressCallback, ProgressReporter
 
 from .recordfile import RecordWriter
 from .recordset import RotatingWriter

@@ -54,7 +54,7 @@ from typing import IO, Any, NamedTuple
 
 import orjson
 
-from devices.payloads import rfc3339
+from protocol.times import rfc3339
 
 log = logging.getLogger(__name__)
 

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timezone
 
+from airspace.monitor import MonitorPolicy
 from airspace.zones import ZoneSet
 from ingest.pipeline import BatchOutput, Pipeline, RawMessage
 
@@ -128,10 +129,11 @@ class PipelineSink(Sink):
     """
 
     def __init__(self, zones: ZoneSet, root: str, batch_size: int = 10_000,
-                 on_output: OutputCallback | None = None, keep_events: bool = True) -> None:
+                 on_output: OutputCallback | None = None, keep_events: bool = True,
+                 policy: MonitorPolicy = MonitorPolicy()) -> None:
         if batch_size < 1:
             raise ValueError("batch size must be >= 1")
-        self.pipeline = Pipeline(zones, root)
+        self.pipeline = Pipeline(zones, root, policy=policy)
         self.root = root
         self.batch_size = batch_size
         self.on_output = on_output

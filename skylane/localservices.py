@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from devices.mqttclient import parse_mqtt_url
+from protocol.mqttclient import parse_mqtt_url
 
 from .settings import Settings
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from devices.mqttclient import parse_mqtt_url
+from protocol.mqttclient import parse_mqtt_url
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ZONE_FILE = REPO_ROOT / "airspace" / "data" / "pujiang_wujing.geojson"

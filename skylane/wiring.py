@@ -55,6 +55,15 @@ def make_pipeline(settings: Settings) -> Pipeline:
     return pipe
 
 
+def api_config(settings: Settings):
+    """What the API process needs of the settings (the API never reads them itself): an ApiConfig."""
+    from api.context import ApiConfig
+    host, port = settings.mqtt_host_port
+    return ApiConfig(settings.database_url, host, port, settings.mqtt_root,
+                     recordings_dir=settings.recordings_dir or settings.state_dir / "recordings",
+                     require_clearance=settings.require_clearance)
+
+
 def register_devices(settings: Settings, records) -> int:
     with psycopg.connect(settings.database_url) as conn:
         return catalog.register_devices(conn, [r.as_row() for r in records])

@@ -16,10 +16,11 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 
 import psycopg
 from psycopg.rows import dict_row
+
+from protocol.times import rfc3339_or_none
 
 ROLES = ("viewer", "operator", "engineer", "admin")
 KEY_PREFIX = "sky"
@@ -84,12 +85,9 @@ def list_keys(conn: psycopg.Connection, include_revoked: bool = False) -> list[d
         "WHERE %s OR revoked_at IS NULL ORDER BY created_at, key_id", (include_revoked,)).fetchall()
     for r in rows:
         for k in ("created_at", "revoked_at"):
-            r[k] = _iso(r[k])
+            r[k] = rfc3339_or_none(r[k])
     return rows
 
-
-def _iso(ts: datetime | None) -> str | None:
-    return ts.isoformat().replace("+00:00", "Z") if ts else None
 
 
 def lookup_key(conn: psycopg.Connection, token: str) -> KeyRecord | None:

@@ -9,6 +9,8 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from protocol.times import rfc3339_or_none
+
 _COLUMNS = ("id, created_at, uav_id, owner, requested_by, decision, alt_ref, route, start_time, end_time, "
             "ua_class, reasons, suggestions")
 
@@ -30,13 +32,10 @@ class Clearance:
     result: dict = field(default_factory=dict)
 
 
-def _iso(ts: datetime | None) -> str | None:
-    return ts.isoformat().replace("+00:00", "Z") if ts else None
-
 
 def _row(r: dict) -> dict:
-    return {**r, "id": str(r["id"]), "created_at": _iso(r["created_at"]), "start_time": _iso(r["start_time"]),
-            "end_time": _iso(r["end_time"])}
+    return {**r, "id": str(r["id"]), "created_at": rfc3339_or_none(r["created_at"]), "start_time": rfc3339_or_none(r["start_time"]),
+            "end_time": rfc3339_or_none(r["end_time"])}
 
 
 def insert(conn: psycopg.Connection, c: Clearance) -> dict:

@@ -16,13 +16,12 @@ import orjson
 import psycopg
 from psycopg.rows import dict_row
 
+from protocol.times import rfc3339_or_none
+
 from .schema import TIMESCALE
 
 BUCKET_ORIGIN = "2000-01-03T00:00:00Z"
 
-
-def _iso(ts: datetime | None) -> str | None:
-    return ts.isoformat().replace("+00:00", "Z") if ts else None
 
 
 class BadCursor(ValueError):
@@ -76,9 +75,9 @@ def events_page(conn: psycopg.Connection, start: datetime, end: datetime, *, kin
 
 
 def _event(r: dict) -> dict:
-    ack = None if r["ack_by"] is None else {"by": r["ack_by"], "at": _iso(r["acked_at"]), "note": r["ack_note"]}
+    ack = None if r["ack_by"] is None else {"by": r["ack_by"], "at": rfc3339_or_none(r["acked_at"]), "note": r["ack_note"]}
     return {"id": str(r["id"]), "kind": r["kind"], "uav_id": r["uav_id"], "zone_id": r["zone_id"],
-            "ts": _iso(r["ts"]), "detail": r["detail"], "ack": ack}
+            "ts": rfc3339_or_none(r["ts"]), "detail": r["detail"], "ack": ack}
 
 
 def event(conn: psycopg.Connection, event_id: uuid.UUID) -> dict | None:
@@ -98,7 +97,7 @@ def ack_event(conn: psycopg.Connection, event_id: uuid.UUID, key_id: str, role: 
             "ON CONFLICT (event_id) DO NOTHING", (event_id, key_id, role, owner, note)).rowcount == 1
     by, at, stored_note = conn.execute("SELECT key_id, acked_at, note FROM event_acks WHERE event_id = %s",
                                        (event_id,)).fetchone()
-    return {"by": by, "at": _iso(at), "note": stored_note}, created
+    return {"by": by, "at": rfc3339_or_none(at), "note": stored_note}, created
 
 
 def readings(conn: psycopg.Connection, sensor_id: str, start: datetime, end: datetime, *, metric: str | None,
@@ -109,7 +108,7 @@ def readings(conn: psycopg.Connection, sensor_id: str, start: datetime, end: dat
             "SELECT ts, metric, value, vtext, unit FROM sensor_readings WHERE sensor_id = %(s)s AND ts >= %(a)s "
             "AND ts < %(b)s AND (%(m)s::text IS NULL OR metric = %(m)s) ORDER BY ts, metric LIMIT %(n)s",
             {"s": sensor_id, "a": start, "b": end, "m": metric, "n": limit}).fetchall()
-        return [{**r, "ts": _iso(r["ts"])} for r in rows]
+        return [{**r, "ts": rfc3339_or_none(r["ts"])} for r in rows]
     bucket = ("time_bucket(make_interval(secs => %(w)s), ts)" if storage == TIMESCALE  # origin: 2000-01-03
               else "date_bin(make_interval(secs => %(w)s), ts, %(o)s::timestamptz)")
     rows = conn.cursor(row_factory=dict_row).execute(
@@ -119,7 +118,7 @@ def readings(conn: psycopg.Connection, sensor_id: str, start: datetime, end: dat
         "ORDER BY bucket, metric LIMIT %(n)s",
         {"w": bucket_s, "o": BUCKET_ORIGIN, "s": sensor_id, "a": start, "b": end, "m": metric, "n": limit}
     ).fetchall()
-    return [{**r, "bucket": _iso(r["bucket"])} for r in rows]
+    return [{**r, "bucket": rfc3339_or_none(r["bucket"])} for r in rows]
 
 
 def latest_readings(conn: psycopg.Connection, since: datetime, limit: int = 5000) -> list[dict]:
@@ -130,9 +129,9 @@ def latest_readings(conn: psycopg.Connection, since: datetime, limit: int = 5000
         (since, limit)).fetchall()
     out: dict[str, dict] = {}
     for sensor_id, metric, ts, value, vtext, unit in rows:
-        s = out.setdefault(sensor_id, {"sensor_id": sensor_id, "ts": _iso(ts), "values": {}, "units": {}})
+        s = out.setdefault(sensor_id, {"sensor_id": sensor_id, "ts": rfc3339_or_none(ts), "values": {}, "units": {}})
         s["values"][metric] = value if value is not None else vtext
         if unit:
             s["units"][metric] = unit
-        s["ts"] = max(s["ts"], _iso(ts))
+        s["ts"] = max(s["ts"], rfc3339_or_none(ts))
     return list(out.values())

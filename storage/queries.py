@@ -8,9 +8,8 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from protocol.times import rfc3339_or_none
 
-def _iso(ts: datetime) -> str:
-    return ts.isoformat().replace("+00:00", "Z")
 
 
 def latest_states(conn: psycopg.Connection, since: datetime, limit: int = 5000) -> list[dict]:
@@ -18,7 +17,7 @@ def latest_states(conn: psycopg.Connection, since: datetime, limit: int = 5000) 
         "SELECT DISTINCT ON (uav_id) uav_id, ts, seq, lon, lat, alt_m, alt_ref, speed_mps, track_deg, vspeed_mps, "
         "battery_pct, status, clearance_id FROM uav_telemetry WHERE ts >= %s ORDER BY uav_id, ts DESC LIMIT %s",
         (since, limit)).fetchall()
-    return [{**r, "ts": _iso(r["ts"]), "zones": [], "alerts": []} for r in rows]
+    return [{**r, "ts": rfc3339_or_none(r["ts"]), "zones": [], "alerts": []} for r in rows]
 
 
 def track(conn: psycopg.Connection, uav_id: str, start: datetime, end: datetime, limit: int) -> list[dict]:
@@ -26,14 +25,14 @@ def track(conn: psycopg.Connection, uav_id: str, start: datetime, end: datetime,
         "SELECT ts, seq, lon, lat, alt_m, alt_ref, speed_mps, track_deg, vspeed_mps, battery_pct, status, "
         "clearance_id FROM uav_telemetry WHERE uav_id = %s AND ts >= %s AND ts < %s ORDER BY ts LIMIT %s",
         (uav_id, start, end, limit)).fetchall()
-    return [{**r, "ts": _iso(r["ts"])} for r in rows]
+    return [{**r, "ts": rfc3339_or_none(r["ts"])} for r in rows]
 
 
 def dead_letters(conn: psycopg.Connection, limit: int) -> list[dict]:
     rows = conn.cursor(row_factory=dict_row).execute(
         "SELECT id, received_at, topic, reason, payload FROM dead_letters ORDER BY received_at DESC, id DESC "
         "LIMIT %s", (limit,)).fetchall()
-    return [{"id": r["id"], "topic": r["topic"], "received_at": _iso(r["received_at"]), "reason": r["reason"],
+    return [{"id": r["id"], "topic": r["topic"], "received_at": rfc3339_or_none(r["received_at"]), "reason": r["reason"],
              "payload": bytes(r["payload"]).decode("utf-8", "replace"),
              "payload_base64": base64.b64encode(bytes(r["payload"])).decode()} for r in rows]
 
@@ -73,7 +72,7 @@ def zone_exists(conn: psycopg.Connection, zone_id: str) -> bool:
 def zone_states(conn: psycopg.Connection) -> dict[str, dict]:
     """Stored zone states, as the control message body (`by`, `at` as in contract 2)."""
     rows = conn.execute("SELECT zone_id, state, reason, set_by, set_at, detail FROM zone_states").fetchall()
-    return {z: {**(detail or {}), "state": st, "reason": reason, "by": by, "at": _iso(at)}
+    return {z: {**(detail or {}), "state": st, "reason": reason, "by": by, "at": rfc3339_or_none(at)}
             for z, st, reason, by, at, detail in rows}
 
 
@@ -84,11 +83,11 @@ def set_zone_state(conn: psycopg.Connection, zone_id: str, state: str, reason: s
             "ON CONFLICT (zone_id) DO UPDATE SET state = EXCLUDED.state, reason = EXCLUDED.reason, "
             "set_by = EXCLUDED.set_by, set_at = now(), detail = '{}' RETURNING set_at",
             (zone_id, state, reason, by)).fetchone()[0]
-    return {"state": state, "reason": reason, "by": by, "at": _iso(at)}
+    return {"state": state, "reason": reason, "by": by, "at": rfc3339_or_none(at)}
 
 
 def _jsonable(row: dict) -> dict:
-    return {k: _iso(v) if isinstance(v, datetime) else v for k, v in row.items()}
+    return {k: rfc3339_or_none(v) if isinstance(v, datetime) else v for k, v in row.items()}
 
 
 def devices(conn: psycopg.Connection, kind: str | None, owner: str | None, limit: int) -> list[dict]:

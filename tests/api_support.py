@@ -113,7 +113,7 @@ def shared_api(services):
 
     from skylane.wiring import prepare_database
 
-    from .conftest import ZONE_FILE, ApiServer
+    from .helpers import ZONE_FILE, ApiServer
     admin_url = services.database_url.rsplit("/", 1)[0] + "/postgres"
     name = f"t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(admin_url, autocommit=True) as conn:
@@ -140,7 +140,7 @@ def retained(settings, topic: str, timeout: float = 10.0) -> dict | None:
 
     import orjson
 
-    from devices.mqttclient import close_client, connect_client
+    from protocol.mqttclient import close_client, connect_client
     got: queue.Queue = queue.Queue()
     client = connect_client(settings.mqtt_url, f"t-retained-{uuid.uuid4().hex[:8]}", subscriptions=[(topic, 1)],
                             on_message=lambda _c, _u, m: got.put(m))

@@ -23,11 +23,11 @@ import orjson
 import paho.mqtt.client as mqtt
 import psycopg
 
-from devices.publisher import BoundedPublisher
+from protocol.publisher import BoundedPublisher
 from skylane import localservices
 from skylane.settings import DEFAULT_ZONE_FILE, REPO_ROOT, Settings
 
-from .conftest import free_port, wait_until
+from .helpers import free_port, wait_until
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)  # in the past: fixes may not be ahead of arrival
 

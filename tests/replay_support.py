@@ -7,7 +7,7 @@ from replay.evaluate import load_zones
 from replay.player import play
 from replay.sinks import PipelineSink
 from replay.sources import FileSource
-from replay.synth import make_trace
+from devices.trace import make_trace
 from replay.timing import PlaybackControl
 from skylane.settings import DEFAULT_ZONE_FILE, Settings
 from storage.writes import write_batch

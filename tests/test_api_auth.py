@@ -12,7 +12,7 @@ from skylane.settings import REPO_ROOT
 from storage import auth
 
 from .api_support import bearer, keys  # noqa: F401  (fixture)
-from .conftest import query
+from .helpers import query
 
 pytestmark = pytest.mark.integration
 

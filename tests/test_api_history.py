@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from .api_support import Client, keys, retained  # noqa: F401  (fixture)
-from .conftest import query
+from .helpers import query
 
 pytestmark = pytest.mark.integration
 C2 = [{"lon": 121.458, "lat": 31.056, "alt_m": 80}, {"lon": 121.505, "lat": 31.053, "alt_m": 80},

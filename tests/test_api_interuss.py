@@ -11,7 +11,7 @@ from airspace.zones import ZoneSet
 from api.interuss import QueryRequest, circle_outline, evaluate
 
 from .api_support import Client, keys  # noqa: F401  (fixture)
-from .conftest import ZONE_FILE
+from .helpers import ZONE_FILE
 
 NOW = datetime(2026, 11, 27, 4, 0, tzinfo=timezone.utc).timestamp()
 BRIDGE = {"lat": 31.044, "lng": 121.4885}  # R-BR-MP: restricted, radius 350 m, 0-150 m AGL

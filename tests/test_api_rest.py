@@ -9,7 +9,7 @@ import pytest
 from airspace.zones import ZONE_KINDS
 
 from .api_support import Client, keys  # noqa: F401  (fixture)
-from .conftest import query
+from .helpers import query
 
 pytestmark = pytest.mark.integration
 

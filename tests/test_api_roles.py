@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from .api_support import (CLEARANCE_ALPHA, CLEARANCE_BETA, EVENT_ALPHA, EVENT_BETA, shared_api)  # noqa: F401
-from .conftest import ZONE_FILE
+from .helpers import ZONE_FILE
 
 pytestmark = pytest.mark.integration
 

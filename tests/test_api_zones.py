@@ -8,7 +8,7 @@ import json
 import pytest
 
 from .api_support import Client, keys, retained  # noqa: F401  (fixture)
-from .conftest import ZONE_FILE, query
+from .helpers import ZONE_FILE, query
 
 pytestmark = pytest.mark.integration
 
@@ -94,9 +94,9 @@ def test_zone_suspended_by_a_sensor_rule_shows_in_the_api(admin, system):
     """A control message from elsewhere (the ingest pipeline's sensor rules) is reflected in GET /v1/zones."""
     import orjson
 
-    from devices.mqttclient import close_client, connect_client
+    from protocol.mqttclient import close_client, connect_client
 
-    from .conftest import wait_until
+    from .helpers import wait_until
     client = connect_client(system.mqtt_url, "t-sensor-rule")
     try:
         client.publish(f"{system.mqtt_root}/control/zone/C2", orjson.dumps(

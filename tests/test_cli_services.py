@@ -9,7 +9,7 @@ import pytest
 
 from skylane.settings import Settings
 
-from .conftest import TEST_DATABASE_URL, TEST_MQTT_URL
+from .helpers import TEST_DATABASE_URL, TEST_MQTT_URL
 
 
 def test_settings_from_env():

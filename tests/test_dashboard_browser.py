@@ -11,12 +11,12 @@ import psycopg
 import pytest
 
 from devices.fleet import make_fleet
-from devices.mqttclient import close_client, connect_client
+from protocol.mqttclient import close_client, connect_client
 from devices.simulator import Simulator
 from protocol import topics
 from storage.auth import create_key
 
-from .conftest import ARTIFACTS, Running
+from .helpers import ARTIFACTS, Running
 
 CHROMIUM = os.environ.get("SKYLANE_CHROMIUM", "/usr/bin/chromium")
 ROLES = ("viewer", "operator", "engineer", "admin")

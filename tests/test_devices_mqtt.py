@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from devices.mqttclient import connect_client, connect_with_retry, parse_mqtt_url
-from devices.publisher import BoundedPublisher
+from protocol.mqttclient import connect_client, connect_with_retry, parse_mqtt_url
+from protocol.publisher import BoundedPublisher
 
 
 @pytest.mark.parametrize("url,expected", [

@@ -19,13 +19,6 @@ def sensors(zones_geojson):
     return make_fleet(zones_geojson, 0, 27, seed=9)[1]
 
 
-def test_rfc3339_utc_milliseconds():
-    assert payloads.rfc3339(0) == "1970-01-01T00:00:00.000Z"
-    assert payloads.rfc3339(1_778_312_125.5) == "2026-05-09T07:35:25.500Z"
-    assert payloads.rfc3339(1_778_312_125.9996) == "2026-05-09T07:35:26.000Z"
-    assert TS.match(payloads.rfc3339(1_778_312_125.123456))
-
-
 def test_telemetry_has_exactly_the_contract_fields():
     fix = Fix(lon=121.48, lat=31.05, alt_m=80.0, speed_mps=15.0, track_deg=90.0, vspeed_mps=0.0,
               status="Airborne", battery_pct=88.5)

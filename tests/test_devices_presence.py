@@ -14,10 +14,10 @@ import uuid
 import pytest
 
 from devices.fleet import make_fleet
-from devices.mqttclient import close_client, connect_client
+from protocol.mqttclient import close_client, connect_client
 from devices.simulator import Simulator
 
-from .conftest import ZONE_FILE, wait_until
+from .helpers import ZONE_FILE, wait_until
 
 SCRIPT = textwrap.dedent("""
     import json, sys, threading

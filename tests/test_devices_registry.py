@@ -11,12 +11,12 @@ import orjson
 import pytest
 
 from devices.fleet import make_fleet
-from devices.mqttclient import close_client, connect_client
+from protocol.mqttclient import close_client, connect_client
 from devices.registry import fleet_records, parse_registry
 from protocol import topics
 
 from .api_support import bearer, make_keys
-from .conftest import wait_until
+from .helpers import wait_until
 
 GOOD = [{"device_id": "WX-PJ-C", "kind": "sensor", "name": "Wind mast Pujiang Central", "owner": "Minhang weather",
          "sensor_kind": "wind", "lon": 121.53, "lat": 31.051, "units": {"wind_gust": "m/s"},

@@ -10,11 +10,11 @@ import orjson
 import pytest
 import websockets
 
-from devices.mqttclient import close_client, connect_client
+from protocol.mqttclient import close_client, connect_client
 from protocol import topics
 
 from .api_support import bearer, make_keys
-from .conftest import query, wait_until
+from .helpers import query, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -110,7 +110,7 @@ def test_a_batch_the_database_refuses_becomes_dead_letters_and_ingest_goes_on(sy
     import psycopg
 
     import ingest.consumer as consumer
-    from .conftest import start_ingester
+    from .helpers import start_ingester
     real, calls = consumer.write_batch, []
 
     def refuse_once(conn, out):

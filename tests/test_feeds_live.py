@@ -11,7 +11,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
 
-from devices.mqttclient import close_client, connect_client
+from protocol.mqttclient import close_client, connect_client
 from protocol import topics
 from storage import catalog
 from storage.auth import create_key

@@ -7,7 +7,8 @@ from starlette.datastructures import QueryParams
 
 from api.auth import Principal
 from api.feeds import parse_filter
-from api.live import DeviceDirectory, FeedFilter, LiveHub, Subscriber, encode_sse, encode_ws
+from api.live import DeviceDirectory, LiveHub, encode_sse, encode_ws
+from api.subscribers import FeedFilter, Subscriber
 
 ROOT = "t/v1"
 VIEWER = Principal("k1", "viewer", None)

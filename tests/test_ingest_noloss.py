@@ -18,7 +18,7 @@ from skylane import localservices
 from skylane.settings import REPO_ROOT
 from storage.writes import write_batch
 
-from .conftest import wait_until
+from .helpers import wait_until
 from .ingest_support import IngestProcess, Publisher, count, fix_payload, private_services, system_on, wait_stored
 
 pytestmark = pytest.mark.integration

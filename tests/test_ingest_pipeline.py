@@ -233,7 +233,8 @@ def test_zone_changes_take_effect_in_receive_order_whatever_the_batching(zones_g
 
 
 def test_sensor_watch_is_fed_by_the_batch(zones_geojson):
-    from ingest.sensor_watch import SensorWatch, parse_rules
+    from airspace.thresholds import parse_rules
+    from ingest.sensor_watch import SensorWatch
     watch = SensorWatch({}, parse_rules({"rules": [{"id": "gust", "metric": "wind_gust", "above": 12.0,
                                                      "clear_below": 10.0}]}))
     p = Pipeline(ZoneSet.from_geojson(zones_geojson), ROOT, rules=[], sensor_watch=watch)

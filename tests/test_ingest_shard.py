@@ -13,7 +13,7 @@ from ingest.sharding import SHARDS, Assignment, ShardError, shard_of, sharded_to
 from protocol import topics
 from skylane.wiring import make_pipeline
 
-from .conftest import Running, query, wait_until
+from .helpers import Running, query, wait_until
 from .ingest_support import IngestProcess, Publisher, count, fix_payload, wait_stored
 
 ROOT = "city/v1"

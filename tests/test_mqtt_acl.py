@@ -26,7 +26,7 @@ from devices.registry import parse_registry
 from protocol import topics
 from skylane.localservices import wait_port
 
-from .conftest import free_port, wait_until
+from .helpers import free_port, wait_until
 
 ROOT = "acltest/v1"
 REGISTRY = [{"device_id": "W-C1", "kind": "sensor", "sensor_kind": "wind"},

@@ -11,7 +11,7 @@ from replay.player import replay
 from replay.recorder import record
 from replay.recordfile import read_records
 
-from .conftest import Running, query, start_ingester, wait_until
+from .helpers import Running, query, start_ingester, wait_until
 
 pytestmark = pytest.mark.integration
 

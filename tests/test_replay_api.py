@@ -1,24 +1,22 @@
-"""The replay API on a small FastAPI app: engineers list recordings and start, steer and stop replays."""
+"""The replay API in the API app: engineers list recordings and start, steer and stop replays."""
 from __future__ import annotations
 
 import threading
 import time
 
-import psycopg
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from api.auth import Authenticator
-from api.replay_routes import ReplayConfig, router
-from devices.mqttclient import close_client, connect_client
+from api.app import create_app
+from protocol.mqttclient import close_client, connect_client
 from replay.evaluate import evaluate, load_zones
 from replay.sources import FileSource
-from replay.synth import DEFAULT_START
+from devices.trace import DEFAULT_START
 from skylane.settings import DEFAULT_ZONE_FILE
+from skylane.wiring import api_config
 
 from .api_support import bearer, make_keys
-from .conftest import wait_until
+from .helpers import wait_until
 from .replay_support import small_trace, store_trace
 
 pytestmark = pytest.mark.integration
@@ -52,17 +50,11 @@ def env(system, zones_geojson, tmp_path):
     trace = small_trace(rec_dir / "incident.slrec.gz", zones_geojson, drones=5, sensors=2, seconds=60,
                         root=system.mqtt_root)
     (rec_dir / "notes.txt").write_text("not a recording")
-    app = FastAPI()
-    app.state.auth = Authenticator(lambda: psycopg.connect(system.database_url), 5.0)
-    app.state.replay_config = ReplayConfig(rec_dir, system.mqtt_url, system.mqtt_root, system.database_url,
-                                           DEFAULT_ZONE_FILE)
-    app.include_router(router)
+    app = create_app(api_config(system.with_(recordings_dir=rec_dir)))
     keys = make_keys(system.database_url)
     with TestClient(app) as client:
         yield client, keys, system, trace
-    mgr = getattr(app.state, "replays", None)
-    if mgr is not None:
-        mgr.stop_all()
+    app.state.replays.stop_all()
 
 
 def _wait_state(client, h, rid, states, timeout=60):
@@ -187,17 +179,16 @@ def test_bad_requests(env):
     assert client.delete("/v1/replays/xyz", headers=h).status_code == 422
 
 
-def test_included_in_the_real_app(system, zones_geojson, tmp_path, monkeypatch):
-    """api/app.py includes this router: recordings come from SKYLANE_RECORDINGS_DIR, roles from api/auth.py."""
+def test_served_by_the_api_process(system, zones_geojson, tmp_path):
+    """The API server serves these routes: recordings from its configured directory, roles from api/auth.py."""
     import httpx
 
-    from .conftest import ApiServer
+    from .helpers import ApiServer
     rec_dir = tmp_path / "recs"
     rec_dir.mkdir()
     small_trace(rec_dir / "one.slrec.gz", zones_geojson, drones=2, sensors=0, seconds=10, root=system.mqtt_root)
-    monkeypatch.setenv("SKYLANE_RECORDINGS_DIR", str(rec_dir))
     keys = make_keys(system.database_url)
-    server = ApiServer(system)
+    server = ApiServer(system.with_(recordings_dir=rec_dir))
     try:
         assert httpx.get(server.url + "/v1/recordings").status_code == 401
         assert httpx.get(server.url + "/v1/recordings", headers=bearer(keys.viewer)).status_code == 403

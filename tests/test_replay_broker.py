@@ -8,7 +8,7 @@ from replay.player import replay
 from replay.sources import FileSource
 from skylane.settings import DEFAULT_ZONE_FILE
 
-from .conftest import query, start_ingester, wait_until
+from .helpers import query, start_ingester, wait_until
 from .replay_support import small_trace
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ from replay.evaluate import diff_events, evaluate, load_zones, read_events, writ
 from replay.recordfile import Record, RecordWriter, read_records
 from replay.recordset import RotatingWriter
 from replay.sources import FileSource, ListSource, Selection
-from replay.synth import DEFAULT_START, make_trace
+from devices.trace import DEFAULT_START, make_trace
 from skylane.cli import main as skylane_main
 from skylane.settings import DEFAULT_ZONE_FILE
 

@@ -7,11 +7,11 @@ from replay.dbexport import DbSource, db_records, export
 from replay.evaluate import evaluate, load_zones, read_events
 from replay.recordfile import read_header, read_records
 from replay.sources import FileSource
-from replay.synth import DEFAULT_START
+from devices.trace import DEFAULT_START
 from skylane.cli import main as skylane_main
 from skylane.settings import DEFAULT_ZONE_FILE
 
-from .conftest import query
+from .helpers import query
 from .replay_support import small_trace, store_trace
 
 pytestmark = pytest.mark.integration

@@ -7,11 +7,11 @@ import uuid
 
 import pytest
 
-from devices.mqttclient import close_client, connect_client
+from protocol.mqttclient import close_client, connect_client
 from protocol.mqttwire import encode_varint as _remaining_length
 from replay.mqttpub import FastPublisher, MqttError, connect_packet, publish_packet
 
-from .conftest import wait_until
+from .helpers import wait_until
 
 
 def test_remaining_length_encoding():

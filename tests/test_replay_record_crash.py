@@ -11,14 +11,14 @@ import uuid
 
 import pytest
 
-from devices.mqttclient import close_client, connect_client
+from protocol.mqttclient import close_client, connect_client
 from replay.recordfile import FLUSH_EVERY_S, ReadReport, Record, read_records
 from replay.recordset import RotatingWriter, expand, parts_of
 from replay.sources import FileSource
 from skylane.commands.recording import parse_duration, parse_size
 from skylane.settings import REPO_ROOT
 
-from .conftest import wait_until
+from .helpers import wait_until
 
 ROOT = "skylane/v1"
 
@@ -137,7 +137,7 @@ def test_cli_sizes_and_durations():
 def test_recorder_rotates_by_duration_on_the_real_broker(services, tmp_path):
     from replay.recorder import record
 
-    from .conftest import Running
+    from .helpers import Running
     root = f"t{uuid.uuid4().hex[:8]}/v1"
     base = tmp_path / "rot.slrec.gz"
     ready = threading.Event()

@@ -21,7 +21,7 @@ from storage import catalog, schema
 from storage.sensor_events import insert_sensor_events, list_sensor_events
 from storage.writes import write_batch
 
-from .conftest import query
+from .helpers import query
 
 ROOT = "flow/v1"
 START = datetime(2026, 5, 1, 6, 0, tzinfo=timezone.utc).timestamp()

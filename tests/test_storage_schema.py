@@ -9,7 +9,7 @@ import pytest
 from skylane.settings import REPO_ROOT
 from storage import schema
 
-from .conftest import query
+from .helpers import query
 
 
 @pytest.mark.integration

@@ -17,7 +17,7 @@ from storage import catalog, schema
 from storage.rollups import run_maintenance
 from storage.sensor_events import list_sensor_events, sensor_state, write_sensor_events
 
-from .conftest import query
+from .helpers import query
 
 T0 = datetime(2026, 5, 1, 8, 0, tzinfo=timezone.utc)
 TIMESCALE_0004 = Path(schema.__file__).parent / "pending" / "0004_sensors.timescale.sql"

@@ -13,7 +13,7 @@ from airspace.zones import ZoneSet
 from skylane.cli import main
 
 from .api_support import retained
-from .conftest import ZONE_FILE, query
+from .helpers import ZONE_FILE, query
 
 DATA = Path(__file__).parent / "data" / "zones"
 SAT_9 = "2026-11-28T09:00:00"  # a Saturday, Shanghai time: the weekend market zone is in force

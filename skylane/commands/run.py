@@ -133,12 +133,11 @@ def _supervise_workers(args, settings: Settings) -> int:
 def cmd_api(args, settings: Settings) -> int:
     import uvicorn
 
-    from api.app import ApiConfig, create_app
+    from api.app import create_app
 
-    from ..wiring import prepare_database
+    from ..wiring import api_config, prepare_database
     prepare_database(settings)
-    host, port = settings.mqtt_host_port
-    app = create_app(ApiConfig(settings.database_url, host, port, settings.mqtt_root))
+    app = create_app(api_config(settings))
     log.info("dashboard and API on http://%s:%d/", settings.api_host, settings.api_port)
     uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="warning")
     return 0

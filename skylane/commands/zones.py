@@ -56,47 +56,24 @@ def _zones(args, settings: Settings):
     return _load_store(settings)
 
 
-def control_topic(root: str) -> str:
-    from protocol import topics
-    fn = getattr(topics, "control_zones", None)
-    return fn(root) if fn else f"{root}/control/zones"
-
-
 def publish_zones(settings: Settings, collection: dict, timeout: float = 10.0) -> str:
     """Publish the zone set retained, QoS 1, on {root}/control/zones; the topic."""
-    from devices.mqttclient import close_client, connect_client
-    topic = control_topic(settings.mqtt_root)
+    from protocol import topics
+    from protocol.mqttclient import close_client, connect_client, publish_confirmed
+    topic = topics.control_zones(settings.mqtt_root)
     client = connect_client(settings.mqtt_url, f"skylane-zones-{os.getpid()}", timeout=timeout)
     try:
-        info = client.publish(topic, json.dumps(collection, ensure_ascii=False).encode(), qos=1, retain=True)
-        info.wait_for_publish(timeout)
-        if not info.is_published():
-            raise ConnectionError(f"broker {settings.mqtt_url} did not acknowledge the zone set on {topic}")
+        publish_confirmed(client, topic, json.dumps(collection, ensure_ascii=False).encode(), timeout=timeout)
     finally:
         close_client(client)
     return topic
-
-
-def _store(conn, collection: dict, replace: bool) -> dict:
-    """Upsert into the zone store; the API's store_zones (re-activates, can replace) when present."""
-    try:
-        from storage import queries
-        store = getattr(queries, "store_zones", None)
-    except ImportError:
-        store = None
-    if store is not None:
-        return store(conn, collection, replace)
-    from storage import catalog
-    if replace:
-        raise ValueError("--replace needs storage.queries.store_zones")
-    return {"stored": catalog.upsert_zones(conn, collection), "deactivated": []}
 
 
 def cmd_import(args, settings: Settings) -> int:
     import psycopg
 
     from airspace.zones import ZoneFormatError, ZoneSet
-    from storage import catalog
+    from storage import catalog, queries
     from storage.schema import migrate
     try:
         zs = _load_file(args.file, args.format)
@@ -108,7 +85,7 @@ def cmd_import(args, settings: Settings) -> int:
         migrate(settings.database_url)
         with psycopg.connect(settings.database_url, connect_timeout=5) as conn:
             with conn.transaction():
-                result = _store(conn, zs.to_geojson(), args.replace)
+                result = queries.store_zones(conn, zs.to_geojson(), args.replace)
                 whole = ZoneSet.from_geojson(catalog.load_zones(conn))
     except ZoneFormatError as exc:
         _err(f"the store would hold a zone set that does not load ({exc}); nothing changed")

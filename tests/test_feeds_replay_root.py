@@ -16,7 +16,7 @@ import orjson
 import pytest
 import websockets
 
-from replay.synth import DEFAULT_START
+from devices.trace import DEFAULT_START
 
 from .api_support import bearer, make_keys
 from .replay_support import small_trace, store_trace

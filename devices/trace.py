@@ -18,8 +18,9 @@ from devices.fleet import make_fleet
 from devices.flight import plan_for
 from devices.sensors import read_sensor
 from protocol import topics
+from protocol.times import rfc3339
 
-from .recordfile import RecordWriter, encode_record
+from replay.recordfile import RecordWriter, encode_record
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,8 @@ def make_trace(path: str | Path, zones_geojson: dict, *, drones: int = 500, sens
     next_reading = [start + (i * 0.6180339887498949 % 1.0) * s.interval_s for i, s in enumerate(sensor_specs)]
     reading_topics = [topics.reading(root, s.sensor_id) for s in sensor_specs]
     n = 0
-    with RecordWriter(path, root, [f"{root}/#"], compresslevel=1, created=payloads.rfc3339(start),
-                      extra={"source": "replay.synth", "drones": drones, "sensors": sensors, "seed": seed}) as w:
+    with RecordWriter(path, root, [f"{root}/#"], compresslevel=1, created=rfc3339(start),
+                      extra={"source": "devices.trace", "drones": drones, "sensors": sensors, "seed": seed}) as w:
         for k in range(ticks):
             t_ev = start + k / hz
             chunk: list[bytes] = []

@@ -196,3 +196,20 @@ def close_client(client: mqtt.Client) -> None:
         client.disconnect()
     finally:
         client.loop_stop()
+
+
+def publish_confirmed(client: mqtt.Client, topic: str, payload: bytes, *, retain: bool = True,
+                      timeout: float = 5.0) -> None:
+    """Publish at QoS 1 and wait for the broker's PUBACK; ConnectionError naming the topic otherwise.
+
+    How Skylane's control messages go out (the API's zone, zone-state and clearance announcements, the
+    CLI's zone import): the caller learns whether the broker took it, never a silent loss."""
+    if not client.is_connected():
+        raise ConnectionError(f"not connected to the MQTT broker; {topic} not published")
+    info = client.publish(topic, payload, qos=1, retain=retain)
+    try:
+        info.wait_for_publish(timeout)
+    except (RuntimeError, ValueError) as exc:
+        raise ConnectionError(f"publish to {topic} failed: {exc}") from None
+    if not info.is_published():
+        raise ConnectionError(f"the broker did not acknowledge {topic} within {timeout:g} s")

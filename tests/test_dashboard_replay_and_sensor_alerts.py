@@ -10,15 +10,13 @@ from pathlib import Path
 import orjson
 import pytest
 
-from api.replay_routes import ReplayConfig
 from devices.fleet import make_fleet
-from devices.mqttclient import close_client, connect_client
+from protocol.mqttclient import close_client, connect_client
 from devices.registry import fleet_records
 from protocol import topics
-from skylane.settings import DEFAULT_ZONE_FILE
 from skylane.wiring import register_devices
 
-from .conftest import start_ingester
+from .helpers import ApiServer, start_ingester
 from .replay_support import small_trace
 from .test_dashboard_browser import CHROMIUM, browser, keys, open_signed_in  # noqa: F401 - fixtures
 
@@ -26,13 +24,20 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.skipif(n
 RULES = Path(__file__).resolve().parents[1] / "ingest" / "data" / "sensor_rules.json"
 
 
-def test_replay_control_switches_the_map_to_the_replay_and_back(system, api, zones_geojson, keys, browser,  # noqa: F811
+def test_replay_control_switches_the_map_to_the_replay_and_back(system, zones_geojson, keys, browser,  # noqa: F811
                                                                  tmp_path):
     rec_dir = tmp_path / "recordings"
     rec_dir.mkdir()
     small_trace(rec_dir / "w.slrec.gz", zones_geojson, drones=5, sensors=0, seconds=120, root=system.mqtt_root)
-    api.app.state.replay_config = ReplayConfig(rec_dir, system.mqtt_url, system.mqtt_root, system.database_url,
-                                               DEFAULT_ZONE_FILE)
+    api = ApiServer(system.with_(recordings_dir=rec_dir))
+    try:
+        _watch_replay_then_live(api, system, keys, browser)
+    finally:
+        api.app.state.replays.stop_all()
+        api.close()
+
+
+def _watch_replay_then_live(api, system, keys, browser):  # noqa: F811
     page = open_signed_in(browser, api.url, keys["engineer"], "engineer")
     page.wait_for_selector("#replay-summary:text('1 recording')", timeout=10000)
     assert page.locator("#map g.uav").count() == 0  # nothing flies live
@@ -52,9 +57,6 @@ def test_replay_control_switches_the_map_to_the_replay_and_back(system, api, zon
     page.wait_for_selector("#conn[data-state='replay']", timeout=15000)
     page.wait_for_selector("#map g.uav", timeout=20000)
     assert not page.errors, page.errors
-    mgr = getattr(api.app.state, "replays", None)
-    if mgr is not None:
-        mgr.stop_all()
 
 
 def test_a_sensor_threshold_in_the_alert_panel(system, api, zones_geojson, keys, browser):  # noqa: F811
@@ -64,7 +66,7 @@ def test_a_sensor_threshold_in_the_alert_panel(system, api, zones_geojson, keys,
     ing, runner = start_ingester(system)
     try:
         page = open_signed_in(browser, api.url, keys["viewer"], "viewer")
-        pub = connect_client(system.mqtt_url, "test-live2-dash-wind")
+        pub = connect_client(system.mqtt_url, "test-clock-dash-wind")
         now = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
         pub.publish(topics.reading(system.mqtt_root, "W-C1"),
                     orjson.dumps({"ts": now, "values": {"wind_gust": limit + 2.2}}), qos=1).wait_for_publish(5)
@@ -76,6 +78,6 @@ def test_a_sensor_threshold_in_the_alert_panel(system, api, zones_geojson, keys,
         assert not page.errors, page.errors
     finally:
         runner.close()
-        cleaner = connect_client(system.mqtt_url, "test-live2-dash-clean")  # the retained corridor suspension
+        cleaner = connect_client(system.mqtt_url, "test-clock-dash-clean")  # the retained corridor suspension
         cleaner.publish(topics.control_zone(system.mqtt_root, "C1"), b"", qos=1, retain=True).wait_for_publish(5)
         close_client(cleaner)

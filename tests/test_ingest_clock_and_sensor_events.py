@@ -20,14 +20,14 @@ import pytest
 import websockets
 
 from devices.fleet import make_fleet
-from devices.mqttclient import close_client, connect_client
+from protocol.mqttclient import close_client, connect_client
 from devices.registry import fleet_records
 from ingest.consumer import IDLE_LATENESS_S
 from protocol import topics
 from skylane.wiring import register_devices
 
 from .api_support import make_keys
-from .conftest import query, start_ingester, wait_until
+from .helpers import query, start_ingester, wait_until
 from .feeds_support import FeedServer, ws_messages
 
 pytestmark = pytest.mark.integration
@@ -36,7 +36,7 @@ LINK_TIMEOUT_S = 10.0  # airspace.monitor.MonitorPolicy default
 
 
 def _client(settings, subscriptions=(), on_message=None):
-    return connect_client(settings.mqtt_url, f"t-live2-{uuid.uuid4().hex[:8]}", subscriptions=subscriptions,
+    return connect_client(settings.mqtt_url, f"t-clock-{uuid.uuid4().hex[:8]}", subscriptions=subscriptions,
                           on_message=on_message)
 
 
