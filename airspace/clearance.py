@@ -10,7 +10,7 @@
 
 Times: every Waypoint has `t` (epoch seconds or aware datetime, strictly increasing), or none
 has and `departure` + `speed_mps` give them (3D distance / speed), or neither: an untimed 3D
-check (schedules taken as always in force, no deconfliction).
+check (schedules taken as always in force, no deconfliction); airspace.route plans them.
 
 Each segment is intersected exactly with every zone outline it meets (bounding-box prefilter on
 an STRtree, altitude-envelope prefilter, then only segments that cross a boundary are cut with
@@ -22,15 +22,15 @@ means (prohibited, needs clearance, ceiling, suspended) is ZoneSet's. Reason cod
   above_ceiling     above a corridor/area top, or the true-height ceiling (zone_id None)
   outside_area      part of the route lies outside every operating area
   separation_conflict  closer than the 4D minima to another approved clearance (exact, per
-                    segment pair; see airspace.separation)
+                    segment pair; airspace.deconfliction, airspace.separation)
   corridor_capacity the corridor already holds `capacity` approved flights at some time of the leg
 Each reason: code, message, zone_id, zone_name, segment, waypoint, entry, exit (lon, lat,
 alt_m in the request's reference, alt_amsl, t RFC 3339 or None), altitude ({"route_m", "zone_m",
-"zone_alt_ref"}), plus `conflict` / `state` / `capacity` where relevant.
+"zone_alt_ref"}), plus `conflict` / `state` / `capacity` where relevant (airspace.reasons).
 Suggestions (denials only, each resubmittable as is and then approved): {"kind": "altitude",
 "alt_m", "alt_ref", "band": [lo, hi], "waypoints": [...]} (a constant altitude inside a clear
 band) and {"kind": "departure", "departure": RFC 3339, "delay_s", "waypoints": [...]} (the
-earliest later departure found that clears, 1 s resolution).
+earliest later departure found that clears, 1 s resolution; airspace.suggestions).
 A malformed request (fewer than 2 waypoints, bad coordinates or times, unknown alt_ref) is a
 ValueError, not a denial.
 """
