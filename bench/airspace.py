@@ -13,8 +13,10 @@ Every figure is checked for exactness on a sample against a naive shapely refere
 Peers (issue 16), on the first positions of the same batch, each checked exact against the same reference
 (--peers; bench/peers/): `postgis`, the zones in a PostGIS table with a GiST index on the project-local
 PostgreSQL (PostGIS installed and the server started when missing), one query per 10,000 points via unnest
-with the band and schedule in SQL; `strtree`, shapely's STRtree.query(points, predicate="intersects") with
-numpy band masks. classify_vs_postgis and classify_vs_strtree are ours / theirs.
+with the band and schedule in SQL, its backend pinned to our core; `strtree`, shapely's
+STRtree.query(points, predicate="intersects") with numpy band masks, in this process. classify_vs_postgis and
+classify_vs_strtree are ours / theirs by wall time; the _cpu ratios by CPU time (for PostGIS its backend's
+too), which other work on a shared machine disturbs less.
 Prints progress on stderr, the targets with pass/fail, and last one JSON line with the figures.
 """
 from __future__ import annotations
@@ -119,7 +121,8 @@ def check_exact(zs, sample) -> bool:
     return same_pairs(zs.contains_pairs, lon, lat, alt, t, ref) and singles
 
 
-def make_peer(name: str, zs):
+def make_peer(name: str, zs, core: int | None = None):
+    """The peer classifier; STRtree runs in this process (so on our core), PostGIS's backend is pinned to it."""
     if name == "strtree":
         from bench.peers.strtree import StrtreeClassifier
         return StrtreeClassifier(zs)
@@ -128,30 +131,42 @@ def make_peer(name: str, zs):
     peer = PostgisClassifier(ensure_postgis(Settings.from_env(), log=log), zs)
     if "bench_zones_geom_idx" not in peer.plan():
         log("  warning: the plan does not use the GiST index:\n" + peer.plan())
+    if core is not None:
+        try:  # the same one core as ours: the backend and this process share it, as we share it with no one
+            os.sched_setaffinity(peer.backend_pid, {core})
+            log(f"  PostGIS backend {peer.backend_pid} pinned to core {core}")
+        except OSError as exc:
+            log(f"  PostGIS backend not pinned ({exc}): it may use another core")
     return peer
 
 
-def measure_peer(name: str, zs, positions, n: int, repeat: int, sample, ours: float) -> dict:
-    """A peer's positions/s on the first n positions of our batch (median of `repeat`), exactness, ratio."""
+def measure_peer(name: str, zs, positions, n: int, repeat: int, sample, ours: float, ours_cpu: float,
+                 core: int | None = None) -> dict:
+    """A peer's positions/s on the first n positions of our batch (median of `repeat`), exactness, and the
+    ratios ours / theirs, by wall time and by CPU time (which other work on the machine inflates less)."""
     t0 = time.perf_counter()
-    peer = make_peer(name, zs)
+    peer = make_peer(name, zs, core)
     log(f"  {name}: set up in {time.perf_counter() - t0:.1f} s")
     try:
         exact = same_pairs(peer.pairs, *sample[0], sample[1])
         log(f"  {name} exact: {exact}")
         lon, lat, alt, t = (a[:n] for a in positions)
         peer.pairs(lon[:1000], lat[:1000], alt[:1000], t[:1000])  # warm-up
-        times = []
+        times, cpu = [], []
+        server_cpu = getattr(peer, "server_cpu_seconds", lambda: 0.0)  # PostGIS: its backend's CPU too
         for r in range(repeat):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time() + server_cpu()
             peer.pairs(lon, lat, alt, t)
             times.append(time.perf_counter() - t0)
-            log(f"  {name} run {r + 1}/{repeat}: {lon.size / times[-1]:,.0f} positions/s")
+            cpu.append(time.process_time() + server_cpu() - c0)
+            log(f"  {name} run {r + 1}/{repeat}: {lon.size / times[-1]:,.0f} positions/s "
+                f"({lon.size / cpu[-1]:,.0f} per CPU second)")
     finally:
         if hasattr(peer, "close"):
             peer.close()
-    rate = lon.size / statistics.median(times)
+    rate, per_cpu = lon.size / statistics.median(times), lon.size / statistics.median(cpu)
     return {f"{name}_positions_per_s": round(rate), f"classify_vs_{name}": round(ours / rate, 1),
+            f"{name}_positions_per_cpu_s": round(per_cpu), f"classify_vs_{name}_cpu": round(ours_cpu / per_cpu, 1),
             f"{name}_exact": exact, f"{name}_positions": int(lon.size)}
 
 
@@ -225,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         n = min(args.positions, getattr(args, f"{name}_positions"))
         log(f"peer {name}: the first {n:,} of these positions x {args.peer_repeat}")
         figures.update(measure_peer(name, zs, positions, n, args.peer_repeat, sample,
-                                    figures["classify_positions_per_s"]))
+                                    figures["classify_positions_per_s"], figures["classify_positions_per_cpu_s"], core))
     del positions
     log(f"single-position checks x {args.singles:,}")
     figures.update(measure_single(zs, args.singles))

@@ -13,6 +13,9 @@ ZoneSet.contains_pairs(lon, lat, alt_amsl, t), checked like it against the naive
 """
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import psycopg
 from psycopg import sql
@@ -84,6 +87,7 @@ WHERE NOT z.scheduled OR EXISTS (
         self.tz = tzs.pop() if tzs else "UTC"
         self.batch = batch
         self.conn = psycopg.connect(database_url, autocommit=True)
+        self.backend_pid = self.conn.execute("SELECT pg_backend_pid()").fetchone()[0]
         self._load(zones)
 
     def _load(self, zones) -> None:
@@ -98,6 +102,14 @@ WHERE NOT z.scheduled OR EXISTS (
             self.conn.execute("CREATE INDEX ON bench_zones USING gist (geom)")
         self.conn.execute("ANALYZE bench_zones")
         self.conn.execute("ANALYZE bench_zone_windows")
+
+    def server_cpu_seconds(self) -> float:
+        """CPU time used so far by this connection's backend (Linux /proc; 0 when unreadable)."""
+        try:
+            fields = Path(f"/proc/{self.backend_pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def plan(self) -> str:
         """EXPLAIN of one batch (the GiST index should be used)."""
