@@ -35,9 +35,9 @@ COMMON = {**UNAVAILABLE, 400: {"model": Problem, "description": "the body is not
 
 
 def create_app(config: ApiConfig) -> FastAPI:
-    pool = ConnectionPool(config.database_url, min_size=1, max_size=8, open=False, timeout=5,
+    pool = ConnectionPool(config.database_url, min_size=1, max_size=config.pool_max_size, open=False, timeout=5,
                           kwargs={"connect_timeout": 5})
-    hub = LiveHub(config.mqtt_host, config.mqtt_port, config.mqtt_root, DeviceDirectory(pool.connection))
+    hub = LiveHub(config.mqtt_url, config.mqtt_root, DeviceDirectory(pool.connection))
     control = ControlLink(config.mqtt_url, config.mqtt_root)
     ctx = ApiContext(config, pool, hub, control)
     replays = replay_routes.ReplayManager()
@@ -49,6 +49,7 @@ def create_app(config: ApiConfig) -> FastAPI:
         control.start()
         yield
         replays.stop_all()
+        await app.state.auth.feeds.close()
         await hub.stop()
         control.stop()
         pool.close()
@@ -73,7 +74,9 @@ def create_app(config: ApiConfig) -> FastAPI:
                    routes_clearances.router, interuss.router):
         app.include_router(router, responses=COMMON)
     # the responses every keyed route can give, documented where these routers are mounted
-    app.include_router(feeds_router(hub), responses={**AUTH_ERRORS, **COMMON})
+    app.include_router(feeds_router(hub, max_feeds_per_key=config.feed_max_per_key, max_feeds=config.feed_max_total,
+                                    send_timeout_s=config.feed_send_timeout_s, keepalive_s=config.feed_keepalive_s),
+                       responses={**AUTH_ERRORS, **COMMON})
     app.include_router(replay_routes.router, responses={
         **AUTH_ERRORS, **COMMON, 404: {"model": Problem, "description": "no such recording or replay"}})
 

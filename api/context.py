@@ -36,8 +36,7 @@ MAX_WINDOW = timedelta(days=7)
 @dataclass(frozen=True)
 class ApiConfig:
     database_url: str
-    mqtt_host: str
-    mqtt_port: int
+    mqtt_url: str  # the service listener, with this API's account (mqtt://user:password@host:port)
     mqtt_root: str
     zone_cache_s: float = 5.0
     key_cache_s: float = 5.0
@@ -45,10 +44,17 @@ class ApiConfig:
     max_upload_bytes: int = 16 << 20  # zone uploads (ED-269/ED-318 files can be large)
     recordings_dir: FilePath | None = None  # the recordings engineers may replay (None: none)
     require_clearance: bool = True  # the monitor policy of evaluated replays, as live ingest runs it
+    pool_max_size: int = 8  # database connections of this process
+    feed_max_per_key: int = 100  # open live feeds per API key (this process)
+    feed_max_total: int = 2000  # open live feeds in all (this process)
+    feed_send_timeout_s: float = 10.0  # a feed client whose write takes longer is dropped
+    feed_keepalive_s: float = 15.0  # an idle event stream gets a comment line this often
+    clearance_max_open: int = 50  # approved, not yet ended clearances per operator (drone owner)
+    metrics_token: str | None = None  # a bearer token Prometheus may scrape /metrics with (else an engineer key)
 
-    @property
-    def mqtt_url(self) -> str:
-        return f"mqtt://{self.mqtt_host}:{self.mqtt_port}"
+    def __post_init__(self) -> None:
+        if self.metrics_token is not None and len(self.metrics_token) < 32:
+            raise ValueError("metrics_token must be at least 32 characters (e.g. `openssl rand -hex 32`)")
 
 
 class TtlValue:
@@ -113,7 +119,7 @@ class ApiContext:
         with self.pool.connection() as conn:
             geojson = catalog.load_zones(conn)
             stored = queries.zone_states(conn)
-        return ZoneView(ZoneSet.from_geojson(geojson), geojson, _merge_states(stored, self.control.zone_states()))
+        return ZoneView(ZoneSet.from_geojson(geojson), geojson, stored)
 
     def zones(self) -> ZoneView:
         return self.zone_view.get()
@@ -136,23 +142,6 @@ class ApiContext:
         with self.pool.connection() as conn:
             row = conn.execute("SELECT owner FROM devices WHERE device_id = %s", (device_id,)).fetchone()
         return row[0] if row else None
-
-
-def _at(state: dict) -> datetime:
-    try:
-        at = datetime.fromisoformat(str(state.get("at")))
-        return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
-    except ValueError:
-        return datetime.min.replace(tzinfo=timezone.utc)
-
-
-def _merge_states(stored: dict[str, dict], broker: dict[str, dict]) -> dict[str, dict]:
-    """Per zone the most recent of the stored state and the broker's retained control message."""
-    out = dict(stored)
-    for zid, msg in broker.items():
-        if zid not in out or _at(msg) >= _at(out[zid]):
-            out[zid] = msg
-    return {z: s for z, s in out.items() if s.get("state") == "suspended" or z in stored}
 
 
 def get_ctx(conn: HTTPConnection) -> ApiContext:

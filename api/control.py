@@ -1,12 +1,12 @@
-"""Control messages from the API to every ingest worker: retained, QoS 1.
+"""Control messages from the API to every ingest worker: retained, QoS 1, each announcing a change the API
+has stored first (ingest.controls checks every one against the store), with `"issuer": "skylane-api"`:
 
-  {root}/control/zones                 the whole internal zone FeatureCollection after an upload
-  {root}/control/zone/{zone_id}        {"state": "active"|"suspended", "reason", "by", "at", ...}
-  {root}/control/clearance/{uav_id}    an approved clearance (the monitor checks flights against it)
+  {root}/control/zones                 {"version": V}: the stored zone set changed (V: its version)
+  {root}/control/zone/{zone_id}        the stored state {"state": "active"|"suspended", "reason", "by", "at", ...}
+  {root}/control/clearance/{uav_id}    the stored approved clearance (the monitor checks flights against it)
 
-The link also listens to `{root}/control/zone/+` so zone states set elsewhere (a sensor rule in the
-ingest pipeline) show in GET /v1/zones. It connects in the background; a publish while the broker is
-unreachable is a 503 for the caller, never a silent loss.
+It connects in the background; a publish while the broker is unreachable is a 503 for the caller, never a
+silent loss.
 """
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ import orjson
 import paho.mqtt.client as mqtt
 
 from protocol.mqttclient import close_client, connect_with_retry, publish_confirmed
-from airspace.dynamic import ZoneState
-from protocol import topics
+from protocol.brokerauth import SERVICE_ACCOUNTS
 
 log = logging.getLogger("skylane.api.control")
+ISSUER = SERVICE_ACCOUNTS["api"]
 
 
 class ControlUnavailable(RuntimeError):
@@ -34,16 +34,13 @@ class ControlLink:
         self._client: mqtt.Client | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._states: dict[str, dict] = {}
-        self._lock = threading.Lock()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._connect, name="api-control", daemon=True)
         self._thread.start()
 
     def _connect(self) -> None:
-        client = connect_with_retry(self.url, f"skylane-api-{uuid.uuid4().hex[:8]}", self._stop,
-                                    subscriptions=[(topics.control_zone(self.root, "+"), 1)], on_message=self._on_message)
+        client = connect_with_retry(self.url, f"skylane-api-{uuid.uuid4().hex[:8]}", self._stop)
         if client is not None and self._stop.is_set():
             close_client(client)
             return
@@ -61,30 +58,15 @@ class ControlLink:
     def connected(self) -> bool:
         return self._client is not None and self._client.is_connected()
 
-    def _on_message(self, _client, _userdata, message: mqtt.MQTTMessage) -> None:
-        zone_id = message.topic.rsplit("/", 1)[-1]
-        try:
-            state = ZoneState.from_payload(zone_id, orjson.loads(message.payload)).to_payload()
-        except ValueError:  # cleared (empty) or malformed: no opinion about this zone
-            state = None
-        with self._lock:
-            if state is None:
-                self._states.pop(zone_id, None)
-            else:
-                self._states[zone_id] = state
-
-    def zone_states(self) -> dict[str, dict]:
-        with self._lock:
-            return dict(self._states)
-
-    def publish(self, topic: str, body: dict | list | None) -> None:
+    def publish(self, topic: str, body: dict | None) -> None:
         """Publish retained at QoS 1 and wait for the broker's PUBACK; None withdraws the retained message
         (an empty payload: what ingest reads as "no longer in force")."""
         client = self._client
         if client is None:
             raise ControlUnavailable(f"not connected to the MQTT broker {self.url}")
         try:
-            publish_confirmed(client, topic, b"" if body is None else orjson.dumps(body), timeout=self.timeout_s)
+            payload = b"" if body is None else orjson.dumps({**body, "issuer": ISSUER})
+            publish_confirmed(client, topic, payload, timeout=self.timeout_s)
         except ConnectionError as exc:
             raise ControlUnavailable(str(exc)) from None
         log.info("published control message %s", topic)

@@ -47,6 +47,10 @@ WS_POLICY, WS_TRY_LATER, WS_UNAUTHORIZED, WS_FORBIDDEN = 1008, 1013, 4401, 4403
 REPLAY_PREFIX = "replay/"
 REPLAY_ROLES = ("engineer", "admin")
 MAX_REPLAY_HUBS = 8
+MAX_FEEDS_PER_KEY = 100  # open feeds per API key, per API process
+MAX_FEEDS = 2000  # open feeds per API process
+SEND_TIMEOUT_S = 10.0  # a write to a feed client that takes longer drops the client
+KEEPALIVE_S = 15.0  # an idle event stream gets a comment line this often (proxies cut silent streams)
 _ROOT = re.compile(r"[A-Za-z0-9_.:-]{1,64}(/[A-Za-z0-9_.:-]{1,64}){0,9}")
 
 
@@ -90,7 +94,7 @@ class RootHubs:
         if hub is None:
             if len(self.hubs) >= self.max_hubs:
                 raise RootError(503, WS_TRY_LATER, f"{self.max_hubs} replay feeds are open already; try later")
-            hub = LiveHub(self.live.host, self.live.port, root, directory=self.live.directory, owns_directory=False)
+            hub = LiveHub(self.live.mqtt_url, root, directory=self.live.directory, owns_directory=False)
             hub.start()
             self.hubs[root] = hub
             log.info("feed.replay_hub state=opened root=%s", root)
@@ -178,16 +182,107 @@ def _overflow_reason(sub: Subscriber) -> str:
     return f"client too slow for the alert stream ({sub.max_alerts} alerts pending); reconnect and resync"
 
 
+REVOKED_REASON = "API key revoked"
+
+
+class SendTimeout(Exception):
+    """A write to a feed client did not complete in time: it stopped reading."""
+
+
+class FeedLimits:
+    """Open live feeds per API key and in total, in this process (replay roots included)."""
+
+    def __init__(self, per_key: int = MAX_FEEDS_PER_KEY, total: int = MAX_FEEDS):
+        self.max_per_key, self.max_total = per_key, total
+        self.per_key: dict[str, int] = {}
+        self.total = 0
+
+    def acquire(self, key_id: str) -> str | None:
+        """Take a slot for one feed of `key_id`; the reason when refused (pair a None with release())."""
+        if self.total >= self.max_total:
+            return f"this server has {self.max_total} live feeds open (its limit); try again later"
+        n = self.per_key.get(key_id, 0)
+        if n >= self.max_per_key:
+            return f"this API key has {n} live feeds open (at most {self.max_per_key}); close one first"
+        self.per_key[key_id] = n + 1
+        self.total += 1
+        return None
+
+    def release(self, key_id: str) -> None:
+        n = self.per_key.pop(key_id, 0) - 1
+        if n > 0:
+            self.per_key[key_id] = n
+        self.total -= 1
+
+
+class Feed:
+    """One open feed: who, its subscriber, what it has sent, why it ended, and whether its key was revoked."""
+
+    def __init__(self, transport: str, principal: Principal, sub: Subscriber):
+        self.client, self.transport, self.principal, self.sub = next(_client_ids), transport, principal, sub
+        self.started, self.sent, self.reason, self.revoked = time.monotonic(), 0, "client_closed", False
+        _log_start(self.client, transport, principal, sub.filter)
+
+    def on_revoked(self) -> None:
+        self.revoked = True
+        self.sub.wake.set()
+
+    def end(self, reason: str) -> None:
+        """Ended by the server for `reason` (counted)."""
+        self.reason = reason
+        DISCONNECTS.labels(reason).inc()
+
+    def log_end(self) -> None:
+        _log_end(self.client, self.transport, self.sub, self.started, self.sent, self.reason)
+
+
+class FeedStream(StreamingResponse):
+    """An event stream whose every write must complete within `send_timeout_s`: a client that stopped reading
+    is dropped (its queues freed at once; the socket keeps at most what its buffers already hold). `on_close`
+    runs however the stream ends, even when it never started."""
+
+    def __init__(self, content, feed: Feed, send_timeout_s: float, on_close, **kw):
+        super().__init__(content, **kw)
+        self.feed, self.send_timeout_s, self.on_close = feed, send_timeout_s, on_close
+
+    async def stream_response(self, send) -> None:
+        async def timed(message) -> None:
+            try:
+                await asyncio.wait_for(send(message), self.send_timeout_s)
+            except TimeoutError:
+                raise SendTimeout from None
+        await super().stream_response(timed)
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except SendTimeout:
+            self.feed.end("send_timeout")
+        finally:
+            await self.body_iterator.aclose()
+            self.on_close()
+
+
+def _sse_error(message: str) -> bytes:
+    return b"event: error\ndata: " + orjson.dumps({"type": "error", "message": message}) + b"\n\n"
+
+
 def feeds_router(hub: LiveHub, *, max_positions: int = MAX_POSITIONS_QUEUED, max_alerts: int = MAX_ALERTS_QUEUED,
-                 max_position_age_s: float = MAX_POSITION_AGE_S, keepalive_s: float = 15.0,
-                 batch_window_s: float = 0.05, max_replay_hubs: int = MAX_REPLAY_HUBS) -> APIRouter:
+                 max_position_age_s: float = MAX_POSITION_AGE_S, keepalive_s: float = KEEPALIVE_S,
+                 batch_window_s: float = 0.05, max_replay_hubs: int = MAX_REPLAY_HUBS,
+                 max_feeds_per_key: int = MAX_FEEDS_PER_KEY, max_feeds: int = MAX_FEEDS,
+                 send_timeout_s: float = SEND_TIMEOUT_S) -> APIRouter:
     """The live-feed routes over `hub` (one per API process; it reads the broker).
 
     A client gets at most one frame per `batch_window_s`: messages arriving meanwhile share the next frame,
     which keeps the per-frame cost (framing, syscalls, the browser's parse) flat as the update rate grows.
+    At most `max_feeds_per_key` feeds per API key and `max_feeds` in all; a write that takes longer than
+    `send_timeout_s` drops the client; an idle event stream gets a comment every `keepalive_s`; the feeds of a
+    revoked key end within the app's key cache TTL (`app.state.auth.feeds`).
     """
     router = APIRouter(tags=["live"])
     hubs = RootHubs(hub, max_replay_hubs)
+    limits = FeedLimits(max_feeds_per_key, max_feeds)
 
     def new_subscriber(f: FeedFilter, transport: str) -> Subscriber:
         return Subscriber(f, hub.directory, transport=transport, max_positions=max_positions,
@@ -197,6 +292,12 @@ def feeds_router(hub: LiveHub, *, max_positions: int = MAX_POSITIONS_QUEUED, max
         wait = last_sent + batch_window_s - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
+
+    async def timed(aw) -> None:
+        try:
+            await asyncio.wait_for(aw, send_timeout_s)
+        except TimeoutError:
+            raise SendTimeout from None
 
     @router.websocket("/v1/live")
     async def live_ws(ws: WebSocket):
@@ -213,14 +314,25 @@ def feeds_router(hub: LiveHub, *, max_positions: int = MAX_POSITIONS_QUEUED, max
             DISCONNECTS.labels("bad_filter").inc()
             await ws.close(code=WS_POLICY, reason=str(exc)[:120])
             return
+        refused = limits.acquire(principal.key_id)
+        if refused is not None:
+            DISCONNECTS.labels("over_limit").inc()
+            await ws.close(code=WS_TRY_LATER, reason=refused[:120])
+            return
+        try:
+            await serve_ws(ws, principal, filt)
+        finally:
+            limits.release(principal.key_id)
+
+    async def serve_ws(ws: WebSocket, principal: Principal, filt: FeedFilter) -> None:
         try:
             feed_hub = hubs.acquire(hubs.check(ws.query_params.get("root"), principal))
         except RootError as exc:
             DISCONNECTS.labels("bad_root").inc()
             await ws.close(code=exc.ws_code, reason=exc.reason[:120])
             return
-        client, started, sent, reason = next(_client_ids), time.monotonic(), 0, "client_closed"
-        sub = new_subscriber(filt, "ws")
+        feed = Feed("ws", principal, new_subscriber(filt, "ws"))
+        sub = feed.sub
         closed = asyncio.Event()
 
         async def watch() -> None:  # reading is how a WebSocket learns that the peer left
@@ -232,8 +344,8 @@ def feeds_router(hub: LiveHub, *, max_positions: int = MAX_POSITIONS_QUEUED, max
             closed.set()
             sub.wake.set()
 
-        _log_start(client, "ws", principal, filt)
         feed_hub.subscribe(sub)
+        unwatch = ws.app.state.auth.feeds.watch(principal.key_id, feed.on_revoked)
         watcher = asyncio.create_task(watch())
         last_sent = 0.0
         try:
@@ -242,30 +354,34 @@ def feeds_router(hub: LiveHub, *, max_positions: int = MAX_POSITIONS_QUEUED, max
                 await pace(last_sent)
                 if closed.is_set():
                     break
-                if sub.overflow:
-                    reason = "alert_overflow"
-                    DISCONNECTS.labels(reason).inc()
-                    await ws.close(code=WS_TRY_LATER, reason=_overflow_reason(sub)[:120])
+                if feed.revoked or sub.overflow:
+                    code, why = (WS_POLICY, REVOKED_REASON) if feed.revoked else (WS_TRY_LATER, _overflow_reason(sub))
+                    feed.end("key_revoked" if feed.revoked else "alert_overflow")
+                    await timed(ws.close(code=code, reason=why[:120]))
                     break
                 batch = sub.take()
                 last_sent = time.monotonic()
                 if batch:
-                    await ws.send_text(encode_ws(batch))
+                    await timed(ws.send_text(encode_ws(batch)))
                     count_sent(batch)
-                    sent += len(batch)
+                    feed.sent += len(batch)
+        except SendTimeout:
+            feed.end("send_timeout")
         except Exception as exc:  # noqa: BLE001 - a send to a vanished client: just end this feed
-            reason = f"send_failed:{type(exc).__name__}"
+            feed.reason = f"send_failed:{type(exc).__name__}"
         finally:
+            unwatch()
             feed_hub.unsubscribe(sub)
             watcher.cancel()
             await hubs.release(feed_hub)
-            _log_end(client, "ws", sub, started, sent, reason)
+            feed.log_end()
 
     @router.get("/v1/live/sse", response_class=StreamingResponse, summary="Live feed as server-sent events",
                 responses={200: {"content": {"text/event-stream": {}},
                                  "description": "Endless event stream; one SSE event per message, named by type"},
                            401: {"description": "Missing, invalid or revoked API key"},
-                           422: {"description": "A bad filter"}})
+                           422: {"description": "A bad filter"},
+                           429: {"description": "Too many live feeds open on this key or on this server"}})
     async def live_sse(request: Request,
                        bbox: str | None = Query(None, description="minlon,minlat,maxlon,maxlat"),
                        uav_id: list[str] = Query([], description="UAV ids (repeat or comma-separate)"),
@@ -286,22 +402,26 @@ def feeds_router(hub: LiveHub, *, max_positions: int = MAX_POSITIONS_QUEUED, max
             raise HTTPException(exc.status, exc.reason) from None
         if feed_root != hub.root and feed_root not in hubs.hubs and len(hubs.hubs) >= hubs.max_hubs:
             raise HTTPException(503, f"{hubs.max_hubs} replay feeds are open already; try later")
-        client, started = next(_client_ids), time.monotonic()
-        sub = new_subscriber(filt, "sse")
-        _log_start(client, "sse", principal, filt)
+        refused = limits.acquire(principal.key_id)
+        if refused is not None:
+            DISCONNECTS.labels("over_limit").inc()
+            raise HTTPException(429, refused, headers={"Retry-After": "10"})
+        feed = Feed("sse", principal, new_subscriber(filt, "sse"))
+        sub = feed.sub
 
         async def stream():
-            sent, reason, last_sent = 0, "client_closed", 0.0
+            last_sent = 0.0
             try:
                 feed_hub = hubs.acquire(feed_root)
             except RootError as exc:  # the last slot went meanwhile
-                yield b"event: error\ndata: " + orjson.dumps({"type": "error", "message": exc.reason}) + b"\n\n"
+                yield _sse_error(exc.reason)
                 return
             feed_hub.subscribe(sub)
+            unwatch = request.app.state.auth.feeds.watch(principal.key_id, feed.on_revoked)
             try:
                 yield b"retry: 3000\n\n"
                 while True:
-                    if not sub.pending() and not sub.overflow and not sub.dropped_positions:
+                    if not (sub.pending() or sub.overflow or sub.dropped_positions or feed.revoked):
                         sub.wake.clear()
                         try:
                             await asyncio.wait_for(sub.wake.wait(), keepalive_s)
@@ -309,30 +429,33 @@ def feeds_router(hub: LiveHub, *, max_positions: int = MAX_POSITIONS_QUEUED, max
                             yield b": keepalive\n\n"
                             continue
                     await pace(last_sent)
-                    if sub.overflow:
-                        reason = "alert_overflow"
-                        DISCONNECTS.labels(reason).inc()
-                        yield b"event: error\ndata: " + orjson.dumps({"type": "error",
-                                                                      "message": _overflow_reason(sub)}) + b"\n\n"
+                    if feed.revoked or sub.overflow:
+                        feed.end("key_revoked" if feed.revoked else "alert_overflow")
+                        yield _sse_error(REVOKED_REASON if feed.revoked else _overflow_reason(sub))
                         return
                     batch = sub.take()
                     last_sent = time.monotonic()
                     if batch:
                         yield encode_sse(batch)
                         count_sent(batch)
-                        sent += len(batch)
+                        feed.sent += len(batch)
             finally:
+                unwatch()
                 feed_hub.unsubscribe(sub)
                 await hubs.release(feed_hub)
-                _log_end(client, "sse", sub, started, sent, reason)
 
-        return StreamingResponse(stream(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        def closed() -> None:
+            limits.release(principal.key_id)
+            feed.log_end()
+
+        return FeedStream(stream(), feed, send_timeout_s, closed, media_type="text/event-stream",
+                          headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
     return router
 
 
-def create_feed_app(database_url: str, mqtt_host: str, mqtt_port: int, root: str, **router_kw) -> FastAPI:
+def create_feed_app(database_url: str, mqtt_url: str, root: str, key_cache_s: float = 5.0,
+                    **router_kw) -> FastAPI:
     """A feed-only API process: auth, the device directory and the live feeds, nothing else.
 
     Feeds scale out by running more of these (or full API processes) behind a load balancer: each reads
@@ -343,18 +466,19 @@ def create_feed_app(database_url: str, mqtt_host: str, mqtt_port: int, root: str
     from starlette.responses import JSONResponse, Response
 
     pool = ConnectionPool(database_url, min_size=1, max_size=4, open=False, timeout=5)
-    hub = LiveHub(mqtt_host, mqtt_port, root, directory=DeviceDirectory(pool.connection, ttl_s=5.0))
+    hub = LiveHub(mqtt_url, root, directory=DeviceDirectory(pool.connection, ttl_s=5.0))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         pool.open(wait=False)
         hub.start()
         yield
+        await app.state.auth.feeds.close()
         await hub.stop()
         pool.close()
 
     app = FastAPI(title="Skylane live feeds", lifespan=lifespan)
-    app.state.auth = Authenticator(pool.connection)
+    app.state.auth = Authenticator(pool.connection, key_cache_s)
     app.state.hub = hub
     app.include_router(feeds_router(hub, **router_kw))
 

@@ -39,6 +39,7 @@ from prometheus_client import Counter, Gauge
 
 from airspace.dynamic import ZoneState
 from protocol import topics
+from protocol.mqttclient import MqttTarget
 
 from .subscribers import DROPPED_POSITIONS, Entry, PositionLog, Subscriber, is_number
 
@@ -163,11 +164,12 @@ def zone_control_filters(root: str) -> list[str]:
 class LiveHub:
     """Keeps the latest UAV, sensor and zone states (retained topics) and feeds subscribers."""
 
-    def __init__(self, host: str, port: int, root: str, directory: DeviceDirectory | None = None,
+    def __init__(self, mqtt_url: str, root: str, directory: DeviceDirectory | None = None,
                  owns_directory: bool = True):
         """`owns_directory`: start and stop `directory` with this hub (False for a replay root's hub, which
         shares the live hub's directory)."""
-        self.host, self.port, self.root = host, port, root
+        self.mqtt_url, self.root = mqtt_url, root
+        self.target = MqttTarget.parse(mqtt_url)
         self.directory = directory
         self.owns_directory = owns_directory
         self.root_hubs: Any = None  # api.feeds.RootHubs: the replay roots' hubs, closed with this one
@@ -363,13 +365,15 @@ class LiveHub:
         _RECEIVED_BY_TYPE[kind].inc()
         now = time.monotonic()
         for key, group in self._groups.items():
-            if not next(iter(group)).wants(kind, msg):
+            first = next(iter(group))
+            if not first.wants(kind, msg):
                 continue
             if kind == "position":
                 self._logs[key].append(now, data)
             else:
+                shown, shown_data = first.view(kind, msg, data)  # one filter, one view, for the whole group
                 for sub in group:
-                    sub.enqueue(kind, msg, data, now)
+                    sub.enqueue(kind, shown, shown_data, now)
         return data
 
     def _skip(self, topic: str) -> None:
@@ -386,13 +390,16 @@ class LiveHub:
             try:
                 # MQTT 3.1.1: nothing here needs v5, and paho parses v5 properties on every message (costly at
                 # thousands of messages a second)
-                async with aiomqtt.Client(self.host, self.port, protocol=aiomqtt.ProtocolVersion.V311) as client:
+                t = self.target
+                async with aiomqtt.Client(t.host, t.port, username=t.username, password=t.password,
+                                          tls_params=aiomqtt.TLSParameters(ca_certs=t.ca_file) if t.tls else None,
+                                          protocol=aiomqtt.ProtocolVersion.V311) as client:
                     for f in topics.outbound_filters(self.root) + zone_control_filters(self.root):
                         await client.subscribe(f, qos=1)
                     self.connected, delay = True, 1.0
                     if self.ready is not None and self._loop is not None:
                         self._loop.call_soon_threadsafe(self.ready.set)
-                    log.info("feed.broker state=subscribed broker=%s:%d root=%s", self.host, self.port, self.root)
+                    log.info("feed.broker state=subscribed broker=%s root=%s", self.target, self.root)
                     async for message in client.messages:
                         self._hand_over(str(message.topic), bytes(message.payload))
             except aiomqtt.MqttError as exc:

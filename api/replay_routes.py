@@ -29,7 +29,10 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from airspace.monitor import MonitorPolicy
 from ingest.outputs import batch_messages
+from ingest.pipeline import Pipeline, build_pipeline
+from ingest.sensor_watch import sensor_infos
 from protocol import topics
+from protocol.brokerauth import SERVICE_ACCOUNTS
 from protocol.times import rfc3339
 from replay.dbexport import DbSource
 from replay.player import play
@@ -38,6 +41,7 @@ from replay.recordset import is_record_file
 from replay.sinks import BrokerSink, PipelineSink, Sink, TeeSink
 from replay.sources import FileSource, Selection, Source
 from replay.timing import MAX, PlaybackControl, parse_rate
+from storage import catalog
 
 from .auth import require
 from .context import get_ctx
@@ -214,10 +218,19 @@ def list_recordings(request: Request) -> dict:
     return {"directory": str(folder), "items": items}
 
 
-def _publish_outputs(sink: BrokerSink, root: str):
+def _live_pipeline(request: Request, root: str) -> Pipeline:
+    """A pipeline built as live ingest builds its own: the stored zones and sensor registry, the same policy."""
+    ctx = get_ctx(request)
+    with ctx.pool.connection() as conn:
+        sensors = sensor_infos(catalog.registry(conn))
+    return build_pipeline(ctx.zones().zones, root, policy=MonitorPolicy(require_clearance=ctx.config.require_clearance),
+                          sensors=sensors)
+
+
+def _publish_outputs(sink: BrokerSink, root: str, issuer: str):
     """The pipeline's decisions on the replay root, exactly as the ingester publishes them live."""
     def publish(out) -> None:
-        for msg in batch_messages(out, root):
+        for msg in batch_messages(out, root, issuer):
             sink.publish(msg.topic, msg.payload, msg.qos, msg.retain)
     return publish
 
@@ -249,10 +262,9 @@ def start_replay(body: ReplayRequest, request: Request) -> dict:
     broker = BrokerSink(cfg.mqtt_url, client_id=f"skylane-api-replay-{replay_id}", connect_timeout_s=10)
     sink: Sink = broker
     if body.evaluate:
-        zones = get_ctx(request).zones().zones
-        sink = TeeSink(broker, PipelineSink(zones, dst, batch_size=2000, on_output=_publish_outputs(broker, dst),
-                                            keep_events=False,
-                                            policy=MonitorPolicy(require_clearance=cfg.require_clearance)))
+        sink = TeeSink(broker, PipelineSink(_live_pipeline(request, dst), batch_size=2000,
+                                            on_output=_publish_outputs(broker, dst, SERVICE_ACCOUNTS["ingest"]),
+                                            keep_events=False))
     control = PlaybackControl(body.rate, paused=body.paused)
     shown = {**body.model_dump(mode="json"), "rate": "max" if body.rate == MAX else body.rate}
     job = ReplayJob(replay_id, shown, source.label, dst, control)

@@ -21,6 +21,7 @@ from airspace.zones import ZoneFormatError, ZoneSet
 from protocol import topics
 from protocol.times import rfc3339
 from storage import catalog, queries
+from storage.controls import zone_set_version
 
 from .auth import FORBIDDEN, ROLES, UNAUTHORIZED, Principal, require
 from .context import ApiContext, Ctx, ZoneView
@@ -112,8 +113,9 @@ def _store_and_announce(ctx: ApiContext, doc: dict, replace: bool) -> dict:
                 whole = ZoneSet.from_geojson(active)  # ids unique and every stored zone still valid
             except ZoneFormatError as exc:
                 raise HTTPException(422, f"the resulting zone set is not valid: {exc}") from None
+        version = zone_set_version(conn)
     ctx.zone_view.invalidate()
-    _announce(ctx, topics.control_zones(ctx.config.mqtt_root), whole.to_geojson())
+    _announce(ctx, topics.control_zones(ctx.config.mqtt_root), {"version": version})
     return {**result, "active_zones": len(whole), "published": True}
 
 
@@ -158,9 +160,9 @@ async def delete_zone(ctx: Ctx, _: Admin, zone_id: ZoneId):
         with ctx.pool.connection() as conn:
             if not queries.deactivate_zone(conn, zone_id):
                 raise HTTPException(404, f"no active zone {zone_id!r}")
-            whole = ZoneSet.from_geojson(catalog.load_zones(conn))
+            version = zone_set_version(conn)
         ctx.zone_view.invalidate()
-        _announce(ctx, topics.control_zones(ctx.config.mqtt_root), whole.to_geojson())
+        _announce(ctx, topics.control_zones(ctx.config.mqtt_root), {"version": version})
     await run_in_threadpool(work)
     return Response(status_code=204)
 

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable
 
 from ingest.fastmqtt import encode_varint
+from protocol.mqttclient import MqttTarget
 
 
 def _str(s: bytes) -> bytes:
@@ -22,13 +23,19 @@ def _str(s: bytes) -> bytes:
 
 
 class BlastPublisher:
-    def __init__(self, host: str, port: int, client_id: str, max_pending: int = 5000, timeout: float = 10.0):
+    def __init__(self, url: str, client_id: str, max_pending: int = 5000, timeout: float = 10.0):
+        """`url`: the broker and account (protocol.mqttclient.MqttTarget)."""
         if not 0 < max_pending < 60000:
             raise ValueError("max_pending must be 1..59999 (16-bit packet ids)")
         self.max_pending = max_pending
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+        target = MqttTarget.parse(url)
+        self.sock = socket.create_connection((target.host, target.port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        body = _str(b"MQTT") + bytes([5, 0x02]) + struct.pack("!H", 60) + b"\x00" + _str(client_id.encode())
+        flags = 0x02 | (0x80 if target.username is not None else 0) | (0x40 if target.password is not None else 0)
+        body = _str(b"MQTT") + bytes([5, flags]) + struct.pack("!H", 60) + b"\x00" + _str(client_id.encode())
+        for field in (target.username, target.password):
+            if field is not None:
+                body += _str(field.encode())
         self.sock.sendall(b"\x10" + encode_varint(len(body)) + body)
         kind, packet = self._read_packet()
         if kind != 0x20 or packet[1] != 0:

@@ -43,6 +43,7 @@ import psycopg
 
 from ingest.sharding import sharded_topic
 from protocol import topics
+from protocol.mqttclient import MqttTarget
 from protocol.times import rfc3339
 from skylane import localservices
 from skylane.settings import DEFAULT_ZONE_FILE, REPO_ROOT, Settings
@@ -69,6 +70,7 @@ def _free_port() -> int:
 def bench_services(state_dir: Path):
     settings = Settings.from_env({
         "SKYLANE_MQTT_URL": f"mqtt://127.0.0.1:{_free_port()}",
+        "SKYLANE_MQTT_DEVICE_URL": f"mqtt://127.0.0.1:{_free_port()}",
         "SKYLANE_DATABASE_URL": f"postgresql://skylane:skylane@127.0.0.1:{_free_port()}/skylane_bench",
         "SKYLANE_STATE_DIR": str(state_dir), "SKYLANE_ZONE_FILE": str(DEFAULT_ZONE_FILE),
         "SKYLANE_MQTT_ROOT": "bench/v1", "SKYLANE_INGEST_CLIENT_ID": f"bench-ingest-{uuid.uuid4().hex[:6]}"})
@@ -88,6 +90,7 @@ class Workers:
         self.settings, self.workers, self.log_path = settings, workers, log_path
         self.metrics_port = _free_port()  # worker i serves /metrics on metrics_port + i
         self.env = {**os.environ, "SKYLANE_MQTT_URL": settings.mqtt_url, "SKYLANE_DATABASE_URL": settings.database_url,
+                    "SKYLANE_STATE_DIR": str(settings.state_dir),
                     "SKYLANE_MQTT_ROOT": settings.mqtt_root, "SKYLANE_INGEST_CLIENT_ID": settings.ingest_client_id,
                     "SKYLANE_INGEST_METRICS_PORT": str(self.metrics_port), "SKYLANE_BATCH_SIZE": str(batch_size),
                     "SKYLANE_BATCH_MS": str(batch_ms), "PYTHONUNBUFFERED": "1"}
@@ -135,7 +138,9 @@ class BareConsumer(Workers):
             self.argv += ["--username", username, "--password", password or ""]
 
 
-def bare_phase(settings: Settings, state_dir: Path, args, t_past: datetime, ours: float) -> dict:
+def bare_phase(settings: Settings, state_dir: Path, args, t_past: datetime, ours: float, ours_cpu: dict) -> dict:
+    """The peer on the same messages; ratios ours / theirs by wall time and by CPU per message (ingest + broker
+    + database, which other work on a shared machine disturbs less)."""
     bare = BareConsumer(settings, state_dir / "bare.log", args.batch_size, args.batch_ms)
     try:
         bare.start()  # creates its persistent session and subscription
@@ -148,7 +153,8 @@ def bare_phase(settings: Settings, state_dir: Path, args, t_past: datetime, ours
     rate = round(args.messages / secs)
     say(f"  -> bare consumer {rate:,} msg/s (all {args.messages} stored); CPU per message {cpu['cpu_us_per_unit']} us;"
         f" Skylane / bare: {ours / rate:.2f}")
-    return {"bare_msgs_per_s": rate, "ingest_vs_bare": round(ours / rate, 2), "bare_single_fix_cpu": cpu}
+    return {"bare_msgs_per_s": rate, "ingest_vs_bare": round(ours / rate, 2), "bare_single_fix_cpu": cpu,
+            "ingest_vs_bare_cpu": round(cpu["cpu_us_total"] / ours_cpu["cpu_us_total"], 2)}
 
 
 def _topic(root: str, topic: str, workers: int) -> bytes:
@@ -286,8 +292,7 @@ def rows(database_url: str) -> int:
 
 
 def publish_backlog(settings: Settings, messages: list, label: str) -> None:
-    host, port = settings.mqtt_host_port
-    pub = BlastPublisher(host, port, f"bench-pub-{uuid.uuid4().hex[:6]}")
+    pub = BlastPublisher(settings.service_url("simulator"), f"bench-pub-{uuid.uuid4().hex[:6]}")
     t0 = time.perf_counter()
     done = threading.Event()
 
@@ -345,8 +350,9 @@ def latency_phase(settings: Settings, rate: float, seconds: float, uavs: int, wo
     sent_at: dict[str, float] = {}
     seen: dict[str, float] = {}
     lock = threading.Lock()
-    host, port = settings.mqtt_host_port
+    target = MqttTarget.parse(settings.service_url("api"))
     sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-events-{run}", protocol=mqtt.MQTTv5)
+    target.configure(sub)
     ready = threading.Event()
 
     def on_message(c, u, msg):
@@ -358,7 +364,7 @@ def latency_phase(settings: Settings, rate: float, seconds: float, uavs: int, wo
     sub.on_message = on_message
     sub.on_connect = lambda c, u, f, rc, p: c.subscribe(f"{root}/events/#", qos=0)
     sub.on_subscribe = lambda *a: ready.set()
-    sub.connect(host, port)
+    sub.connect(target.host, target.port)
     sub.loop_start()
     if not ready.wait(15):
         raise RuntimeError("event subscriber did not connect")
@@ -382,7 +388,7 @@ def latency_phase(settings: Settings, rate: float, seconds: float, uavs: int, wo
         uav = probe_of.pop(i, None)
         if uav is not None:
             sent_at[uav] = t
-    pub = BlastPublisher(host, port, f"bench-pace-{run}")
+    pub = BlastPublisher(settings.service_url("simulator"), f"bench-pace-{run}")
     say(f"  publishing {n} messages at {rate:,.0f}/s for {seconds:g} s; one in {PROBE_EVERY} enters a no-fly zone")
     t0 = time.perf_counter()
     pub.publish_paced(messages(), rate, on_sent)
@@ -442,7 +448,8 @@ def main(argv: list[str] | None = None) -> int:
             if not args.skip_peer:
                 say("peer: the bare consumer (paho-mqtt, orjson, binary COPY, ack after commit), same messages")
                 workers.stop()
-                result.update(bare_phase(services, state_dir, args, t_past, result["msgs_per_s"]))
+                result.update(bare_phase(services, state_dir, args, t_past, result["msgs_per_s"],
+                                         result["single_fix_cpu"]))
 
             say(f"phase 2: packs of {args.pack_size} (telemetry arrays and SenML)")
             workers.stop()

@@ -9,10 +9,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-LonLat = tuple[float, float]
+from airspace.coords import M_PER_DEG_LAT, m_per_deg_lon
 
-M_PER_DEG_LAT = 110_940.0  # at ~31 N, the same constant the zone file generator uses
-M_PER_DEG_LON_EQUATOR = 111_320.0
+LonLat = tuple[float, float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +23,7 @@ class LocalFrame:
 
     @property
     def m_per_deg_lon(self) -> float:
-        return M_PER_DEG_LON_EQUATOR * math.cos(math.radians(self.lat0))
+        return m_per_deg_lon(self.lat0)
 
     def to_xy(self, lon: float, lat: float) -> tuple[float, float]:
         return (lon - self.lon0) * self.m_per_deg_lon, (lat - self.lat0) * M_PER_DEG_LAT

@@ -24,8 +24,8 @@ from . import payloads
 from .fleet import DroneSpec, SensorSpec
 from .flight import FlightPlan, plan_for
 from protocol.mqttclient import Will, close_client, connect_with_retry
-from .progress import ProgressCallback, ProgressReporter
-from .publisher import DEFAULT_MAX_PENDING, BoundedPublisher
+from protocol.progress import ProgressCallback, ProgressReporter
+from protocol.publisher import DEFAULT_MAX_PENDING, BoundedPublisher
 from .sensors import read_sensor
 
 log = logging.getLogger(__name__)

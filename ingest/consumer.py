@@ -31,11 +31,14 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from protocol.publisher import BoundedPublisher
 from protocol import topics
+from protocol.brokerauth import SERVICE_ACCOUNTS
+from protocol.mqttclient import MqttTarget
 from storage.writes import WriteResult, write_batch
 
 from . import metrics as m
 from .fastmqtt import FastClient
 from .limits import RateLimiter, oversize_reason
+from .controls import ControlAuthority
 from .outputs import batch_messages
 from .pipeline import BatchOutput, DeadLetter, Pipeline, RawMessage
 from .sharding import Assignment, ShardError, unshard
@@ -64,12 +67,16 @@ class _Refused(Exception):
 
 
 class Ingester:
-    def __init__(self, *, mqtt_host: str, mqtt_port: int, database_url: str, pipeline: Pipeline,
+    def __init__(self, *, mqtt_url: str, database_url: str, pipeline: Pipeline,
                  client_id: str, batch_size: int = 2000, batch_ms: int = 50,
                  assignment: Assignment | None = None, rate_limiter: RateLimiter | None = None,
                  max_payload_bytes: int | None = None, retire: bool = False,
-                 idle_tick_s: float = IDLE_TICK_S, idle_lateness_s: float = IDLE_LATENESS_S):
+                 idle_tick_s: float = IDLE_TICK_S, idle_lateness_s: float = IDLE_LATENESS_S,
+                 controls: ControlAuthority | None = None):
+        """`controls`: checks control messages against the store (None: they are taken as they come)."""
         self.pipeline = pipeline
+        self.controls = controls
+        self._stop = threading.Event()
         # event time otherwise moves only with fixes: when nothing arrives, tick to now - lateness
         self.idle_tick_s, self.idle_lateness_s = idle_tick_s, idle_lateness_s
         self._event_clock: tuple[datetime, float] | None = None  # (newest fix/reading time, monotonic then)
@@ -105,7 +112,8 @@ class Ingester:
         self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message  # QoS 2 only; QoS 0/1 take the fast path
         self.publisher = BoundedPublisher(self.client, max_pending=5000)
-        self._host, self._port = mqtt_host, mqtt_port
+        self.target = MqttTarget.parse(mqtt_url)
+        self.target.configure(self.client)
         self._dropped_logged = 0.0
         self._sub_mid: int | None = None
         self._state_sent: dict[str, float] = {}  # state topic -> when last published (monotonic)
@@ -136,7 +144,7 @@ class Ingester:
             client.unsubscribe(stale)  # before subscribing: an old assignment's shards go to their new owner
         opts = SubscribeOptions(qos=1)
         _rc, self._sub_mid = client.subscribe([(f, opts) for f in self.subscriptions()])
-        log.info("connected to mqtt://%s:%d as %s (session present: %s)", self._host, self._port, self.client_id,
+        log.info("connected to %s as %s (session present: %s)", self.target, self.client_id,
                  flags.session_present)
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
@@ -180,16 +188,17 @@ class Ingester:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                self.client.connect(self._host, self._port, keepalive=30, clean_start=False, properties=props)
+                self.client.connect(self.target.host, self.target.port, keepalive=30, clean_start=False,
+                                    properties=props)
                 break
             except OSError as exc:
                 if time.monotonic() > deadline:
-                    raise ConnectionError(f"MQTT broker at {self._host}:{self._port} unreachable: {exc}") from exc
-                log.warning("broker at %s:%d unreachable (%s); retrying", self._host, self._port, exc)
+                    raise ConnectionError(f"MQTT broker {self.target} unreachable: {exc}") from exc
+                log.warning("broker %s unreachable (%s); retrying", self.target, exc)
                 time.sleep(1)
         self.client.loop_start()
         if not self.connected.wait(timeout):
-            raise ConnectionError(f"no CONNACK/SUBACK from the broker at {self._host}:{self._port}")
+            raise ConnectionError(f"no CONNACK/SUBACK from the broker {self.target}")
 
     # -------------------------------------------------------------------------------------- batch side
     def _take_batch(self, limit: int | None = None) -> list[tuple[RawMessage, bool]]:
@@ -236,7 +245,11 @@ class Ingester:
         for msg, dup in batch:
             topic = msg.topic
             if topic.startswith(control):
-                good.append(msg)
+                resolved = self._resolve_control(msg)
+                if isinstance(resolved, DeadLetter):
+                    dead.append(resolved)
+                elif resolved is not None:
+                    good.append(resolved)
                 continue
             if (reason := oversize_reason(len(msg.payload), max_bytes)) is not None:
                 dead.append(DeadLetter(msg.received_at, topic, msg.payload[:max_bytes], reason))
@@ -263,6 +276,23 @@ class Ingester:
             log.warning("rate limit (%s): refused %d messages of %d devices, e.g. %s", limiter.describe(),
                         sum(limited.values()), len(limited), ", ".join(list(limited)[:3]))
         return good, dead
+
+    def _resolve_control(self, msg: RawMessage) -> RawMessage | DeadLetter | None:
+        """A control message checked against the store (ingest.controls), retrying while the database is away."""
+        if self.controls is None:
+            return msg
+        delay = 0.5
+        while True:
+            try:
+                return self.controls.resolve(msg)
+            except psycopg.Error as exc:
+                m.DB_ERRORS.inc()
+                log.error("cannot check control %s against the store (%s); retrying in %.1fs", msg.topic[:200],
+                          str(exc).strip()[:200], delay)
+                self.controls.close()
+                if self._stop.wait(delay):
+                    raise _Abandoned() from None
+                delay = min(delay * 2, 10.0)
 
     def _db(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed:
@@ -302,7 +332,7 @@ class Ingester:
         for kind, n in kinds.items():
             m.EVENTS.labels(kind).inc(n)
         now = time.monotonic()
-        for msg in batch_messages(out, self.root):
+        for msg in batch_messages(out, self.root, SERVICE_ACCOUNTS["ingest"]):
             if msg.coalesce:
                 self._state(msg.topic, msg.payload, now, stop)
             else:
@@ -410,6 +440,7 @@ class Ingester:
         """Until `stop`: this thread takes and prepares batches while a writer thread stores, publishes and
         acknowledges the one before (the database's commit overlaps the next batch's parsing). The hand-off
         holds one batch, so at most three are in memory; the broker's window bounds the rest."""
+        self._stop = stop
         self.connect()
         handoff: queue.Queue = queue.Queue(maxsize=1)
         writer_done = threading.Event()
@@ -468,7 +499,7 @@ class Ingester:
                         and now - last_tick >= self.idle_tick_s and (quiet or (batch and self._drained))):
                     last_tick = now
                     out = self.idle_tick()
-                    if (out.events or out.sensor_events or out.controls) and not hand(([], out, time.perf_counter())):
+                    if (out.events or out.sensor_events or out.zone_decisions) and not hand(([], out, time.perf_counter())):
                         break
                 if time.monotonic() - last_log >= 30 and count:
                     log.info("ingested %d messages in the last %.0fs", count, time.monotonic() - last_log)
@@ -482,18 +513,24 @@ class Ingester:
             writer.join()
             if not failure:
                 self.flush_states(stop, force=True)
+        except _Abandoned:  # stopped while the store could not be asked: nothing of it was acknowledged
+            log.error("stopping with control messages unchecked; the broker will re-deliver them")
+            hand(None)
+            writer.join()
         finally:
             self.client.disconnect()
             self.client.loop_stop()
             if self._conn is not None:
                 self._conn.close()
+            if self.controls is not None:
+                self.controls.close()
             m.PENDING.set(0)
             log.info("ingest stopped")
         if failure and not isinstance(failure[0], _Abandoned):
             raise failure[0]
 
 
-def retire_sessions(make_ingester, host: str, port: int, base_client_id: str, workers: int,
+def retire_sessions(make_ingester, mqtt_url: str, base_client_id: str, workers: int,
                     stop: threading.Event) -> int:
     """Drain and end the sessions of workers `workers`.. left by a deployment with more workers.
 
@@ -507,7 +544,7 @@ def retire_sessions(make_ingester, host: str, port: int, base_client_id: str, wo
     found = 0
     for k in range(max(workers, 1), SHARDS):
         client_id = f"{base_client_id}-w{k}"
-        if stop.is_set() or not session_exists(host, port, client_id, SESSION_EXPIRY_S):
+        if stop.is_set() or not session_exists(mqtt_url, client_id, SESSION_EXPIRY_S):
             continue
         make_ingester(client_id).run(stop)
         found += 1

@@ -100,17 +100,25 @@ class FastClient(mqtt.Client):
             self._packet_queue(_PUBACK, data, 0, 0)
 
 
-def session_exists(host: str, port: int, client_id: str, expiry_s: int, timeout: float = 5.0) -> bool:
+def session_exists(url: str, client_id: str, expiry_s: int, timeout: float = 5.0) -> bool:
     """Whether the broker holds a persistent session for `client_id`, without changing it.
 
     Connects with clean start off and the session's usual expiry (an existing session is kept as it was);
     when there was none, disconnects with session expiry 0 so that the probe leaves nothing behind.
     """
     import socket
+
+    from protocol.mqttclient import MqttTarget
+    target = MqttTarget.parse(url)
     cid = client_id.encode()
     props = b"\x11" + struct.pack("!I", expiry_s)  # Session Expiry Interval
-    body = _H.pack(4) + b"MQTT" + bytes([5, 0x00]) + _H.pack(30) + encode_varint(len(props)) + props + _H.pack(len(cid)) + cid
-    with socket.create_connection((host, port), timeout=timeout) as sock:
+    flags = (0x80 if target.username is not None else 0) | (0x40 if target.password is not None else 0)
+    body = _H.pack(4) + b"MQTT" + bytes([5, flags]) + _H.pack(30) + encode_varint(len(props)) + props
+    for field in (cid, target.username, target.password):
+        if field is not None:
+            data = field if isinstance(field, bytes) else field.encode()
+            body += _H.pack(len(data)) + data
+    with socket.create_connection((target.host, target.port), timeout=timeout) as sock:
         sock.sendall(b"\x10" + encode_varint(len(body)) + body)
         head = sock.recv(2)
         if len(head) < 2 or head[0] != 0x20:

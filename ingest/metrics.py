@@ -15,9 +15,12 @@ SKIPPED_REDELIVERED = Counter("skylane_ingest_skipped_redelivered_total",
                               "Unacknowledged messages of a lost connection left for the broker to re-deliver")
 CONNECTED = Gauge("skylane_ingest_mqtt_connected", "1 while connected to the broker")
 REFUSED = Counter("skylane_ingest_refused_total",
-                  "Messages refused before parsing, into the dead letters (oversize, rate_limit, shard)", ["reason"])
+                  "Messages refused before parsing, into the dead letters (oversize, rate_limit, shard, control)",
+                  ["reason"])
 DUPLICATES = Counter("skylane_ingest_duplicates_total",
                      "Re-delivered telemetry fixes and readings already stored (ignored by the unique keys)")
 DELAY = Histogram("skylane_ingest_delay_seconds",
                   "From a batch's first message received to its events published (after commit)",
                   buckets=(.005, .01, .02, .03, .05, .075, .1, .15, .2, .3, .5, 1, 2, 5))
+CONTROLS_STALE = Counter("skylane_ingest_controls_stale_total",
+                         "Control messages older than the stored truth (the stored state is applied instead)")

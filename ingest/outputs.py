@@ -5,7 +5,7 @@ list, so a replay under its own root mirrors what live ingest publishes:
 
   {root}/events/{kind}/{uav_id}       airspace events, QoS 1
   {root}/events/{kind}/{sensor_id}    sensor events (thresholds, silences, on/offline), QoS 1
-  {root}/control/zone/{zone_id}       a sensor rule's zone decision, retained, QoS 1
+  {root}/control/zone/{zone_id}       a sensor rule's zone decision (stored first), retained, QoS 1
   {root}/state/uav/{uav_id}           the latest position with its zones and alerts, retained, QoS 0
   {root}/state/sensor/{sensor_id}     the latest values of a sensor, retained, QoS 0
 
@@ -31,13 +31,15 @@ class OutMessage(NamedTuple):
     coalesce: bool = False
 
 
-def batch_messages(out: BatchOutput, root: str) -> list[OutMessage]:
-    """Every message a batch's outputs publish under `root`, in publishing order."""
+def batch_messages(out: BatchOutput, root: str, issuer: str) -> list[OutMessage]:
+    """Every message a batch's outputs publish under `root`, in publishing order; `issuer`: the service that
+    decided (protocol.brokerauth.SERVICE_ACCOUNTS), named in its control messages (the ingesters check it)."""
     msgs = [OutMessage(topics.event(root, ev.event.kind, ev.event.uav_id), orjson.dumps(ev.to_dict()), 1, False)
             for ev in out.events]
     msgs += [OutMessage(topics.event(root, se.kind, se.sensor_id), orjson.dumps(se.to_dict()), 1, False)
              for se in out.sensor_events]
-    msgs += [OutMessage(topic, payload, 1, True) for topic, payload in out.controls]
+    msgs += [OutMessage(topics.control_zone(root, st.zone_id), orjson.dumps({**st.to_payload(), "issuer": issuer}), 1,
+                        True) for st in out.zone_decisions]
     msgs += [OutMessage(topics.uav_state(root, uav_id), orjson.dumps(state), 0, True, True)
              for uav_id, state in out.uav_states.items()]
     msgs += [OutMessage(topics.sensor_state(root, sensor_id), orjson.dumps(state), 0, True, True)

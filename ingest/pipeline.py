@@ -6,7 +6,7 @@ and tests call it directly. Airspace decisions run on event time, in one vectori
 Control topics (protocol.topics.control_filters) steer the airspace of this worker: a new zone set,
 a zone's state (admin or a sensor rule on another worker), a UAV's approved clearance. Readings feed
 the dynamic-airspace rules; a rule's decision becomes an event for the flights inside the zone and a
-retained control message in BatchOutput.controls, which the consumer publishes after the commit, so
+zone decision in BatchOutput.zone_decisions, which is stored and announced after the commit, so
 every worker (this one included) applies it. After the batch's fixes, the monitor's event-time clock
 moves to the newest fix (tick): silent airborne UAVs get link_lost.
 """
@@ -16,14 +16,13 @@ import gc
 import logging
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
 
-import orjson
 
 from airspace.dynamic import DynamicAirspace, ZoneState, rules_from_zones
 from airspace.events import AirspaceEvent
@@ -34,7 +33,7 @@ from airspace.zones import ZoneFormatError, ZoneSet
 from protocol import topics
 from protocol.times import parse_rfc3339, rfc3339
 
-from .sensor_watch import SensorWatch, load_rules
+from .sensor_watch import SensorInfo, SensorWatch, load_rules
 from .sensors import ReadingRow, parse_reading
 from .telemetry import TelemetryRow, parse_telemetry
 from .validation import BadMessage, load_json
@@ -50,6 +49,17 @@ MAX_ROUTES = 1 << 16  # parsed topics remembered per pipeline (cleared when full
 def load_dynamic_rules(path: Path | str = DYNAMIC_RULES_FILE) -> list[Rule]:
     """The zone suspension rules file (airspace.thresholds format; RuleError names the rule and field)."""
     return load_rules(path, zone_rules=True)
+
+
+def build_pipeline(zones: ZoneSet, root: str, *, policy: MonitorPolicy = MonitorPolicy(),
+                   sensors: Mapping[str, SensorInfo] | None = None, max_payload_bytes: int = 65536) -> Pipeline:
+    """The pipeline as live ingest runs it: the one construction for live ingest, evaluation and replays, so
+    the same messages give the same decisions everywhere. `sensors`: the registry's sensors (thresholds and
+    silences need their kinds and intervals; none: every sensor unknown)."""
+    pipe = Pipeline(zones, root, max_payload_bytes, policy=policy,
+                    sensor_watch=SensorWatch(sensors or {}, load_rules()))
+    pipe.monitor.prepare()  # build the zone indexes now rather than on the first batch
+    return pipe
 
 
 class ZoneControl(NamedTuple):
@@ -102,7 +112,7 @@ class BatchOutput:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     uav_states: dict[str, dict] = field(default_factory=dict)
     sensor_states: dict[str, dict] = field(default_factory=dict)
-    controls: list[tuple[str, bytes]] = field(default_factory=list)  # to publish retained, QoS 1, after commit
+    zone_decisions: list[ZoneState] = field(default_factory=list)  # sensor rules' zone states: stored, announced
     applied_controls: list[tuple[str, datetime]] = field(default_factory=list)  # (topic, received_at) taken
     sensor_events: list = field(default_factory=list)  # ingest.sensor_watch.SensorEvent, when a watch is wired
 
@@ -155,6 +165,24 @@ class Pipeline:
         self._file_rules = list(load_dynamic_rules() if rules is None else rules)
         self.dynamic = DynamicAirspace(self._file_rules + rules_from_zones(zones))
         self._routes: dict[str, topics.TopicRef | topics.ControlRef] = {}
+
+    def restore(self, zone_states: dict[str, dict], clearances: list[dict]) -> None:
+        """Start from the stored truth: zone states (id -> control payload) and approved clearances (their
+        published payloads), as an ingester does when it starts. Bad entries are logged and skipped (the store
+        was written by Skylane; nothing a device sent)."""
+        for zone_id, payload in zone_states.items():
+            try:
+                state = ZoneState.from_payload(zone_id, payload)
+            except ValueError as exc:
+                log.error("stored state of zone %s not applied: %s", zone_id, exc)
+                continue
+            self.dynamic.apply(state)
+            self.monitor.set_zone_state(zone_id, state.to_payload(), parse_rfc3339(state.at))
+        for doc in clearances:
+            try:
+                self.monitor.set_clearance(ApprovedClearance.from_dict(doc))
+            except ValueError as exc:
+                log.error("stored clearance not applied: %s", exc)
 
     def process(self, messages: list[RawMessage]) -> BatchOutput:
         """The batch's outputs. Messages take effect in receive order where it matters: the batch is cut
@@ -284,9 +312,8 @@ class Pipeline:
                     changes.append((at, item, st.to_payload()))
                 continue
             for st in self.dynamic.observe(item.sensor_id, item.metric, item.value, item.ts):
-                payload = st.to_payload()
-                out.controls.append((topics.control_zone(self.root, st.zone_id), orjson.dumps(payload)))
-                changes.append((at, st.zone_id, payload))
+                out.zone_decisions.append(st)
+                changes.append((at, st.zone_id, st.to_payload()))
         return changes
 
     def tick(self, watermark: datetime) -> BatchOutput:
@@ -303,6 +330,8 @@ class Pipeline:
         with the batch's fixes (_airspace)."""
         if ctl.kind == "zones":
             doc = load_json(msg.payload, MAX_ZONESET_BYTES)
+            if isinstance(doc, dict) and "features" not in doc and "version" in doc:
+                return None  # an announcement of a stored change (ingest.controls resolves it live)
             try:
                 zones = ZoneSet.from_geojson(doc, self.monitor.zones.vertical)
                 rules = rules_from_zones(zones)
@@ -342,7 +371,7 @@ class Pipeline:
 
 def _merge(into: BatchOutput, seg: BatchOutput) -> None:
     """A later segment's outputs after an earlier one's, as if the batch had been cut there."""
-    for name in ("telemetry", "readings", "statuses", "events", "dead_letters", "controls", "applied_controls"):
+    for name in ("telemetry", "readings", "statuses", "events", "dead_letters", "zone_decisions", "applied_controls"):
         getattr(into, name).extend(getattr(seg, name))
     into.sensor_events = [*into.sensor_events, *seg.sensor_events]
     into.uav_states.update(seg.uav_states)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit, urlunsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -25,6 +25,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 1883
+DEFAULT_TLS_PORT = 8883
 DEFAULT_MAX_INFLIGHT = 20  # Mosquitto's default receive maximum; paho ignores the broker's value
 MessageCallback = Callable[[mqtt.Client, Any, mqtt.MQTTMessage], None]
 
@@ -39,18 +40,69 @@ class Will:
     retain: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class MqttTarget:
+    """A broker and the account to use there, from an MQTT URL:
+    ``mqtt://[user[:password]@]host[:port]`` or ``mqtts://...[?ca=/path/to/ca.crt]`` (TLS; default port 8883).
+    Credentials in the URL are percent-encoded; `str()` never shows the password."""
+
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    ca_file: str | None = None
+
+    @classmethod
+    def parse(cls, url: str) -> MqttTarget:
+        parts = urlsplit(url if "://" in url else f"mqtt://{url}")
+        if parts.scheme not in ("mqtt", "tcp", "mqtts", "ssl"):
+            raise ValueError(f"unsupported MQTT URL scheme {parts.scheme!r} in {_redact(url)!r} "
+                             f"(use mqtt://host:port or mqtts://host:port)")
+        try:
+            port = parts.port
+        except ValueError as exc:
+            raise ValueError(f"bad port in MQTT URL {_redact(url)!r}") from exc
+        if not parts.hostname:
+            raise ValueError(f"no host in MQTT URL {_redact(url)!r}")
+        tls = parts.scheme in ("mqtts", "ssl")
+        ca = parse_qs(parts.query).get("ca", [None])[0]
+        return cls(parts.hostname, port if port is not None else (DEFAULT_TLS_PORT if tls else DEFAULT_PORT),
+                   unquote(parts.username) if parts.username else None,
+                   unquote(parts.password) if parts.password is not None else None, tls, ca)
+
+    def __str__(self) -> str:
+        user = f"{self.username}@" if self.username else ""
+        return f"{'mqtts' if self.tls else 'mqtt'}://{user}{self.host}:{self.port}"
+
+    def configure(self, client: mqtt.Client) -> None:
+        """Give a paho client this target's account and TLS settings (before connecting)."""
+        if self.username is not None:
+            client.username_pw_set(self.username, self.password)
+        if self.tls:
+            client.tls_set(ca_certs=self.ca_file)
+
+
+def _redact(url: str) -> str:
+    """The URL without its password (for messages and logs)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return url.replace(f":{parts.password}@", ":***@", 1)
+
+
 def parse_mqtt_url(url: str) -> tuple[str, int]:
-    """(host, port) of mqtt://host[:port] (also tcp://); the port defaults to 1883."""
+    """(host, port) of an MQTT URL (see MqttTarget); the port defaults to 1883 (8883 with TLS)."""
+    target = MqttTarget.parse(url)
+    return target.host, target.port
+
+
+def with_credentials(url: str, username: str, password: str) -> str:
+    """`url` with this account in it (replacing any account it had)."""
     parts = urlsplit(url if "://" in url else f"mqtt://{url}")
-    if parts.scheme not in ("mqtt", "tcp"):
-        raise ValueError(f"unsupported MQTT URL scheme {parts.scheme!r} in {url!r} (use mqtt://host:port)")
-    try:
-        port = parts.port
-    except ValueError as exc:
-        raise ValueError(f"bad port in MQTT URL {url!r}") from exc
-    if not parts.hostname:
-        raise ValueError(f"no host in MQTT URL {url!r}")
-    return parts.hostname, port if port is not None else DEFAULT_PORT
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme, f"{quote(username, safe='')}:{quote(password, safe='')}@{host}",
+                       parts.path, parts.query, parts.fragment))
 
 
 def _subscribe_all(client: mqtt.Client, subscriptions: Sequence[tuple[str, int]]) -> int:
@@ -93,8 +145,10 @@ def connect_client(
     us, or does not answer within `timeout`. `on_message` is installed before connecting so
     retained messages delivered right after SUBACK are not missed.
     """
-    host, port = parse_mqtt_url(url)
+    target = MqttTarget.parse(url)
+    url = str(target)  # from here on, for messages: without the password
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    target.configure(client)
     client.max_inflight_messages_set(max_inflight)
     client.reconnect_delay_set(1, 30)
     if will is not None:
@@ -148,7 +202,7 @@ def connect_client(
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = int(session_expiry)
     try:
-        client.connect(host, port, keepalive, clean_start=clean_start, properties=props)
+        client.connect(target.host, target.port, keepalive, clean_start=clean_start, properties=props)
     except (OSError, ValueError) as exc:
         raise ConnectionError(f"MQTT broker {url} unreachable: {exc}") from exc
     client.loop_start()

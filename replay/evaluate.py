@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import json
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -21,7 +21,9 @@ import orjson
 
 from airspace.formats import parse_zones
 from airspace.zones import ZoneSet
-from ingest.pipeline import fewer_collections
+from airspace.monitor import MonitorPolicy
+from ingest.pipeline import build_pipeline, fewer_collections
+from ingest.sensor_watch import SensorInfo
 
 from .player import play
 from .sinks import PipelineSink
@@ -55,7 +57,7 @@ class Evaluation:
     events: list[dict]
     counts: dict[str, int]
     dead_reasons: dict[str, int]
-    controls: list[tuple[str, bytes]] = field(default_factory=list)
+    zone_decisions: list = field(default_factory=list)  # airspace.dynamic.ZoneState of sensor rules
     seconds: float = 0.0
 
     def summary(self) -> dict[str, Any]:
@@ -68,10 +70,12 @@ class Evaluation:
 
 def evaluate(source: Source, zones: ZoneSet, *, selection: Selection = Selection(), batch_size: int = 10_000,
              rate: float = MAX, root: str | None = None, control: PlaybackControl | None = None,
-             on_status: Callable[[dict], None] | None = None) -> Evaluation:
-    """Run the recording through the pipeline (rate MAX by default: as fast as it computes)."""
+             on_status: Callable[[dict], None] | None = None, policy: MonitorPolicy = MonitorPolicy(),
+             sensors: Mapping[str, SensorInfo] | None = None) -> Evaluation:
+    """Run the recording through the pipeline as live ingest builds it (rate MAX by default: as fast as it
+    computes)."""
     root = root or source.root
-    sink = PipelineSink(zones, root, batch_size=batch_size)
+    sink = PipelineSink(build_pipeline(zones, root, policy=policy, sensors=sensors), batch_size=batch_size)
     t0 = time.perf_counter()
     with fewer_collections():
         if control is None and rate == MAX and selection == Selection():
@@ -83,7 +87,7 @@ def evaluate(source: Source, zones: ZoneSet, *, selection: Selection = Selection
             counters = {k: v for k, v in res.counters.items() if k not in ("sent", "not_sent")}
     events = canonical(e.to_dict() for e in sink.events)
     counts = {**dict(sink.counts), **counters}
-    return Evaluation(events, counts, dict(sink.dead_reasons), list(sink.controls), time.perf_counter() - t0)
+    return Evaluation(events, counts, dict(sink.dead_reasons), list(sink.zone_decisions), time.perf_counter() - t0)
 
 
 def _straight(source: Source, sink: PipelineSink, root: str, on_status: Callable[[dict], None] | None) -> dict:

@@ -16,11 +16,12 @@ from __future__ import annotations
 import logging
 import select
 import socket
+import ssl
 import struct
 import threading
 import time
 
-from protocol.mqttclient import parse_mqtt_url
+from protocol.mqttclient import MqttTarget
 from protocol.mqttwire import encode_varint
 
 log = logging.getLogger(__name__)
@@ -37,9 +38,15 @@ def _string(s: bytes) -> bytes:
     return struct.pack("!H", len(s)) + s
 
 
-def connect_packet(client_id: str, keepalive: int, clean: bool = True) -> bytes:
-    var = _string(b"MQTT") + bytes([4, 0x02 if clean else 0x00]) + struct.pack("!H", keepalive)
+def connect_packet(client_id: str, keepalive: int, clean: bool = True, username: str | None = None,
+                   password: str | None = None) -> bytes:
+    flags = (0x02 if clean else 0x00) | (0x80 if username is not None else 0) | (0x40 if password is not None else 0)
+    var = _string(b"MQTT") + bytes([4, flags]) + struct.pack("!H", keepalive)
     body = var + _string(client_id.encode())
+    if username is not None:
+        body += _string(username.encode())
+    if password is not None:
+        body += _string(password.encode())
     return b"\x10" + encode_varint(len(body)) + body
 
 
@@ -56,8 +63,9 @@ class FastPublisher:
                  connect_timeout: float = 10.0, stop: threading.Event | None = None) -> None:
         if not 1 <= max_pending <= MAX_IDS - 1:
             raise ValueError(f"max_pending must be 1..{MAX_IDS - 1}")
-        self.url = url
-        self.host, self.port = parse_mqtt_url(url)
+        self.target = MqttTarget.parse(url)
+        self.url = str(self.target)  # without the password: for messages
+        self.host, self.port = self.target.host, self.target.port
         self.client_id = client_id
         self.max_pending = max_pending
         self.keepalive = keepalive
@@ -82,11 +90,15 @@ class FastPublisher:
     def _connect(self) -> None:
         try:
             sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.target.tls:
+                sock = ssl.create_default_context(cafile=self.target.ca_file).wrap_socket(sock,
+                                                                                         server_hostname=self.host)
         except OSError as exc:
             raise MqttError(f"MQTT broker {self.url} unreachable: {exc}") from exc
         try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sock.sendall(connect_packet(self.client_id, self.keepalive))
+            sock.sendall(connect_packet(self.client_id, self.keepalive, username=self.target.username,
+                                        password=self.target.password))
             ack = self._recv_exact(sock, 4)
         except OSError as exc:
             sock.close()

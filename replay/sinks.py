@@ -14,8 +14,6 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timezone
 
-from airspace.monitor import MonitorPolicy
-from airspace.zones import ZoneSet
 from ingest.pipeline import BatchOutput, Pipeline, RawMessage
 
 from .mqttpub import FastPublisher, MqttError
@@ -128,18 +126,17 @@ class PipelineSink(Sink):
     rule-watched readings in receive order, so the events do not depend on the batch size.
     """
 
-    def __init__(self, zones: ZoneSet, root: str, batch_size: int = 10_000,
-                 on_output: OutputCallback | None = None, keep_events: bool = True,
-                 policy: MonitorPolicy = MonitorPolicy()) -> None:
+    def __init__(self, pipeline: Pipeline, batch_size: int = 10_000,
+                 on_output: OutputCallback | None = None, keep_events: bool = True) -> None:
         if batch_size < 1:
             raise ValueError("batch size must be >= 1")
-        self.pipeline = Pipeline(zones, root, policy=policy)
-        self.root = root
+        self.pipeline = pipeline
+        self.root = pipeline.root
         self.batch_size = batch_size
         self.on_output = on_output
         self.keep_events = keep_events
         self.events: list = []
-        self.controls: list[tuple[str, bytes]] = []
+        self.zone_decisions: list = []  # airspace.dynamic.ZoneState
         self.counts: Counter[str] = Counter()
         self.dead_reasons: Counter[str] = Counter()
         self._batch: list[RawMessage] = []
@@ -171,9 +168,9 @@ class PipelineSink(Sink):
             self.dead_reasons[d.reason.split(":", 1)[0][:80]] += 1
         if self.keep_events:
             self.events.extend(out.events)
-        if out.controls:
-            self.controls.extend(out.controls)
-            c["controls"] += len(out.controls)
+        if out.zone_decisions:
+            self.zone_decisions.extend(out.zone_decisions)
+            c["zone_decisions"] += len(out.zone_decisions)
         if self.on_output is not None:
             self.on_output(out)
 

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from protocol.mqttclient import parse_mqtt_url
+from protocol.brokerauth import SERVICE_ACCOUNTS, derive_password, load_secret
+from protocol.mqttclient import parse_mqtt_url, with_credentials
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ZONE_FILE = REPO_ROOT / "airspace" / "data" / "pujiang_wujing.geojson"
@@ -14,7 +15,12 @@ DEFAULT_ZONE_FILE = REPO_ROOT / "airspace" / "data" / "pujiang_wujing.geojson"
 
 @dataclass(frozen=True)
 class Settings:
-    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    mqtt_url: str = "mqtt://127.0.0.1:1884"  # the service listener (Skylane's own clients)
+    mqtt_device_url: str = "mqtt://127.0.0.1:1883"  # the device listener (one account per registered device)
+    mqtt_tls_port: int = 8883  # the device listener over TLS, when `skylane mqtt-auth tls` made certificates
+    mqtt_username: str | None = None  # this process's MQTT account; None: the role's service account ...
+    mqtt_password: str | None = None
+    mqtt_secret_file: Path | None = None  # ... with its password derived from this secret (<state_dir>/mqtt/secret)
     database_url: str = "postgresql://skylane:skylane@127.0.0.1:55432/skylane"
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -38,6 +44,11 @@ class Settings:
         d = cls()
         return cls(
             mqtt_url=env.get("SKYLANE_MQTT_URL", d.mqtt_url),
+            mqtt_device_url=env.get("SKYLANE_MQTT_DEVICE_URL", d.mqtt_device_url),
+            mqtt_tls_port=int(env.get("SKYLANE_MQTT_TLS_PORT", d.mqtt_tls_port)),
+            mqtt_username=env.get("SKYLANE_MQTT_USERNAME") or None,
+            mqtt_password=env.get("SKYLANE_MQTT_PASSWORD"),
+            mqtt_secret_file=Path(env["SKYLANE_MQTT_SECRET_FILE"]) if env.get("SKYLANE_MQTT_SECRET_FILE") else None,
             database_url=env.get("SKYLANE_DATABASE_URL", d.database_url),
             api_host=env.get("SKYLANE_API_HOST", d.api_host),
             api_port=int(env.get("SKYLANE_API_PORT", d.api_port)),
@@ -62,6 +73,34 @@ class Settings:
     @property
     def mqtt_host_port(self) -> tuple[str, int]:
         return parse_mqtt_url(self.mqtt_url)
+
+    @property
+    def mqtt_tls_dir(self) -> Path:
+        """The TLS device listener's CA, certificate and key (`skylane mqtt-auth tls`)."""
+        return self.state_dir / "mqtt" / "tls"
+
+    @property
+    def secret_path(self) -> Path:
+        """The secret every account's password is derived from."""
+        return self.mqtt_secret_file or self.state_dir / "mqtt" / "secret"
+
+    def mqtt_account(self, role: str) -> tuple[str, str]:
+        """(user, password) of this process on the service listener: SKYLANE_MQTT_USERNAME/PASSWORD when set
+        (production: one account per deployed service), else the role's service account with its password
+        derived from the secret file. AuthError saying what to do when neither is there."""
+        if self.mqtt_username:
+            return self.mqtt_username, self.mqtt_password or ""
+        user = SERVICE_ACCOUNTS[role]
+        return user, derive_password(load_secret(self.secret_path), user)
+
+    def service_url(self, role: str) -> str:
+        """The service listener's URL with this process's account (see mqtt_account)."""
+        return with_credentials(self.mqtt_url, *self.mqtt_account(role))
+
+    def device_url(self, device_id: str) -> str:
+        """The device listener's URL with a registered device's account (demo, tests, provisioning)."""
+        return with_credentials(self.mqtt_device_url, device_id,
+                                derive_password(load_secret(self.secret_path), device_id))
 
     @property
     def database(self) -> "DatabaseTarget":

@@ -7,7 +7,8 @@ import logging
 import psycopg
 
 from airspace.zones import ZoneSet
-from ingest.pipeline import Pipeline
+from airspace.monitor import MonitorPolicy
+from ingest.pipeline import Pipeline, build_pipeline
 from storage import catalog
 from storage.schema import migrate
 
@@ -40,33 +41,72 @@ def read_zone_file(settings: Settings) -> dict:
 def make_pipeline(settings: Settings) -> Pipeline:
     """The ingest pipeline with the stored zones, the sensor registry's watch (restored from the stored
     sensor events, so a restart does not re-raise what was already raised) and the monitor policy."""
-    from airspace.monitor import MonitorPolicy
-    from ingest.sensor_watch import SensorWatch, load_rules, sensor_infos
+    from datetime import datetime, timezone
+
+    from ingest.sensor_watch import sensor_infos
+    from storage import controls, queries
     from storage.sensor_events import sensor_state
 
     with psycopg.connect(settings.database_url) as conn:
         zones = ZoneSet.from_geojson(catalog.load_zones(conn))
-        watch = SensorWatch(sensor_infos(catalog.registry(conn)), load_rules())
-        watch.seed(*sensor_state(conn))
-    log.info("airspace: %d active zones; %d sensors watched; clearance %s", len(zones), len(watch.registry), "required" if settings.require_clearance else "not required")
-    pipe = Pipeline(zones, settings.mqtt_root, settings.max_payload_bytes,
-                    policy=MonitorPolicy(require_clearance=settings.require_clearance), sensor_watch=watch)
-    pipe.monitor.prepare()  # build the zone indexes now rather than on the first batch
+        pipe = build_pipeline(zones, settings.mqtt_root, policy=monitor_policy(settings),
+                              sensors=sensor_infos(catalog.registry(conn)),
+                              max_payload_bytes=settings.max_payload_bytes)
+        pipe.sensor_watch.seed(*sensor_state(conn))
+        pipe.restore(queries.zone_states(conn), controls.clearances_in_force(conn, datetime.now(timezone.utc)))
+    log.info("airspace: %d active zones; %d sensors watched; clearance %s", len(zones),
+             len(pipe.sensor_watch.registry), "required" if settings.require_clearance else "not required")
     return pipe
+
+
+def make_ingester(settings: Settings, client_id: str | None = None, **options):
+    """An Ingester as `skylane ingest` runs it: the stored truth loaded, control messages checked against the
+    store, its own service account. `options`: more Ingester arguments (assignment, limits, ...)."""
+    from ingest.consumer import Ingester
+    from ingest.controls import ControlAuthority
+    from storage.controls import zone_set_version
+
+    with psycopg.connect(settings.database_url) as conn:
+        version = zone_set_version(conn)
+    pipeline = make_pipeline(settings)
+    authority = ControlAuthority(settings.mqtt_root, lambda: psycopg.connect(settings.database_url, connect_timeout=5),
+                                 zone_version=version)
+    options.setdefault("max_payload_bytes", settings.max_payload_bytes)
+    return Ingester(mqtt_url=settings.service_url("ingest"), database_url=settings.database_url, pipeline=pipeline,
+                    client_id=client_id or settings.ingest_client_id, batch_size=settings.batch_size,
+                    batch_ms=settings.batch_ms, controls=authority, **options)
+
+
+def monitor_policy(settings: Settings) -> MonitorPolicy:
+    """The airspace monitor's policy from the settings: live ingest, evaluation and replays all use it."""
+    return MonitorPolicy(require_clearance=settings.require_clearance)
 
 
 def api_config(settings: Settings):
     """What the API process needs of the settings (the API never reads them itself): an ApiConfig."""
     from api.context import ApiConfig
-    host, port = settings.mqtt_host_port
-    return ApiConfig(settings.database_url, host, port, settings.mqtt_root,
+    return ApiConfig(settings.database_url, settings.service_url("api"), settings.mqtt_root,
                      recordings_dir=settings.recordings_dir or settings.state_dir / "recordings",
                      require_clearance=settings.require_clearance)
 
 
 def register_devices(settings: Settings, records) -> int:
+    """Enter devices in the registry; a project-local broker then gets their accounts at once."""
     with psycopg.connect(settings.database_url) as conn:
-        return catalog.register_devices(conn, [r.as_row() for r in records])
+        n = catalog.register_devices(conn, [r.as_row() for r in records])
+        registry = catalog.registry(conn)
+    refresh_device_accounts(settings, registry)
+    return n
+
+
+def refresh_device_accounts(settings: Settings, registry) -> bool:
+    """Rewrite the device listener's password and ACL files from the registry and make the project-local
+    broker re-read them; False when the broker is not ours (then `skylane mqtt-auth generate` is the way)."""
+    from . import localservices
+    if not localservices.mosquitto_status(settings).ours:
+        return False
+    localservices.write_broker_auth(settings, registry)
+    return localservices.reload_broker(settings)
 
 
 def register_fleet(settings: Settings, drones, sensors, hz: float) -> None:

@@ -13,7 +13,8 @@ from psycopg import sql
 from skylane import localservices
 from skylane.settings import REPO_ROOT, Settings
 
-from .helpers import TEST_DATABASE_URL, TEST_MQTT_URL, ZONE_FILE, ApiServer, start_ingester
+from .helpers import (TEST_DATABASE_URL, TEST_MQTT_DEVICE_URL, TEST_MQTT_TLS_PORT, TEST_MQTT_URL, ZONE_FILE, ApiServer,
+                      start_ingester, start_test_broker)
 
 
 @pytest.fixture(scope="session")
@@ -24,10 +25,12 @@ def zones_geojson() -> dict:
 @pytest.fixture(scope="session")
 def services() -> Settings:
     """Real services on the test ports (separate from a running demo)."""
-    settings = Settings.from_env({"SKYLANE_MQTT_URL": TEST_MQTT_URL, "SKYLANE_DATABASE_URL": TEST_DATABASE_URL,
-                                  "SKYLANE_STATE_DIR": os.environ.get("SKYLANE_STATE_DIR",
-                                                                      str(REPO_ROOT / ".skylane"))})
-    localservices.up(settings)
+    base = Settings.from_env({"SKYLANE_MQTT_URL": TEST_MQTT_URL, "SKYLANE_MQTT_DEVICE_URL": TEST_MQTT_DEVICE_URL,
+                              "SKYLANE_MQTT_TLS_PORT": str(TEST_MQTT_TLS_PORT),
+                              "SKYLANE_DATABASE_URL": TEST_DATABASE_URL,
+                              "SKYLANE_STATE_DIR": os.environ.get("SKYLANE_STATE_DIR", str(REPO_ROOT / ".skylane"))})
+    settings = start_test_broker(base)
+    localservices.postgres_up(settings)
     return settings
 
 

@@ -12,10 +12,29 @@ import psycopg
 from skylane.settings import DEFAULT_ZONE_FILE, REPO_ROOT, Settings
 
 ZONE_FILE = DEFAULT_ZONE_FILE
-TEST_MQTT_URL = os.environ.get("SKYLANE_TEST_MQTT_URL", "mqtt://127.0.0.1:21883")
+TEST_MQTT_URL = os.environ.get("SKYLANE_TEST_MQTT_URL", "mqtt://127.0.0.1:21883")  # the service listener
+TEST_MQTT_DEVICE_URL = os.environ.get("SKYLANE_TEST_MQTT_DEVICE_URL", "mqtt://127.0.0.1:21884")
+TEST_MQTT_TLS_PORT = int(os.environ.get("SKYLANE_TEST_MQTT_TLS_PORT", "28883"))
+# The test suite's own account on the test broker's service listener: tests publish device traffic and
+# controls and watch outputs with it; the components under test use their own service accounts.
+TEST_ACCOUNT = "skylane-test"
 TEST_DATABASE_URL = os.environ.get("SKYLANE_TEST_DATABASE_URL",
                                    "postgresql://skylane:skylane@127.0.0.1:25432/skylane_test")
 ARTIFACTS = REPO_ROOT / "test-artifacts"
+
+
+def start_test_broker(base: Settings) -> Settings:
+    """The project-local broker for `base` with the test suite's account (read and write everything under
+    its service listener) added; the settings returned connect with that account (`mqtt_url`) and give the
+    components their own service accounts (`service_url(role)`). ACLs cover every two-level root."""
+    from protocol import brokerauth
+    from protocol.mqttclient import with_credentials
+    from skylane import localservices
+    acl = base.with_(mqtt_root="+/+")
+    password = brokerauth.derive_password(brokerauth.load_or_create_secret(acl.secret_path), TEST_ACCOUNT)
+    localservices.mosquitto_up(acl, extra_accounts=[brokerauth.Account(TEST_ACCOUNT, password, "service",
+                                                                      ("#",), ("#",))])
+    return base.with_(mqtt_url=with_credentials(base.mqtt_url, TEST_ACCOUNT, password))
 
 
 class Running:
@@ -40,13 +59,10 @@ class Running:
             raise self.error
 
 
-def start_ingester(settings: Settings):
-    from ingest.consumer import Ingester
-    from skylane.wiring import make_pipeline
-    host, port = settings.mqtt_host_port
-    ing = Ingester(mqtt_host=host, mqtt_port=port, database_url=settings.database_url,
-                   pipeline=make_pipeline(settings), client_id=settings.ingest_client_id,
-                   batch_size=settings.batch_size, batch_ms=settings.batch_ms)
+def start_ingester(settings: Settings, **options):
+    """An Ingester as `skylane ingest` runs it, in a thread (`options`: more Ingester arguments)."""
+    from skylane.wiring import make_ingester
+    ing = make_ingester(settings, **options)
     runner = Running(lambda stop: ing.run(stop))
     assert ing.connected.wait(15), "ingester did not subscribe"
     return ing, runner

@@ -23,11 +23,12 @@ import orjson
 import paho.mqtt.client as mqtt
 import psycopg
 
+from protocol.mqttclient import MqttTarget
 from protocol.publisher import BoundedPublisher
 from skylane import localservices
 from skylane.settings import DEFAULT_ZONE_FILE, REPO_ROOT, Settings
 
-from .helpers import free_port, wait_until
+from .helpers import free_port, start_test_broker, wait_until
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)  # in the past: fixes may not be ahead of arrival
 
@@ -35,12 +36,14 @@ T0 = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)  # in the past: fixes may n
 @contextmanager
 def private_services(state_dir: Path) -> Iterator[Settings]:
     """A Mosquitto and a PostgreSQL for one test module only (they may be stopped and restarted)."""
-    settings = Settings.from_env({
+    base = Settings.from_env({
         "SKYLANE_MQTT_URL": f"mqtt://127.0.0.1:{free_port()}",
+        "SKYLANE_MQTT_DEVICE_URL": f"mqtt://127.0.0.1:{free_port()}",
         "SKYLANE_DATABASE_URL": f"postgresql://skylane:skylane@127.0.0.1:{free_port()}/skylane",
         "SKYLANE_STATE_DIR": str(state_dir), "SKYLANE_ZONE_FILE": str(DEFAULT_ZONE_FILE)})
     try:
-        localservices.up(settings)
+        settings = start_test_broker(base)
+        localservices.postgres_up(settings)
         yield settings
     finally:
         localservices.down(settings)
@@ -67,6 +70,7 @@ class IngestProcess:
         self.settings, self.args = settings, args
         self.log_path = log_path
         self.env = {**os.environ, "SKYLANE_MQTT_URL": settings.mqtt_url, "SKYLANE_DATABASE_URL": settings.database_url,
+                    "SKYLANE_STATE_DIR": str(settings.state_dir),
                     "SKYLANE_MQTT_ROOT": settings.mqtt_root, "SKYLANE_INGEST_CLIENT_ID": settings.ingest_client_id,
                     "SKYLANE_INGEST_METRICS_PORT": "0", "SKYLANE_BATCH_MS": "20", "SKYLANE_LOG_LEVEL": "INFO",
                     "PYTHONUNBUFFERED": "1", **(env or {})}
@@ -113,15 +117,16 @@ class Publisher:
     Survives broker restarts (paho re-sends what was not acknowledged after reconnecting)."""
 
     def __init__(self, settings: Settings, messages, rate: float | None = None, max_pending: int = 2000):
-        host, port = settings.mqtt_host_port
+        target = MqttTarget.parse(settings.mqtt_url)
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:8]}",
                                   protocol=mqtt.MQTTv5)
+        target.configure(self.client)
         self.client.max_inflight_messages_set(1000)
         self.client.reconnect_delay_set(0.2, 2)
         self.bounded = BoundedPublisher(self.client, max_pending=max_pending)
         connected = threading.Event()
         self.client.on_connect = lambda *a: connected.set()
-        self.client.connect(host, port, keepalive=30, clean_start=False)
+        self.client.connect(target.host, target.port, keepalive=30, clean_start=False)
         self.client.loop_start()
         assert connected.wait(15), "the publisher could not connect"
         self.messages, self.rate = messages, rate

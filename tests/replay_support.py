@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import psycopg
 
+from ingest.pipeline import build_pipeline
 from replay.evaluate import load_zones
 from replay.player import play
 from replay.sinks import PipelineSink
@@ -22,7 +23,7 @@ def store_trace(settings: Settings, path) -> int:
     """Run a recording through the ingest pipeline and store its output, as the ingester would."""
     source = FileSource(path)
     with psycopg.connect(settings.database_url) as conn:
-        sink = PipelineSink(load_zones(DEFAULT_ZONE_FILE), source.root, batch_size=2000,
+        sink = PipelineSink(build_pipeline(load_zones(DEFAULT_ZONE_FILE), source.root), batch_size=2000,
                             on_output=lambda out: write_batch(conn, out))
         play(source, sink, root_to=source.root, control=PlaybackControl("max"))
     return sink.counts["telemetry"]

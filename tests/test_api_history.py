@@ -8,6 +8,8 @@ from datetime import datetime, timedelta, timezone
 import psycopg
 import pytest
 
+from airspace.coords import M_PER_DEG_LAT, m_per_deg_lon
+
 from .api_support import Client, keys, retained  # noqa: F401  (fixture)
 from .helpers import query
 
@@ -158,8 +160,8 @@ def test_deconfliction_against_approved_clearances(api, keys, seeded):  # noqa: 
 
 def _leg_m(a: dict, b: dict) -> float:
     import math
-    dx = (b["lon"] - a["lon"]) * 111_320 * math.cos(math.radians(a["lat"]))
-    dy = (b["lat"] - a["lat"]) * 110_574
+    dx = (b["lon"] - a["lon"]) * m_per_deg_lon(a["lat"])
+    dy = (b["lat"] - a["lat"]) * M_PER_DEG_LAT
     return math.hypot(dx, dy, b["alt_m"] - a["alt_m"])
 
 

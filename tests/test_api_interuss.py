@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 
+from airspace.coords import m_per_deg_lon
 from airspace.zones import ZoneSet
 from api.interuss import QueryRequest, circle_outline, evaluate
 
@@ -45,7 +46,7 @@ def test_circle_over_the_restricted_zone_is_present(zones):
     assert ask(zones, blocking(circle(BRIDGE, 100, alt(20), alt(60)))) == "Present"
     assert ask(zones, blocking(circle({"lat": 31.20, "lng": 121.30}, 100, alt(20), alt(60)))) == "Absent"
     # a circle whose edge reaches into the zone: 350 m zone radius + 200 m circle radius > 500 m apart
-    east = {"lat": 31.044, "lng": 121.4885 + 500 / (111_320 * 0.857)}
+    east = {"lat": 31.044, "lng": 121.4885 + 500 / m_per_deg_lon(31.044)}
     assert ask(zones, blocking(circle(east, 200))) == "Present"
     assert ask(zones, blocking(circle(east, 100))) == "Absent"
 

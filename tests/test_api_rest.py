@@ -23,9 +23,10 @@ def admin(api, keys):  # noqa: F811
     return Client(api.url, keys.admin)
 
 
-def test_health_and_zones(api, admin):
-    assert httpx.get(api.url + "/v1/health").json() == {"status": "ok", "database": "postgresql",
-                                                        "mqtt": "connected"}
+def test_health_and_zones(api, admin, system):
+    engine = query(system.database_url, "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_extension WHERE extname = "
+                                        "'timescaledb') THEN 'timescaledb' ELSE 'postgresql' END")[0][0]
+    assert httpx.get(api.url + "/v1/health").json() == {"status": "ok", "database": engine, "mqtt": "connected"}
     zones = admin.get("/v1/zones").json()
     assert zones["type"] == "FeatureCollection"
     kinds = {f["properties"]["kind"] for f in zones["features"]}
@@ -119,8 +120,8 @@ def test_clearance_with_odd_uav_id_is_422(admin):
 def test_database_down_is_503_not_500(system):
     from api.app import ApiConfig, create_app
     from fastapi.testclient import TestClient
-    host, port = system.mqtt_host_port
-    app = create_app(ApiConfig("postgresql://skylane:skylane@127.0.0.1:1/nowhere", host, port, system.mqtt_root))
+    app = create_app(ApiConfig("postgresql://skylane:skylane@127.0.0.1:1/nowhere", system.service_url("api"),
+                               system.mqtt_root))
     with TestClient(app) as client:
         r = client.get("/v1/events", headers={"Authorization": "Bearer sky_000000000000_" + "x" * 43})
         assert r.status_code == 503 and "database unavailable" in r.json()["detail"]

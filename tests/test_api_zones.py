@@ -22,6 +22,19 @@ def _doc() -> dict:
     return json.loads(ZONE_FILE.read_text())
 
 
+def _zone_set_version(system) -> int:
+    import psycopg
+
+    from storage.controls import zone_set_version
+    with psycopg.connect(system.database_url) as conn:
+        return zone_set_version(conn)
+
+
+def _now() -> str:
+    from datetime import datetime, timezone
+    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
 def test_upload_geojson_stores_and_announces(admin, system):
     doc = _doc()
     doc["features"][0]["properties"]["name"] = "renamed by upload"
@@ -37,8 +50,8 @@ def test_upload_geojson_stores_and_announces(admin, system):
     by_id = {f["id"]: f for f in zones["features"]}
     assert by_id["NEW-1"]["properties"]["name"] == "new zone"
     assert by_id[doc["features"][0]["properties"]["id"]]["properties"]["name"] == "renamed by upload"
-    announced = retained(system, f"{system.mqtt_root}/control/zones")
-    assert announced is not None and {f["id"] for f in announced["features"]} == set(by_id)
+    announced = retained(system, f"{system.mqtt_root}/control/zones")  # an announcement: the store has the zones
+    assert announced == {"version": _zone_set_version(system), "issuer": "skylane-api"}
 
 
 def test_upload_replace_deactivates_missing_zones(admin, system):
@@ -90,23 +103,30 @@ def test_suspend_and_activate_zone_publishes_retained_state(admin, system):
     assert admin.put("/v1/zones/C1/state", json={"state": "closed"}).status_code == 422
 
 
-def test_zone_suspended_by_a_sensor_rule_shows_in_the_api(admin, system):
-    """A control message from elsewhere (the ingest pipeline's sensor rules) is reflected in GET /v1/zones."""
+def test_zone_suspended_by_a_sensor_rule_shows_in_the_api(admin, system, ingester):
+    """The ingest pipeline's sensor rule stores its decision; GET /v1/zones reads it from the store, while a
+    zone state that only exists on the broker (forged) changes nothing there."""
     import orjson
 
+    from protocol import topics
     from protocol.mqttclient import close_client, connect_client
 
     from .helpers import wait_until
     client = connect_client(system.mqtt_url, "t-sensor-rule")
     try:
-        client.publish(f"{system.mqtt_root}/control/zone/C2", orjson.dumps(
-            {"state": "suspended", "reason": "visibility", "by": "rule:fog", "at": "2099-01-01T00:00:00Z"}),
-            qos=1, retain=True).wait_for_publish(5)
+        client.publish(topics.control_zone(system.mqtt_root, "C3"), orjson.dumps(
+            {"state": "suspended", "reason": "forged", "by": "rule:fog", "at": "2099-01-01T00:00:00Z",
+             "issuer": "skylane-api"}), qos=1, retain=True).wait_for_publish(5)
+        client.publish(topics.reading(system.mqtt_root, "W-C2"), orjson.dumps(
+            {"ts": _now(), "values": {"wind_gust": 15.0}}), qos=1).wait_for_publish(5)
     finally:
         close_client(client)
     wait_until(lambda: admin.get("/v1/zones/C2").json()["properties"]["state"] == "suspended", 15,
                "sensor-rule suspension not visible")
-    assert admin.get("/v1/zones/C2").json()["properties"]["state_by"] == "rule:fog"
+    assert admin.get("/v1/zones/C2").json()["properties"]["state_by"] == "rule:C2-wind"
+    assert admin.get("/v1/zones/C3").json()["properties"]["state"] == "active"
+    dead = query(system.database_url, "SELECT reason FROM dead_letters WHERE topic LIKE '%%/control/zone/C3'")
+    assert dead and "zone C3 has no stored state" in dead[0][0], dead
 
 
 def test_put_and_delete_one_zone(admin, system):
@@ -122,7 +142,7 @@ def test_put_and_delete_one_zone(admin, system):
     assert admin.get("/v1/zones/TFR-1").status_code == 404
     assert admin.delete("/v1/zones/TFR-1").status_code == 404
     announced = retained(system, f"{system.mqtt_root}/control/zones")
-    assert "TFR-1" not in {f["id"] for f in announced["features"]}
+    assert announced == {"version": _zone_set_version(system), "issuer": "skylane-api"}
 
 
 @pytest.mark.parametrize("fmt", ["ed269", "ed318"])

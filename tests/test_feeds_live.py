@@ -1,7 +1,6 @@
 """Live feeds end to end: real Mosquitto, real key store and registry, WebSocket and SSE clients over TCP."""
 from __future__ import annotations
 
-import socket
 import time
 
 import httpx
@@ -16,7 +15,7 @@ from protocol import topics
 from storage import catalog
 from storage.auth import create_key
 
-from .feeds_support import FeedServer, ws_messages
+from .feeds_support import FeedServer, RawWebSocket, ws_messages
 
 pytestmark = pytest.mark.integration
 
@@ -38,8 +37,7 @@ def keys(system) -> dict[str, str]:
 @pytest.fixture
 def feed(system, keys):
     """The feed server, started after the registry is filled (as in production: drones registered first)."""
-    host, port = system.mqtt_host_port
-    server = FeedServer(system.database_url, host, port, system.mqtt_root, max_positions=40, max_alerts=2000)
+    server = FeedServer(system.database_url, system.service_url("api"), system.mqtt_root, max_positions=40, max_alerts=2000)
     yield server
     server.close()
 
@@ -169,55 +167,6 @@ def test_sse_stream_with_filters_and_auth(system, feed, keys, pub):
     assert [(e["event"], e["uav_id"], e["seq"]) for e in events] == [("event", "OWN-1", 2)]
 
 
-class RawWebSocket:
-    """A WebSocket client on a bare socket with a tiny receive buffer, reading only when asked: while the
-    test does not read, nothing drains the connection (no library reader thread buffering ahead)."""
-
-    def __init__(self, port: int, path: str):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        self.sock.connect(("127.0.0.1", port))
-        self.sock.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-                           "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                           "Sec-WebSocket-Version: 13\r\n\r\n").encode())
-        self.buf = b""
-        while b"\r\n\r\n" not in self.buf:
-            self.buf += self.sock.recv(4096)
-        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
-        assert head.startswith(b"HTTP/1.1 101"), head[:200]
-
-    def _read(self, n: int) -> bytes:
-        while len(self.buf) < n:
-            chunk = self.sock.recv(1 << 20)
-            if not chunk:
-                raise ConnectionError("closed")
-            self.buf += chunk
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
-
-    def recv(self, timeout: float) -> str:
-        """The next text frame (server frames are unmasked; no fragmentation from the server)."""
-        self.sock.settimeout(timeout)
-        try:
-            while True:
-                b0, b1 = self._read(2)
-                length = b1 & 0x7F
-                if length == 126:
-                    length = int.from_bytes(self._read(2), "big")
-                elif length == 127:
-                    length = int.from_bytes(self._read(8), "big")
-                payload = self._read(length)
-                if b0 & 0x0F == 0x1:
-                    return payload.decode()
-                if b0 & 0x0F == 0x8:
-                    raise ConnectionError(f"closed by server: {payload[:2].hex()} {payload[2:]!r}")
-        except socket.timeout:
-            raise TimeoutError from None
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 def test_slow_websocket_client_loses_oldest_positions_counted_and_told_never_alerts(system, feed, keys, pub):
     root, n_positions, pad = system.mqtt_root, 2400, "x" * 4000  # ~10 MB: more than socket buffers hold
     ws = RawWebSocket(feed.port, f"/v1/live?access_token={keys['viewer']}&type=position,event")
@@ -247,8 +196,7 @@ def test_slow_websocket_client_loses_oldest_positions_counted_and_told_never_ale
 
 
 def test_a_client_too_slow_even_for_alerts_is_disconnected_with_a_reason(system, keys, pub):
-    host, port = system.mqtt_host_port
-    server = FeedServer(system.database_url, host, port, system.mqtt_root, max_positions=10, max_alerts=20)
+    server = FeedServer(system.database_url, system.service_url("api"), system.mqtt_root, max_positions=10, max_alerts=20)
     ws = RawWebSocket(server.port, f"/v1/live?access_token={keys['viewer']}&type=event")
     try:
         time.sleep(0.3)
@@ -272,8 +220,7 @@ def test_a_client_too_slow_even_for_alerts_is_disconnected_with_a_reason(system,
 
 
 def test_several_api_processes_serve_the_same_feed_and_count_it(system, feed, keys, pub):
-    host, port = system.mqtt_host_port
-    other = FeedServer(system.database_url, host, port, system.mqtt_root)
+    other = FeedServer(system.database_url, system.service_url("api"), system.mqtt_root)
     try:
         with ws_connect(f"{feed.ws_url}/v1/live?access_token={keys['viewer']}&type=event") as a, \
                 ws_connect(f"{other.ws_url}/v1/live?access_token={keys['admin']}&type=event") as b:

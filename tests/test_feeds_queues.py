@@ -15,7 +15,7 @@ VIEWER = Principal("k1", "viewer", None)
 
 
 def _hub(directory: DeviceDirectory | None = None) -> LiveHub:
-    return LiveHub("127.0.0.1", 1, ROOT, directory=directory)
+    return LiveHub("mqtt://127.0.0.1:1", ROOT, directory=directory)
 
 
 def _pos(hub: LiveHub, uav: str, seq: int, lon: float = 121.49, lat: float = 31.04) -> None:

@@ -124,7 +124,7 @@ def test_replay_roots_are_for_engineers_and_under_replay(system, api):
 def test_replay_hubs_are_bounded_and_closed_with_their_last_client(system):
     from .feeds_support import FeedServer
     keys = make_keys(system.database_url)
-    feed = FeedServer(system.database_url, *system.mqtt_host_port, system.mqtt_root, max_replay_hubs=1)
+    feed = FeedServer(system.database_url, system.service_url("api"), system.mqtt_root, max_replay_hubs=1)
     hubs = feed.hub.root_hubs.hubs
     base = feed.ws_url + f"/v1/live?access_token={keys.admin}&root="
 

@@ -86,7 +86,7 @@ def test_wind_gust_reaches_the_live_feed_as_event_and_zone_state(system, zones_g
     assert register_devices(system, fleet_records([], [s for s in sensors if s.sensor_id == sensor])) == 1
     viewer = make_keys(system.database_url).viewer
     ing, runner = start_ingester(system)
-    feed = FeedServer(system.database_url, *system.mqtt_host_port, root)
+    feed = FeedServer(system.database_url, system.service_url("api"), root)
     pub = _client(system)
     gust = rule["above"] + 2.2
 

@@ -15,7 +15,7 @@ from ingest.consumer import Ingester
 from ingest.limits import RateLimiter
 from ingest.sharding import SHARDS, shard_of
 from protocol import topics
-from skylane.wiring import make_pipeline
+from skylane.wiring import make_ingester
 
 from .helpers import Running, query, start_ingester, wait_until
 from .ingest_support import Publisher, count, fix_payload
@@ -106,9 +106,7 @@ def test_fuzzed_traffic_is_stored_or_dead_lettered(system, ingester, batch):
 
 
 def _ingester(system, **kw) -> tuple[Ingester, Running]:
-    host, port = system.mqtt_host_port
-    ing = Ingester(mqtt_host=host, mqtt_port=port, database_url=system.database_url,
-                   pipeline=make_pipeline(system), client_id=system.ingest_client_id, batch_ms=20, **kw)
+    ing = make_ingester(system, **kw)
     runner = Running(lambda stop: ing.run(stop))
     assert ing.connected.wait(15)
     return ing, runner

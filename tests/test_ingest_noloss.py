@@ -67,8 +67,7 @@ def test_kill9_while_100k_messages_flow(private, tmp_path):
     system = system_on(private)
     n = 100_000
     ing = IngestProcess(system, log_path=tmp_path / "ingest.log")
-    host, port = system.mqtt_host_port
-    pub = BlastPublisher(host, port, f"pub-{system.ingest_client_id}")  # raw QoS 1, bounded unacknowledged
+    pub = BlastPublisher(system.mqtt_url, f"pub-{system.ingest_client_id}")  # raw QoS 1, bounded unacknowledged
     try:
         _ready(ing)
         sender = threading.Thread(target=pub.publish_many, args=(_messages(system.mqtt_root, n),), daemon=True)

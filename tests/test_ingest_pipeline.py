@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from airspace.events import rfc3339
 from airspace.zones import ZoneSet
+from ingest.outputs import batch_messages
 from ingest.pipeline import Pipeline, RawMessage, event_id
 from protocol import topics
 
@@ -108,9 +109,12 @@ def test_sensor_rule_suspends_corridor_publishes_control_and_reaches_flights(zon
     p = Pipeline(ZoneSet.from_geojson(zones_geojson), ROOT)
     p.process([_fix("D1", *MID_C2, 80, "2026-11-27T07:59:50Z")])
     out = p.process([msg(topics.reading(ROOT, "W-C2"), {"ts": "2026-11-27T07:59:55Z", "values": {"wind_gust": 14.5}})])
-    (topic, payload), = out.controls
-    assert topic == topics.control_zone(ROOT, "C2")
+    (decision,), = [out.zone_decisions]
+    (topic, payload, _, retain, _), = [m for m in batch_messages(out, ROOT, "skylane-ingest")
+                                       if "/control/" in m.topic]
+    assert topic == topics.control_zone(ROOT, "C2") and retain and decision.zone_id == "C2"
     body = orjson.loads(payload)
+    assert body["issuer"] == "skylane-ingest"
     assert body["state"] == "suspended" and body["sensor_id"] == "W-C2" and body["value"] == 14.5
     assert body["by"] == "rule:C2-wind" and body["reading_ts"] == "2026-11-27T07:59:55.000Z"
     ev = [e.event for e in out.events]
@@ -118,13 +122,13 @@ def test_sensor_rule_suspends_corridor_publishes_control_and_reaches_flights(zon
     assert ev[0].detail["value"] == 14.5
     # the retained control comes back to every worker, this one included: nothing new
     echo = p.process([msg(topic, payload)])
-    assert echo.events == [] and echo.controls == [] and echo.dead_letters == []
+    assert echo.events == [] and echo.zone_decisions == [] and echo.dead_letters == []
     assert echo.applied_controls == [(topic, T0)]
     # (without a clearance it was uncleared there already; a suspended corridor clears no one)
     nxt = p.process([_fix("D1", *MID_C2, 80, "2026-11-27T07:59:56Z")])
     assert "uncleared_flight" in nxt.uav_states["D1"]["alerts"]
     calm = p.process([msg(topics.reading(ROOT, "W-C2"), {"ts": "2026-11-27T08:00:30Z", "values": {"wind_gust": 8.0}})])
-    assert orjson.loads(calm.controls[0][1])["state"] == "active"
+    assert calm.zone_decisions[0].state == "active"
     assert [e.event.kind for e in calm.events] == ["zone_activated"]
 
 

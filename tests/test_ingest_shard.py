@@ -7,11 +7,10 @@ from collections import defaultdict
 
 import pytest
 
-from ingest.consumer import Ingester
 from ingest.limits import RateLimiter
 from ingest.sharding import SHARDS, Assignment, ShardError, shard_of, sharded_topic, unshard
 from protocol import topics
-from skylane.wiring import make_pipeline
+from skylane.wiring import make_ingester
 
 from .helpers import Running, query, wait_until
 from .ingest_support import IngestProcess, Publisher, count, fix_payload, wait_stored
@@ -69,9 +68,7 @@ def test_two_workers_split_the_uavs_and_store_everything_once(system):
     lock = threading.Lock()
     runners, workers = [], []
     for w in range(2):
-        ing = Ingester(mqtt_host=system.mqtt_host_port[0], mqtt_port=system.mqtt_host_port[1],
-                       database_url=system.database_url, pipeline=make_pipeline(system),
-                       client_id=f"{system.ingest_client_id}-w{w}", batch_ms=20, assignment=Assignment(w, 2))
+        ing = make_ingester(system, f"{system.ingest_client_id}-w{w}", assignment=Assignment(w, 2))
         real = ing.prepare
 
         def observed(batch, _w=w, _real=real):
@@ -151,7 +148,6 @@ def test_scaling_down_drains_the_removed_workers_sessions(system, tmp_path):
         wait_stored(system.database_url, 1000, 60, alive=one.alive)
         wait_until(lambda: "drained and ended the session of retired worker 1" in one.log(), 30, "no retirement")
         assert count(system.database_url, "SELECT count(*) FROM uav_telemetry") == 1000
-        host, port = system.mqtt_host_port
-        assert not session_exists(host, port, f"{system.ingest_client_id}-w1", SESSION_EXPIRY_S)
+        assert not session_exists(system.service_url("ingest"), f"{system.ingest_client_id}-w1", SESSION_EXPIRY_S)
     finally:
         assert one.stop() == 0, one.log()

@@ -51,8 +51,9 @@ def test_strtree_peer_is_exact_and_a_wrong_answer_is_caught(zones, sample):
             self.scheduled[:] = False
     assert not same_pairs(NoSchedules(zones).pairs, lon, lat, alt, t, ref)
 
-    fig = measure_peer("strtree", zones, make_positions(3000, seed=1), 3000, 1, sample, 1e6)
+    fig = measure_peer("strtree", zones, make_positions(3000, seed=1), 3000, 1, sample, 1e6, 1e6)
     assert fig["strtree_exact"] is True and fig["strtree_positions_per_s"] > 0 and fig["classify_vs_strtree"] > 0
+    assert fig["strtree_positions_per_cpu_s"] > 0 and fig["classify_vs_strtree_cpu"] > 0
 
 
 @pytest.mark.integration
@@ -63,7 +64,9 @@ def test_postgis_peer_is_exact_and_a_wrong_answer_is_caught(services, zones, sam
     try:
         assert "bench_zones_geom_idx" in peer.plan()  # the GiST index is used
         (lon, lat, alt, t), ref = sample
+        c0 = peer.server_cpu_seconds()
         assert same_pairs(peer.pairs, lon, lat, alt, t, ref)
+        assert peer.server_cpu_seconds() >= c0  # the backend's CPU is readable here (same machine)
         assert not same_pairs(_without_last_pair(peer.pairs), lon, lat, alt, t, ref)
         peer.QUERY = peer.QUERY.split("WHERE NOT z.scheduled")[0]  # forgets the schedules: must be caught
         assert not same_pairs(peer.pairs, lon, lat, alt, t, ref)
@@ -78,7 +81,6 @@ def test_bare_consumer_stores_every_message_then_acks(services, fresh_db):
     from storage.schema import migrate
     migrate(fresh_db)
     root = f"bare{uuid.uuid4().hex[:8]}/v1"
-    host, port = services.mqtt_host_port
     n = 600
     consumer = BareConsumer(services.mqtt_url, fresh_db, f"{root}/uav/+/telemetry", f"bare-{uuid.uuid4().hex[:6]}",
                             batch_size=100, batch_ms=10)
@@ -86,7 +88,7 @@ def test_bare_consumer_stores_every_message_then_acks(services, fresh_db):
     runner = threading.Thread(target=consumer.run, args=(stop,), daemon=True)
     runner.start()
     assert consumer.subscribed.wait(15)
-    pub = BlastPublisher(host, port, f"bare-pub-{uuid.uuid4().hex[:6]}")
+    pub = BlastPublisher(services.mqtt_url, f"bare-pub-{uuid.uuid4().hex[:6]}")
     t0 = time.perf_counter()
     pub.publish_many((f"{root}/uav/U{i % 7}/telemetry".encode(),
                       orjson.dumps({"ts": f"2026-11-27T00:00:{i // 7 % 60:02d}.{i // 420:03d}Z", "seq": i // 7,

@@ -8,7 +8,6 @@ widths and radii are true metres.
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -16,9 +15,10 @@ from shapely.geometry import LineString, Point, Polygon, mapping
 import numpy as np
 import shapely
 
+from airspace.coords import M_PER_DEG_LAT, m_per_deg_lon
+
 LAT0 = 31.05
-M_PER_DEG_LAT = 110_940.0
-M_PER_DEG_LON = 111_320.0 * math.cos(math.radians(LAT0))
+M_PER_DEG_LON = m_per_deg_lon(LAT0)
 NOTE = "ILLUSTRATIVE geometry for the Skylane demonstration; not an official airspace publication."
 
 

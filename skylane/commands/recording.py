@@ -57,7 +57,7 @@ def _arg(parser_type):
 def cmd_record(args, settings: Settings) -> int:
     from replay.recorder import record
     filters = args.topic or None
-    n = record(settings.mqtt_url, args.file, settings.mqtt_root, filters=filters, stop=stop_on_signals(),
+    n = record(settings.service_url("recorder"), args.file, settings.mqtt_root, filters=filters, stop=stop_on_signals(),
                duration_s=args.duration, append=args.append, rotate_bytes=args.rotate_size,
                rotate_seconds=args.rotate_seconds)
     log.info("recorded %d messages to %s", n, args.file)
@@ -120,7 +120,7 @@ def _run_broker(args, settings: Settings, source, selection, control) -> int:
     if dst == settings.mqtt_root and not args.live:
         print(f"skylane replay: {dst!r} is the live root; add --live to replay onto live topics", file=sys.stderr)
         return 2
-    sink = BrokerSink(settings.mqtt_url, max_pending=args.max_pending)
+    sink = BrokerSink(settings.service_url("recorder"), max_pending=args.max_pending)
     bar, keys = _interactive(args, "replay", control)
     log.info("replaying %s into %s under %s/ (rate %s)", source.label, settings.mqtt_url, dst,
              control.state()["rate"])
@@ -145,7 +145,10 @@ def _run_broker(args, settings: Settings, source, selection, control) -> int:
 def _run_pipeline(args, settings: Settings, source, selection, control) -> int:
     from replay.evaluate import Evaluation, canonical, diff_events, load_zones, read_events, write_events
     from replay.player import play
+    from ingest.pipeline import build_pipeline
     from replay.sinks import PipelineSink
+
+    from ..wiring import monitor_policy
     try:
         zones = load_zones(args.zones or settings.zone_file)
         expected = read_events(args.expect) if args.expect else None
@@ -157,7 +160,8 @@ def _run_pipeline(args, settings: Settings, source, selection, control) -> int:
         for ev in out.events:
             print(json.dumps(ev.to_dict(), ensure_ascii=False), flush=True)
 
-    sink = PipelineSink(zones, root, batch_size=args.batch_size, on_output=None if args.evaluate else show)
+    sink = PipelineSink(build_pipeline(zones, root, policy=monitor_policy(settings)), batch_size=args.batch_size,
+                        on_output=None if args.evaluate else show)
     bar, keys = _interactive(args, "evaluate" if args.evaluate else "replay", control)
     try:
         res = play(source, sink, control=control, selection=selection, root_from=root, root_to=root,
@@ -168,7 +172,7 @@ def _run_pipeline(args, settings: Settings, source, selection, control) -> int:
         if bar:
             bar.close()
     ev = Evaluation(canonical(e.to_dict() for e in sink.events), dict(sink.counts), dict(sink.dead_reasons),
-                    list(sink.controls))
+                    list(sink.zone_decisions))
     log.info("evaluated %s: %s", source.label, json.dumps({**ev.summary(), **{
         k: v for k, v in res.counters.items() if v and k not in ("sent",)}}))
     if args.evaluate:

@@ -10,10 +10,13 @@ import sys
 import threading
 import time
 
+from protocol.mqttclient import MqttTarget
+
 from ..settings import Settings
 from . import stop_on_signals
 
 log = logging.getLogger("skylane")
+DEMO_DEVICE = "T1"  # a registered drone whose MQTT account the demo prints (the README's mosquitto_pub example)
 
 
 # Three threads share the GIL in a worker (paho's network thread, the batch preparer, the writer): handing it
@@ -27,11 +30,10 @@ def cmd_ingest(args, settings: Settings) -> int:
         return _supervise_workers(args, settings)
     from prometheus_client import start_http_server
 
-    from ingest.consumer import Ingester
     from ingest.limits import RateLimiter
     from ingest.sharding import Assignment
 
-    from ..wiring import make_pipeline, prepare_database
+    from ..wiring import make_ingester, prepare_database
     sys.setswitchinterval(GIL_SWITCH_S)
     worker = args.worker or 0
     if not 0 <= worker < args.workers:
@@ -43,16 +45,11 @@ def cmd_ingest(args, settings: Settings) -> int:
     if metrics_port:
         start_http_server(metrics_port, addr=settings.ingest_metrics_host)
         log.info("ingest metrics on http://%s:%d/metrics", settings.ingest_metrics_host, metrics_port)
-    host, port = settings.mqtt_host_port
     base_id = args.client_id or settings.ingest_client_id
-    pipeline = make_pipeline(settings)
     stop = stop_on_signals()
     limiter = RateLimiter(args.device_rate if args.device_rate is not None else settings.device_rate,
                           args.device_burst if args.device_burst is not None else settings.device_burst)
-    ingester = Ingester(mqtt_host=host, mqtt_port=port, database_url=settings.database_url,
-                        pipeline=pipeline, client_id=worker_client_id(base_id, worker),
-                        batch_size=settings.batch_size, batch_ms=settings.batch_ms, assignment=assignment,
-                        rate_limiter=limiter, max_payload_bytes=settings.max_payload_bytes)
+    ingester = make_ingester(settings, worker_client_id(base_id, worker), assignment=assignment, rate_limiter=limiter)
     if worker == 0:
         threading.Thread(target=_retire_when_subscribed, args=(settings, ingester, base_id, args.workers, stop),
                          name="retire", daemon=True).start()
@@ -79,15 +76,11 @@ def _retire(settings: Settings, base_id: str, workers: int, stop) -> None:
     from ingest.consumer import Ingester, retire_sessions
     from ingest.limits import RateLimiter
 
-    from ..wiring import make_pipeline
-    host, port = settings.mqtt_host_port
+    from ..wiring import make_ingester
 
     def make(client_id: str) -> Ingester:
-        return Ingester(mqtt_host=host, mqtt_port=port, database_url=settings.database_url,
-                        pipeline=make_pipeline(settings),
-                        client_id=client_id, batch_size=settings.batch_size, batch_ms=settings.batch_ms,
-                        rate_limiter=RateLimiter(rate=0), max_payload_bytes=settings.max_payload_bytes, retire=True)
-    n = retire_sessions(make, host, port, base_id, workers, stop)
+        return make_ingester(settings, client_id, rate_limiter=RateLimiter(rate=0), retire=True)
+    n = retire_sessions(make, settings.service_url("ingest"), base_id, workers, stop)
     if n:
         log.info("retired the sessions of %d workers beyond --workers %d", n, workers)
 
@@ -153,7 +146,7 @@ def cmd_simulate(args, settings: Settings) -> int:
     if args.register:
         register_fleet(settings, drones, sensors, args.hz)
     log.info("simulating %d drones and %d sensors at %s Hz", len(drones), len(sensors), args.hz)
-    sim = Simulator(settings.mqtt_url, settings.mqtt_root, drones, sensors, hz=args.hz,
+    sim = Simulator(settings.service_url("simulator"), settings.mqtt_root, drones, sensors, hz=args.hz,
                     device_wills=args.device_wills, sharded=args.sharded)
     sim.run(stop_on_signals(), duration_s=args.duration)
     return 0
@@ -170,8 +163,13 @@ def cmd_demo(args, settings: Settings) -> int:
         print(f"skylane demo: {exc}", file=sys.stderr)
         return 1
     print(f"storage: {prepare_database(settings)}", flush=True)
+    from devices.registry import DeviceRecord
+
+    from ..wiring import register_devices
     from .keys import demo_keys, demo_keys_text
     keys = demo_keys(settings)
+    register_devices(settings, [DeviceRecord(DEMO_DEVICE, "uav", name="test drone for mosquitto_pub",
+                                             owner="Skylane demo fleet")])
     me = [sys.executable, "-m", "skylane"]
     # The simulated drones fly without filed clearances, so the demo does not raise uncleared_flight for
     # every one of them (set SKYLANE_REQUIRE_CLEARANCE=1 to see it); violations are raised as always.
@@ -187,10 +185,13 @@ def cmd_demo(args, settings: Settings) -> int:
     if not healthy and not stop.is_set():
         print(f"\n  WARNING: {url}v1/health is not answering 200 yet; see the log above.", flush=True)
     if not stop.is_set():
-        host, port = settings.mqtt_host_port
+        target = MqttTarget.parse(settings.device_url(DEMO_DEVICE))
         print(f"\n  Skylane is up. Dashboard: {url}\n  API docs: {url}docs   Metrics: {url}metrics\n"
               + demo_keys_text(keys) +
-              f"  Try a no-fly violation:\n    mosquitto_pub -h {host} -p {port} -t {settings.mqtt_root}/uav/T1/telemetry "
+              f"  MQTT test device: user {target.username}, password {target.password} "
+              f"(device listener {target.host}:{target.port})\n"
+              f"  Try a no-fly violation:\n    mosquitto_pub -h {target.host} -p {target.port} -u {target.username} "
+              f"-P '{target.password}' -t {settings.mqtt_root}/uav/{DEMO_DEVICE}/telemetry "
               "-m '{\"lat\": 31.044, \"lon\": 121.4885, \"alt_m\": 50}'\n"
               f"    curl -s -H 'Authorization: Bearer {keys['viewer']}' "
               f"'{url}v1/events?kind=no_fly_violation&uav_id=T1'\n  Ctrl-C stops everything.\n", flush=True)

@@ -56,14 +56,16 @@ def _zones(args, settings: Settings):
     return _load_store(settings)
 
 
-def publish_zones(settings: Settings, collection: dict, timeout: float = 10.0) -> str:
-    """Publish the zone set retained, QoS 1, on {root}/control/zones; the topic."""
+def announce_zones(settings: Settings, version: int, timeout: float = 10.0) -> str:
+    """Announce the stored zone set's new version retained, QoS 1, on {root}/control/zones; the topic."""
     from protocol import topics
+    from protocol.brokerauth import SERVICE_ACCOUNTS
     from protocol.mqttclient import close_client, connect_client, publish_confirmed
     topic = topics.control_zones(settings.mqtt_root)
-    client = connect_client(settings.mqtt_url, f"skylane-zones-{os.getpid()}", timeout=timeout)
+    client = connect_client(settings.service_url("admin"), f"skylane-zones-{os.getpid()}", timeout=timeout)
     try:
-        publish_confirmed(client, topic, json.dumps(collection, ensure_ascii=False).encode(), timeout=timeout)
+        publish_confirmed(client, topic, json.dumps({"version": version, "issuer": SERVICE_ACCOUNTS["admin"]}).encode(),
+                          timeout=timeout)
     finally:
         close_client(client)
     return topic
@@ -74,6 +76,7 @@ def cmd_import(args, settings: Settings) -> int:
 
     from airspace.zones import ZoneFormatError, ZoneSet
     from storage import catalog, queries
+    from storage.controls import zone_set_version
     from storage.schema import migrate
     try:
         zs = _load_file(args.file, args.format)
@@ -87,6 +90,7 @@ def cmd_import(args, settings: Settings) -> int:
             with conn.transaction():
                 result = queries.store_zones(conn, zs.to_geojson(), args.replace)
                 whole = ZoneSet.from_geojson(catalog.load_zones(conn))
+            version = zone_set_version(conn)
     except ZoneFormatError as exc:
         _err(f"the store would hold a zone set that does not load ({exc}); nothing changed")
         return 1
@@ -96,9 +100,9 @@ def cmd_import(args, settings: Settings) -> int:
     print(f"stored {result['stored']} zones, deactivated {len(result['deactivated'])}; "
           f"{len(whole)} active zones", file=sys.stderr)
     try:
-        topic = publish_zones(settings, whole.to_geojson())
+        topic = announce_zones(settings, version)
     except (ConnectionError, OSError, RuntimeError, ValueError) as exc:
-        _err(f"zones stored, but not published ({exc}); running ingesters keep their zones until restarted")
+        _err(f"zones stored, but not announced ({exc}); running ingesters keep their zones until restarted")
         return 1
     print(json.dumps({"imported": result["stored"], "deactivated": result["deactivated"], "active": len(whole),
                       "topic": topic}))
