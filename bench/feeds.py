@@ -32,6 +32,7 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import numpy as np
 import orjson
@@ -189,9 +190,22 @@ def main(argv: list[str] | None = None) -> int:
     return orchestrate(args)
 
 
-def measure(client_argvs: list[list[str]], pub, root: str, args, label: str) -> dict:
+def _cpu(pids) -> float:
+    """CPU seconds used so far by these processes (Linux /proc; those gone count 0)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def measure(client_argvs: list[list[str]], pub, root: str, args, label: str, server_pids=()) -> dict:
     """Start the client processes (each prints "ready", then waits for a line on stdin and prints its
-    histogram), publish the warm-up and the measured updates on `pub`, and sum what the clients saw."""
+    histogram), publish the warm-up and the measured updates on `pub`, and sum what the clients saw.
+    Also the CPU the servers and the clients used per delivered update, from the warm-up to the end."""
     clients = [subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
                for argv in client_argvs]
     try:
@@ -206,6 +220,8 @@ def measure(client_argvs: list[list[str]], pub, root: str, args, label: str) -> 
                 last[0] = elapsed
                 print(f"\r{label}: {sent} updates published in {elapsed:.0f} s", end="", file=sys.stderr, flush=True)
 
+        client_pids = [c.pid for c in clients]
+        cpu0 = _cpu(server_pids), _cpu(client_pids)
         _publish(pub, root, args.rate, args.warmup, args.uavs, True, progress)
         start = time.perf_counter()
         last[0] = 0.0
@@ -213,6 +229,7 @@ def measure(client_argvs: list[list[str]], pub, root: str, args, label: str) -> 
         elapsed = time.perf_counter() - start
         print(file=sys.stderr)
         time.sleep(2.0)  # let the last updates arrive
+        cpu1 = _cpu(server_pids), _cpu(client_pids)
         hist: dict[int, int] = {}
         totals = {"received": 0, "dropped": 0, "failed": 0}
         for c in clients:
@@ -228,7 +245,10 @@ def measure(client_argvs: list[list[str]], pub, root: str, args, label: str) -> 
                 c.kill()
                 c.wait()
     expected = sent * args.clients
+    per = 1e6 / max(totals["received"], 1)
     return {"updates_per_s": round(sent / elapsed, 1), "seconds": round(elapsed, 2),
+            "server_cpu_us_per_delivery": round((cpu1[0] - cpu0[0]) * per, 2) if server_pids else None,
+            "clients_cpu_us_per_delivery": round((cpu1[1] - cpu0[1]) * per, 2),
             "published": sent, "delivered": totals["received"],
             "delivered_ratio": round(totals["received"] / expected, 4) if expected else None,
             "dropped_told": totals["dropped"], "failed_clients": totals["failed"],
@@ -241,13 +261,14 @@ def measure_mosquitto_ws(root: str, args, group_sizes: list[int]) -> dict:
     from bench.peers.mosquitto_ws import client_argv, private_broker
     from protocol import topics
     from protocol.mqttclient import close_client, connect_client
-    with private_broker() as (mqtt_port, ws_port):
+    with private_broker() as broker:
+        mqtt_port, ws_port = broker
         print(f"peer: private Mosquitto, WebSocket listener 127.0.0.1:{ws_port}; connecting {args.clients} clients",
               file=sys.stderr, flush=True)
         argvs = [client_argv(ws_port, topics.uav_state(root, "+"), n) for n in group_sizes]
         pub = connect_client(f"mqtt://127.0.0.1:{mqtt_port}", f"bench-feeds-ws-pub-{uuid.uuid4().hex[:6]}")
         try:
-            res = measure(argvs, pub, root, args, "mosquitto websockets")
+            res = measure(argvs, pub, root, args, "mosquitto websockets", [broker.pid])
         finally:
             close_client(pub)
     return {f"mosquitto_ws_{k}": v for k, v in res.items() if k not in ("dropped_told",)}
@@ -295,8 +316,13 @@ def orchestrate(args) -> int:
                 for i in range(args.clients)]
         groups = [g for g in (urls[i::args.client_procs] for i in range(args.client_procs)) if g]
         pub = connect_client(settings.mqtt_url, f"bench-feeds-pub-{uuid.uuid4().hex[:6]}")
+        servers = [p.pid for p in procs]
+        try:  # the broker the API reads is part of Skylane's path (the peer's server is its broker)
+            servers.append(int((localservices.data_dirs(settings)[0] / "mosquitto.pid").read_text().split()[0]))
+        except (OSError, ValueError, IndexError):
+            pass
         res = measure([[sys.executable, "-m", "bench.feeds", "--client-urls", *g] for g in groups], pub, root, args,
-                      "skylane api")
+                      "skylane api", servers)
         result = {"bench": "feeds", "clients": args.clients, "servers": args.servers, **res}
         failed = res["failed_clients"]
         if not args.skip_peer:

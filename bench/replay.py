@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import resource
 import socket
 import sys
@@ -98,10 +99,21 @@ def received(sub, t0: float, expected: int, prefix: str) -> dict:
             f"{prefix}received_msgs_per_s": w["msgs_per_s"]}
 
 
-def bench_broker(mqtt_url: str, root: str, records: list[Record], max_pending: int, sub=None) -> dict:
+def _pid_cpu(pid: int | None) -> float:
+    """CPU seconds used so far by a process (Linux /proc; 0 when unknown)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, TypeError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_broker(mqtt_url: str, root: str, records: list[Record], max_pending: int, sub=None,
+                 broker_pid: int | None = None) -> dict:
     sink = BrokerSink(mqtt_url, client_id="skylane-bench-replay", max_pending=max_pending)
     control = PlaybackControl("max")
     t_wall = time.time()
+    b0 = _pid_cpu(broker_pid)
     t0, c0 = time.perf_counter(), time.process_time()
     res = play(ListSource(records, root), sink, control=control, root_to=f"bench/{root}",
                on_status=_progress("broker"))
@@ -114,6 +126,8 @@ def bench_broker(mqtt_url: str, root: str, records: list[Record], max_pending: i
            "broker_cpu_us_per_msg": round(cpu / max(sink.published, 1) * 1e6, 1)}
     if sub is not None:
         out.update(received(sub, t_wall, len(records), "broker_"))
+    if broker_pid is not None:  # Mosquitto's CPU for these messages in and out (to the subscriber)
+        out["broker_mosquitto_cpu_us_per_msg"] = round((_pid_cpu(broker_pid) - b0) / max(len(records), 1) * 1e6, 1)
     return out
 
 
@@ -122,7 +136,8 @@ def _children_cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def bench_mqtt_recorder(broker: Settings, root: str, records: list[Record], sub, tmp: Path) -> dict:
+def bench_mqtt_recorder(broker: Settings, root: str, records: list[Record], sub, tmp: Path,
+                        broker_pid: int | None = None) -> dict:
     """The same messages on the same topics, replayed by the PyPI mqtt-recorder tool, counted the same way."""
     from bench.peers import mqtt_recorder
     mqtt_recorder.ensure_installed(log=lambda m: print(m, file=sys.stderr, flush=True))
@@ -132,11 +147,13 @@ def bench_mqtt_recorder(broker: Settings, root: str, records: list[Record], sub,
     host, port = broker.mqtt_host_port
     print(f"mqtt-recorder: replaying {n} rows (zero delays) into {host}:{port}", file=sys.stderr, flush=True)
     t_wall = time.time()
-    c0 = _children_cpu()
+    c0, b0 = _children_cpu(), _pid_cpu(broker_pid)
     wall = mqtt_recorder.run_replay(tmp / "replay.csv", host, port, b64=b64, log_path=tmp / "mqtt-recorder.log")
     out = {"mqtt_recorder_wall_s": round(wall, 2),
            "mqtt_recorder_cpu_us_per_msg": round((_children_cpu() - c0) / n * 1e6, 1)}
     got = received(sub, t_wall, n, "mqtt_recorder_")
+    if broker_pid is not None:
+        out["mqtt_recorder_mosquitto_cpu_us_per_msg"] = round((_pid_cpu(broker_pid) - b0) / n * 1e6, 1)
     out.update(mqtt_recorder_msgs_per_s=got["mqtt_recorder_received_msgs_per_s"],
                mqtt_recorder_received=got["mqtt_recorder_received"], mqtt_recorder_lost=got["mqtt_recorder_lost"])
     print(f"  -> {out['mqtt_recorder_received']}/{n} received ({out['mqtt_recorder_lost']} lost) at "
@@ -172,12 +189,16 @@ def _with_private_broker(settings: Settings, trace: Path, args) -> dict:
     with tempfile.TemporaryDirectory(prefix="skylane-bench-replay-") as tmp:
         broker = settings.with_(mqtt_url=f"mqtt://127.0.0.1:{_free_port()}", state_dir=Path(tmp))
         localservices.mosquitto_up(broker)
+        try:
+            pid = int((localservices.data_dirs(broker)[0] / "mosquitto.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            pid = None
         sub = None
         try:
             sub = CountingSubscriber(*broker.mqtt_host_port, "bench/#", "bench/probe")
-            out.update(bench_broker(broker.mqtt_url, root, head, args.max_pending, sub))
+            out.update(bench_broker(broker.mqtt_url, root, head, args.max_pending, sub, pid))
             if not args.skip_peer:
-                out.update(bench_mqtt_recorder(broker, root, head, sub, Path(tmp)))
+                out.update(bench_mqtt_recorder(broker, root, head, sub, Path(tmp), pid))
                 ours, theirs = out.get("broker_received_msgs_per_s"), out.get("mqtt_recorder_msgs_per_s")
                 out["replay_vs_mqtt_recorder"] = round(ours / theirs, 2) if ours and theirs else None
                 out["replay_vs_mqtt_recorder_cpu"] = round(out["mqtt_recorder_cpu_us_per_msg"]

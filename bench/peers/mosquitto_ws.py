@@ -54,9 +54,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+class BrokerPorts(tuple):
+    """(mqtt_port, ws_port), with the broker's process id as `.pid`."""
+
+    pid: int
+
+
 @contextmanager
 def private_broker(username: str | None = None, password: str | None = None):
-    """Yields (mqtt_port, ws_port) of a private Mosquitto with a WebSocket listener; stopped afterwards."""
+    """Yields (mqtt_port, ws_port) of a private Mosquitto with a WebSocket listener (`.pid`: its process);
+    stopped afterwards."""
     from skylane.localservices import MOSQUITTO_TUNING, ensure_packages, wait_port
     ensure_packages({"mosquitto": "mosquitto", "mosquitto_passwd": "mosquitto"})
     mqtt_port, ws_port = _free_port(), _free_port()
@@ -78,7 +85,9 @@ def private_broker(username: str | None = None, password: str | None = None):
         try:
             if not (wait_port("127.0.0.1", mqtt_port, 15) and wait_port("127.0.0.1", ws_port, 15)):
                 raise RuntimeError(f"private mosquitto did not start: {(d / 'mosquitto.log').read_text()[-800:]}")
-            yield mqtt_port, ws_port
+            ports = BrokerPorts((mqtt_port, ws_port))
+            ports.pid = proc.pid
+            yield ports
         finally:
             proc.terminate()
             try:
