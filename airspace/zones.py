@@ -26,6 +26,8 @@ import shapely
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
+from protocol.topics import zone_id_problem
+
 from .coords import position_problem
 from .schedule import Schedule, ScheduleError
 from .vertical import VerticalModel, normalize_ref, normalize_uom
@@ -126,8 +128,8 @@ def _parse_feature(index: int, feat: Any) -> Zone:
         fail("type", "not a GeoJSON Feature object")
     if not isinstance(props, dict):
         fail("properties", "missing or not an object")
-    if not isinstance(zid, str) or not zid.strip():
-        fail("id", f"must be a non-empty string, got {zid!r}")
+    if (problem := zone_id_problem(zid)) is not None:
+        fail("id", problem)
     name = props.get("name", zid)
     if not isinstance(name, str):
         fail("name", f"must be a string, got {name!r}")

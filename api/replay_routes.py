@@ -49,7 +49,7 @@ from .context import get_ctx
 log = logging.getLogger("skylane.api.replay")
 MAX_RUNNING = 4
 KEEP_FINISHED = 50
-ROOT_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}(/[A-Za-z0-9_.:-]{1,64}){0,7}$"
+REPLAY_PREFIX_PATTERN = r"^replay(/[A-Za-z0-9_.:-]{1,64}){1,6}$"
 ReplayId = Annotated[str, PathParam(pattern=r"^[0-9a-f]{12}$")]
 
 router = APIRouter(tags=["replays"], dependencies=[Depends(require("engineer", "admin"))])
@@ -66,8 +66,9 @@ class ReplayRequest(BaseModel):
                                                      "without: the stored window's start (event time)")
     end: datetime | None = Field(None, description="end of the window (exclusive)")
     rate: float | Literal["max"] = Field(1.0, description="0.1 to 1000 (x real time), or 'max'")
-    prefix: str | None = Field(None, pattern=ROOT_PATTERN,
-                               description="publish under {prefix}/{recorded root}; default replay/{id}")
+    prefix: str | None = Field(None, pattern=REPLAY_PREFIX_PATTERN,
+                               description="publish under {prefix}/{recorded root}, a prefix under replay/ (the "
+                                           "broker's replay tree); default replay/{id}")
     loop: bool = False
     uavs: list[Annotated[str, Field(pattern=f"^{topics.ID_PATTERN}$")]] = Field(default_factory=list, max_length=1000)
     sensors: list[Annotated[str, Field(pattern=f"^{topics.ID_PATTERN}$")]] = Field(default_factory=list,
@@ -257,9 +258,10 @@ def start_replay(body: ReplayRequest, request: Request) -> dict:
     prefix = body.prefix or f"replay/{replay_id}"
     dst = f"{prefix}/{source.root}"
     live = cfg.mqtt_root
-    if dst == live or dst.startswith(live + "/") or live.startswith(dst + "/"):
+    if topics.overlaps(dst, live):
         raise HTTPException(422, f"prefix {prefix!r} would publish into the live root {live!r}")
-    broker = BrokerSink(cfg.mqtt_url, client_id=f"skylane-api-replay-{replay_id}", connect_timeout_s=10)
+    broker = BrokerSink(cfg.mqtt_url, client_id=f"skylane-api-replay-{replay_id}", connect_timeout_s=10,
+                        clear_retained=True)
     sink: Sink = broker
     if body.evaluate:
         sink = TeeSink(broker, PipelineSink(_live_pipeline(request, dst), batch_size=2000,

@@ -33,11 +33,11 @@ from protocol.publisher import BoundedPublisher
 from protocol import topics
 from protocol.brokerauth import SERVICE_ACCOUNTS
 from protocol.mqttclient import MqttTarget
-from storage.writes import WriteResult, write_batch
 
 from . import metrics as m
 from .fastmqtt import FastClient
-from .limits import RateLimiter, oversize_reason
+from .limits import RateLimiter, oversize_reason, record_count
+from .batchstore import BatchStore, Refused
 from .controls import ControlAuthority
 from .outputs import batch_messages
 from .pipeline import BatchOutput, DeadLetter, Pipeline, RawMessage
@@ -55,15 +55,10 @@ RETIRE_IDLE_S = 2.0  # a retired worker's session counts as drained after this l
 IDLE_TICK_S = 1.0  # with no messages for this long, the monitor's clock moves on by the wall clock ...
 IDLE_LATENESS_S = 5.0  # ... to now minus this (fixes may arrive this late): a lone silent UAV gets link_lost
 STATE_INTERVAL_S = 0.25  # live state topics: at most 4 a second per device, the latest always follows
-REFUSED = (psycopg.DataError, psycopg.IntegrityError)  # the data, not the database, is at fault
 
 
 class _Abandoned(Exception):
     """A batch could not be stored before shutdown; it was not acknowledged."""
-
-
-class _Refused(Exception):
-    """The database refused the batch's data (not a connection problem)."""
 
 
 class Ingester:
@@ -101,7 +96,7 @@ class Ingester:
         self._ack_lock = threading.Lock()
         self.connected = threading.Event()  # set once subscribed (SUBACK), cleared on disconnect
         self._writer_idle = threading.Event()  # the writer thread waits for a batch
-        self._conn: psycopg.Connection | None = None
+        self.store = BatchStore(database_url, on_outage_over=self._catch_up)
         self._control_prefix = f"{self.root}/control/"
         self.client = FastClient(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5,
                                  manual_ack=True, on_fast_message=self._on_fast_message)
@@ -142,8 +137,7 @@ class Ingester:
         stale = self.assignment.foreign_filters(self.root)
         if flags.session_present and stale:
             client.unsubscribe(stale)  # before subscribing: an old assignment's shards go to their new owner
-        opts = SubscribeOptions(qos=1)
-        _rc, self._sub_mid = client.subscribe([(f, opts) for f in self.subscriptions()])
+        _rc, self._sub_mid = client.subscribe([(f, _subscribe_options(self.root, f)) for f in self.subscriptions()])
         log.info("connected to %s as %s (session present: %s)", self.target, self.client_id,
                  flags.session_present)
 
@@ -239,6 +233,7 @@ class Ingester:
         good: list[RawMessage] = []
         dead: list[DeadLetter] = []
         limiter, max_bytes, root = self.limiter, self.max_payload_bytes, self.root
+        limiter.catching_up(self.catching_up)
         shard_prefix, control = root + "/shard/", self._control_prefix
         now = time.monotonic()
         limited: Counter[str] = Counter()
@@ -262,10 +257,10 @@ class Ingester:
                     dead.append(DeadLetter(msg.received_at, topic, msg.payload, str(exc)))
                     m.REFUSED.labels("shard").inc()
                     continue
-            if limiter.rate > 0 and not dup and not self.catching_up:
+            if limiter.rate > 0 and not dup:
                 parts = topic[len(root) + 1:].split("/", 2)
                 device = parts[1] if len(parts) == 3 else ""
-                if device and not limiter.allow(device, now):
+                if device and not limiter.allow(device, now, record_count(msg.payload)):
                     limited[device] += 1
                     dead.append(DeadLetter(msg.received_at, topic, msg.payload,
                                            f"rate limit: device {device[:64]!r} over {limiter.describe()}"))
@@ -276,6 +271,9 @@ class Ingester:
             log.warning("rate limit (%s): refused %d messages of %d devices, e.g. %s", limiter.describe(),
                         sum(limited.values()), len(limited), ", ".join(list(limited)[:3]))
         return good, dead
+
+    def _catch_up(self) -> None:
+        self.catching_up = True
 
     def _resolve_control(self, msg: RawMessage) -> RawMessage | DeadLetter | None:
         """A control message checked against the store (ingest.controls), retrying while the database is away."""
@@ -292,39 +290,6 @@ class Ingester:
                 self.controls.close()
                 if self._stop.wait(delay):
                     raise _Abandoned() from None
-                delay = min(delay * 2, 10.0)
-
-    def _db(self) -> psycopg.Connection:
-        if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self.database_url, connect_timeout=5)
-        return self._conn
-
-    def _store(self, out: BatchOutput, stop: threading.Event) -> WriteResult | None:
-        """Write until it succeeds: nothing is acknowledged before it is committed.
-
-        None only when asked to stop while the database is failing: the batch stays unacknowledged
-        and the broker re-delivers it to the next run of this persistent session. Raises _Refused when
-        the database rejects the data itself, which no retry would change.
-        """
-        delay = 0.5
-        while True:
-            try:
-                result = write_batch(self._db(), out)
-                if delay > 0.5:  # there was an outage: the broker queued meanwhile
-                    self.catching_up = True
-                return result
-            except REFUSED as exc:
-                raise _Refused(str(exc)) from exc
-            except psycopg.Error as exc:
-                if stop.is_set():
-                    log.error("stopping with a batch unwritten (%s); the broker will re-deliver it", exc)
-                    return None
-                m.DB_ERRORS.inc()
-                log.error("database write failed (%s); retrying in %.1fs, nothing acknowledged",
-                          str(exc).strip()[:300], delay)
-                if self._conn is not None:
-                    self._conn.close()
-                stop.wait(delay)
                 delay = min(delay * 2, 10.0)
 
     def _publish(self, out: BatchOutput, stop: threading.Event) -> None:
@@ -388,13 +353,9 @@ class Ingester:
     def commit(self, raw: list[RawMessage], out: BatchOutput, t0: float, stop: threading.Event) -> BatchOutput:
         """Store (retrying), publish, then acknowledge one prepared batch."""
         try:
-            result = self._store(out, stop)
-        except _Refused as exc:
-            log.error("the database refused a batch of %d messages (%s): keeping them as dead letters", len(raw), exc)
-            reason = f"database refused the batch: {str(exc).splitlines()[0][:300]}".replace("\x00", "")
-            out = BatchOutput(dead_letters=[DeadLetter(msg.received_at, msg.topic, msg.payload, reason)
-                                            for msg in raw])
-            result = self._store(out, stop)
+            result = self.store.store(out, stop)
+        except Refused as exc:
+            out, result = self.store.store_refused(raw, out, exc, stop)
         if result is None:
             raise _Abandoned()
         self._publish(out, stop)
@@ -520,14 +481,21 @@ class Ingester:
         finally:
             self.client.disconnect()
             self.client.loop_stop()
-            if self._conn is not None:
-                self._conn.close()
+            self.store.close()
             if self.controls is not None:
                 self.controls.close()
             m.PENDING.set(0)
             log.info("ingest stopped")
         if failure and not isinstance(failure[0], _Abandoned):
             raise failure[0]
+
+
+def _subscribe_options(root: str, topic_filter: str) -> SubscribeOptions:
+    """QoS 1. Fixes and readings are never taken from the broker's retained store (retain handling 2): a
+    retained fix is not a live report, and would come back as a phantom current position at every new
+    subscription. Controls and device statuses are state, so their retained messages are wanted."""
+    reports = not topic_filter.startswith((f"{root}/control/", f"{root}/device/"))
+    return SubscribeOptions(qos=1, retainHandling=2 if reports else 0)
 
 
 def retire_sessions(make_ingester, mqtt_url: str, base_client_id: str, workers: int,

@@ -44,6 +44,27 @@ def valid_id(value: str) -> bool:
     return bool(_ID.fullmatch(value))
 
 
+MAX_ZONE_ID = 100
+
+
+def overlaps(root: str, other: str) -> bool:
+    """Whether two topic roots share topics (one is the other, or lies under it)."""
+    return root == other or root.startswith(other + "/") or other.startswith(root + "/")
+
+
+def zone_id_problem(value: object) -> str | None:
+    """Why `value` cannot be a zone id, or None. Zone ids come from authorities' files (spaces, accents and
+    '@' occur), so they are freer than device ids, but each is one topic level of {root}/control/zone/{id}:
+    no '/', no MQTT wildcard, no control character, at most MAX_ZONE_ID characters."""
+    if not isinstance(value, str) or not value.strip():
+        return f"must be a non-empty string, got {value!r}"
+    if len(value) > MAX_ZONE_ID:
+        return f"longer than {MAX_ZONE_ID} characters"
+    if any(c in value for c in "/+#") or not value.isprintable():
+        return f"{value[:40]!r} contains '/', '+', '#' or a control character (it names an MQTT topic level)"
+    return None
+
+
 def telemetry(root: str, uav_id: str) -> str:
     return f"{root}/uav/{uav_id}/telemetry"
 

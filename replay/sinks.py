@@ -51,13 +51,17 @@ class BrokerSink(Sink):
     """
 
     def __init__(self, mqtt_url: str, *, client_id: str | None = None, max_pending: int = DEFAULT_MAX_PENDING,
-                 connect_timeout_s: float | None = 30.0) -> None:
+                 connect_timeout_s: float | None = 30.0, clear_retained: bool = False) -> None:
+        """`clear_retained`: when the replay ends, withdraw every retained message it left (an API replay's
+        root must not keep a replay's states, zone decisions and statuses after it)."""
         self.mqtt_url = mqtt_url
         self.client_id = client_id or f"skylane-replay-{os.getpid()}-{threading.get_ident() % 100_000}"
         self.max_pending = max_pending
         self.connect_timeout_s = connect_timeout_s
         self.published = 0
         self.bad_topic = 0
+        self.clear_retained = clear_retained
+        self._retained: set[str] = set()
         self._pub: FastPublisher | None = None
         self._stop = threading.Event()
 
@@ -79,6 +83,8 @@ class BrokerSink(Sink):
 
     def send(self, topic: str, rec: Record) -> bool:
         assert self._pub is not None
+        if rec.retain:
+            self._retained.add(topic)
         try:
             ok = self._pub.publish(topic, rec.payload, qos=rec.qos, retain=rec.retain)
         except ValueError as exc:  # e.g. a wildcard in a hand-edited topic
@@ -92,6 +98,8 @@ class BrokerSink(Sink):
     def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> bool:
         """Publish something else on the same connection (e.g. the pipeline's outputs of a replay)."""
         assert self._pub is not None
+        if retain:
+            self._retained.add(topic)
         return self._pub.publish(topic, payload, qos=qos, retain=retain)
 
     def idle(self) -> None:
@@ -105,6 +113,10 @@ class BrokerSink(Sink):
         if self._pub is None:
             return
         try:
+            if self.clear_retained:
+                for topic in sorted(self._retained):
+                    self._pub.publish(topic, b"", qos=1, retain=True)
+                self._retained.clear()
             drained = self._pub.drain(timeout=STOPPED_DRAIN_S if stopped else None)
             if not drained:
                 log.warning("replay ended with %d publishes unacknowledged", self._pub.pending())

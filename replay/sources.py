@@ -59,7 +59,8 @@ class Selection:
     filters on the recorded topic; uavs / sensors: keep only those devices' messages (a device
     status is kept only if its id is in one of them; a filter on one family leaves the other
     alone); outputs: also play the pipeline's outputs
-    (events/, state/), which are skipped by default since a replay regenerates them.
+    (events/, state/), which are skipped by default since a replay regenerates them; controls: play the
+    recorded control/ messages (not onto the live root: there they would replace stored decisions).
     """
 
     start: float | None = None
@@ -69,6 +70,7 @@ class Selection:
     uavs: frozenset[str] = field(default_factory=frozenset)
     sensors: frozenset[str] = field(default_factory=frozenset)
     outputs: bool = False
+    controls: bool = True
 
     def __post_init__(self) -> None:
         if self.start is not None and self.end is not None and self.end <= self.start:
@@ -84,6 +86,8 @@ class Selection:
         ref = split_topic(topic, root)
         if ref is not None and ref[0] in OUTPUT_FAMILIES and not self.outputs:
             return "skipped_outputs"
+        if ref is not None and ref[0] == "control" and not self.controls:
+            return "skipped_controls"
         if self.topics and not any(mqtt.topic_matches_sub(f, topic) for f in self.topics):
             return "filtered"
         if ref is not None:

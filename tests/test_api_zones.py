@@ -212,3 +212,13 @@ def test_unlimited_upper_limit_reads_back_as_null(admin):
         assert admin.get("/v1/zones/export", params={"format": fmt}).status_code == 200
     schema = admin.get("/openapi.json").json()["components"]["schemas"]["ZoneProperties"]["properties"]["upper_m"]
     assert {"type": "null"} in schema.get("anyOf", []), schema  # the document says what the API sends
+
+
+@pytest.mark.parametrize("bad_id", ["C+1", "#", "a/b", "tab\there", "x" * 101])
+def test_a_zone_id_that_is_not_one_topic_level_is_refused(admin, bad_id):
+    """An admin-uploaded id with '+' once crash-looped ingest when its control topic was built."""
+    feature = {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [
+        [[121.45, 31.02], [121.46, 31.02], [121.46, 31.03], [121.45, 31.03], [121.45, 31.02]]]},
+        "properties": {"id": bad_id, "name": "x", "kind": "restricted", "lower_m": 0, "upper_m": 120}}
+    r = admin.post("/v1/zones", json={"type": "FeatureCollection", "features": [feature]})
+    assert r.status_code == 422 and "field 'id'" in r.json()["detail"], r.text

@@ -104,37 +104,48 @@ def test_malformed_payload_is_dead_lettered_and_the_next_message_stored(system, 
     assert sorted(d["topic"] for d in dead) == sorted([topics.telemetry(root, "T2")] * 2 + [f"{root}/uav/T2/garbage"])
 
 
-def test_a_batch_the_database_refuses_becomes_dead_letters_and_ingest_goes_on(system, monkeypatch):
-    """Fault injection in our own write path (the database is real): data the database rejects must
-    neither block the ingester forever nor be lost."""
+def test_a_refused_fix_becomes_a_dead_letter_and_keeps_its_alert_and_its_batch(system, monkeypatch):
+    """Fault injection in our own write path (the database is real): the database refuses one drone's rows. That
+    fix is a dead letter with the database's reason; the no-fly violation it caused is still stored and published
+    (the monitor has moved on: lost now, it would never be raised again), the other fixes of the batch are stored,
+    and ingest goes on."""
     import psycopg
 
-    import ingest.consumer as consumer
+    import ingest.batchstore as consumer
     from .helpers import start_ingester
-    real, calls = consumer.write_batch, []
+    real = consumer.write_batch
 
-    def refuse_once(conn, out):
-        calls.append(len(out.telemetry))
-        if len(calls) == 1:
+    def refuse_r1(conn, out):
+        if any(r.uav_id == "R1" for r in out.telemetry):
             raise psycopg.errors.DataError("injected: value out of range")
         return real(conn, out)
-    monkeypatch.setattr(consumer, "write_batch", refuse_once)
+    monkeypatch.setattr(consumer, "write_batch", refuse_r1)
     ing, runner = start_ingester(system)
+    root = system.mqtt_root
+    received: queue.Queue = queue.Queue()
+    watcher = _client(system, [(f"{root}/events/#", 1)], lambda c, u, m: received.put((m.topic, m.payload)))
     pub = _client(system)
     try:
-        pub.publish(topics.telemetry(system.mqtt_root, "R1"), orjson.dumps({"lat": 31.05, "lon": 121.5, "alt_m": 1}),
-                    qos=1).wait_for_publish(5)
-        wait_until(lambda: query(system.database_url, "SELECT reason FROM dead_letters"), 10, "no dead letter")
-        pub.publish(topics.telemetry(system.mqtt_root, "R2"), orjson.dumps({"lat": 31.05, "lon": 121.5, "alt_m": 2}),
+        for uav, body in (("R3", {"lat": 31.05, "lon": 121.5, "alt_m": 3}), ("R1", INSIDE_BRIDGE_ZONE),
+                          ("R4", {"lat": 31.05, "lon": 121.5, "alt_m": 4})):
+            pub.publish(topics.telemetry(root, uav), orjson.dumps(body), qos=1)
+        pub.publish(topics.telemetry(root, "R2"), orjson.dumps({"lat": 31.05, "lon": 121.5, "alt_m": 2}),
                     qos=1).wait_for_publish(5)
         wait_until(lambda: query(system.database_url, "SELECT 1 FROM uav_telemetry WHERE uav_id = 'R2'"), 10,
-                   "ingest did not go on after the refused batch")
+                   "ingest did not go on after the refused rows")
+        topic, payload = received.get(timeout=10)
+        while "no_fly_violation" not in topic:
+            topic, payload = received.get(timeout=10)
     finally:
         close_client(pub)
+        close_client(watcher)
         runner.close()
+    assert orjson.loads(payload)["uav_id"] == "R1"
+    assert ("no_fly_violation",) in query(system.database_url, "SELECT kind FROM airspace_events WHERE uav_id = 'R1'")
     [(topic, payload, reason)] = query(system.database_url, "SELECT topic, payload, reason FROM dead_letters")
-    assert topic == topics.telemetry(system.mqtt_root, "R1") and orjson.loads(payload)["alt_m"] == 1
+    assert topic == topics.telemetry(root, "R1") and orjson.loads(payload)["alt_m"] == 50
     assert reason == "database refused the batch: injected: value out of range"
+    assert {r[0] for r in query(system.database_url, "SELECT uav_id FROM uav_telemetry")} == {"R2", "R3", "R4"}
 
 
 def test_malformed_state_messages_do_not_stop_the_live_feed(system, api):

@@ -170,26 +170,53 @@ def test_the_ingester_survives_a_flood_of_junk_and_stores_the_good_in_between(sy
         runner.close()
 
 
-def test_a_queued_backlog_is_not_rate_limited_but_live_floods_are(system):
-    """After a restart the session's backlog arrives at once: that is the ingester catching up, not the
-    device flooding. Live messages past the burst are refused again."""
-    ing, runner = _ingester(system, rate_limiter=RateLimiter(rate=0.001, burst=10))
-    runner.close()  # the session stays: the next 30 messages queue in it
+def test_a_queued_backlog_passes_but_a_flood_is_refused_even_while_catching_up(system):
+    """After a restart the session's backlog arrives at once: that is the ingester catching up, not the device
+    flooding, so a device may then use up to an hour of its rate on top of the burst (10 + 0.01 x 3600 = 46
+    records). More than that is refused even in a backlog (a flood must not hide behind a reconnect); live
+    traffic past the burst is refused again once caught up."""
+    limiter = dict(rate=0.01, burst=10, catch_up_s=3600)
+    ing, runner = _ingester(system, rate_limiter=RateLimiter(**limiter))
+    runner.close()  # the session stays: what is published now queues in it
     root = system.mqtt_root
-    pub = Publisher(system, iter([(topics.telemetry(root, "BACKLOG"), fix_payload(5, k)) for k in range(30)]))
+    backlog = [(topics.telemetry(root, "BACKLOG"), fix_payload(5, k)) for k in range(30)]
+    backlog += [(topics.telemetry(root, "FLOOD"), fix_payload(6, k)) for k in range(100)]
+    pub = Publisher(system, iter(backlog))
     pub.wait(30)
     pub.close()
-    ing, runner = _ingester(system, rate_limiter=RateLimiter(rate=0.001, burst=10))
+    ing, runner = _ingester(system, rate_limiter=RateLimiter(**limiter))
     try:
-        wait_until(lambda: count(system.database_url, "SELECT count(*) FROM uav_telemetry") == 30, 20,
-                   "the backlog was not stored")
+        wait_until(lambda: count(system.database_url, "SELECT count(*) FROM uav_telemetry") +
+                   count(system.database_url, "SELECT count(*) FROM dead_letters") >= 130, 20, "backlog not accounted for")
         wait_until(lambda: not ing.catching_up, 10, "the ingester never caught up")
-        pub = Publisher(system, iter([(topics.telemetry(root, "BACKLOG"), fix_payload(5, k)) for k in range(30, 60)]))
+        pub = Publisher(system, iter([(topics.telemetry(root, "LIVE"), fix_payload(7, k)) for k in range(30)]))
         pub.wait(30)
         pub.close()
         wait_until(lambda: count(system.database_url, "SELECT count(*) FROM uav_telemetry") +
-                   count(system.database_url, "SELECT count(*) FROM dead_letters") >= 60, 20, "not all accounted for")
+                   count(system.database_url, "SELECT count(*) FROM dead_letters") >= 160, 20, "not all accounted for")
     finally:
         runner.close()
-    assert count(system.database_url, "SELECT count(*) FROM uav_telemetry") == 40
-    assert count(system.database_url, "SELECT count(*) FROM dead_letters WHERE position('rate limit' IN reason) = 1") == 20
+    stored = dict(query(system.database_url, "SELECT uav_id, count(*) FROM uav_telemetry GROUP BY uav_id"))
+    assert stored == {"BACKLOG": 30, "FLOOD": 46, "LIVE": 10}
+    assert count(system.database_url, "SELECT count(*) FROM dead_letters WHERE position('rate limit' IN reason) = 1") \
+        == 54 + 20
+
+
+def test_the_rate_limit_counts_records_not_messages(system):
+    """A pack of fixes costs one token per fix: packing does not get a device past its rate."""
+    ing, runner = _ingester(system, rate_limiter=RateLimiter(rate=0.001, burst=10))
+    root = system.mqtt_root
+    pack = b"[" + b",".join(fix_payload(8, k) for k in range(30)) + b"]"
+    small = b"[" + b",".join(fix_payload(9, k) for k in range(5)) + b"]"
+    pub = Publisher(system, iter([(topics.telemetry(root, "PACKER"), pack), (topics.telemetry(root, "SMALL"), small)]))
+    try:
+        pub.wait(30)
+        wait_until(lambda: count(system.database_url, "SELECT count(*) FROM uav_telemetry WHERE uav_id = 'SMALL'") == 5,
+                   20, "the small pack was not stored")
+        wait_until(lambda: count(system.database_url, "SELECT count(*) FROM dead_letters") == 1, 10, "no dead letter")
+    finally:
+        pub.close()
+        runner.close()
+    assert count(system.database_url, "SELECT count(*) FROM uav_telemetry WHERE uav_id = 'PACKER'") == 0
+    [(topic, reason)] = query(system.database_url, "SELECT topic, reason FROM dead_letters")
+    assert topic == topics.telemetry(root, "PACKER") and reason.startswith("rate limit: device 'PACKER' over 0.001 records/s")

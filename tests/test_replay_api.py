@@ -83,7 +83,7 @@ def test_list_recordings(env):
 def test_replay_a_recording_under_a_prefix_with_evaluation(env):
     client, keys, system, trace = env
     h = bearer(keys.engineer)
-    prefix = "sandbox/r1"
+    prefix = "replay/sandbox-r1"
     dst = f"{prefix}/{system.mqtt_root}"
     watch = Listener(system.mqtt_url, [f"{dst}/#", f"{system.mqtt_root}/#"])
     try:
@@ -114,6 +114,13 @@ def test_replay_a_recording_under_a_prefix_with_evaluation(env):
         assert [i["id"] for i in listed] == [rid]
     finally:
         watch.close()
+    # the replay withdrew what it left retained (states, statuses): a new subscriber finds nothing there
+    late = Listener(system.mqtt_url, [f"{dst}/#"])
+    try:
+        time.sleep(1.0)
+        assert late.topics() == []
+    finally:
+        late.close()
 
 
 def test_pause_step_rate_and_stop(env):
@@ -173,8 +180,8 @@ def test_bad_requests(env):
     assert post({"recording": "incident.slrec.gz", "prefix": "bad/#"}).status_code == 422
     assert post({"start": "2026-01-01T08:00:00Z"}).status_code == 422
     assert post({"start": "2026-01-01T08:00:00", "end": "2026-01-01T09:00:00"}).status_code == 422
-    live_parent = system.mqtt_root.split("/")[0]
-    assert post({"recording": "incident.slrec.gz", "prefix": live_parent}).status_code in (201, 422)
+    assert post({"recording": "incident.slrec.gz", "prefix": system.mqtt_root.split("/")[0]}).status_code == 422
+    assert post({"recording": "incident.slrec.gz", "prefix": "sandbox/r1"}).status_code == 422  # not in replay/
     assert client.get("/v1/replays/0123456789ab", headers=h).status_code == 404
     assert client.delete("/v1/replays/xyz", headers=h).status_code == 422
 

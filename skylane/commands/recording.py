@@ -68,7 +68,8 @@ def _selection(args):
     from replay.sources import Selection, parse_time
     return Selection(start=parse_time(args.start), end=parse_time(args.end), offset_s=args.offset,
                      topics=tuple(args.topic or ()), uavs=frozenset(args.uav or ()),
-                     sensors=frozenset(args.sensor or ()), outputs=args.include_outputs)
+                     sensors=frozenset(args.sensor or ()), outputs=args.include_outputs,
+                     controls=not getattr(args, "live", False))
 
 
 def _source(args, settings: Settings):
@@ -113,12 +114,18 @@ def cmd_replay(args, settings: Settings) -> int:
 
 
 def _run_broker(args, settings: Settings, source, selection, control) -> int:
+    from protocol.topics import overlaps
     from replay.player import default_root, play
     from replay.sinks import BrokerSink
     src = args.from_root or source.root
     dst = settings.mqtt_root if args.live else (args.to_root or default_root(src, args.prefix))
-    if dst == settings.mqtt_root and not args.live:
-        print(f"skylane replay: {dst!r} is the live root; add --live to replay onto live topics", file=sys.stderr)
+    if overlaps(dst, settings.mqtt_root) and not args.live:
+        print(f"skylane replay: {dst!r} is the live root or under it; add --live to replay device traffic onto "
+              "live topics", file=sys.stderr)
+        return 2
+    if args.live and args.include_outputs:
+        print("skylane replay: --include-outputs cannot go onto the live root: events and states there are ingest's "
+              "(a live replay sends device traffic; ingest decides again)", file=sys.stderr)
         return 2
     sink = BrokerSink(settings.service_url("recorder"), max_pending=args.max_pending)
     bar, keys = _interactive(args, "replay", control)
