@@ -5,7 +5,7 @@ Usage: skylane bench feeds [--clients 100] [--rate 2000] [--duration 10] [--uavs
 
 What it starts: the local services when they are not running (`skylane services up` semantics, on the
 configured or given URLs), a fresh database (migrated, one viewer key; dropped at the end) under a private
-MQTT root, `--servers` API processes (uvicorn subprocesses, each reading the broker itself: the whole API,
+MQTT root under replay/ (which Skylane's service accounts may use), `--servers` API processes (uvicorn subprocesses, each reading the broker itself: the whole API,
 or with `--app feeds` a feed-only process) and `--client-procs` processes holding the WebSocket clients
 (spread over the servers). This process publishes the UAV states, retained, to `{root}/state/uav/{id}` as the ingester does, each stamped
 with its publish time; clients subscribe to every position (`type=position`, no other filter) and measure
@@ -96,14 +96,15 @@ def run_server(app_kind: str, port: int, database_url: str, mqtt_url: str, root:
     import uvicorn
 
     from skylane.settings import Settings
-    settings = Settings.from_env({"SKYLANE_MQTT_URL": mqtt_url, "SKYLANE_DATABASE_URL": database_url})
-    host, mport = settings.mqtt_host_port
+    settings = Settings.from_env({**os.environ, "SKYLANE_MQTT_URL": mqtt_url, "SKYLANE_DATABASE_URL": database_url,
+                                  "SKYLANE_MQTT_ROOT": root})
     if app_kind == "full":
-        from api.app import ApiConfig, create_app
-        app = create_app(ApiConfig(database_url, host, mport, root))
+        from api.app import create_app
+        from skylane.wiring import api_config
+        app = create_app(api_config(settings))  # the API's own account on the service listener
     else:
         from api.feeds import create_feed_app
-        app = create_feed_app(database_url, host, mport, root)
+        app = create_feed_app(database_url, settings.service_url("api"), root)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 
@@ -291,14 +292,18 @@ def orchestrate(args) -> int:
     if args.database_url:
         env["SKYLANE_DATABASE_URL"] = args.database_url
     settings = Settings.from_env(env)
-    for st in localservices.up(settings):
-        print(f"service: {st}", file=sys.stderr)
+    host, port = settings.mqtt_host_port
+    if localservices.port_open(host, port):  # a running broker is used as it is (never reconfigured)
+        print(f"service: broker at {host}:{port} already running: used as it is", file=sys.stderr)
+    else:
+        print(f"service: {localservices.mosquitto_up(settings)}", file=sys.stderr)
+    print(f"service: {localservices.postgres_up(settings)}", file=sys.stderr)
     db_name = f"bench_feeds_{uuid.uuid4().hex[:10]}"
     admin_url = settings.database_url.rsplit("/", 1)[0] + "/postgres"
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db_name)))
     db_url = settings.database_url.rsplit("/", 1)[0] + "/" + db_name
-    root = f"bench-feeds-{uuid.uuid4().hex[:8]}/v1"
+    root = f"replay/bench-feeds-{uuid.uuid4().hex[:8]}/v1"  # under replay/: every service account may use it
     procs: list[subprocess.Popen] = []
     pub = None
     try:
@@ -315,7 +320,8 @@ def orchestrate(args) -> int:
         urls = [f"ws://127.0.0.1:{ports[i % len(ports)]}/v1/live?access_token={key}&type=position"
                 for i in range(args.clients)]
         groups = [g for g in (urls[i::args.client_procs] for i in range(args.client_procs)) if g]
-        pub = connect_client(settings.mqtt_url, f"bench-feeds-pub-{uuid.uuid4().hex[:6]}")
+        # the states come from the ingester: its account
+        pub = connect_client(settings.service_url("ingest"), f"bench-feeds-pub-{uuid.uuid4().hex[:6]}")
         servers = [p.pid for p in procs]
         try:  # the broker the API reads is part of Skylane's path (the peer's server is its broker)
             servers.append(int((localservices.data_dirs(settings)[0] / "mosquitto.pid").read_text().split()[0]))

@@ -50,7 +50,9 @@ from skylane.settings import DEFAULT_ZONE_FILE, REPO_ROOT, Settings
 
 from ._mqttblast import BlastPublisher
 
-BARE_ROOT = "bare/v1"  # outside the ingester's subscriptions: its session does not queue the peer's messages
+# outside the ingester's subscriptions (its session does not queue the peer's messages), inside replay/#, which
+# every service account may read and write (protocol/brokerauth.py)
+BARE_ROOT = "replay/bare/v1"
 NO_FLY = (121.4885, 31.044, 50.0)  # inside R-BR-MP (restricted, 0-150 m AGL) of the shipped zone file
 PROBE_EVERY = 50
 
@@ -130,7 +132,7 @@ class BareConsumer(Workers):
     def __init__(self, settings: Settings, log_path: Path, batch_size: int, batch_ms: int,
                  username: str | None = None, password: str | None = None):
         super().__init__(settings, 1, log_path, batch_size, batch_ms)
-        self.argv = [sys.executable, "-m", "bench.peers.bare_ingest", "--mqtt-url", settings.mqtt_url,
+        self.argv = [sys.executable, "-m", "bench.peers.bare_ingest", "--mqtt-url", settings.service_url("ingest"),
                      "--database-url", settings.database_url, "--topic", topics.telemetry(BARE_ROOT, "+"),
                      "--client-id", f"bench-bare-{uuid.uuid4().hex[:6]}", "--batch-size", str(batch_size),
                      "--batch-ms", str(batch_ms)]
@@ -467,7 +469,8 @@ def main(argv: list[str] | None = None) -> int:
             lat = latency_phase(services, args.rate, args.seconds, args.uavs, args.workers)
             hist1 = delay_buckets(workers)
             lat["ingest_delay_p50_le_ms"], lat["ingest_delay_p99_le_ms"] = (
-                None if (v := bucket_quantile(hist0, hist1, q)) is None else round(v * 1000) for q in (0.5, 0.99))
+                None if (v := bucket_quantile(hist0, hist1, q)) is None or v == float("inf") else round(v * 1000)
+                for q in (0.5, 0.99))  # None: unknown, or past the largest bucket
             result["event_latency_p99_ms"] = lat["p99_ms"]
             result["latency"] = lat
             say(f"  -> p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms over {lat['events_seen']} probes "

@@ -16,7 +16,7 @@ Usage: skylane bench replay [--drones 500 --seconds 3600 --hz 1] [--batch 20000]
    A subscriber (bench/peers/counting_sub.py: mosquitto_sub, QoS 1) counts what the broker delivers:
    broker_received, broker_lost, broker_received_msgs_per_s (first to last receive).
    Peer (issue 16; --skip-peer leaves it out): the PyPI `mqtt-recorder` tool replays the same messages on
-   the same topics into the same broker from a CSV converted from the recording with zero delays
+   the same topics into the same broker (topics under replay/bench/, the recorder account) from a CSV converted from the recording with zero delays
    (bench/peers/mqtt_recorder.py), counted by the same subscriber: mqtt_recorder_msgs_per_s,
    mqtt_recorder_lost, and replay_vs_mqtt_recorder (ours / theirs, both as received).
 Progress goes to stderr; the last line is one JSON object with evaluate_seconds and broker_msgs_per_s
@@ -37,6 +37,7 @@ from pathlib import Path
 
 from bench.peers.counting_sub import CountingSubscriber
 from protocol import topics
+from protocol.mqttclient import MqttTarget
 from replay.evaluate import evaluate, load_zones
 from replay.player import play
 from replay.recordfile import Record
@@ -115,7 +116,7 @@ def bench_broker(mqtt_url: str, root: str, records: list[Record], max_pending: i
     t_wall = time.time()
     b0 = _pid_cpu(broker_pid)
     t0, c0 = time.perf_counter(), time.process_time()
-    res = play(ListSource(records, root), sink, control=control, root_to=f"bench/{root}",
+    res = play(ListSource(records, root), sink, control=control, root_to=f"{TREE}/{root}",
                on_status=_progress("broker"))
     elapsed = time.perf_counter() - t0  # play() returns after the last acknowledgement
     cpu = time.process_time() - c0
@@ -137,18 +138,19 @@ def _children_cpu() -> float:
 
 
 def bench_mqtt_recorder(broker: Settings, root: str, records: list[Record], sub, tmp: Path,
-                        broker_pid: int | None = None) -> dict:
+                        broker_pid: int | None = None, account: MqttTarget | None = None) -> dict:
     """The same messages on the same topics, replayed by the PyPI mqtt-recorder tool, counted the same way."""
     from bench.peers import mqtt_recorder
     mqtt_recorder.ensure_installed(log=lambda m: print(m, file=sys.stderr, flush=True))
-    dst = f"bench/{root}"
+    dst = f"{TREE}/{root}"
     n, b64 = mqtt_recorder.write_csv(tmp / "replay.csv", ((topics.remap(r.topic, root, dst), r.payload, r.qos,
                                                             r.retain) for r in records))
     host, port = broker.mqtt_host_port
     print(f"mqtt-recorder: replaying {n} rows (zero delays) into {host}:{port}", file=sys.stderr, flush=True)
     t_wall = time.time()
     c0, b0 = _children_cpu(), _pid_cpu(broker_pid)
-    wall = mqtt_recorder.run_replay(tmp / "replay.csv", host, port, b64=b64, log_path=tmp / "mqtt-recorder.log")
+    wall = mqtt_recorder.run_replay(tmp / "replay.csv", host, port, b64=b64, log_path=tmp / "mqtt-recorder.log",
+                                    username=account and account.username, password=account and account.password)
     out = {"mqtt_recorder_wall_s": round(wall, 2),
            "mqtt_recorder_cpu_us_per_msg": round((_children_cpu() - c0) / n * 1e6, 1)}
     got = received(sub, t_wall, n, "mqtt_recorder_")
@@ -164,7 +166,7 @@ def bench_mqtt_recorder(broker: Settings, root: str, records: list[Record], sub,
 def bench_drift(mqtt_url: str, root: str, window: list[Record], seconds: float) -> dict:
     sink = BrokerSink(mqtt_url, client_id="skylane-bench-drift")
     t0 = time.monotonic()
-    res = play(ListSource(window, root), sink, control=PlaybackControl(1.0), root_to=f"bench/{root}",
+    res = play(ListSource(window, root), sink, control=PlaybackControl(1.0), root_to=f"{TREE}/{root}",
                on_status=_progress(f"drift ({seconds:g} s at 1x)"))
     wall = time.monotonic() - t0
     print(file=sys.stderr)
@@ -173,6 +175,9 @@ def bench_drift(mqtt_url: str, root: str, window: list[Record], seconds: float) 
             "drift_timed_messages": t.waited, "drift_last_ms": round(t.last_late_s * 1e3, 3),
             "drift_max_ms": round(t.max_late_s * 1e3, 3), "drift_mean_ms": round(t.mean_late_s * 1e3, 3),
             "drift_backlog_max_ms": round(t.max_backlog_s * 1e3, 3), "drift_wall_seconds": round(wall, 3)}
+
+
+TREE = "replay/bench"  # where the replays go: under replay/, which every service account may use
 
 
 def _free_port() -> int:
@@ -187,18 +192,22 @@ def _with_private_broker(settings: Settings, trace: Path, args) -> dict:
     root, head = _head(trace, max(args.broker_messages, 1))
     out: dict = {}
     with tempfile.TemporaryDirectory(prefix="skylane-bench-replay-") as tmp:
-        broker = settings.with_(mqtt_url=f"mqtt://127.0.0.1:{_free_port()}", state_dir=Path(tmp))
-        localservices.mosquitto_up(broker)
+        broker = settings.with_(mqtt_url=f"mqtt://127.0.0.1:{_free_port()}",
+                                mqtt_device_url=f"mqtt://127.0.0.1:{_free_port()}", state_dir=Path(tmp))
+        localservices.mosquitto_up(broker)  # writes the accounts (secret under state_dir)
+        url = broker.service_url("recorder")  # the replaying account (protocol/brokerauth.py)
+        account = MqttTarget.parse(url)
         try:
             pid = int((localservices.data_dirs(broker)[0] / "mosquitto.pid").read_text().split()[0])
         except (OSError, ValueError, IndexError):
             pid = None
         sub = None
         try:
-            sub = CountingSubscriber(*broker.mqtt_host_port, "bench/#", "bench/probe")
-            out.update(bench_broker(broker.mqtt_url, root, head, args.max_pending, sub, pid))
+            sub = CountingSubscriber(*broker.mqtt_host_port, f"{TREE}/#", f"{TREE}/probe",
+                                     username=account.username, password=account.password)
+            out.update(bench_broker(url, root, head, args.max_pending, sub, pid))
             if not args.skip_peer:
-                out.update(bench_mqtt_recorder(broker, root, head, sub, Path(tmp), pid))
+                out.update(bench_mqtt_recorder(broker, root, head, sub, Path(tmp), pid, account))
                 ours, theirs = out.get("broker_received_msgs_per_s"), out.get("mqtt_recorder_msgs_per_s")
                 out["replay_vs_mqtt_recorder"] = round(ours / theirs, 2) if ours and theirs else None
                 out["replay_vs_mqtt_recorder_cpu"] = round(out["mqtt_recorder_cpu_us_per_msg"]
@@ -206,7 +215,7 @@ def _with_private_broker(settings: Settings, trace: Path, args) -> dict:
             sub.close()
             sub = None
             if args.drift_seconds > 0:
-                out.update(bench_drift(broker.mqtt_url, root, _window(trace, args.drift_seconds),
+                out.update(bench_drift(url, root, _window(trace, args.drift_seconds),
                                        args.drift_seconds))
         finally:
             if sub is not None:

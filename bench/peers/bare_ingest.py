@@ -2,6 +2,7 @@
 
 Usage: python -m bench.peers.bare_ingest --mqtt-url URL --database-url URL --topic FILTER --client-id ID
                                          [--username U --password P] [--batch-size 5000] [--batch-ms 20]
+The account is the URL's (mqtt://user:password@host:port) unless --username is given.
 
 A persistent session (clean_session off, so a backlog queues while it is down), manual acknowledgement:
 paho's network thread hands each message to a list, the main thread takes the list every --batch-ms (or
@@ -24,7 +25,7 @@ import orjson
 import paho.mqtt.client as mqtt
 import psycopg
 
-from protocol.mqttclient import parse_mqtt_url
+from protocol.mqttclient import MqttTarget
 
 COLUMNS = ("ts", "uav_id", "seq", "lon", "lat", "alt_m", "alt_ref", "speed_mps", "received_at")
 TYPES = ("timestamptz", "text", "int8", "float8", "float8", "float4", "text", "float4", "timestamptz")
@@ -59,6 +60,10 @@ class BareConsumer:
         self.stored = 0
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
                         protocol=mqtt.MQTTv311, manual_ack=True)
+        target = MqttTarget.parse(mqtt_url)  # mqtt://[user:password@]host:port
+        self.host, self.port = target.host, target.port
+        if username is None:
+            username, password = target.username, target.password
         if username is not None:
             c.username_pw_set(username, password)
         c.on_connect = lambda cl, ud, flags, rc, props: cl.subscribe(topic, qos=1)
@@ -73,12 +78,11 @@ class BareConsumer:
                 self.wake.notify()
 
     def run(self, stop: threading.Event, on_subscribed=None) -> None:
-        host, port = parse_mqtt_url(self.mqtt_url)
-        self.client.connect(host, port, keepalive=60)
+        self.client.connect(self.host, self.port, keepalive=60)
         self.client.loop_start()
         try:
             if not self.subscribed.wait(15):
-                raise ConnectionError(f"no SUBACK from {self.mqtt_url}")
+                raise ConnectionError(f"no SUBACK from {self.host}:{self.port}")
             if on_subscribed:
                 on_subscribed()
             while not stop.is_set():
