@@ -299,3 +299,24 @@ def test_cli_generates_both_listeners_files_from_a_registry_file(tmp_path):
     r = subprocess.run([sys.executable, "-m", "skylane", "mqtt-auth", "generate", "--out", str(tmp_path / "b"),
                         "--registry", str(bad)], capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 1 and "urn:dev:1" in r.stderr
+
+
+def test_the_shipped_broker_and_compose_admit_no_anonymous_client():
+    import yaml
+
+    from skylane.settings import REPO_ROOT
+    conf = (REPO_ROOT / "deploy" / "mosquitto" / "mosquitto.conf").read_text().splitlines()
+    active = [line.strip() for line in conf if line.strip() and not line.startswith("#")]
+    listeners = [i for i, line in enumerate(active) if line.startswith("listener ")]
+    assert len(listeners) == 2 and "allow_anonymous true" not in active
+    for start, end in zip(listeners, listeners[1:] + [len(active)]):
+        block = active[start:end]
+        assert "allow_anonymous false" in block and any(x.startswith("password_file ") for x in block)
+        assert any(x.startswith("acl_file ") for x in block)
+    device_block = active[listeners[1]:]
+    assert active[listeners[1]].startswith("listener 1883") and "use_username_as_clientid true" in device_block
+    compose = yaml.safe_load((REPO_ROOT / "compose.yaml").read_text())
+    assert compose["secrets"]["mqtt_secret"] == {"file": "./secrets/mqtt-secret"}  # no file, no start
+    for name in ("ingest", "api", "simulator", "mqtt-auth"):
+        assert compose["services"][name]["secrets"] == ["mqtt_secret"], name
+    assert compose["services"]["mosquitto"]["ports"] == ["1883:1883"]  # the service listener stays inside

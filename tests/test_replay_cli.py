@@ -30,6 +30,25 @@ def test_replay_onto_the_live_root_needs_live(rec, monkeypatch, capsys):
     assert skylane_main(["replay", str(rec), "--from-db", "--start", "0", "--end", "1"]) == 2
 
 
+def test_replay_under_the_live_root_or_outputs_onto_it_are_refused(rec, monkeypatch, capsys):
+    monkeypatch.setenv("SKYLANE_MQTT_ROOT", ROOT)
+    monkeypatch.setenv("SKYLANE_MQTT_URL", "mqtt://127.0.0.1:1")  # never reached: refused first
+    for argv in (["--to-root", f"{ROOT}/sub"], ["--to-root", "skylane"], ["--to-root", ROOT, "--include-outputs"]):
+        assert skylane_main(["replay", str(rec), *argv, "--no-progress"]) == 2, argv
+        assert "--live" in capsys.readouterr().err
+    assert skylane_main(["replay", str(rec), "--live", "--include-outputs", "--no-progress"]) == 2
+    assert "cannot go onto the live root" in capsys.readouterr().err
+
+
+def test_a_live_replay_skips_recorded_controls():
+    from replay.sources import Selection
+    live = Selection(controls=False)
+    assert live.keeps_topic(f"{ROOT}/control/zones", ROOT) == "skipped_controls"
+    assert live.keeps_topic(f"{ROOT}/control/zone/C1", ROOT) == "skipped_controls"
+    assert live.keeps_topic(f"{ROOT}/uav/u1/telemetry", ROOT) is None
+    assert Selection().keeps_topic(f"{ROOT}/control/zone/C1", ROOT) is None  # under a replay root they are kept
+
+
 def test_keys_drive_the_control():
     c = PlaybackControl(1.0)
     assert handle_key(" ", c) and c.paused
