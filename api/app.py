@@ -41,6 +41,7 @@ def create_app(config: ApiConfig) -> FastAPI:
     control = ControlLink(config.mqtt_url, config.mqtt_root)
     ctx = ApiContext(config, pool, hub, control)
     replays = replay_routes.ReplayManager()
+    desk = routes_clearances.DecisionDesk(config.database_url)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -52,6 +53,7 @@ def create_app(config: ApiConfig) -> FastAPI:
         await app.state.auth.feeds.close()
         await hub.stop()
         control.stop()
+        desk.close()
         pool.close()
 
     app = FastAPI(title="Skylane", version="0.2.0", lifespan=lifespan,
@@ -60,6 +62,7 @@ def create_app(config: ApiConfig) -> FastAPI:
                               "/v1/health and /metrics are open.")
     app.state.ctx = ctx
     app.state.replays = replays
+    app.state.clearance_desk = desk
     app.state.auth = Authenticator(pool.connection, config.key_cache_s)
     app.add_middleware(ApiMiddleware, max_body=config.max_body_bytes, max_upload=config.max_upload_bytes)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

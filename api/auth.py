@@ -15,6 +15,9 @@ or, outside a route (e.g. a WebSocket loop), `await authenticate_token(app, toke
 """
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import HTTPException, Security
@@ -23,14 +26,15 @@ from prometheus_client import Counter
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
-from storage.auth import ROLES, KeyCache
+from storage.auth import ROLES, KeyCache, valid_key_ids
 
 from .models import Problem
 
-__all__ = ["ROLES", "ANY_ROLE", "Principal", "Authenticator", "authenticate_token", "require", "token_from",
-           "UNAUTHORIZED", "FORBIDDEN"]
+__all__ = ["ROLES", "ANY_ROLE", "Principal", "Authenticator", "FeedKeys", "authenticate_token", "require",
+           "token_from", "UNAUTHORIZED", "FORBIDDEN"]
 
 ANY_ROLE = ROLES
+log = logging.getLogger("skylane.api.auth")
 AUTH_FAILURES = Counter("skylane_api_auth_failures_total", "Refused API requests", ["reason"])
 
 
@@ -48,12 +52,73 @@ class Principal:
         return {"key_id": self.key_id, "role": self.role, "owner": self.owner}
 
 
+class FeedKeys:
+    """The keys of the open live feeds, re-checked together every `interval_s` (one query for all of them): the
+    feeds of a key revoked meanwhile are told (their `on_revoked` runs) within one interval, and the key is
+    dropped from `cache` so REST refuses it at once too. Runs on the serving event loop while feeds are open.
+    """
+
+    def __init__(self, connect, interval_s: float, cache: KeyCache):
+        self.connect, self.interval_s, self.cache = connect, interval_s, cache
+        self._feeds: dict[str, dict[object, Callable[[], None]]] = {}  # key id -> {feed handle: on_revoked}
+        self._task: asyncio.Task | None = None
+
+    def watch(self, key_id: str, on_revoked: Callable[[], None]) -> Callable[[], None]:
+        """Watch one feed's key (call on the event loop); returns the function that stops watching it."""
+        handle = object()
+        self._feeds.setdefault(key_id, {})[handle] = on_revoked
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+        def unwatch() -> None:
+            feeds = self._feeds.get(key_id)
+            if feeds is not None:
+                feeds.pop(handle, None)
+                if not feeds:
+                    del self._feeds[key_id]
+        return unwatch
+
+    def _valid(self, key_ids: list[str]) -> set[str]:
+        with self.connect() as conn:
+            return valid_key_ids(conn, key_ids)
+
+    async def _run(self) -> None:
+        while self._feeds:
+            await asyncio.sleep(self.interval_s)
+            key_ids = list(self._feeds)
+            if not key_ids:
+                break
+            try:
+                valid = await asyncio.to_thread(self._valid, key_ids)
+            except Exception as exc:  # noqa: BLE001 - database away: the feeds stay open, checked next time
+                log.warning("feed key re-check failed: %s", exc)
+                continue
+            for key_id in key_ids:
+                if key_id not in valid:
+                    self.cache.forget(key_id)
+                    feeds = self._feeds.pop(key_id, {})
+                    log.info("feed.key_revoked key=%s feeds=%d", key_id, len(feeds))
+                    for on_revoked in feeds.values():
+                        on_revoked()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+
 class Authenticator:
-    """The key lookups of one app: a connection factory (pool.connection) and a TTL cache."""
+    """The key lookups of one app: a connection factory (pool.connection), a TTL cache, and the open feeds'
+    keys re-checked every TTL (`feeds`)."""
 
     def __init__(self, connect, ttl_s: float = 5.0):
         self.connect = connect
         self.cache = KeyCache(ttl_s)
+        self.feeds = FeedKeys(connect, ttl_s, self.cache)
 
     def lookup(self, token: str) -> Principal | None:
         return _principal(self.cache.lookup(token, self.connect))

@@ -208,7 +208,7 @@ class Clearance(BaseModel):
     uav_id: str | None
     owner: str | None
     requested_by: str | None
-    decision: str
+    decision: Literal["approved", "denied", "cancelled", "superseded"]
     alt_ref: str
     route: list[dict[str, Any]]
     start_time: str | None
@@ -216,6 +216,8 @@ class Clearance(BaseModel):
     ua_class: str | None
     reasons: list[dict[str, Any]]
     suggestions: list[Any]
+    superseded_by: str | None = Field(default=None, description="decision `superseded`: the drone's later "
+                                                                "approval that replaced this one")
 
 
 class DeadLetter(BaseModel):

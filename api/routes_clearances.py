@@ -2,22 +2,34 @@
 approved, announced retained on `{root}/control/clearance/{uav_id}` for the airspace monitor.
 
 The route is checked (airspace.clearance.check_route) against the zones with their current states and
-deconflicted against the approved clearances whose time windows overlap, as stored in the database.
+deconflicted against the approved clearances whose time windows overlap, as stored in the database. An
+approval supersedes the drone's earlier approvals that overlap it (the monitor holds a drone to its latest);
+an operator (drone owner) holds at most `ApiConfig.clearance_max_open` approvals that have not ended.
+
+Decisions are made one at a time (DecisionDesk): queued in this process without a thread or a database
+connection, then under a database advisory lock (one decision at a time across API processes) taken on the
+desk's own connection, never a pooled one, so a burst of decisions cannot starve the rest of the API.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
+import psycopg
 from fastapi import APIRouter, Depends, HTTPException, Query
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import HTTPConnection
 
 from airspace import clearance as route_check
 from airspace.separation import ApprovedClearance
 from protocol import topics
 from storage import clearances
+from storage.controls import clearances_in_force
 
 from .auth import FORBIDDEN, ROLES, UNAUTHORIZED, Principal, require
 from .context import ApiContext, Ctx, IdFilter, ZoneView
@@ -28,9 +40,80 @@ log = logging.getLogger("skylane.api.clearances")
 router = APIRouter(tags=["clearances"])
 ERRORS = {401: UNAUTHORIZED, 422: {"model": Problem}}
 NOT_FOUND = {404: {"model": Problem, "description": "unknown, or not one of the operator's clearances"}}
+BUSY = {503: {"model": Problem, "description": "decisions queued or the broker unavailable; try again shortly"}}
 MAX_DURATION = timedelta(hours=24)
 MAX_AHEAD = timedelta(days=30)
 DECISION_LOCK = 0x736B_7963_6C72  # pg_advisory_xact_lock key of clearance decisions ("skyclr")
+T = TypeVar("T")
+
+
+class DecisionDesk:
+    """Clearance decisions (and cancellations), one at a time.
+
+    In this process an asyncio lock queues them: a waiting decision holds no thread and no database
+    connection. The decision then runs in a worker thread on the desk's own connection (never a pooled one)
+    in a transaction that first takes the advisory lock DECISION_LOCK, so decisions of several API processes
+    are serialised too; waiting for another process's decision is bounded by `lock_timeout_s`. At most
+    `max_queued` decisions wait in this process; more are refused (503) rather than queued without bound.
+    """
+
+    def __init__(self, database_url: str, max_queued: int = 64, lock_timeout_s: float = 15.0):
+        self.database_url, self.max_queued, self.lock_timeout_s = database_url, max_queued, lock_timeout_s
+        self.queued = 0
+        self._queue: asyncio.Lock | None = None  # made on the serving loop, at first use
+        self._conn: psycopg.Connection | None = None
+        self._conn_lock = threading.Lock()  # the connection is used by one thread at a time, whatever happens
+
+    async def run(self, decide: Callable[[psycopg.Connection], T], then: Callable[[T], None] | None = None) -> T:
+        """`decide(conn)` in a transaction holding the decision lock; then, once committed and still in turn,
+        `then(result)` (announcing in decision order)."""
+        if self.queued >= self.max_queued:
+            raise HTTPException(503, f"{self.queued} clearance decisions are queued; try again shortly",
+                                headers={"Retry-After": "5"})
+        if self._queue is None:
+            self._queue = asyncio.Lock()
+        self.queued += 1
+        try:
+            async with self._queue:
+                return await run_in_threadpool(self._locked, decide, then)
+        finally:
+            self.queued -= 1
+
+    def _locked(self, decide, then):
+        with self._conn_lock:
+            conn = self._connection()
+            try:
+                with conn.transaction():
+                    conn.execute(f"SET LOCAL lock_timeout = {int(self.lock_timeout_s * 1000)}")
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (DECISION_LOCK,))
+                    result = decide(conn)
+            except psycopg.errors.LockNotAvailable:
+                raise HTTPException(503, f"another API process has been deciding for over {self.lock_timeout_s:g} s; "
+                                         f"try again shortly", headers={"Retry-After": "5"}) from None
+            except psycopg.OperationalError:
+                self.close()  # a broken connection: the next decision connects afresh
+                raise
+            if then is not None:
+                then(result)
+            return result
+
+    def _connection(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self.database_url, autocommit=True, connect_timeout=5,
+                                         application_name="skylane-api-clearances")
+        return self._conn
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+
+def desk_of(conn: HTTPConnection) -> DecisionDesk:
+    return conn.app.state.clearance_desk
+
+
+Desk = Annotated[DecisionDesk, Depends(desk_of)]
 
 
 def _aware(value: datetime | None, name: str) -> None:
@@ -71,22 +154,42 @@ def _check(view: ZoneView, req: ClearanceRequest, now: datetime, approved: list[
         uav_id=req.uav_id, ua_class=req.ua_class, approved=others, zone_states=view.states)
 
 
-def _decide(ctx: ApiContext, who: Principal, req: ClearanceRequest) -> dict:
+def _check_quota(conn: psycopg.Connection, ctx: ApiContext, owner: str | None, uav_id: str | None,
+                 now: datetime, start: datetime, end: datetime) -> None:
+    """429 when one more approval for `uav_id` in [start, end) would give `owner` more open approvals than the
+    quota (the drone's approvals it would supersede do not count)."""
+    limit = ctx.config.clearance_max_open
+    if owner is None:
+        return
+    held, replaced = clearances.open_approved(conn, owner, now, uav_id, start, end)
+    if held - replaced >= limit:
+        raise HTTPException(429, f"the drones of {owner!r} hold {held} open approved clearances (the limit is "
+                                 f"{limit}); cancel one (DELETE /v1/clearances/{{id}}) or wait until one ends",
+                            headers={"Retry-After": "60"})
+
+
+def _announce(ctx: ApiContext, uav_id: str, payload: dict | None) -> None:
+    """Retain the drone's clearance in force for the airspace monitor (None: it has none any more)."""
+    ctx.control.publish(topics.control_clearance(ctx.config.mqtt_root, uav_id), payload)
+
+
+async def _decide(ctx: ApiContext, desk: DecisionDesk, who: Principal, req: ClearanceRequest) -> dict:
     now = datetime.now(timezone.utc)
     start, horizon = _plan_window(req, now)
     owner = who.owner if who.is_operator else None
     if req.uav_id is not None:
-        dev_owner = ctx.owner_of(req.uav_id)
+        dev_owner = await run_in_threadpool(ctx.owner_of, req.uav_id)
         if who.is_operator and dev_owner != who.owner:
             raise HTTPException(403, f"{req.uav_id!r} is not one of your drones")
         owner = dev_owner or owner
     elif who.is_operator:
         raise HTTPException(422, "uav_id is required for operators (one of your drones)")
-    view = ctx.zones()  # before taking the lock: it may need a connection of its own
-    # read the approved clearances, check, store: one decision at a time (across API processes too), or two
-    # conflicting requests could both pass between the read and the write
-    with ctx.pool.connection() as conn, conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (DECISION_LOCK,))
+    view = await run_in_threadpool(ctx.zones)  # outside the decision: it may need a pooled connection
+
+    def decide(conn: psycopg.Connection):
+        # read the approved clearances, check, store: under the decision lock, or two conflicting requests
+        # could both pass between the read and the write
+        _check_quota(conn, ctx, owner, req.uav_id, now, start, horizon)  # cheap: before the route check
         try:
             approved = clearances.approved_overlapping(conn, start, horizon, exclude_uav=req.uav_id)
         except clearances.TooManyApproved as exc:
@@ -102,22 +205,35 @@ def _decide(ctx: ApiContext, who: Principal, req: ClearanceRequest) -> dict:
         cid = uuid.uuid4()
         stored_result = result.to_dict()
         payload = None
-        if result.approved and req.uav_id is not None:
-            payload = result.clearance(str(cid), req.uav_id).to_dict()
-            stored_result["clearance"] = payload
+        if result.approved:
+            _check_quota(conn, ctx, owner, req.uav_id, now, _dt(t0), _dt(t1))  # exact, now the window is known
+            if req.uav_id is not None:
+                payload = result.clearance(str(cid), req.uav_id).to_dict()
+                stored_result["clearance"] = payload
         record = clearances.Clearance(
             id=cid, uav_id=req.uav_id, owner=owner, requested_by=who.key_id, decision=result.decision,
             alt_ref=req.alt_ref, route=result.route, start_time=_dt(t0), end_time=_dt(t1), ua_class=req.ua_class,
             reasons=result.reasons, suggestions=result.suggestions, result=stored_result)
         stored = clearances.insert(conn, record)
-    if payload is not None:
+        if payload is not None:
+            superseded = clearances.supersede(conn, cid, req.uav_id, _dt(t0), _dt(t1))
+            if superseded:
+                log.info("clearance %s of %s supersedes %s", cid, req.uav_id, ", ".join(superseded))
+        return result, stored, payload
+
+    def announce(decided) -> None:  # in decision order, once stored
+        _result, stored, payload = decided
+        if payload is None:
+            return
         try:
-            ctx.control.publish(topics.control_clearance(ctx.config.mqtt_root, req.uav_id), payload)
+            _announce(ctx, req.uav_id, payload)
         except ControlUnavailable as exc:
             raise HTTPException(503, f"clearance {stored['id']} stored, but not announced to the airspace monitor "
                                      f"({exc}); submit again") from None
-    return {"decision": stored["decision"], "reasons": for_caller(ctx, who, result.reasons),
-            "suggestions": result.suggestions,
+
+    result, stored, payload = await desk.run(decide, announce)
+    reasons = await run_in_threadpool(for_caller, ctx, who, result.reasons)
+    return {"decision": stored["decision"], "reasons": reasons, "suggestions": result.suggestions,
             "clearance_id": stored["id"], "uav_id": req.uav_id, "start_time": stored["start_time"],
             "end_time": stored["end_time"], "route": result.route, "zones": result.zones,
             "published": payload is not None}
@@ -148,18 +264,21 @@ def _dt(epoch: float) -> datetime:
 
 
 @router.post("/v1/clearances", response_model=ClearanceResponse,
-             responses={**ERRORS, 403: FORBIDDEN, 503: {"model": Problem}})
-async def post_clearance(ctx: Ctx, who: Annotated[Principal, Depends(require("operator"))], req: ClearanceRequest):
+             responses={**ERRORS, 403: FORBIDDEN, **BUSY,
+                        429: {"model": Problem, "description": "the drone owner's quota of open approvals is full"}})
+async def post_clearance(ctx: Ctx, desk: Desk, who: Annotated[Principal, Depends(require("operator"))],
+                         req: ClearanceRequest):
     """Check a 4D route (2-200 waypoints, timed by `t` per waypoint or by departure and speed; at most 24 h of
     flight) against the zones in force and the approved clearances; store the decision (operators, admins).
-    Approved clearances of a drone are announced retained for the airspace monitor."""
-    return await run_in_threadpool(_decide, ctx, who, req)
+    An approval supersedes the drone's earlier approvals overlapping it and is announced retained for the
+    airspace monitor; a drone owner holds at most `clearance_max_open` open approvals (429 beyond)."""
+    return await _decide(ctx, desk, who, req)
 
 
 @router.get("/v1/clearances", response_model=list[Clearance], responses=ERRORS)
 def list_clearances(ctx: Ctx, who: Annotated[Principal, Depends(require(*ROLES))], uav_id: IdFilter = None,
-                    decision: Literal["approved", "denied"] | None = None, before: datetime | None = None,
-                    limit: Annotated[int, Query(ge=1, le=1000)] = 100):
+                    decision: Literal["approved", "denied", "cancelled", "superseded"] | None = None,
+                    before: datetime | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100):
     """Newest first (page with `before` = the last item's created_at); operators see their own only."""
     if before is not None and before.tzinfo is None:
         raise HTTPException(422, "before needs a UTC offset")
@@ -179,20 +298,27 @@ def get_clearance(ctx: Ctx, who: Annotated[Principal, Depends(require(*ROLES))],
 
 
 @router.delete("/v1/clearances/{clearance_id}", response_model=Clearance,
-               responses={**ERRORS, 403: FORBIDDEN, **NOT_FOUND, 503: {"model": Problem},
+               responses={**ERRORS, 403: FORBIDDEN, **NOT_FOUND, **BUSY,
                           409: {"model": Problem, "description": "not an approved clearance"}})
-def cancel_clearance(ctx: Ctx, who: Annotated[Principal, Depends(require("operator"))], clearance_id: uuid.UUID):
-    """Cancel an approved clearance (operators: their own); the drone's announcement is withdrawn when it was
-    its newest, so the monitor no longer holds the flight to it."""
-    get_clearance(ctx, who, clearance_id)
-    with ctx.pool.connection() as conn, conn.transaction():  # withdrawn first, then committed: safe to repeat
+async def cancel_clearance(ctx: Ctx, desk: Desk, who: Annotated[Principal, Depends(require("operator"))],
+                           clearance_id: uuid.UUID):
+    """Cancel an approved clearance (operators: their own). When it was the drone's newest, the drone's
+    clearance in force is announced anew (its latest remaining approval, or none), so the monitor no longer
+    holds the flight to the cancelled one."""
+    await run_in_threadpool(get_clearance, ctx, who, clearance_id)
+
+    def cancel(conn: psycopg.Connection) -> dict:  # announced first, then committed: safe to repeat
         done = clearances.cancel(conn, clearance_id)
         if done is None:
             raise HTTPException(409, "only an approved clearance can be cancelled")
         record, newest = done
-        if newest and record["uav_id"]:
+        uav_id = record["uav_id"]
+        if newest and uav_id:
+            left = [c for c in clearances_in_force(conn, datetime.now(timezone.utc)) if c.get("uav_id") == uav_id]
             try:
-                ctx.control.publish(topics.control_clearance(ctx.config.mqtt_root, record["uav_id"]), None)
+                _announce(ctx, uav_id, left[-1] if left else None)
             except ControlUnavailable as exc:
-                raise HTTPException(503, f"not cancelled: the withdrawal did not reach the broker ({exc})") from None
-    return record
+                raise HTTPException(503, f"not cancelled: the announcement did not reach the broker ({exc})") from None
+        return record
+
+    return await desk.run(cancel)

@@ -12,6 +12,7 @@ from storage import history
 from .auth import FORBIDDEN, ROLES, UNAUTHORIZED, Principal, require
 from .context import Ctx, IdFilter, KindFilter, window
 from .models import AckIn, AckResult, Event, EventPage, Problem
+from .subscribers import own_flights_only
 
 router = APIRouter(tags=["events"])
 ERRORS = {401: UNAUTHORIZED, 422: {"model": Problem}}
@@ -26,23 +27,34 @@ def get_events(ctx: Ctx, who: Annotated[Principal, Depends(require(*ROLES))],
                limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
                cursor: Annotated[str | None, Query(max_length=200, pattern="^[A-Za-z0-9_-]+$")] = None):
     """Newest first in [start, end) (default: the last day; at most 7 days). Follow `next_cursor` for older
-    pages. Operators get only events of their own drones."""
+    pages. Operators get only events of their own drones, naming only their drones among the flights listed
+    (`detail.flights` of a zone suspension)."""
     start, end = window(start, end or datetime.now(timezone.utc) + timedelta(minutes=5), timedelta(days=1))
     with ctx.pool.connection() as conn:
         try:
-            return history.events_page(conn, start, end, kind=kind, uav_id=uav_id, cursor=cursor, limit=limit,
+            page = history.events_page(conn, start, end, kind=kind, uav_id=uav_id, cursor=cursor, limit=limit,
                                        owner=(who.owner or "") if who.is_operator else None)
         except history.BadCursor as exc:
             raise HTTPException(422, str(exc)) from None
+    if who.is_operator:
+        own = ctx.owned_uavs(who.owner or "")
+        page["items"] = [own_flights_only(e, own.__contains__) for e in page["items"]]
+    return page
 
 
 @router.get("/v1/events/{event_id}", response_model=Event, responses={**ERRORS, **NOT_FOUND})
 def get_event(ctx: Ctx, who: Annotated[Principal, Depends(require(*ROLES))], event_id: uuid.UUID):
+    """One event; an operator's own drones' events only, naming only their drones among the flights listed."""
     with ctx.pool.connection() as conn:
         found = history.event(conn, event_id)
-    if found is None or (who.is_operator and found["uav_id"] not in ctx.owned_uavs(who.owner or "")):
-        raise HTTPException(404, "no such event" + (" about your drones" if who.is_operator else ""))
-    return found
+    if not who.is_operator:
+        if found is None:
+            raise HTTPException(404, "no such event")
+        return found
+    own = ctx.owned_uavs(who.owner or "")
+    if found is None or found["uav_id"] not in own:
+        raise HTTPException(404, "no such event about your drones")
+    return own_flights_only(found, own.__contains__)
 
 
 @router.post("/v1/events/{event_id}/ack", response_model=AckResult,

@@ -10,7 +10,7 @@ import asyncio
 import math
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from itertools import islice
 from operator import itemgetter
@@ -35,6 +35,17 @@ _ENTRY = itemgetter(1)  # of a (time, Entry) pair
 
 def is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def own_flights_only(event: dict, owns: Callable[[str], bool]) -> dict:
+    """An event as an operator may see it: the drones it lists in `detail.flights` (a zone suspension names
+    every flight inside the zone) narrowed to the operator's own (`owns`). The same dict when nothing is hidden."""
+    detail = event.get("detail")
+    flights = detail.get("flights") if isinstance(detail, dict) else None
+    if not isinstance(flights, list):
+        return event
+    mine = [u for u in flights if isinstance(u, str) and owns(u)]
+    return event if mine == flights else {**event, "detail": {**detail, "flights": mine}}
 
 
 @dataclass(frozen=True)
@@ -126,11 +137,21 @@ class Subscriber:
         if f.uav_ids and uav_id not in f.uav_ids:
             return False
         if f.operator:
-            if uav_id is None:
-                return True  # airspace-wide events concern everyone
-            owner = self.directory.owner_of(uav_id) if self.directory else None
-            return owner is not None and owner == f.operator_owner
+            return uav_id is None or self._owns(uav_id)  # UAV-less (airspace-wide) events concern everyone
         return True
+
+    def _owns(self, uav_id: str) -> bool:
+        owner = self.directory.owner_of(uav_id) if self.directory else None
+        return owner is not None and owner == self.filter.operator_owner
+
+    def view(self, kind: str, body: dict, data: bytes) -> tuple[dict, bytes]:
+        """A wanted message as this client may see it (body, encoded): an operator's events name only their
+        own drones among the flights they list."""
+        if kind == "event" and self.filter.operator:
+            shown = own_flights_only(body, self._owns)
+            if shown is not body:
+                return shown, orjson.dumps(shown)
+        return body, data
 
     def wants(self, kind: str, body: dict) -> bool:
         f = self.filter
@@ -160,7 +181,7 @@ class Subscriber:
     def offer(self, kind: str, body: dict, data: bytes) -> None:
         """Queue one encoded message if the filter wants it; never blocks, never grows without bound."""
         if self.wants(kind, body):
-            self.enqueue(kind, body, data)
+            self.enqueue(kind, *self.view(kind, body, data))
 
     def enqueue(self, kind: str, body: dict, data: bytes, now: float | None = None) -> None:
         """Queue one message the filter already accepted (`now`: time.monotonic(), given by a caller that

@@ -89,6 +89,12 @@ def list_keys(conn: psycopg.Connection, include_revoked: bool = False) -> list[d
     return rows
 
 
+def valid_key_ids(conn: psycopg.Connection, key_ids: list[str]) -> set[str]:
+    """Those of `key_ids` that are unrevoked keys (one query however many ask: open feeds re-check theirs)."""
+    rows = conn.execute("SELECT key_id FROM api_keys WHERE key_id = ANY(%s) AND revoked_at IS NULL",
+                        (list(key_ids),)).fetchall()
+    return {r[0] for r in rows}
+
 
 def lookup_key(conn: psycopg.Connection, token: str) -> KeyRecord | None:
     """The record of a valid, unrevoked key, else None."""
@@ -139,6 +145,11 @@ class KeyCache:
                     self._entries.clear()
             self._entries[digest] = (now + self.ttl, record)
         return record
+
+    def forget(self, key_id: str) -> None:
+        """Drop what is remembered about a key (it was revoked): its next lookup asks the database."""
+        with self._lock:
+            self._entries = {k: v for k, v in self._entries.items() if v[1] is None or v[1].key_id != key_id}
 
     def clear(self) -> None:
         with self._lock:

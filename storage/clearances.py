@@ -1,4 +1,10 @@
-"""Clearances as decided: route, time window, decision, reasons and suggestions, who asked."""
+"""Clearances as decided: route, time window, decision, reasons and suggestions, who asked.
+
+Decisions: `approved`, `denied`, `cancelled` (an approved one, by its operator or an admin) and `superseded`
+(an approved one replaced by a later approval of the same drone overlapping it in time: `superseded_by`).
+A drone's clearance in force is its newest approved one that has not ended: what the airspace monitor holds
+it to (storage.controls.clearances_in_force).
+"""
 from __future__ import annotations
 
 import uuid
@@ -12,7 +18,7 @@ from psycopg.types.json import Jsonb
 from protocol.times import rfc3339_or_none
 
 _COLUMNS = ("id, created_at, uav_id, owner, requested_by, decision, alt_ref, route, start_time, end_time, "
-            "ua_class, reasons, suggestions")
+            "ua_class, reasons, suggestions, superseded_by")
 
 
 @dataclass
@@ -32,10 +38,10 @@ class Clearance:
     result: dict = field(default_factory=dict)
 
 
-
 def _row(r: dict) -> dict:
-    return {**r, "id": str(r["id"]), "created_at": rfc3339_or_none(r["created_at"]), "start_time": rfc3339_or_none(r["start_time"]),
-            "end_time": rfc3339_or_none(r["end_time"])}
+    return {**r, "id": str(r["id"]), "created_at": rfc3339_or_none(r["created_at"]),
+            "start_time": rfc3339_or_none(r["start_time"]), "end_time": rfc3339_or_none(r["end_time"]),
+            "superseded_by": None if r["superseded_by"] is None else str(r["superseded_by"])}
 
 
 def insert(conn: psycopg.Connection, c: Clearance) -> dict:
@@ -82,6 +88,27 @@ def approved_overlapping(conn: psycopg.Connection, start: datetime, end: datetim
     if len(rows) > limit:
         raise TooManyApproved(f"more than {limit} approved clearances overlap this flight's window")
     return [r[0] for r in rows]
+
+
+def supersede(conn: psycopg.Connection, new_id: uuid.UUID, uav_id: str, start: datetime, end: datetime) -> list[str]:
+    """Mark the drone's approved clearances overlapping [start, end) superseded by its new approval `new_id`
+    (the monitor holds a drone to one clearance at a time: the latest); their ids."""
+    rows = conn.execute(
+        "UPDATE clearances SET decision = 'superseded', superseded_by = %(n)s WHERE uav_id = %(u)s "
+        "AND decision = 'approved' AND id <> %(n)s AND start_time < %(b)s AND end_time > %(a)s RETURNING id",
+        {"n": new_id, "u": uav_id, "a": start, "b": end}).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def open_approved(conn: psycopg.Connection, owner: str, now: datetime, uav_id: str | None = None,
+                  start: datetime | None = None, end: datetime | None = None) -> tuple[int, int]:
+    """(the owner's approved clearances not ended at `now`, how many of them are `uav_id`'s overlapping
+    [start, end), i.e. would be superseded by an approval of that drone for that window)."""
+    n, replaced = conn.execute(
+        "SELECT count(*), count(*) FILTER (WHERE uav_id = %(u)s AND start_time < %(b)s AND end_time > %(a)s) "
+        "FROM clearances WHERE owner = %(o)s AND decision = 'approved' AND end_time > %(t)s",
+        {"o": owner, "t": now, "u": uav_id, "a": start, "b": end}).fetchone()
+    return n, replaced
 
 
 def cancel(conn: psycopg.Connection, clearance_id: uuid.UUID) -> tuple[dict, bool] | None:

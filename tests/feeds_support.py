@@ -63,7 +63,8 @@ def api_server(settings, **config) -> AppServer:
     from api.app import create_app
     from skylane.wiring import api_config
     app = create_app(replace(api_config(settings), **config))
-    return AppServer(app, lambda: app.state.ctx.hub.connected)
+    ctx = app.state.ctx
+    return AppServer(app, lambda: ctx.hub.connected and ctx.control.connected)
 
 
 def ws_messages(frame: str | bytes) -> list[dict]:

@@ -177,10 +177,10 @@ def test_denied_clearance_is_not_announced(api, keys, seeded):  # noqa: F811
 
 def test_cancel_withdraws_the_announcement_of_the_newest_only(api, keys, seeded):  # noqa: F811
     op = Client(api.url, keys.operator)
-    start = (NOW + timedelta(minutes=20)).isoformat()
+    start, later = (NOW + timedelta(minutes=20)).isoformat(), (NOW + timedelta(hours=3)).isoformat()
     old = op.post("/v1/clearances", json={"uav_id": "A1", "waypoints": C2, "departure": start}).json()
-    new = op.post("/v1/clearances", json={"uav_id": "A1", "waypoints": C2, "departure": start}).json()
-    assert old["decision"] == new["decision"] == "approved"
+    new = op.post("/v1/clearances", json={"uav_id": "A1", "waypoints": C2, "departure": later}).json()
+    assert old["decision"] == new["decision"] == "approved"  # not overlapping: the later does not supersede
     r = op.delete(f"/v1/clearances/{old['clearance_id']}")
     assert r.status_code == 200 and r.json()["decision"] == "cancelled"
     assert retained(seeded, f"{seeded.mqtt_root}/control/clearance/A1")["clearance_id"] == new["clearance_id"]
