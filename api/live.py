@@ -147,7 +147,7 @@ def _shape(rest: str, body: object) -> tuple[str, dict] | None:
         ok = isinstance(body.get("sensor_id"), str) and isinstance(body.get("values"), dict)
         return ("sensor", {"type": "sensor", **body}) if ok else None
     if rest.startswith("control/zone/"):
-        zone_id = rest[len("control/zone/"):]
+        zone_id = topics.zone_id_of_level(rest[len("control/zone/"):])
         try:
             state = ZoneState.from_payload(zone_id, body).to_payload()
         except ValueError:
@@ -158,7 +158,7 @@ def _shape(rest: str, body: object) -> tuple[str, dict] | None:
 
 def zone_control_filters(root: str) -> list[str]:
     """The retained zone-control topics a feed shows: per-zone state and the whole zone set."""
-    return [topics.control_zone(root, "+"), topics.control_zones(root)]
+    return [topics.control_zone_filter(root), topics.control_zones(root)]
 
 
 class LiveHub:

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from airspace import dynamic
-from airspace.formats import export_zones, parse_zones
+from airspace.formats import ImportResult, export_zones, import_zones, kept_for_skipped, report
 from airspace.zones import ZoneFormatError, ZoneSet
 from protocol import topics
 from protocol.times import rfc3339
@@ -30,7 +30,8 @@ from .models import Problem, ZoneCollection, ZoneFeature, ZoneState, ZoneUploadR
 
 log = logging.getLogger("skylane.api.zones")
 router = APIRouter(tags=["zones"])
-ZoneId = Annotated[str, Path(pattern=f"^{topics.ID_PATTERN}$", description="a zone id")]
+ZoneId = Annotated[str, Path(min_length=1, max_length=topics.MAX_ZONE_ID,
+                             description="a zone id (percent-encoded in the path)")]
 Reader = Annotated[Principal, Depends(require(*ROLES))]
 Admin = Annotated[Principal, Depends(require("admin"))]
 READ_ERRORS = {401: UNAUTHORIZED, 422: {"model": Problem}}
@@ -67,7 +68,7 @@ def export(ctx: Ctx, _: Reader, format: Annotated[Literal["geojson", "ed269", "e
                         headers={"Content-Disposition": f'attachment; filename="zones.{format}.json"'})
 
 
-@router.get("/v1/zones/{zone_id}", response_model=ZoneFeature, responses={**READ_ERRORS, 404: {"model": Problem}})
+@router.get("/v1/zones/{zone_id:path}", response_model=ZoneFeature, responses={**READ_ERRORS, 404: {"model": Problem}})
 def get_zone(ctx: Ctx, _: Reader, zone_id: ZoneId):
     view = ctx.zones()
     for f in view.geojson["features"]:
@@ -77,19 +78,30 @@ def get_zone(ctx: Ctx, _: Reader, zone_id: ZoneId):
 
 
 def _parse(body: dict | list, fmt: str | None) -> tuple[ZoneSet, str]:
-    """The uploaded document as a ZoneSet; 422 naming feature and field when it is not acceptable."""
+    """The uploaded document as a ZoneSet, refused on any problem (422 naming feature and field)."""
+    return _import(body, fmt, strict=True).zones, fmt or "detected"
+
+
+def _import(body: dict | list, fmt: str | None, strict: bool) -> ImportResult:
+    """The uploaded document imported feature by feature (airspace.formats.import_zones); 422 naming feature
+    and field when the document, or with `strict` any feature, is not acceptable, or no zone is left."""
     try:
-        zs = parse_zones(body, fmt)
+        result = import_zones(body, fmt, strict=strict)
     except ZoneFormatError as exc:
         raise HTTPException(422, str(exc)) from None
     except (ValueError, TypeError, KeyError) as exc:  # a parser refusing odd input in its own words
         log.info("zone upload refused: %s", exc)
         raise HTTPException(422, f"unreadable zone document: {exc}") from None
-    if len(zs) == 0:
-        raise HTTPException(422, "the document has no zones")
-    if len(zs) > MAX_ZONES:
-        raise HTTPException(422, f"at most {MAX_ZONES} zones per upload, got {len(zs)}")
-    return zs, fmt or "detected"
+    if len(result.zones) == 0:
+        raise HTTPException(422, "; ".join(["the document has no zones"] + [str(p) for p in result.problems[:20]]))
+    if len(result.zones) > MAX_ZONES:
+        raise HTTPException(422, f"at most {MAX_ZONES} zones per upload, got {len(result.zones)}")
+    return result
+
+
+def _stored(ctx: ApiContext) -> dict:
+    with ctx.pool.connection() as conn:
+        return catalog.load_zones(conn)
 
 
 def _internal(zs: ZoneSet) -> dict:
@@ -132,42 +144,21 @@ async def upload_zones(ctx: Ctx, _: Admin, body: Annotated[dict[str, Any] | list
                     "UASZone objects) or ED-318 document (JSON)")],
         format: Annotated[Literal["geojson", "ed269", "ed318"] | None, Query(
             description="detected when omitted")] = None,
-        replace: Annotated[bool, Query(description="deactivate stored zones missing from the upload")] = False):
-    """Add or update zones from a document (admin); validation errors name the feature and field."""
-    zs, fmt = await run_in_threadpool(_parse, body, format)  # a 16 MiB file takes a while: not on the loop
-    out = await run_in_threadpool(_store_and_announce, ctx, _internal(zs), replace)
-    return {**out, "format": fmt}
+        replace: Annotated[bool, Query(description="deactivate stored zones missing from the upload (a skipped "
+                                                   "feature's stored zones stay)")] = False,
+        strict: Annotated[bool, Query(description="refuse the document on any problem (422 naming the first)")] = False):
+    """Add or update zones from a document (admin): every valid feature is imported, an invalid outline repaired
+    where that is unambiguous, any other bad feature skipped alone; `report` lists each problem (feature index,
+    id, field, problem, action repaired/skipped). With strict, any problem refuses the document."""
+    result = await run_in_threadpool(_import, body, format, strict)  # a 16 MiB file takes a while: not on the loop
+    doc = _internal(result.zones)
+    kept = kept_for_skipped(result, await run_in_threadpool(_stored, ctx)) if replace and result.indices("skipped") else []
+    doc["features"] += kept
+    out = await run_in_threadpool(_store_and_announce, ctx, doc, replace)
+    return {**out, "format": format or "detected", "report": report(result), "kept": [f["id"] for f in kept]}
 
 
-@router.put("/v1/zones/{zone_id}", response_model=ZoneFeature, responses=WRITE_ERRORS)
-async def put_zone(ctx: Ctx, _: Admin, zone_id: ZoneId,
-                   feature: Annotated[dict[str, Any], Body(description="one GeoJSON Feature (internal zone format)")]):
-    """Create or replace one zone (admin); the feature's id must match the path (or be absent)."""
-    props = feature.get("properties")
-    if isinstance(props, dict) and props.get("id", zone_id) != zone_id:
-        raise HTTPException(422, f"feature 0: field 'id': {props.get('id')!r} does not match the path {zone_id!r}")
-    if isinstance(props, dict):
-        feature = {**feature, "properties": {**props, "id": zone_id}}
-    zs, _fmt = _parse({"type": "FeatureCollection", "features": [feature]}, "geojson")
-    await run_in_threadpool(_store_and_announce, ctx, _internal(zs), False)
-    return get_zone(ctx, _, zone_id)
-
-
-@router.delete("/v1/zones/{zone_id}", status_code=204, responses={**WRITE_ERRORS, 404: {"model": Problem}})
-async def delete_zone(ctx: Ctx, _: Admin, zone_id: ZoneId):
-    """Deactivate a zone (admin); it stops constraining flights once ingest has the new set."""
-    def work() -> None:
-        with ctx.pool.connection() as conn:
-            if not queries.deactivate_zone(conn, zone_id):
-                raise HTTPException(404, f"no active zone {zone_id!r}")
-            version = zone_set_version(conn)
-        ctx.zone_view.invalidate()
-        _announce(ctx, topics.control_zones(ctx.config.mqtt_root), {"version": version})
-    await run_in_threadpool(work)
-    return Response(status_code=204)
-
-
-@router.put("/v1/zones/{zone_id}/state", response_model=ZoneState,
+@router.put("/v1/zones/{zone_id:path}/state", response_model=ZoneState,
             responses={**WRITE_ERRORS, 404: {"model": Problem}})
 async def set_zone_state(ctx: Ctx, who: Admin, zone_id: ZoneId, body: Annotated[dict[str, Any], Body(
         description='{"state": "active"|"suspended", "reason": "..."} (reason optional, at most 500 characters)',
@@ -188,3 +179,31 @@ async def set_zone_state(ctx: Ctx, who: Admin, zone_id: ZoneId, body: Annotated[
         _announce(ctx, topics.control_zone(ctx.config.mqtt_root, zone_id), state)
         return {"zone_id": zone_id, **state}
     return await run_in_threadpool(work)
+
+
+@router.put("/v1/zones/{zone_id:path}", response_model=ZoneFeature, responses=WRITE_ERRORS)
+async def put_zone(ctx: Ctx, _: Admin, zone_id: ZoneId,
+                   feature: Annotated[dict[str, Any], Body(description="one GeoJSON Feature (internal zone format)")]):
+    """Create or replace one zone (admin); the feature's id must match the path (or be absent)."""
+    props = feature.get("properties")
+    if isinstance(props, dict) and props.get("id", zone_id) != zone_id:
+        raise HTTPException(422, f"feature 0: field 'id': {props.get('id')!r} does not match the path {zone_id!r}")
+    if isinstance(props, dict):
+        feature = {**feature, "properties": {**props, "id": zone_id}}
+    zs, _fmt = _parse({"type": "FeatureCollection", "features": [feature]}, "geojson")
+    await run_in_threadpool(_store_and_announce, ctx, _internal(zs), False)
+    return get_zone(ctx, _, zone_id)
+
+
+@router.delete("/v1/zones/{zone_id:path}", status_code=204, responses={**WRITE_ERRORS, 404: {"model": Problem}})
+async def delete_zone(ctx: Ctx, _: Admin, zone_id: ZoneId):
+    """Deactivate a zone (admin); it stops constraining flights once ingest has the new set."""
+    def work() -> None:
+        with ctx.pool.connection() as conn:
+            if not queries.deactivate_zone(conn, zone_id):
+                raise HTTPException(404, f"no active zone {zone_id!r}")
+            version = zone_set_version(conn)
+        ctx.zone_view.invalidate()
+        _announce(ctx, topics.control_zones(ctx.config.mqtt_root), {"version": version})
+    await run_in_threadpool(work)
+    return Response(status_code=204)

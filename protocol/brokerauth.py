@@ -144,7 +144,7 @@ def device_topics(root: str, device_id: str, kind: str) -> tuple[tuple[str, ...]
     if kind == "uav":
         write = (topics.telemetry(root, device_id), f"{root}/shard/+/uav/{device_id}/telemetry")
         read: tuple[str, ...] = (topics.control_clearance(root, device_id), topics.control_zones(root),
-                                 topics.control_zone(root, "+"))
+                                 topics.control_zone_filter(root))
     else:
         write = (topics.reading(root, device_id), f"{root}/shard/+/sensor/{device_id}/reading")
         read = ()

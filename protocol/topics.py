@@ -22,6 +22,7 @@ import zlib
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from urllib.parse import unquote
 
 DEFAULT_ROOT = "skylane/v1"
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
@@ -53,15 +54,15 @@ def overlaps(root: str, other: str) -> bool:
 
 
 def zone_id_problem(value: object) -> str | None:
-    """Why `value` cannot be a zone id, or None. Zone ids come from authorities' files (spaces, accents and
-    '@' occur), so they are freer than device ids, but each is one topic level of {root}/control/zone/{id}:
-    no '/', no MQTT wildcard, no control character, at most MAX_ZONE_ID characters."""
+    """Why `value` cannot be a zone id, or None. Zone ids come from authorities' files (spaces, accents, '#',
+    '/' occur), so they are freer than device ids: printable, at most MAX_ZONE_ID characters (in topics they
+    are encoded by zone_level)."""
     if not isinstance(value, str) or not value.strip():
         return f"must be a non-empty string, got {value!r}"
     if len(value) > MAX_ZONE_ID:
         return f"longer than {MAX_ZONE_ID} characters"
-    if any(c in value for c in "/+#") or not value.isprintable():
-        return f"{value[:40]!r} contains '/', '+', '#' or a control character (it names an MQTT topic level)"
+    if not value.isprintable():
+        return f"{value[:40]!r} contains a control character"
     return None
 
 
@@ -94,7 +95,24 @@ def control_zones(root: str) -> str:
 
 
 def control_zone(root: str, zone_id: str) -> str:
-    return f"{root}/control/zone/{zone_id}"
+    """{root}/control/zone/{zone id as one topic level: see zone_level}."""
+    return f"{root}/control/zone/{zone_level(zone_id)}"
+
+
+def control_zone_filter(root: str) -> str:
+    """Every zone's control topic (a subscription)."""
+    return f"{root}/control/zone/+"
+
+
+def zone_level(zone_id: str) -> str:
+    """A zone id as one topic level. Zone ids come from authorities' files and may hold '/', '+' or '#' (which a
+    topic level cannot): those and '%' are percent-encoded, everything else stays readable."""
+    return zone_id.replace("%", "%25").replace("/", "%2F").replace("+", "%2B").replace("#", "%23")
+
+
+def zone_id_of_level(level: str) -> str:
+    """The zone id of a topic level made by zone_level."""
+    return unquote(level)
 
 
 def control_clearance(root: str, uav_id: str) -> str:
@@ -126,11 +144,16 @@ def parse_control(root: str, topic: str) -> ControlRef | None:
     parts = topic[len(prefix):].split("/")
     if parts == ["zones"]:
         return ControlRef("zones", None)
-    if len(parts) == 2 and parts[0] in ("zone", "clearance"):
+    if len(parts) == 2 and parts[0] == "zone":
+        zone_id = zone_id_of_level(parts[1])
+        if (problem := zone_id_problem(zone_id)) is not None:
+            raise TopicError(f"invalid zone id: {problem}")
+        return ControlRef("zone", zone_id)
+    if len(parts) == 2 and parts[0] == "clearance":
         if not valid_id(parts[1]):
-            raise TopicError(f"invalid {parts[0]} id {parts[1][:80]!r} (1-64 of A-Z a-z 0-9 _ . : -, "
+            raise TopicError(f"invalid clearance id {parts[1][:80]!r} (1-64 of A-Z a-z 0-9 _ . : -, "
                              "starting with a letter or digit)")
-        return ControlRef(parts[0], parts[1])
+        return ControlRef("clearance", parts[1])
     raise TopicError("expected {root}/control/zones, {root}/control/zone/<id> or {root}/control/clearance/<uav_id>")
 
 

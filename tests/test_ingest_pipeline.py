@@ -261,3 +261,10 @@ def test_tick_raises_link_lost_and_sensor_silent_on_event_time(zones_geojson):
     late = pipe.tick(T0 + timedelta(minutes=2))
     assert [(e.event.kind, e.event.uav_id) for e in late.events] == [("link_lost", "U1")]
     assert [(e.kind, e.sensor_id) for e in late.sensor_events] == [("sensor_silent", "W-C1")]
+
+
+def test_zone_ids_travel_as_one_topic_level():
+    for zid in ("C1", "Flugplatz Reichenbach#1", "a/b+c", "100% sure", "Zürich LSZH"):
+        topic = topics.control_zone(ROOT, zid)
+        assert topic.count("/") == ROOT.count("/") + 3 and "+" not in topic and "#" not in topic
+        assert topics.parse_control(ROOT, topic) == topics.ControlRef("zone", zid)
