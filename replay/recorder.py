@@ -38,9 +38,11 @@ def record(
     rotate_bytes: int | None = None,
     rotate_seconds: float | None = None,
     on_status: Callable[[dict], None] | None = None,
+    context: dict | None = None,
 ) -> int:
     """Record every message matching `filters` (default: all of `root`) until `stop` or
-    `duration_s`; returns the number of messages written.
+    `duration_s`; returns the number of messages written. `context` goes into the header: what the
+    recording is made under (the monitor policy, the zone set's version), which `--evaluate` compares.
 
     With `rotate_bytes` / `rotate_seconds` the recording is a set of parts (PATH's name with
     .00001, .00002, ... before the suffix; see replay.recordfile.RotatingWriter).
@@ -55,9 +57,9 @@ def record(
     counters = {"recorded": 0, "undecodable": 0}
     writer: RecordWriter | RotatingWriter
     if rotate_bytes is not None or rotate_seconds is not None:
-        writer = RotatingWriter(path, root, filters, max_bytes=rotate_bytes, max_seconds=rotate_seconds)
+        writer = RotatingWriter(path, root, filters, max_bytes=rotate_bytes, max_seconds=rotate_seconds, extra=context)
     else:
-        writer = RecordWriter(path, root, filters, append=append)
+        writer = RecordWriter(path, root, filters, append=append, extra=context)
 
     def on_message(_c: mqtt.Client, _ud: Any, msg: mqtt.MQTTMessage) -> None:
         try:

@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 
 FORMAT = "skylane-record"
 VERSION = 1
+CONTEXT_KEYS = ("policy", "zone_set_version")  # header fields saying what a recording was made under
 FLUSH_EVERY_S = 0.5
 COMPRESS_LEVEL = 6
 SUFFIXES = (".slrec", ".slrec.gz")
@@ -78,6 +79,7 @@ class Header:
     version: int = VERSION
     session: str | None = None
     part: int | None = None
+    context: dict = field(default_factory=dict)  # what it was recorded under: "policy", "zone_set_version"
 
 
 class Record(NamedTuple):
@@ -143,7 +145,8 @@ def parse_header(line: bytes) -> Header:
     session, part = head.get("session"), head.get("part")
     return Header(created=str(head.get("created", "")), root=root, filters=tuple(filters),
                   session=session if isinstance(session, str) else None,
-                  part=part if isinstance(part, int) and not isinstance(part, bool) else None)
+                  part=part if isinstance(part, int) and not isinstance(part, bool) else None,
+                  context={k: head[k] for k in CONTEXT_KEYS if k in head})
 
 
 def encode_record(t: float, topic: str, qos: int, retain: bool, payload: bytes) -> bytes:

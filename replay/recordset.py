@@ -60,7 +60,7 @@ class RotatingWriter:
     """
 
     def __init__(self, base: str | Path, root: str, filters: Sequence[str], *, max_bytes: int | None = None,
-                 max_seconds: float | None = None, clock=time.monotonic) -> None:
+                 max_seconds: float | None = None, clock=time.monotonic, extra: dict | None = None) -> None:
         if max_bytes is not None and max_bytes < 1024:
             raise ValueError("rotate size must be at least 1 KiB")
         if max_seconds is not None and max_seconds <= 0:
@@ -68,6 +68,7 @@ class RotatingWriter:
         self.base = Path(base)
         self.root, self.filters = root, list(filters)
         self.max_bytes, self.max_seconds, self.clock = max_bytes, max_seconds, clock
+        self.extra = extra
         self.session = uuid.uuid4().hex[:12]
         existing = parts_of(base)
         self.part = int(_part_pattern(base)[1].match(existing[-1].name).group(1)) if existing else 0  # type: ignore[union-attr]
@@ -79,7 +80,7 @@ class RotatingWriter:
     def _open_next(self) -> None:
         self.part += 1
         path = part_path(self.base, self.part)
-        self._w = RecordWriter(path, self.root, self.filters, session=self.session, part=self.part)
+        self._w = RecordWriter(path, self.root, self.filters, session=self.session, part=self.part, extra=self.extra)
         self._started = self.clock()
         self.paths.append(path)
         log.info("recording to %s", path)

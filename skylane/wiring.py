@@ -77,6 +77,32 @@ def make_ingester(settings: Settings, client_id: str | None = None, **options):
                     batch_ms=settings.batch_ms, controls=authority, **options)
 
 
+def recording_context(settings: Settings, zones: bool = True) -> dict:
+    """What a recording made now is made under: the monitor policy and (`zones`, when the store answers) the
+    stored zone set's version. It goes into the record file's header; `--evaluate` compares."""
+    from dataclasses import asdict
+
+    from storage.controls import zone_set_version
+    out: dict = {"policy": asdict(monitor_policy(settings))}
+    if zones:
+        try:
+            with psycopg.connect(settings.database_url, connect_timeout=3) as conn:
+                out["zone_set_version"] = zone_set_version(conn)
+        except psycopg.Error as exc:
+            log.warning("recording without the zone set's version (the store did not answer: %s)", exc)
+    return out
+
+
+def context_differences(header, now: dict) -> list[str]:
+    """Where an evaluation's policy differs from the one a recording was made under (one line each)."""
+    if header is None or "policy" not in header.context:
+        return []
+    then = header.context["policy"]
+    return [f"the recording was made with {key}={then.get(key)!r}; this evaluation uses {value!r} "
+            f"(events may differ from the live ones for that reason)"
+            for key, value in now["policy"].items() if then.get(key, value) != value]
+
+
 def monitor_policy(settings: Settings) -> MonitorPolicy:
     """The airspace monitor's policy from the settings: live ingest, evaluation and replays all use it."""
     return MonitorPolicy(require_clearance=settings.require_clearance)

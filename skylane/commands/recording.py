@@ -56,10 +56,12 @@ def _arg(parser_type):
 
 def cmd_record(args, settings: Settings) -> int:
     from replay.recorder import record
+
+    from ..wiring import recording_context
     filters = args.topic or None
     n = record(settings.service_url("recorder"), args.file, settings.mqtt_root, filters=filters, stop=stop_on_signals(),
                duration_s=args.duration, append=args.append, rotate_bytes=args.rotate_size,
-               rotate_seconds=args.rotate_seconds)
+               rotate_seconds=args.rotate_seconds, context=recording_context(settings))
     log.info("recorded %d messages to %s", n, args.file)
     return 0
 
@@ -155,7 +157,7 @@ def _run_pipeline(args, settings: Settings, source, selection, control) -> int:
     from ingest.pipeline import build_pipeline
     from replay.sinks import PipelineSink
 
-    from ..wiring import monitor_policy
+    from ..wiring import context_differences, monitor_policy, recording_context
     try:
         zones = load_zones(args.zones or settings.zone_file)
         expected = read_events(args.expect) if args.expect else None
@@ -163,6 +165,9 @@ def _run_pipeline(args, settings: Settings, source, selection, control) -> int:
         print(f"skylane replay: {exc}", file=sys.stderr)
         return 2
     root = args.from_root or source.root
+    for line in context_differences(getattr(source, "header", None), recording_context(settings, zones=False)):
+        print(f"skylane replay: {line}", file=sys.stderr)
+
     def show(out) -> None:  # watching (not evaluating): each batch's events as they are decided
         for ev in out.events:
             print(json.dumps(ev.to_dict(), ensure_ascii=False), flush=True)
