@@ -12,7 +12,8 @@ import psycopg
 from storage.writes import WriteResult, write_batch
 
 from . import metrics as m
-from .pipeline import BatchOutput, DeadLetter, RawMessage
+from .pipeline import BatchOutput
+from .rows import DeadLetter, RawMessage
 
 log = logging.getLogger("skylane.ingest")
 REFUSED = (psycopg.DataError, psycopg.IntegrityError)  # the data, not the database, is at fault

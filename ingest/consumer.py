@@ -40,7 +40,8 @@ from .limits import RateLimiter, oversize_reason, record_count
 from .batchstore import BatchStore, Refused
 from .controls import ControlAuthority
 from .outputs import batch_messages
-from .pipeline import BatchOutput, DeadLetter, Pipeline, RawMessage
+from .pipeline import BatchOutput, Pipeline
+from .rows import DeadLetter, RawMessage
 from .sharding import Assignment, ShardError, unshard
 
 log = logging.getLogger("skylane.ingest")
@@ -117,7 +118,11 @@ class Ingester:
 
     # ------------------------------------------------------------------------------------------ MQTT side
     def subscriptions(self) -> list[str]:
-        return self.assignment.filters(self.root) + topics.control_filters(self.root)
+        """Device filters of this worker's shards, every control topic, and the enabled dialects' topics (taken
+        by the worker that takes the unsharded topics)."""
+        dialects = [f for d in self.pipeline.dialects for f in d.filters(self.root)] \
+            if self.assignment.takes_unsharded() else []
+        return self.assignment.filters(self.root) + topics.control_filters(self.root) + dialects
 
     def _on_connect(self, client, userdata, flags, reason_code, properties):
         if reason_code.is_failure:
@@ -259,7 +264,7 @@ class Ingester:
                     continue
             if limiter.rate > 0 and not dup:
                 parts = topic[len(root) + 1:].split("/", 2)
-                device = parts[1] if len(parts) == 3 else ""
+                device = (parts[1] if len(parts) == 3 else "") if topic.startswith(root + "/") else topic
                 if device and not limiter.allow(device, now, record_count(msg.payload)):
                     limited[device] += 1
                     dead.append(DeadLetter(msg.received_at, topic, msg.payload,

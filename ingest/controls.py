@@ -32,7 +32,7 @@ from storage import catalog
 from storage import controls as stored
 
 from . import metrics as m
-from .pipeline import DeadLetter, RawMessage
+from .rows import DeadLetter, RawMessage
 from .validation import BadMessage, load_json
 
 log = logging.getLogger("skylane.ingest.controls")

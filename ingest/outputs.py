@@ -6,6 +6,7 @@ list, so a replay under its own root mirrors what live ingest publishes:
   {root}/events/{kind}/{uav_id}       airspace events, QoS 1
   {root}/events/{kind}/{sensor_id}    sensor events (thresholds, silences, on/offline), QoS 1
   {root}/control/zone/{zone_id}       a sensor rule's zone decision (stored first), retained, QoS 1
+  (dialects' replies)                 what a vendor's protocol requires back (e.g. DJI's status_reply)
   {root}/state/uav/{uav_id}           the latest position with its zones and alerts, retained, QoS 0
   {root}/state/sensor/{sensor_id}     the latest values of a sensor, retained, QoS 0
 
@@ -14,21 +15,12 @@ ingester sends each state topic at most a few times a second).
 """
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import orjson
 
 from protocol import topics
 
 from .pipeline import BatchOutput
-
-
-class OutMessage(NamedTuple):
-    topic: str
-    payload: bytes
-    qos: int
-    retain: bool
-    coalesce: bool = False
+from .rows import OutMessage
 
 
 def batch_messages(out: BatchOutput, root: str, issuer: str) -> list[OutMessage]:
@@ -40,6 +32,7 @@ def batch_messages(out: BatchOutput, root: str, issuer: str) -> list[OutMessage]
              for se in out.sensor_events]
     msgs += [OutMessage(topics.control_zone(root, st.zone_id), orjson.dumps({**st.to_payload(), "issuer": issuer}), 1,
                         True) for st in out.zone_decisions]
+    msgs += out.replies
     msgs += [OutMessage(topics.uav_state(root, uav_id), orjson.dumps(state), 0, True, True)
              for uav_id, state in out.uav_states.items()]
     msgs += [OutMessage(topics.sensor_state(root, sensor_id), orjson.dumps(state), 0, True, True)

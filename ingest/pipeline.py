@@ -16,7 +16,7 @@ import gc
 import logging
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,6 +33,8 @@ from airspace.zones import ZoneFormatError, ZoneSet
 from protocol import topics
 from protocol.times import parse_rfc3339, rfc3339
 
+from .dialects.base import Dialect, DialectContext, RegistryView
+from .rows import DeadLetter, DeviceStatus, ObservationRow, OutMessage, RawMessage
 from .sensor_watch import SensorInfo, SensorWatch, load_rules
 from .sensors import ReadingRow, parse_reading
 from .telemetry import TelemetryRow, parse_telemetry
@@ -52,12 +54,13 @@ def load_dynamic_rules(path: Path | str = DYNAMIC_RULES_FILE) -> list[Rule]:
 
 
 def build_pipeline(zones: ZoneSet, root: str, *, policy: MonitorPolicy = MonitorPolicy(),
-                   sensors: Mapping[str, SensorInfo] | None = None, max_payload_bytes: int = 65536) -> Pipeline:
+                   sensors: Mapping[str, SensorInfo] | None = None, max_payload_bytes: int = 65536,
+                   dialects: Sequence[Dialect] = (), registry: RegistryView = RegistryView()) -> Pipeline:
     """The pipeline as live ingest runs it: the one construction for live ingest, evaluation and replays, so
     the same messages give the same decisions everywhere. `sensors`: the registry's sensors (thresholds and
     silences need their kinds and intervals; none: every sensor unknown)."""
     pipe = Pipeline(zones, root, max_payload_bytes, policy=policy,
-                    sensor_watch=SensorWatch(sensors or {}, load_rules()))
+                    sensor_watch=SensorWatch(sensors or {}, load_rules()), dialects=dialects, registry=registry)
     pipe.monitor.prepare()  # build the zone indexes now rather than on the first batch
     return pipe
 
@@ -67,31 +70,6 @@ class ZoneControl(NamedTuple):
     at: datetime
     zone_id: str
     state: ZoneState | None
-
-
-@dataclass(slots=True)
-class RawMessage:
-    topic: str
-    payload: bytes
-    received_at: datetime
-    qos: int = 0
-    mid: int = 0
-    generation: int = 0  # connection the message arrived on (acks are only valid on that one)
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    received_at: datetime
-    topic: str
-    payload: bytes
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceStatus:
-    device_id: str
-    online: bool
-    at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +91,8 @@ class BatchOutput:
     uav_states: dict[str, dict] = field(default_factory=dict)
     sensor_states: dict[str, dict] = field(default_factory=dict)
     zone_decisions: list[ZoneState] = field(default_factory=list)  # sensor rules' zone states: stored, announced
+    observations: list[ObservationRow] = field(default_factory=list)  # surveillance sightings (ADS-B, Remote ID, ...)
+    replies: list[OutMessage] = field(default_factory=list)  # what a dialect's protocol requires back
     applied_controls: list[tuple[str, datetime]] = field(default_factory=list)  # (topic, received_at) taken
     sensor_events: list = field(default_factory=list)  # ingest.sensor_watch.SensorEvent, when a watch is wired
 
@@ -154,17 +134,21 @@ def fewer_collections(gen0: int = GC_GEN0_THRESHOLD) -> Iterator[None]:
 class Pipeline:
     def __init__(self, zones: ZoneSet, root: str = topics.DEFAULT_ROOT, max_payload_bytes: int = 65536,
                  rules: Iterable[Rule] | None = None, policy: MonitorPolicy = MonitorPolicy(),
-                 sensor_watch: SensorWatch | None = None):
+                 sensor_watch: SensorWatch | None = None, dialects: Sequence[Dialect] = (),
+                 registry: RegistryView = RegistryView()):
         """`rules`: sensor-bound zone rules (None: the bundled airspace/data/dynamic_rules.json);
         rules kept in zone properties (`suspend_when`) are added either way. `sensor_watch`: sensor
-        thresholds and silences (ingest.sensor_watch), fed each batch's readings and statuses."""
+        thresholds and silences (ingest.sensor_watch), fed each batch's readings and statuses. `dialects`: the
+        enabled input dialects (ingest/dialects), with `registry` for their vendors' identifiers."""
         self.sensor_watch = sensor_watch
         self.root = root
         self.max_payload_bytes = max_payload_bytes
         self.monitor = AirspaceMonitor(zones, policy)
         self._file_rules = list(load_dynamic_rules() if rules is None else rules)
         self.dynamic = DynamicAirspace(self._file_rules + rules_from_zones(zones))
-        self._routes: dict[str, topics.TopicRef | topics.ControlRef] = {}
+        self._routes: dict[str, topics.TopicRef | topics.ControlRef | Dialect] = {}
+        self.dialects = tuple(dialects)
+        self.dialect_context = DialectContext(root, registry, zones.vertical, max_payload_bytes)
 
     def restore(self, zone_states: dict[str, dict], clearances: list[dict]) -> None:
         """Start from the stored truth: zone states (id -> control payload) and approved clearances (their
@@ -222,12 +206,22 @@ class Pipeline:
                         out.readings.extend(parse_reading(route.device_id, msg.payload, msg.received_at, max_bytes))
                     else:
                         out.statuses.append(DeviceStatus(route.device_id, _status(msg.payload), msg.received_at))
-                else:
+                elif type(route) is topics.ControlRef:
                     if has_fixes:
                         break
                     if (zone_control := self._control(route, msg)) is not None:
                         zone_controls.append(zone_control)
                     out.applied_controls.append((msg.topic, msg.received_at))
+                else:  # an input dialect (ingest/dialects)
+                    res = route.parse(msg.topic, msg.payload, msg.received_at, self.dialect_context)
+                    if has_fixes and any(r.sensor_id in watched for r in res.readings):
+                        break
+                    telemetry.extend(res.telemetry)
+                    has_fixes = has_fixes or bool(res.telemetry)
+                    out.readings.extend(res.readings)
+                    out.statuses.extend(res.statuses)
+                    out.observations.extend(res.observations)
+                    out.replies.extend(res.replies)
             except BadMessage as exc:
                 dead.append(DeadLetter(msg.received_at, msg.topic, msg.payload, str(exc)))
             except topics.TopicError as exc:
@@ -249,9 +243,11 @@ class Pipeline:
             state["values"][r.metric] = r.value if r.value is not None else r.vtext
         return out, i
 
-    def _route(self, topic: str) -> topics.TopicRef | topics.ControlRef:
-        """The topic parsed (TopicError when it breaks the contract), remembered: devices keep their topic."""
-        route = topics.parse_control(self.root, topic) or topics.parse_inbound(self.root, topic)
+    def _route(self, topic: str) -> topics.TopicRef | topics.ControlRef | Dialect:
+        """The topic parsed (TopicError when it breaks the contract, or no enabled dialect speaks on it),
+        remembered: devices keep their topic."""
+        dialect = next((d for d in self.dialects if d.matches(topic, self.root)), None)
+        route = dialect or topics.parse_control(self.root, topic) or topics.parse_inbound(self.root, topic)
         if len(self._routes) >= MAX_ROUTES:
             self._routes.clear()
         self._routes[topic] = route
@@ -371,7 +367,8 @@ class Pipeline:
 
 def _merge(into: BatchOutput, seg: BatchOutput) -> None:
     """A later segment's outputs after an earlier one's, as if the batch had been cut there."""
-    for name in ("telemetry", "readings", "statuses", "events", "dead_letters", "zone_decisions", "applied_controls"):
+    for name in ("telemetry", "readings", "statuses", "events", "dead_letters", "zone_decisions", "applied_controls",
+                 "observations", "replies"):
         getattr(into, name).extend(getattr(seg, name))
     into.sensor_events = [*into.sensor_events, *seg.sensor_events]
     into.uav_states.update(seg.uav_states)

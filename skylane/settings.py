@@ -37,6 +37,7 @@ class Settings:
     device_burst: float = 1000.0
     recordings_dir: Path | None = None  # None: <state_dir>/recordings (what the API lists and replays)
     require_clearance: bool = True  # uncleared_flight for drones airborne where a clearance is needed
+    dialects: tuple[str, ...] = ()  # input dialects ingest speaks besides the contract (ingest/dialects), or "all"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -65,6 +66,7 @@ class Settings:
             device_burst=float(env.get("SKYLANE_DEVICE_BURST", d.device_burst)),
             recordings_dir=Path(env["SKYLANE_RECORDINGS_DIR"]) if env.get("SKYLANE_RECORDINGS_DIR") else None,
             require_clearance=_flag(env.get("SKYLANE_REQUIRE_CLEARANCE"), d.require_clearance),
+            dialects=tuple(x.strip() for x in env.get("SKYLANE_DIALECTS", "").split(",") if x.strip()),
         )
 
     def with_(self, **changes) -> "Settings":

@@ -43,15 +43,19 @@ def make_pipeline(settings: Settings) -> Pipeline:
     sensor events, so a restart does not re-raise what was already raised) and the monitor policy."""
     from datetime import datetime, timezone
 
+    from ingest import dialects
+    from ingest.dialects import RegistryView
     from ingest.sensor_watch import sensor_infos
     from storage import controls, queries
     from storage.sensor_events import sensor_state
 
     with psycopg.connect(settings.database_url) as conn:
         zones = ZoneSet.from_geojson(catalog.load_zones(conn))
+        registry = catalog.registry(conn)
         pipe = build_pipeline(zones, settings.mqtt_root, policy=monitor_policy(settings),
-                              sensors=sensor_infos(catalog.registry(conn)),
-                              max_payload_bytes=settings.max_payload_bytes)
+                              sensors=sensor_infos(registry), max_payload_bytes=settings.max_payload_bytes,
+                              dialects=dialects.enabled(settings.dialects),
+                              registry=RegistryView.from_registry(registry))
         pipe.sensor_watch.seed(*sensor_state(conn))
         pipe.restore(queries.zone_states(conn), controls.clearances_in_force(conn, datetime.now(timezone.utc)))
     log.info("airspace: %d active zones; %d sensors watched; clearance %s", len(zones),

@@ -140,7 +140,7 @@ def test_admin_zone_control_and_bad_control_payloads(zones_geojson):
                                                    "at": "2026-11-27T07:59:52Z"}),
         msg(topics.control_zone(ROOT, "C2"), {"state": "closed", "at": "2026-11-27T07:59:52Z"}),
         msg(topics.control_zone(ROOT, "C2"), b"not json"),
-        msg(f"{ROOT}/control/zone/bad id", {"state": "active", "at": "2026-11-27T07:59:52Z"}),
+        msg(f"{ROOT}/control/zone/bad\tid", {"state": "active", "at": "2026-11-27T07:59:52Z"}),
         msg(f"{ROOT}/control/unknown", b"{}"),
         msg(topics.control_clearance(ROOT, "D1"), {"clearance_id": "x"}),
         msg(topics.control_zones(ROOT), {"type": "FeatureCollection", "features": [{"type": "Feature"}]}),

@@ -1,0 +1,28 @@
+"""The input dialects Skylane speaks besides its own contract, registered here, in one place.
+
+Each module holds one `Dialect` (ingest/dialects/base.py). A deployment enables the ones it needs with
+`SKYLANE_DIALECTS` (comma-separated names, or `all`); the ingester then subscribes to their topics and its
+pipeline parses them into the project's rows and observations.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from .base import Dialect, DialectContext, DialectResult, RegistryView
+
+# name -> factory; each dialect module adds itself below
+DIALECTS: dict[str, Callable[[], Dialect]] = {}
+
+
+def enabled(names: Iterable[str]) -> list[Dialect]:
+    """The dialects named (`all`: every registered one); ValueError naming an unknown one."""
+    wanted = [n.strip() for n in names if n.strip()]
+    if "all" in wanted:
+        wanted = sorted(DIALECTS)
+    unknown = [n for n in wanted if n not in DIALECTS]
+    if unknown:
+        raise ValueError(f"unknown dialect(s) {', '.join(unknown)}; known: {', '.join(sorted(DIALECTS)) or 'none'}")
+    return [DIALECTS[n]() for n in wanted]
+
+
+__all__ = ["DIALECTS", "Dialect", "DialectContext", "DialectResult", "RegistryView", "enabled"]
