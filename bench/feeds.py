@@ -32,10 +32,11 @@ import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import numpy as np
 import orjson
+
+from bench._proc import cpu_seconds
 
 BUCKET_MS = 1.0          # latency histogram resolution
 MAX_BUCKET = 60_000      # 60 s: anything later lands in the last bucket
@@ -191,18 +192,6 @@ def main(argv: list[str] | None = None) -> int:
     return orchestrate(args)
 
 
-def _cpu(pids) -> float:
-    """CPU seconds used so far by these processes (Linux /proc; those gone count 0)."""
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
-
-
 def measure(client_argvs: list[list[str]], pub, root: str, args, label: str, server_pids=()) -> dict:
     """Start the client processes (each prints "ready", then waits for a line on stdin and prints its
     histogram), publish the warm-up and the measured updates on `pub`, and sum what the clients saw.
@@ -222,7 +211,7 @@ def measure(client_argvs: list[list[str]], pub, root: str, args, label: str, ser
                 print(f"\r{label}: {sent} updates published in {elapsed:.0f} s", end="", file=sys.stderr, flush=True)
 
         client_pids = [c.pid for c in clients]
-        cpu0 = _cpu(server_pids), _cpu(client_pids)
+        cpu0 = cpu_seconds(*server_pids), cpu_seconds(*client_pids)
         _publish(pub, root, args.rate, args.warmup, args.uavs, True, progress)
         start = time.perf_counter()
         last[0] = 0.0
@@ -230,7 +219,7 @@ def measure(client_argvs: list[list[str]], pub, root: str, args, label: str, ser
         elapsed = time.perf_counter() - start
         print(file=sys.stderr)
         time.sleep(2.0)  # let the last updates arrive
-        cpu1 = _cpu(server_pids), _cpu(client_pids)
+        cpu1 = cpu_seconds(*server_pids), cpu_seconds(*client_pids)
         hist: dict[int, int] = {}
         totals = {"received": 0, "dropped": 0, "failed": 0}
         for c in clients:

@@ -49,6 +49,7 @@ from skylane import localservices
 from skylane.settings import DEFAULT_ZONE_FILE, REPO_ROOT, Settings
 
 from ._mqttblast import BlastPublisher
+from ._proc import TICK, stat_fields
 
 # outside the ingester's subscriptions (its session does not queue the peer's messages), inside replay/#, which
 # every service account may read and write (protocol/brokerauth.py)
@@ -210,17 +211,6 @@ def packs(root: str, n: int, size: int, uavs: int, workers: int, t0: datetime) -
     return out, records
 
 
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _stat(pid: int) -> list[str] | None:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return text[text.rindex(")") + 2:].split()  # fields from 3 (state) on: index i is field i + 3
-
-
 def cpu_seconds(settings: Settings, workers: "Workers") -> dict[str, float]:
     """CPU time used so far by the ingest processes, the broker and the database (Linux /proc).
 
@@ -238,15 +228,15 @@ def cpu_seconds(settings: Settings, workers: "Workers") -> dict[str, float]:
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
-        f = _stat(int(entry))
+        f = stat_fields(int(entry))
         if f is None:
             continue
         ppid, pgrp = int(f[1]), int(f[2])
-        used = (int(f[11]) + int(f[12])) / _TICK
+        used = (int(f[11]) + int(f[12])) / TICK
         if pgid is not None and pgrp == pgid:
             out["ingest"] += used
         elif int(entry) in roots:
-            out[roots[int(entry)]] += used + (int(f[13]) + int(f[14])) / _TICK  # + exited children (backends)
+            out[roots[int(entry)]] += used + (int(f[13]) + int(f[14])) / TICK  # + exited children (backends)
         elif ppid in roots:
             out[roots[ppid]] += used
     return out

@@ -28,7 +28,6 @@ import argparse
 import gc
 import itertools
 import json
-import os
 import resource
 import socket
 import sys
@@ -36,6 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench._proc import cpu_seconds
 from bench.peers.counting_sub import CountingSubscriber
 from protocol import topics
 from protocol.mqttclient import MqttTarget
@@ -101,21 +101,12 @@ def received(sub, t0: float, expected: int, prefix: str) -> dict:
             f"{prefix}received_msgs_per_s": w["msgs_per_s"]}
 
 
-def _pid_cpu(pid: int | None) -> float:
-    """CPU seconds used so far by a process (Linux /proc; 0 when unknown)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, TypeError):
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def bench_broker(mqtt_url: str, root: str, records: list[Record], max_pending: int, sub=None,
                  broker_pid: int | None = None) -> dict:
     sink = BrokerSink(mqtt_url, client_id="skylane-bench-replay", max_pending=max_pending)
     control = PlaybackControl("max")
     t_wall = time.time()
-    b0 = _pid_cpu(broker_pid)
+    b0 = cpu_seconds(broker_pid)
     t0, c0 = time.perf_counter(), time.process_time()
     res = play(ListSource(records, root), sink, control=control, root_to=f"{TREE}/{root}",
                on_status=_progress("broker"))
@@ -129,7 +120,7 @@ def bench_broker(mqtt_url: str, root: str, records: list[Record], max_pending: i
     if sub is not None:
         out.update(received(sub, t_wall, len(records), "broker_"))
     if broker_pid is not None:  # Mosquitto's CPU for these messages in and out (to the subscriber)
-        out["broker_mosquitto_cpu_us_per_msg"] = round((_pid_cpu(broker_pid) - b0) / max(len(records), 1) * 1e6, 1)
+        out["broker_mosquitto_cpu_us_per_msg"] = round((cpu_seconds(broker_pid) - b0) / max(len(records), 1) * 1e6, 1)
     return out
 
 
@@ -149,14 +140,14 @@ def bench_mqtt_recorder(broker: Settings, root: str, records: list[Record], sub,
     host, port = broker.mqtt_host_port
     print(f"mqtt-recorder: replaying {n} rows (zero delays) into {host}:{port}", file=sys.stderr, flush=True)
     t_wall = time.time()
-    c0, b0 = _children_cpu(), _pid_cpu(broker_pid)
+    c0, b0 = _children_cpu(), cpu_seconds(broker_pid)
     wall = mqtt_recorder.run_replay(tmp / "replay.csv", host, port, b64=b64, log_path=tmp / "mqtt-recorder.log",
                                     username=account and account.username, password=account and account.password)
     out = {"mqtt_recorder_wall_s": round(wall, 2),
            "mqtt_recorder_cpu_us_per_msg": round((_children_cpu() - c0) / n * 1e6, 1)}
     got = received(sub, t_wall, n, "mqtt_recorder_")
     if broker_pid is not None:
-        out["mqtt_recorder_mosquitto_cpu_us_per_msg"] = round((_pid_cpu(broker_pid) - b0) / n * 1e6, 1)
+        out["mqtt_recorder_mosquitto_cpu_us_per_msg"] = round((cpu_seconds(broker_pid) - b0) / n * 1e6, 1)
     out.update(mqtt_recorder_msgs_per_s=got["mqtt_recorder_received_msgs_per_s"],
                mqtt_recorder_received=got["mqtt_recorder_received"], mqtt_recorder_lost=got["mqtt_recorder_lost"])
     print(f"  -> {out['mqtt_recorder_received']}/{n} received ({out['mqtt_recorder_lost']} lost) at "

@@ -13,13 +13,11 @@ ZoneSet.contains_pairs(lon, lat, alt_amsl, t), checked like it against the naive
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import psycopg
 from psycopg import sql
 
+from bench._proc import cpu_seconds
 from skylane import localservices
 
 DB_NAME = "skylane_bench_postgis"
@@ -105,11 +103,7 @@ WHERE NOT z.scheduled OR EXISTS (
 
     def server_cpu_seconds(self) -> float:
         """CPU time used so far by this connection's backend (Linux /proc; 0 when unreadable)."""
-        try:
-            fields = Path(f"/proc/{self.backend_pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return 0.0
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.backend_pid)
 
     def plan(self) -> str:
         """EXPLAIN of one batch (the GiST index should be used)."""
