@@ -235,10 +235,10 @@ def measure(client_argvs: list[list[str]], pub, root: str, args, label: str, ser
                 c.kill()
                 c.wait()
     expected = sent * args.clients
-    per = 1e6 / max(totals["received"], 1)
+    per = 1e6 / totals["received"] if totals["received"] else None  # None: nothing measured was delivered
     return {"updates_per_s": round(sent / elapsed, 1), "seconds": round(elapsed, 2),
-            "server_cpu_us_per_delivery": round((cpu1[0] - cpu0[0]) * per, 2) if server_pids else None,
-            "clients_cpu_us_per_delivery": round((cpu1[1] - cpu0[1]) * per, 2),
+            "server_cpu_us_per_delivery": round((cpu1[0] - cpu0[0]) * per, 2) if server_pids and per else None,
+            "clients_cpu_us_per_delivery": round((cpu1[1] - cpu0[1]) * per, 2) if per else None,
             "published": sent, "delivered": totals["received"],
             "delivered_ratio": round(totals["received"] / expected, 4) if expected else None,
             "dropped_told": totals["dropped"], "failed_clients": totals["failed"],
