@@ -2,7 +2,9 @@
 
 A Schedule is a union of Periods; a Period is an optional [start, end) date-time range and
 optional weekly windows (days + start/end time of day, local time). The time zone is Asia/Shanghai
-unless told (UTC for ED-269 "Z" times); zones with daylight saving are refused. A window whose end is
+unless told: "UTC", or a fixed UTC offset such as "+01:00" for times published with that offset (ED-269
+"Z", ED-318 "00:00:00.00+01:00"); zones with daylight saving are refused, so a schedule's clock never
+jumps (docs/zones.md: how times with offsets are read). A window whose end is
 not after its start runs across midnight into the next day (22:00-06:00 on FRI covers Friday
 22:00 to Saturday 06:00). Intervals are half-open: a zone active 08:00-10:00 is active at
 08:00:00 and no longer at 10:00:00. Times are epoch seconds (float): no clock is read here.
@@ -11,6 +13,7 @@ not after its start runs across midnight into the next day (22:00-06:00 on FRI c
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
@@ -18,6 +21,8 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
+
+from protocol.times import parse_rfc3339
 
 DAY_NAMES = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
 DEFAULT_TZ = "Asia/Shanghai"
@@ -34,52 +39,153 @@ class ScheduleError(ValueError):
         super().__init__(f"{field_name}: {problem}")
 
 
-def parse_time_of_day(text: Any, field_name: str, allow_24: bool = False) -> int:
-    """'HH:MM', 'HH:MM:SS' or 'HH:MM:SS.ff' as seconds of the day (24:00 only as an end)."""
+_TIME_OF_DAY = re.compile(r"(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?([Zz]|[+-]\d{2}:\d{2})?")
+
+
+@dataclass(frozen=True)
+class TimeOfDay:
+    """A time of day as published: seconds of the day (an int, or a float when it has a fraction, kept to
+    the microsecond) and its UTC offset in seconds (None: none given, local to the schedule's time zone)."""
+
+    seconds: int | float
+    offset_s: int | None = None
+
+
+def parse_time_of_day(text: Any, field_name: str, allow_24: bool = False) -> TimeOfDay:
+    """The one parser of times of day: RFC 3339 `partial-time` with an optional `time-offset`
+    ('HH:MM:SS', a fraction of any length, 'Z' or '+01:00'), and the short 'HH:MM'. 24:00 only as an
+    end (allow_24). A leap second (second 60) names no daily instant and is refused."""
     if not isinstance(text, str):
-        raise ScheduleError(field_name, f"time of day must be a string 'HH:MM[:SS]', got {text!r}")
-    body = text.split(".", 1)[0]
-    parts = body.split(":")
-    try:
-        if len(parts) not in (2, 3) or not all(p.isdigit() and len(p) == 2 for p in parts):
-            raise ValueError
-        h, m, s = (int(p) for p in parts + ["0"] * (3 - len(parts)))
-    except ValueError:
-        raise ScheduleError(field_name, f"time of day must be 'HH:MM[:SS]', got {text!r}") from None
-    if "." in text and not text.split(".", 1)[1].isdigit():
-        raise ScheduleError(field_name, f"bad fraction of second in {text!r}")
-    if m > 59 or s > 59 or h > 24 or (h == 24 and (m or s or not allow_24)):
+        raise ScheduleError(field_name, f"time of day must be a string 'HH:MM[:SS[.fff]][Z|+hh:mm]', got {text!r}")
+    m = _TIME_OF_DAY.fullmatch(text.strip())
+    if m is None:
+        raise ScheduleError(field_name, f"time of day must be 'HH:MM[:SS[.fff]]' with an optional UTC offset "
+                                        f"('Z', '+01:00'), got {text!r}")
+    h, mi, s = int(m[1]), int(m[2]), int(m[3] or 0)
+    micro = int((m[4] or "")[:6].ljust(6, "0"))  # fractions longer than microseconds are cut, as for date-times
+    if s == 60:
+        raise ScheduleError(field_name, f"second 60 (a leap second) is no time of a daily window: {text!r}")
+    if mi > 59 or s > 59 or h > 24 or (h == 24 and (mi or s or micro or not allow_24)):
         raise ScheduleError(field_name, f"time of day out of range: {text!r}")
-    return h * 3600 + m * 60 + s
+    seconds = h * 3600 + mi * 60 + s
+    return TimeOfDay(seconds + micro / 1e6 if micro else seconds, _offset_seconds(m[5], text, field_name))
 
 
-def format_time_of_day(seconds: int) -> str:
-    h, rest = divmod(int(seconds), 3600)
+def _offset_seconds(offset: str | None, text: str, field_name: str) -> int | None:
+    if offset is None:
+        return None
+    if offset in ("Z", "z"):
+        return 0
+    hh, mm = int(offset[1:3]), int(offset[4:6])
+    if hh > 23 or mm > 59:
+        raise ScheduleError(field_name, f"UTC offset out of range in {text!r}")
+    return (hh * 3600 + mm * 60) * (-1 if offset[0] == "-" else 1)
+
+
+def format_time_of_day(seconds: int | float) -> str:
+    whole = int(seconds)
+    micro = round((seconds - whole) * 1e6)
+    if micro == 1_000_000:
+        whole, micro = whole + 1, 0
+    h, rest = divmod(whole, 3600)
     m, s = divmod(rest, 60)
+    if micro:
+        return f"{h:02d}:{m:02d}:{s:02d}.{micro:06d}".rstrip("0")
     return f"{h:02d}:{m:02d}" if s == 0 else f"{h:02d}:{m:02d}:{s:02d}"
 
 
+def offset_name(offset_s: int) -> str:
+    """The time zone name of a fixed UTC offset: 'UTC', or '+01:00' / '-03:30'."""
+    if offset_s == 0:
+        return "UTC"
+    sign, mag = ("-" if offset_s < 0 else "+"), abs(offset_s)
+    return f"{sign}{mag // 3600:02d}:{mag % 3600 // 60:02d}"
+
+
+def time_suffix(tz: str) -> str:
+    """What a time of day of a schedule in `tz` is written with so that it reads back the same: 'Z' for
+    UTC, its offset for any other zone ('+01:00'), nothing for Asia/Shanghai (local times)."""
+    if tz == DEFAULT_TZ:
+        return ""
+    offset = fixed_offset(tz)
+    return "Z" if offset == 0 else offset_name(offset)
+
+
+def fixed_offset(tz: str) -> int:
+    """The UTC offset in seconds of a time zone without daylight saving (every schedule's)."""
+    _check_tz(tz, "tz")
+    return int(datetime(2000, 1, 1, tzinfo=timezone.utc).astimezone(_zone(tz)).utcoffset().total_seconds())
+
+
+def window_in(days: frozenset[int], start: TimeOfDay, end: TimeOfDay, tz: str) -> Window:
+    """A weekly window published with its own UTC offsets as a Window of a schedule in `tz`.
+
+    A time with an offset is a time in that fixed offset: `days` are weekdays there, and the window is
+    moved (whole, across midnight and weekdays if need be) to tz's offset. A time without an offset is
+    already local to tz. Start and end may carry different offsets: the window runs from the start's
+    instant to the end's (the next day's when the end is not after the start)."""
+    target = fixed_offset(tz)
+    a_off = target if start.offset_s is None else start.offset_s
+    b_off = target if end.offset_s is None else end.offset_s
+    if a_off == target and b_off == target:
+        return Window(days, start.seconds, end.seconds)  # nothing to convert: as published
+    a_utc, b_utc = start.seconds - a_off, end.seconds - b_off
+    length = (b_utc - a_utc) % DAY_S or DAY_S
+    shift, a = divmod(a_utc + target, DAY_S)
+    b = a + length
+    end_s = b if b <= DAY_S else b - DAY_S
+    return Window(frozenset((d + int(shift)) % 7 for d in days), _whole(a), _whole(end_s))
+
+
+def _whole(seconds: float) -> int | float:
+    return int(seconds) if float(seconds).is_integer() else seconds
+
+
+# Leap seconds inserted so far (IERS Bulletin C; none since), each at 23:59:60 UTC of these days.
+LEAP_SECOND_DAYS = frozenset((
+    "1972-06-30", "1972-12-31", "1973-12-31", "1974-12-31", "1975-12-31", "1976-12-31", "1977-12-31",
+    "1978-12-31", "1979-12-31", "1981-06-30", "1982-06-30", "1983-06-30", "1985-06-30", "1987-12-31",
+    "1989-12-31", "1990-12-31", "1992-06-30", "1993-06-30", "1994-06-30", "1995-12-31", "1997-06-30",
+    "1998-12-31", "2005-12-31", "2008-12-31", "2012-06-30", "2015-06-30", "2016-12-31"))
+_LONG_FRACTION = re.compile(r"(?<=:\d\d)(\.\d{9})\d+")
+_SECOND_60 = re.compile(r"(\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}):60(?=[.Zz+-]|$)")
+
+
 def parse_datetime(text: Any, field_name: str, tz: str = DEFAULT_TZ) -> float:
-    """An ISO 8601 date-time (or date) as epoch seconds; naive values are local to `tz`."""
+    """An RFC 3339 date-time ('Z' or any offset, a fraction of any length) as epoch seconds, read by
+    protocol.times.parse_rfc3339; a date-time or date without an offset is local to `tz`. Second 60 is
+    accepted where a leap second was inserted (and read as the next second: epoch time has none)."""
     if not isinstance(text, str):
-        raise ScheduleError(field_name, f"date-time must be an ISO 8601 string, got {text!r}")
+        raise ScheduleError(field_name, f"date-time must be an RFC 3339 string, got {text!r}")
+    text = _LONG_FRACTION.sub(r"\1", text.strip())  # RFC 3339 allows any length; parse_rfc3339 reads 9 digits
+    leap = _SECOND_60.match(text)
     try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
-    except ValueError:
-        raise ScheduleError(field_name, f"not an ISO 8601 date-time: {text!r}") from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=_zone(tz))
-    return value.timestamp()
+        if leap is None:
+            return parse_rfc3339(text, naive=_zone(tz)).timestamp()
+        value = parse_rfc3339(_SECOND_60.sub(r"\1:59", text, count=1), naive=_zone(tz))
+    except ValueError as exc:
+        raise ScheduleError(field_name, str(exc)) from None
+    if value.strftime("%H:%M:%S") != "23:59:59" or value.strftime("%Y-%m-%d") not in LEAP_SECOND_DAYS:
+        raise ScheduleError(field_name, f"second 60 is only valid at a leap second (23:59:60 UTC on a day one was "
+                                        f"inserted, the last 2016-12-31); {text!r} is "
+                                        f"{value.strftime('%Y-%m-%dT%H:%M')}:60 UTC")
+    return value.timestamp() + 1.0
 
 
 def format_datetime(epoch: float, tz: str = DEFAULT_TZ) -> str:
     return datetime.fromtimestamp(epoch, _zone(tz)).isoformat()
 
 
+_OFFSET_TZ = re.compile(r"[+-]\d{2}:\d{2}")
+
+
 @lru_cache(maxsize=64)
 def _zone(tz: str) -> timezone | ZoneInfo:
     if tz.upper() in ("UTC", "Z"):
         return timezone.utc
+    if _OFFSET_TZ.fullmatch(tz):
+        offset = _offset_seconds(tz, tz, "tz")
+        return timezone.utc if offset == 0 else timezone(timedelta(seconds=offset), tz)
     try:
         return ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
@@ -208,7 +314,7 @@ class Schedule:
             if not isinstance(windows, list):
                 raise ScheduleError(f"{where}.windows", "must be a list")
             out.append(Period(start, end, tuple(
-                parse_window(w, f"{where}.windows[{k}]") for k, w in enumerate(windows))))
+                parse_window(w, f"{where}.windows[{k}]", tz) for k, w in enumerate(windows))))
         return cls(tuple(out), tz)
 
     def to_dict(self) -> dict:
@@ -303,14 +409,15 @@ class Schedule:
         return out
 
 
-def parse_window(obj: Any, field_name: str) -> Window:
-    """{"days": ["MON", ...] or ["ANY"], "start": "HH:MM", "end": "HH:MM"} as a Window."""
+def parse_window(obj: Any, field_name: str, tz: str = DEFAULT_TZ) -> Window:
+    """{"days": ["MON", ...] or ["ANY"], "start": "HH:MM", "end": "HH:MM"} as a Window of a schedule in
+    `tz` (times with a UTC offset are moved to it: window_in)."""
     if not isinstance(obj, dict):
         raise ScheduleError(field_name, f"must be an object, got {obj!r}")
     nums = parse_days(obj.get("days"), f"{field_name}.days")
     start = parse_time_of_day(obj.get("start"), f"{field_name}.start")
     end = parse_time_of_day(obj.get("end"), f"{field_name}.end", allow_24=True)
-    return Window(nums, start, end)
+    return window_in(nums, start, end, tz)
 
 
 def parse_days(days: Any, field_name: str) -> frozenset[int]:
@@ -329,7 +436,8 @@ def parse_days(days: Any, field_name: str) -> frozenset[int]:
 
 
 def epoch_seconds(value: Any, tz: str = DEFAULT_TZ) -> float:
-    """A time given as epoch seconds or ISO 8601 (naive = local to tz) as epoch seconds."""
+    """A time given as epoch seconds or an RFC 3339 date-time (parse_datetime: without an offset, local to tz)
+    as epoch seconds."""
     if isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit():
         value = float(value)  # epoch seconds given as text (a command-line argument)
     if isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -47,7 +47,7 @@ class ZoneFormatError(ValueError):
     """A zone file that cannot be trusted; `index`, `zone_id` and `field` say where."""
 
     def __init__(self, index: int | None, zone_id: Any, field: str, problem: str) -> None:
-        self.index, self.zone_id, self.field = index, zone_id, field
+        self.index, self.zone_id, self.field, self.problem = index, zone_id, field, problem
         where = "FeatureCollection" if index is None else f"feature {index} (id={zone_id!r})"
         super().__init__(f"{where}: field {field!r}: {problem}")
 
@@ -177,7 +177,16 @@ def _parse_feature(index: int, feat: Any) -> Zone:
 
 
 def _parse_geometry(geo: Any, fail: Callable[[str, str], NoReturn]) -> BaseGeometry:
-    """A valid, non-empty lon/lat Polygon or MultiPolygon; `fail` reports the problem."""
+    """A valid, non-empty lon/lat Polygon or MultiPolygon; `fail` reports the problem. (Imports repair an
+    invalid outline where they can: airspace.formats.geometry.)"""
+    geom = read_geometry(geo, fail)
+    if not geom.is_valid:
+        fail("geometry", f"invalid polygon: {shapely.is_valid_reason(geom)}")
+    return geom
+
+
+def read_geometry(geo: Any, fail: Callable[[str, str], NoReturn]) -> BaseGeometry:
+    """A non-empty lon/lat Polygon or MultiPolygon as published, valid or not; `fail` reports the problem."""
     if not isinstance(geo, dict) or geo.get("type") not in ("Polygon", "MultiPolygon"):
         got = geo.get("type") if isinstance(geo, dict) else geo
         fail("geometry", f"type must be Polygon or MultiPolygon, got {got!r}")
@@ -191,8 +200,6 @@ def _parse_geometry(geo: Any, fail: Callable[[str, str], NoReturn]) -> BaseGeome
     for corner in (geom.bounds[:2], geom.bounds[2:]):
         if problem := position_problem(*corner):
             fail("geometry", problem)
-    if not geom.is_valid:
-        fail("geometry", f"invalid polygon: {shapely.is_valid_reason(geom)}")
     return geom
 
 

@@ -74,7 +74,7 @@ def test_upload_replace_deactivates_missing_zones(admin, system):
 def test_upload_validation_names_feature_and_field(admin, mutate, needle):
     doc = _doc()
     mutate(doc)
-    r = admin.post("/v1/zones", json=doc)
+    r = admin.post("/v1/zones", params={"strict": "true"}, json=doc)  # the default skips bad features: test_api_zone_import
     assert r.status_code == 422, r.text
     assert needle in r.json()["detail"]
 
@@ -175,7 +175,7 @@ def test_upload_bad_ed269_names_the_zone_and_field(admin):
     from airspace.zones import ZoneSet
     doc = export_zones(ZoneSet.from_geojson(_doc()), "ed269")
     del doc["UASZoneList"][1]["geometry"]
-    r = admin.post("/v1/zones", params={"format": "ed269"}, json=doc)
+    r = admin.post("/v1/zones", params={"format": "ed269", "strict": "true"}, json=doc)
     assert r.status_code == 422, r.text
     assert "feature 1" in r.json()["detail"] and "geometry" in r.json()["detail"]
 
@@ -193,7 +193,7 @@ def test_upload_bare_ed269_list_and_real_samples(admin):
         assert r.json()["stored"] == len(zs)
     bad = copy.deepcopy(bare)
     bad[2]["geometry"][0]["horizontalProjection"] = {"type": "Circle", "center": [31.05, 121.5], "radius": 100}
-    r = admin.post("/v1/zones", json=bad)
+    r = admin.post("/v1/zones", params={"strict": "true"}, json=bad)
     assert r.status_code == 422 and "feature 2" in r.json()["detail"] and "center" in r.json()["detail"], r.text[:300]
 
 

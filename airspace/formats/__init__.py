@@ -1,9 +1,11 @@
 """Zone file formats: EUROCAE ED-269 (JSON), ED-318 (GeoJSON with layers), internal GeoJSON.
 
-`parse_zones(obj, fmt=None)` reads an already-loaded JSON document (no I/O here) into a ZoneSet,
-detecting the format when fmt is None; invalid documents raise airspace.zones.ZoneFormatError
-naming the feature (index and id) and the field. `export_zones(zs, fmt)` writes one back; zones
-imported from a format keep their published form and export to it unchanged (lossless round trip).
+`import_zones(obj, fmt=None, strict=False)` reads an already-loaded JSON document (no I/O here) feature by
+feature, detecting the format when fmt is None: features it can repair unambiguously are repaired, others
+skipped alone, and every problem is listed (formats.report; `report(result)` is the import report).
+`parse_zones(obj, fmt=None)` is the strict form: a ZoneSet, or ZoneFormatError naming the feature (index and
+id) and the field of the first problem. `export_zones(zs, fmt)` writes one back; zones imported from a format
+keep their published form and export to it unchanged (lossless round trip).
 """
 from __future__ import annotations
 
@@ -12,36 +14,13 @@ from typing import Any
 from ..vertical import VerticalModel
 from ..zones import ZoneFormatError, ZoneSet
 from . import ed269, ed318, geojson
-
-FORMATS = ("ed269", "ed318", "geojson")
-
-
-def detect_format(obj: Any) -> str:
-    """ed269, ed318 or geojson, from the document's shape (ZoneFormatError when none fits)."""
-    if ed269.detect(obj):
-        return "ed269"
-    if ed318.detect(obj):
-        return "ed318"
-    if geojson.detect(obj):
-        return "geojson"
-    raise ZoneFormatError(None, None, "type", "not an ED-269 zone list, an ED-318 or a GeoJSON FeatureCollection")
-
-
-def to_internal(obj: Any, fmt: str | None = None) -> dict:
-    """The document as an internal GeoJSON FeatureCollection (validated by parse_zones)."""
-    fmt = fmt or detect_format(obj)
-    if fmt == "ed269":
-        return ed269.to_internal(obj)
-    if fmt == "ed318":
-        return ed318.to_internal(obj)
-    if fmt == "geojson":
-        return obj
-    raise ValueError(f"unknown zone format {fmt!r}; expected one of {FORMATS}")
+from .report import (FORMATS, ImportProblem, ImportRefused, ImportResult, detect_format, import_zones,
+                     kept_for_skipped, report)
 
 
 def parse_zones(obj: Any, fmt: str | None = None, vertical: VerticalModel = VerticalModel()) -> ZoneSet:
-    """A loaded zone document in any supported format as a validated ZoneSet."""
-    return ZoneSet.from_geojson(to_internal(obj, fmt), vertical)
+    """A loaded zone document in any supported format as a validated ZoneSet; any problem refuses it."""
+    return import_zones(obj, fmt, strict=True, vertical=vertical).zones
 
 
 def export_zones(zs: ZoneSet, fmt: str) -> Any:
@@ -55,4 +34,5 @@ def export_zones(zs: ZoneSet, fmt: str) -> Any:
     raise ValueError(f"unknown zone format {fmt!r}; expected one of {FORMATS}")
 
 
-__all__ = ["FORMATS", "ZoneFormatError", "detect_format", "export_zones", "parse_zones", "to_internal"]
+__all__ = ["FORMATS", "ImportProblem", "ImportRefused", "ImportResult", "ZoneFormatError", "detect_format",
+           "export_zones", "import_zones", "kept_for_skipped", "parse_zones", "report"]

@@ -1,7 +1,8 @@
 """Pieces shared by the ED-269 and ED-318 converters.
 
-Both converters turn a published file into internal GeoJSON features (then parsed and validated by
-ZoneSet.from_geojson, the one place where zones are checked) and back. For a lossless round trip
+Both converters turn each published feature into internal GeoJSON features (then parsed and validated by
+airspace.zones, the one place where zones are checked: formats.report drives it feature by feature) and back.
+A Failer names the feature and field of a problem, or notes a repair. For a lossless round trip
 every imported zone keeps its published form in properties["source"] (the zone's members and the
 volume it came from); an export reuses that form wherever the zone still means the same thing, and
 writes the model's values where the zone was changed (or came from another format).
@@ -18,8 +19,9 @@ import numpy as np
 import shapely
 from shapely.geometry import Point, mapping
 
-from ..schedule import (DAY_NAMES, Period, Schedule, ScheduleError, Window, format_time_of_day,
-                        parse_datetime, parse_days, parse_time_of_day)
+from ..schedule import (DAY_NAMES, DEFAULT_TZ, Period, Schedule, ScheduleError, Window, format_datetime,
+                        format_time_of_day, offset_name, parse_datetime, parse_days, parse_time_of_day,
+                        time_suffix, window_in)
 from ..vertical import ALT_REFS, from_metres, normalize_uom, to_metres
 from ..zones import DEFAULT_RESTRICTION, RESTRICTIONS, Zone, ZoneFormatError
 
@@ -29,13 +31,21 @@ CIRCLE_SEGMENTS = 64
 
 
 class Failer:
-    """Raises ZoneFormatError for one source feature, with the path of the field at fault."""
+    """Raises ZoneFormatError for one source feature, with the path of the field at fault.
 
-    def __init__(self, index: int | None, zone_id: Any) -> None:
-        self.index, self.zone_id = index, zone_id
+    `repaired` notes a problem the import fixed, how, and details (areas) in `repairs`; without that list
+    (repairs=None) a repairable problem is refused like any other."""
+
+    def __init__(self, index: int | None, zone_id: Any, repairs: list | None = None) -> None:
+        self.index, self.zone_id, self.repairs = index, zone_id, repairs
 
     def __call__(self, field: str, problem: str) -> NoReturn:
         raise ZoneFormatError(self.index, self.zone_id, field, problem)
+
+    def repaired(self, field: str, problem: str, how: str, **details: Any) -> None:
+        if self.repairs is None:
+            self(field, problem)
+        self.repairs.append((field, problem, {"repair": how, **details}))
 
 
 def number(value: Any, field: str, fail: Failer, allow_null: bool = False) -> float | None:
@@ -123,12 +133,27 @@ def check_restriction(value: Any, field: str, fail: Failer, aliases: dict | None
     return value
 
 
-def _time_tz(texts: list[tuple[str, str]], fail: Failer) -> str:
-    """The time zone of a zone's daily times: all 'Z' (UTC) or all without offset (Asia/Shanghai)."""
-    zs = {t.endswith("Z") for _, t in texts}
-    if len(zs) > 1:
-        fail(texts[0][0], "daily times mix UTC ('Z') and local times in one zone")
-    return "UTC" if zs == {True} else "Asia/Shanghai"
+def _time_tz(texts: list[tuple[str, str]]) -> str:
+    """The time zone a zone's schedule is kept in: the one UTC offset all its daily times carry ('Z':
+    UTC, '+01:00'), else Asia/Shanghai (times without an offset are local there, those with one are moved
+    there by window_in). Date-times without an offset are read in it too."""
+    offsets = set()
+    for where, text in texts:
+        try:
+            offsets.add(parse_time_of_day(text, where, allow_24=True).offset_s)
+        except ScheduleError:
+            offsets.add(None)  # reported with its window
+    return offset_name(offsets.pop()) if len(offsets) == 1 and None not in offsets else DEFAULT_TZ
+
+
+def _has_content(value: Any) -> bool:
+    """Whether a member says something (real files carry null dates and empty daily placeholders)."""
+    if isinstance(value, list):
+        return any(_has_content(v) for v in value)
+    if isinstance(value, dict):
+        return any(value.get(k) not in (None, [], "") for k in ("day", "startTime", "endTime", "startEvent",
+                                                                  "endEvent"))
+    return value is not None
 
 
 def schedule_from_periods(items: Any, path: str, fail: Failer, daily_keys=("schedule", "dailyPeriod"),
@@ -136,6 +161,9 @@ def schedule_from_periods(items: Any, path: str, fail: Failer, daily_keys=("sche
     """ED-269 `applicability` / ED-318 `limitedApplicability` as a Schedule (None = permanent)."""
     if items is None:
         return None
+    if isinstance(items, dict):
+        fail.repaired(path, "a time period object where the standard has a list of them", "read as a list of one")
+        items = [items]
     if not isinstance(items, list):
         fail(path, f"must be a list, got {type(items).__name__}")
     times = []
@@ -145,7 +173,7 @@ def schedule_from_periods(items: Any, path: str, fail: Failer, daily_keys=("sche
                 for end in ("startTime", "endTime"):
                     if isinstance(d, dict) and isinstance(d.get(end), str):
                         times.append((f"{path}[{i}].{key}[{k}].{end}", d[end]))
-    tz = _time_tz(times, fail) if times else "Asia/Shanghai"
+    tz = _time_tz(times)
     periods: list[Period] = []
     for i, item in enumerate(items):
         where = f"{path}[{i}]"
@@ -154,6 +182,11 @@ def schedule_from_periods(items: Any, path: str, fail: Failer, daily_keys=("sche
         if permanent_key is not None and item.get(permanent_key) not in (None, "YES", "NO"):
             fail(f"{where}.{permanent_key}", f"must be YES or NO, got {item.get(permanent_key)!r}")
         if permanent_key is not None and item.get(permanent_key) == "YES":
+            said = [k for k in ("startDateTime", "endDateTime", *daily_keys) if _has_content(item.get(k))]
+            if said:
+                fail.repaired(f"{where}.{permanent_key}", f"permanent is YES, yet the period also gives "
+                              f"{', '.join(said)}", f"read as permanent (in force at all times); {', '.join(said)} "
+                              f"not applied")
             periods.append(Period())
             continue
         try:
@@ -173,7 +206,7 @@ def schedule_from_periods(items: Any, path: str, fail: Failer, daily_keys=("sche
             if not isinstance(daily, list):
                 fail(f"{where}.{key}", "must be a list")
             for k, d in enumerate(daily):
-                w = _window(d, f"{where}.{key}[{k}]", fail)
+                w = _window(d, f"{where}.{key}[{k}]", fail, tz)
                 if w is not None:
                     windows.append(w)
         periods.append(Period(start, end, tuple(windows)))
@@ -182,7 +215,7 @@ def schedule_from_periods(items: Any, path: str, fail: Failer, daily_keys=("sche
     return Schedule(tuple(periods), tz)
 
 
-def _window(d: Any, where: str, fail: Failer) -> Window | None:
+def _window(d: Any, where: str, fail: Failer, tz: str) -> Window | None:
     if not isinstance(d, dict):
         fail(where, f"must be an object, got {d!r}")
     for key in ("startEvent", "endEvent"):
@@ -191,17 +224,16 @@ def _window(d: Any, where: str, fail: Failer) -> Window | None:
     days = d.get("day")
     if not days and d.get("startTime") is None and d.get("endTime") is None:
         return None  # an empty placeholder, as real files have them
+    if isinstance(days, str):
+        fail.repaired(f"{where}.day", f"a day {days!r} where the standard has a list of days", "read as a list of one")
+        days = [days]
     try:
         nums = parse_days(days, f"{where}.day")
-        start = parse_time_of_day(_strip_z(d.get("startTime", "00:00")), f"{where}.startTime")
-        end = parse_time_of_day(_strip_z(d.get("endTime", "24:00")), f"{where}.endTime", allow_24=True)
+        start = parse_time_of_day(d.get("startTime", "00:00"), f"{where}.startTime")
+        end = parse_time_of_day(d.get("endTime", "24:00"), f"{where}.endTime", allow_24=True)
+        return window_in(nums, start, end, tz)
     except ScheduleError as exc:
         fail(exc.field, str(exc).split(": ", 1)[1])
-    return Window(nums, start, end)
-
-
-def _strip_z(text: Any) -> Any:
-    return text[:-1] if isinstance(text, str) and text.endswith("Z") else text
 
 
 def periods_from_schedule(schedule: Schedule | None, daily_key: str, permanent: bool) -> list[dict]:
@@ -209,7 +241,7 @@ def periods_from_schedule(schedule: Schedule | None, daily_key: str, permanent: 
     limitedApplicability items."""
     if schedule is None:
         return [{"permanent": "YES"}] if permanent else []
-    z = "Z" if schedule.tz == "UTC" else ""
+    z = time_suffix(schedule.tz)
     out = []
     for p in schedule.periods:
         item: dict = {"permanent": "NO"} if permanent else {}
@@ -227,7 +259,6 @@ def periods_from_schedule(schedule: Schedule | None, daily_key: str, permanent: 
 
 
 def _iso(epoch: float, tz: str) -> str:
-    from ..schedule import format_datetime
     text = format_datetime(epoch, tz)
     return text.replace("+00:00", "Z") if tz == "UTC" else text
 

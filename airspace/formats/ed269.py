@@ -1,12 +1,15 @@
 """EUROCAE ED-269 UAS geographical zones (JSON): import and export.
 
 Accepted containers: the bare list of UASZone objects, the `{formatVersion, createdAt, UASZoneList}`
-wrapper, and `{..., "features": [UASZone, ...]}` as some published test files have it. A UASZone
+wrapper, `{..., "features": [UASZone, ...]}` as some published test files have it, another wrapper whose one
+list member holds the UASZone objects (EUROCONTROL's `{"uas_zones": [...]}`), and one UASZone object alone
+(EUROCONTROL's UASZoneVersion examples); an export writes the container it read. A UASZone
 with several `geometry` volumes (each its own band) becomes one zone per volume (id
 "identifier#k"); identifiers used again get "@2", "@3". Circle `center` is [lon, lat], its radius in
 `uomDimensions` (like the limits), and the circle becomes a circumscribed 64-gon. Limits: `uomDimensions` M or FT, references AGL/AMSL/WGS84, a null
 upper limit is unlimited. `applicability` with `schedule` or `dailyPeriod` windows; daily times
-with "Z" are UTC, without an offset local (Asia/Shanghai). UA classes travel in
+with an offset are in that fixed offset, without one local (Asia/Shanghai): see common.schedule_from_periods.
+Outlines are repaired where that is unambiguous (formats.geometry). UA classes travel in
 extendedProperties.skylane (ED-269 has no field for them).
 """
 from __future__ import annotations
@@ -15,25 +18,33 @@ import copy
 from typing import Any
 
 from ..schedule import Schedule
-from ..zones import Zone, ZoneFormatError, ZoneSet, _parse_geometry
+from ..zones import Zone, ZoneFormatError, ZoneSet
 from .common import (Failer, check_restriction, circle, export_limit, geometry_json, groups,
                      internal_feature, limits, model_props, periods_from_schedule, ref,
                      restore_extension, schedule_from_periods, skylane_extension, source_of, uom,
                      unique_id, volume_equal)
+from .geometry import polygonal
 
 FMT = "ed269"
+ID_FIELD = "identifier"
 
 
 def detect(obj: Any) -> bool:
     if isinstance(obj, list):
         return True
-    if not isinstance(obj, dict):
+    if not isinstance(obj, dict) or obj.get("type") == "FeatureCollection":
         return False
-    if "UASZoneList" in obj:
-        return True
-    feats = obj.get("features")
-    return (obj.get("type") != "FeatureCollection" and isinstance(feats, list) and bool(feats)
-            and isinstance(feats[0], dict) and "identifier" in feats[0])
+    return "UASZoneList" in obj or _zone_key(obj) is not None or _is_zone(obj)
+
+
+def _is_zone(obj: Any) -> bool:
+    return isinstance(obj, dict) and "identifier" in obj and isinstance(obj.get("geometry"), list)
+
+
+def _zone_key(obj: dict) -> str | None:
+    """The member holding the UASZone objects of a wrapper: `features`, else the one list of them."""
+    lists = [k for k, v in obj.items() if isinstance(v, list) and v and isinstance(v[0], dict) and "identifier" in v[0]]
+    return "features" if "features" in lists else (lists[0] if len(lists) == 1 else None)
 
 
 def _container(obj: Any) -> tuple[str, dict, list]:
@@ -41,7 +52,9 @@ def _container(obj: Any) -> tuple[str, dict, list]:
         return "list", {}, obj
     if not isinstance(obj, dict):
         raise ZoneFormatError(None, None, "UASZoneList", "not an ED-269 zone list or wrapper object")
-    key = "UASZoneList" if "UASZoneList" in obj else "features"
+    if "UASZoneList" not in obj and _zone_key(obj) is None and _is_zone(obj):
+        return "zone", {}, [obj]
+    key = "UASZoneList" if "UASZoneList" in obj else (_zone_key(obj) or "features")
     feats = obj.get(key)
     if not isinstance(feats, list):
         raise ZoneFormatError(None, None, key, "missing or not a list")
@@ -63,54 +76,58 @@ def _volume(vol: Any, path: str, fail: Failer):
     if isinstance(hp, dict) and hp.get("type") == "Circle":
         geom = circle(hp.get("center"), hp.get("radius"), where, fail, unit)  # uomDimensions: radius too
     elif isinstance(hp, dict) and hp.get("type") == "Polygon":
-        geom = _parse_geometry(hp, lambda _f, problem: fail(where, problem))
+        geom = polygonal(hp, where, fail)
     else:
         got = hp.get("type") if isinstance(hp, dict) else hp
         fail(f"{where}.type" if isinstance(hp, dict) else where, f"must be Polygon or Circle, got {got!r}")
     return geom, lo, hi, lo_ref, up_ref, unit
 
 
-def to_internal(obj: Any) -> dict:
-    """An ED-269 document as an internal GeoJSON FeatureCollection (ZoneFormatError when invalid)."""
+def split(obj: Any) -> tuple[dict, list]:
+    """(the zone set's meta: the document's source members, its UASZone objects); ZoneFormatError when it is
+    no ED-269 document."""
     container, members, feats = _container(obj)
-    taken: set[str] = set()
+    return {"source": {"format": FMT, "container": container, "members": members}}, feats
+
+
+def feature_id(f: Any) -> Any:
+    return f.get("identifier") if isinstance(f, dict) else None
+
+
+def convert(f: Any, taken: set[str], fail: Failer) -> list[dict]:
+    """One UASZone object as internal GeoJSON features, one per volume (ZoneFormatError when invalid)."""
+    if not isinstance(f, dict):
+        fail("UASZone", f"must be an object, got {type(f).__name__}")
+    ident = f.get("identifier")
+    if not isinstance(ident, str) or not ident.strip():
+        fail("identifier", f"must be a non-empty string, got {ident!r}")
+    name = f.get("name", ident)
+    if not isinstance(name, str):
+        fail("name", f"must be a string, got {name!r}")
+    restriction = check_restriction(f.get("restriction"), "restriction", fail)
+    schedule = schedule_from_periods(f.get("applicability"), "applicability", fail)
+    vols = f.get("geometry")
+    if not isinstance(vols, list) or not vols:
+        fail("geometry", "must be a non-empty list of volumes")
+    ext = f.get("extendedProperties")
+    sky = ext.get("skylane") if isinstance(ext, dict) else None
+    raw = {k: v for k, v in f.items() if k != "geometry"}
+    parsed = [_volume(v, f"geometry[{k}]", fail) for k, v in enumerate(vols)]
+    if isinstance(sky, dict) and sky.get("geometry") == "MultiPolygon" and len(parsed) > 1:
+        from shapely.ops import unary_union  # parts of one exported MultiPolygon zone
+        merged = unary_union([p[0] for p in parsed])
+        parsed = [(merged, *parsed[0][1:])]
     out = []
-    for i, f in enumerate(feats):
-        fail = Failer(i, f.get("identifier") if isinstance(f, dict) else None)
-        if not isinstance(f, dict):
-            fail("UASZone", f"must be an object, got {type(f).__name__}")
-        ident = f.get("identifier")
-        if not isinstance(ident, str) or not ident.strip():
-            fail("identifier", f"must be a non-empty string, got {ident!r}")
-        name = f.get("name", ident)
-        if not isinstance(name, str):
-            fail("name", f"must be a string, got {name!r}")
-        restriction = check_restriction(f.get("restriction"), "restriction", fail)
-        schedule = schedule_from_periods(f.get("applicability"), "applicability", fail)
-        vols = f.get("geometry")
-        if not isinstance(vols, list) or not vols:
-            fail("geometry", "must be a non-empty list of volumes")
-        ext = f.get("extendedProperties")
-        sky = ext.get("skylane") if isinstance(ext, dict) else None
-        raw = {k: v for k, v in f.items() if k != "geometry"}
-        parsed = [_volume(v, f"geometry[{k}]", fail) for k, v in enumerate(vols)]
-        if isinstance(sky, dict) and sky.get("geometry") == "MultiPolygon" and len(parsed) > 1:
-            from shapely.ops import unary_union  # parts of one exported MultiPolygon zone
-            merged = unary_union([p[0] for p in parsed])
-            parsed = [(merged, *parsed[0][1:])]
-        for k, (geom, lo, hi, lo_ref, up_ref, unit) in enumerate(parsed):
-            props = restore_extension(sky, name, restriction, lo, hi, lo_ref, up_ref, unit, schedule)
-            if props is not None and len(parsed) == 1:
-                zid = unique_id(str(sky.get("id", ident)), taken, i)
-                props["id"] = zid
-            else:
-                zid = unique_id(ident if len(parsed) == 1 else f"{ident}#{k + 1}", taken, i)
-                props = model_props(zid, name, restriction, lo, hi, lo_ref, up_ref, unit, schedule, None,
-                                    {"format": FMT, "volume": k, "zone": raw,
-                                     "geometry": vols[k]})
-            out.append(internal_feature(props, geometry_json(geom)))
-    return {"type": "FeatureCollection", "source": {"format": FMT, "container": container, "members": members},
-            "features": out}
+    for k, (geom, lo, hi, lo_ref, up_ref, unit) in enumerate(parsed):
+        props = restore_extension(sky, name, restriction, lo, hi, lo_ref, up_ref, unit, schedule)
+        if props is not None and len(parsed) == 1:
+            props["id"] = unique_id(str(sky.get("id", ident)), taken)
+        else:
+            zid = unique_id(ident if len(parsed) == 1 else f"{ident}#{k + 1}", taken)
+            props = model_props(zid, name, restriction, lo, hi, lo_ref, up_ref, unit, schedule, None,
+                                {"format": FMT, "volume": k, "zone": raw, "geometry": vols[k]})
+        out.append(internal_feature(props, geometry_json(geom)))
+    return out
 
 
 def _gen_volume(z: Zone, geometry: dict) -> dict:
@@ -136,7 +153,7 @@ def _gen_zone(z: Zone) -> dict:
 def _from_source(members: list[Zone], src: dict) -> dict:
     z0 = members[0]
     out = copy.deepcopy(src["zone"])
-    fail = Failer(None, out.get("identifier"))
+    fail = Failer(None, out.get("identifier"), repairs=[])  # repaired as on import, to compare
     if out.get("name", out.get("identifier")) != z0.name:
         out["name"] = z0.name
     if out.get("restriction") != z0.restriction:
@@ -169,6 +186,8 @@ def from_zoneset(zs: ZoneSet) -> dict | list:
     if meta.get("format") == FMT:
         if meta.get("container") == "list":
             return feats
+        if meta.get("container") == "zone" and len(feats) == 1:
+            return feats[0]
         return {**meta.get("members", {}), meta.get("container", "UASZoneList"): feats}
     return {"formatVersion": "1.0", "UASZoneList": feats}
 

@@ -5,20 +5,24 @@ A feature's geometry is a Polygon, MultiPolygon, a Point with extent {subType: C
 (one zone per member, id "identifier#k"). Its `layer` gives upper/lower limits, their references
 and `uom` (m or ft, default m). Zone `type` is the restriction (REQ_AUTHORIZATION spelled with a z;
 USPACE is read as CONDITIONAL); `limitedApplicability` periods with daily `schedule` windows give
-the schedule. Names may be plain strings or [{text, lang}] lists (en-GB preferred).
+the schedule (times of day with an offset are in that fixed offset: common.schedule_from_periods). Names
+may be plain strings or [{text, lang}] lists (en-GB preferred). Outlines are repaired where that is
+unambiguous (formats.geometry).
 """
 from __future__ import annotations
 
 import copy
 from typing import Any
 
-from ..zones import Zone, ZoneFormatError, ZoneSet, _parse_geometry
+from ..zones import Zone, ZoneFormatError, ZoneSet
 from .common import (Failer, check_restriction, circle, export_limit, geometry_json, groups,
                      internal_feature, limits, model_props, periods_from_schedule, ref,
                      restore_extension, schedule_from_periods, skylane_extension, source_of, uom,
                      unique_id, volume_equal)
+from .geometry import polygonal
 
 FMT = "ed318"
+ID_FIELD = "properties.identifier"
 ALIASES = {"REQ_AUTHORIZATION": "REQ_AUTHORISATION", "USPACE": "CONDITIONAL"}
 TYPE_OF = {"REQ_AUTHORISATION": "REQ_AUTHORIZATION"}
 
@@ -65,8 +69,7 @@ def _shape(geo: Any, path: str, fail: Failer):
             fail(f"{path}.extent.subType", f"must be Circle, got {ext.get('subType')!r}")
         return circle(geo.get("coordinates"), ext.get("radius"), path, fail)
     if isinstance(geo, dict) and geo.get("type") in ("Polygon", "MultiPolygon"):
-        bare = {"type": geo["type"], "coordinates": geo.get("coordinates")}
-        return _parse_geometry(bare, lambda _f, problem: fail(path, problem))
+        return polygonal({"type": geo["type"], "coordinates": geo.get("coordinates")}, path, fail)
     got = geo.get("type") if isinstance(geo, dict) else geo
     fail(path, f"must be Polygon, MultiPolygon, Point with a Circle extent or a GeometryCollection, got {got!r}")
 
@@ -87,50 +90,58 @@ def _volumes(geo: Any, fail: Failer) -> list[tuple[dict, Any, tuple]]:
     return [(geo, _shape(geo, "geometry", fail), _layer(layer, "geometry.layer", fail))]
 
 
-def to_internal(obj: Any) -> dict:
-    """An ED-318 FeatureCollection as internal GeoJSON (ZoneFormatError when invalid)."""
+def split(obj: Any) -> tuple[dict, list]:
+    """(the zone set's meta: the collection's source members, its features); ZoneFormatError when it is no
+    FeatureCollection."""
     if not isinstance(obj, dict) or obj.get("type") != "FeatureCollection":
         raise ZoneFormatError(None, None, "type", "not a GeoJSON FeatureCollection object")
     feats = obj.get("features")
     if not isinstance(feats, list):
         raise ZoneFormatError(None, None, "features", "missing or not a list")
-    taken: set[str] = set()
+    return {"source": {"format": FMT, "members": {k: v for k, v in obj.items() if k not in ("type", "features")}}}, feats
+
+
+def feature_id(f: Any) -> Any:
+    props = f.get("properties") if isinstance(f, dict) else None
+    ident = props.get("identifier") if isinstance(props, dict) else None
+    return ident if ident is not None else (f.get("id") if isinstance(f, dict) else None)
+
+
+def convert(f: Any, taken: set[str], fail: Failer) -> list[dict]:
+    """One ED-318 feature as internal GeoJSON features, one per volume (ZoneFormatError when invalid)."""
+    props = f.get("properties") if isinstance(f, dict) else None
+    if not isinstance(f, dict) or f.get("type") != "Feature":
+        fail("type", "not a GeoJSON Feature object")
+    if not isinstance(props, dict):
+        fail("properties", "missing or not an object")
+    ident = props.get("identifier")
+    if not isinstance(ident, str) or not ident.strip():
+        fail("properties.identifier", f"must be a non-empty string, got {ident!r}")
+    name = name_text(props.get("name", ident))
+    if name is None:
+        fail("properties.name", f"must be a string or a list of {{text, lang}}, got {props.get('name')!r}")
+    restriction = check_restriction(props.get("type"), "properties.type", fail, ALIASES)
+    schedule = schedule_from_periods(props.get("limitedApplicability"), "properties.limitedApplicability",
+                                     fail, daily_keys=("schedule",), permanent_key=None)
+    ext = props.get("extendedProperties")
+    sky = ext.get("skylane") if isinstance(ext, dict) else None
+    geo = f.get("geometry")
+    vols = _volumes(geo, fail)
+    extra = {k: v for k, v in f.items() if k not in ("type", "properties", "geometry")}
     out = []
-    for i, f in enumerate(feats):
-        props = f.get("properties") if isinstance(f, dict) else None
-        ident = props.get("identifier") if isinstance(props, dict) else None
-        fail = Failer(i, ident if ident is not None else (f.get("id") if isinstance(f, dict) else None))
-        if not isinstance(f, dict) or f.get("type") != "Feature":
-            fail("type", "not a GeoJSON Feature object")
-        if not isinstance(props, dict):
-            fail("properties", "missing or not an object")
-        if not isinstance(ident, str) or not ident.strip():
-            fail("properties.identifier", f"must be a non-empty string, got {ident!r}")
-        name = name_text(props.get("name", ident))
-        if name is None:
-            fail("properties.name", f"must be a string or a list of {{text, lang}}, got {props.get('name')!r}")
-        restriction = check_restriction(props.get("type"), "properties.type", fail, ALIASES)
-        schedule = schedule_from_periods(props.get("limitedApplicability"), "properties.limitedApplicability",
-                                         fail, daily_keys=("schedule",), permanent_key=None)
-        ext = props.get("extendedProperties")
-        sky = ext.get("skylane") if isinstance(ext, dict) else None
-        geo = f.get("geometry")
-        vols = _volumes(geo, fail)
-        extra = {k: v for k, v in f.items() if k not in ("type", "properties", "geometry")}
-        for k, (raw_geo, geom, (lo, hi, lo_ref, up_ref, unit)) in enumerate(vols):
-            iprops = restore_extension(sky, name, restriction, lo, hi, lo_ref, up_ref, unit, schedule)
-            if iprops is not None and len(vols) == 1:
-                iprops["id"] = unique_id(str(sky.get("id", ident)), taken, i)
-            else:
-                zid = unique_id(ident if len(vols) == 1 else f"{ident}#{k + 1}", taken, i)
-                src = {"format": FMT, "volume": k, "properties": props, "feature_members": extra,
-                       "geometry": raw_geo}
-                if len(vols) > 1:
-                    src["collection"] = {kk: vv for kk, vv in geo.items() if kk != "geometries"}
-                iprops = model_props(zid, name, restriction, lo, hi, lo_ref, up_ref, unit, schedule, None, src)
-            out.append(internal_feature(iprops, geometry_json(geom)))
-    members = {k: v for k, v in obj.items() if k not in ("type", "features")}
-    return {"type": "FeatureCollection", "source": {"format": FMT, "members": members}, "features": out}
+    for k, (raw_geo, geom, (lo, hi, lo_ref, up_ref, unit)) in enumerate(vols):
+        iprops = restore_extension(sky, name, restriction, lo, hi, lo_ref, up_ref, unit, schedule)
+        if iprops is not None and len(vols) == 1:
+            iprops["id"] = unique_id(str(sky.get("id", ident)), taken)
+        else:
+            zid = unique_id(ident if len(vols) == 1 else f"{ident}#{k + 1}", taken)
+            src = {"format": FMT, "volume": k, "properties": props, "feature_members": extra,
+                   "geometry": raw_geo}
+            if len(vols) > 1:
+                src["collection"] = {kk: vv for kk, vv in geo.items() if kk != "geometries"}
+            iprops = model_props(zid, name, restriction, lo, hi, lo_ref, up_ref, unit, schedule, None, src)
+        out.append(internal_feature(iprops, geometry_json(geom)))
+    return out
 
 
 def _layer_of(z: Zone) -> dict:
@@ -157,7 +168,7 @@ def _gen_feature(z: Zone) -> dict:
 def _from_source(members: list[Zone], src: dict) -> dict:
     z0 = members[0]
     props = copy.deepcopy(src["properties"])
-    fail = Failer(None, props.get("identifier"))
+    fail = Failer(None, props.get("identifier"), repairs=[])  # repaired as on import, to compare
     if name_text(props.get("name", props.get("identifier"))) != z0.name:
         props["name"] = z0.name
     if ALIASES.get(props.get("type"), props.get("type")) != z0.restriction:

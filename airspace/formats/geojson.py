@@ -4,9 +4,12 @@ from __future__ import annotations
 from typing import Any
 
 from ..vertical import VerticalModel
-from ..zones import ZoneSet
+from ..zones import ZoneFormatError, ZoneSet
+from .common import Failer, geometry_json
+from .geometry import polygonal
 
 FMT = "geojson"
+ID_FIELD = "id"
 
 
 def detect(obj: Any) -> bool:
@@ -15,6 +18,32 @@ def detect(obj: Any) -> bool:
 
 def parse(obj: Any, vertical: VerticalModel = VerticalModel()) -> ZoneSet:
     return ZoneSet.from_geojson(obj, vertical)
+
+
+def split(obj: Any) -> tuple[dict, list]:
+    """(the collection's members other than its features, its features)."""
+    if not isinstance(obj, dict) or obj.get("type") != "FeatureCollection":
+        raise ZoneFormatError(None, None, "type", "not a GeoJSON FeatureCollection object")
+    feats = obj.get("features")
+    if not isinstance(feats, list):
+        raise ZoneFormatError(None, None, "features", "missing or not a list")
+    return {k: v for k, v in obj.items() if k not in ("type", "features")}, feats
+
+
+def feature_id(f: Any) -> Any:
+    props = f.get("properties") if isinstance(f, dict) else None
+    return (props.get("id") if isinstance(props, dict) else None) or (f.get("id") if isinstance(f, dict) else None)
+
+
+def convert(f: Any, taken: set[str], fail: Failer) -> list[dict]:
+    """The feature itself (ZoneSet checks it), with its outline repaired when it had to be."""
+    geo = f.get("geometry") if isinstance(f, dict) else None
+    if isinstance(geo, dict) and geo.get("type") in ("Polygon", "MultiPolygon"):
+        noted = len(fail.repairs or ())
+        geom = polygonal(geo, "geometry", fail)
+        if len(fail.repairs or ()) > noted:
+            return [{**f, "geometry": geometry_json(geom)}]
+    return [f]
 
 
 def from_zoneset(zs: ZoneSet) -> dict:

@@ -1,14 +1,22 @@
 """`skylane zones import|export|check`: zone files in and out of the store, and 4D point checks.
 
-import FILE [--format F] [--replace]         validate, upsert into the store, then publish the whole
-                                             active set retained on {root}/control/zones so that
-                                             running ingesters switch to it
+import FILE [--format F] [--replace] [--strict]
+                                             validate, upsert into the store, then announce the new
+                                             set retained on {root}/control/zones so that running
+                                             ingesters switch to it. Every valid feature is imported,
+                                             an invalid outline repaired where that is unambiguous,
+                                             any other bad feature skipped alone; each problem is
+                                             one line on stderr (feature index, id, field, problem,
+                                             repaired/skipped) and in the "report" of the JSON line.
+                                             --strict refuses the file on any problem. With
+                                             --replace a skipped feature's stored zones stay.
 export --format F [-o FILE] [--zones FILE]   the store's zones (or a file's) in format F
 check --lon X --lat Y --alt Z [--ref AGL|AMSL|WGS84] [--at TIME] [--zones FILE] [--ua-class C]
 check --points FILE                          JSON lines {"lon","lat","alt","ref","at"[,"ua_class"]}
                                              checked in one vectorized pass, one JSON line out per
                                              line in; bad lines give {"line", "error"} and exit 1
-Zones for export/check come from --zones FILE (any format), else the running system's store.
+Zones for export/check come from --zones FILE (any format, problems reported as by import; --strict
+refuses it on any), else the running system's store.
 TIME is ISO 8601 (without an offset: Asia/Shanghai) or epoch seconds; default: now.
 """
 from __future__ import annotations
@@ -35,9 +43,13 @@ def _read_json(path: str) -> Any:
     return json.loads(text)
 
 
-def _load_file(path: str, fmt: str | None):
-    from airspace.formats import parse_zones
-    return parse_zones(_read_json(path), fmt)
+def _import_file(path: str, fmt: str | None, strict: bool):
+    """The file imported feature by feature (airspace.formats.import_zones), its problems on stderr."""
+    from airspace.formats import import_zones
+    result = import_zones(_read_json(path), fmt, strict=strict)
+    for problem in result.problems:
+        _err(f"{path}: {problem}")
+    return result
 
 
 def _load_store(settings: Settings):
@@ -52,7 +64,10 @@ def _load_store(settings: Settings):
 def _zones(args, settings: Settings):
     """The zone set a command works on: --zones FILE, else the store."""
     if args.zones:
-        return _load_file(args.zones, None)
+        result = _import_file(args.zones, None, args.strict)
+        if result.problems and not len(result.zones):
+            raise ValueError(f"no zone of {args.zones} can be imported")
+        return result.zones
     return _load_store(settings)
 
 
@@ -74,21 +89,30 @@ def announce_zones(settings: Settings, version: int, timeout: float = 10.0) -> s
 def cmd_import(args, settings: Settings) -> int:
     import psycopg
 
+    from airspace.formats import kept_for_skipped, report
     from airspace.zones import ZoneFormatError, ZoneSet
     from storage import catalog, queries
     from storage.controls import zone_set_version
     from storage.schema import migrate
     try:
-        zs = _load_file(args.file, args.format)
+        imported = _import_file(args.file, args.format, args.strict)
     except (OSError, ValueError) as exc:  # ZoneFormatError and JSON errors are ValueErrors
-        _err(f"{args.file}: {exc}")
+        _err(f"{args.file}: {exc}" + (" (--strict: nothing imported)" if args.strict else ""))
         return 1
-    print(f"read {len(zs)} zones from {args.file}", file=sys.stderr)
+    zs, skipped = imported.zones, imported.indices("skipped")
+    print(f"read {len(zs)} zones from {imported.features} features of {args.file}"
+          + (f"; {len(skipped)} features skipped" if skipped else ""), file=sys.stderr)
+    if not len(zs):
+        _err(f"{args.file}: no zone to import; nothing changed")
+        return 1
     try:
         migrate(settings.database_url)
         with psycopg.connect(settings.database_url, connect_timeout=5) as conn:
             with conn.transaction():
-                result = queries.store_zones(conn, zs.to_geojson(), args.replace)
+                doc = zs.to_geojson()
+                kept = kept_for_skipped(imported, catalog.load_zones(conn)) if args.replace and skipped else []
+                doc["features"] += kept
+                result = queries.store_zones(conn, doc, args.replace)
                 whole = ZoneSet.from_geojson(catalog.load_zones(conn))
             version = zone_set_version(conn)
     except ZoneFormatError as exc:
@@ -97,15 +121,17 @@ def cmd_import(args, settings: Settings) -> int:
     except (psycopg.Error, ValueError) as exc:
         _err(f"cannot store the zones in {settings.database.host}:{settings.database.port}: {exc}")
         return 1
-    print(f"stored {result['stored']} zones, deactivated {len(result['deactivated'])}; "
-          f"{len(whole)} active zones", file=sys.stderr)
+    print(f"stored {len(zs)} zones, deactivated {len(result['deactivated'])}; {len(whole)} active zones"
+          + (f"; kept the stored zones of skipped features: {', '.join(f['id'] for f in kept)}" if kept else ""),
+          file=sys.stderr)
     try:
         topic = announce_zones(settings, version)
     except (ConnectionError, OSError, RuntimeError, ValueError) as exc:
         _err(f"zones stored, but not announced ({exc}); running ingesters keep their zones until restarted")
         return 1
-    print(json.dumps({"imported": result["stored"], "deactivated": result["deactivated"], "active": len(whole),
-                      "topic": topic}))
+    print(json.dumps({"imported": len(zs), "deactivated": result["deactivated"], "active": len(whole),
+                      "topic": topic, "kept": [f["id"] for f in kept], "report": report(imported)},
+                     ensure_ascii=False))
     return 0
 
 
@@ -254,10 +280,13 @@ def register(sub) -> None:
     imp.add_argument("file")
     imp.add_argument("--format", choices=FORMATS, help="default: detected from the document")
     imp.add_argument("--replace", action="store_true", help="deactivate stored zones missing from FILE")
+    imp.add_argument("--strict", action="store_true", help="refuse the file on any problem (default: import every "
+                                                           "valid feature, repair or skip the others, report each)")
     exp = zs.add_parser("export", help="the store's zones (or --zones FILE) in a format")
     exp.add_argument("--format", choices=FORMATS, required=True)
     exp.add_argument("-o", "--output", help="file to write (default: stdout)")
     exp.add_argument("--zones", help="read zones from this file instead of the store")
+    exp.add_argument("--strict", action="store_true", help="refuse a --zones file with any problem")
     chk = zs.add_parser("check", help="the zones that apply at a 4D point (or at each point of --points)")
     chk.add_argument("--lon", type=_finite)
     chk.add_argument("--lat", type=_finite)
@@ -267,4 +296,5 @@ def register(sub) -> None:
     chk.add_argument("--zones", help="zone file (any format); default: the running system's store")
     chk.add_argument("--ua-class", choices=["micro", "light", "small", "medium", "large"])
     chk.add_argument("--points", help="JSON lines file ('-' = stdin) of {lon, lat, alt, ref, at}")
+    chk.add_argument("--strict", action="store_true", help="refuse a --zones file with any problem")
     s.set_defaults(func=cmd_zones)
