@@ -11,3 +11,9 @@ Each benchmark prints its own figure, its peer's and the ratio on its last JSON 
 
 Peers that talk to a broker take a username and password (None: anonymous), for brokers that need them.
 """
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`skylane bench peers`: say which benchmark runs which peer (the peers run inside those benchmarks)."""
+    print(__doc__.strip())
+    return 0
