@@ -1,11 +1,17 @@
 """Rollups and retention: TimescaleDB runs them as background policies; plain PostgreSQL needs this.
 
-On plain PostgreSQL the continuous aggregates of 0004 are ordinary tables (sensor_readings_1m/_1h,
-zone_traffic_1m/_1h) recomputed by the SQL function skylane_refresh_rollups(start, end), and retention is
-skylane_apply_retention(now) (time-range deletes per the retention_policies table). `skylane maintenance`
-calls run_maintenance() on a schedule; each run refreshes a trailing window (late rows inside it are
-picked up) and applies retention. On TimescaleDB the same call only refreshes the continuous aggregates
-over the window on request (the policies do it anyway); it never deletes.
+The rollups (sensor_readings_1m/_1h, zone_traffic_1m/_1h) are real-time on both storages: materialized
+whole buckets up to a watermark, newer buckets aggregated from the raw rows at query time. On TimescaleDB
+they are continuous aggregates (materialized_only = false); on plain PostgreSQL views over <name>_mat
+tables that the SQL function skylane_refresh_rollups(start, end) recomputes (0006_storage_limits.sql), and
+retention is skylane_apply_retention(now) (time-range deletes per the retention_policies table).
+`skylane maintenance` calls run_maintenance() on a schedule; each run refreshes a trailing window (late
+rows inside it are picked up) and applies retention. On TimescaleDB the same call only refreshes the
+continuous aggregates over the window on request (the policies do it anyway); it never deletes.
+
+Windows are whole buckets on both (skylane_bucket_window): both ends aligned down to the bucket, and a window
+shorter than a bucket refreshes the last complete one (TimescaleDB refuses a window without a whole bucket,
+"refresh window too small"); the bucket still filling is never materialized, it stays real-time.
 """
 from __future__ import annotations
 
@@ -17,7 +23,6 @@ import psycopg
 
 log = logging.getLogger("skylane.storage")
 
-ROLLUPS = ("sensor_readings_1m", "sensor_readings_1h", "zone_traffic_1m", "zone_traffic_1h")
 DEFAULT_WINDOW = timedelta(hours=2)
 
 
@@ -34,15 +39,21 @@ def _timescale(conn: psycopg.Connection) -> bool:
     return conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone() is not None
 
 
+def refresh_windows(conn: psycopg.Connection, start: datetime, end: datetime) -> list[tuple[str, datetime, datetime]]:
+    """(rollup, lo, hi) per rollup: the whole buckets of [start, end) that a refresh recomputes."""
+    return conn.execute("SELECT r.view_name, lower(w), upper(w) FROM skylane_rollups() r, "
+                        "skylane_bucket_window(%s, %s, r.width) w", (start, end)).fetchall()
+
+
 def refresh_rollups(conn: psycopg.Connection, start: datetime, end: datetime) -> int:
-    """Recompute the rollup buckets overlapping [start, end); returns rows written (plain PostgreSQL) or 0.
+    """Recompute the rollups' whole buckets in [start, end); returns rows written (plain PostgreSQL) or 0.
     On TimescaleDB: refresh_continuous_aggregate, which must run outside a transaction (autocommit)."""
     if _timescale(conn):
         if not conn.autocommit:
             raise ValueError("refreshing continuous aggregates needs an autocommit connection")
-        for view in ROLLUPS:
-            conn.execute(f"CALL refresh_continuous_aggregate('{view}', %s::timestamptz, %s::timestamptz)",
-                         (start, end))
+        for view, lo, hi in refresh_windows(conn, start, end):
+            conn.execute("CALL refresh_continuous_aggregate(%s::regclass, %s::timestamptz, %s::timestamptz)",
+                         (view, lo, hi))
         return 0
     with conn.transaction():
         return conn.execute("SELECT skylane_refresh_rollups(%s, %s)", (start, end)).fetchone()[0]

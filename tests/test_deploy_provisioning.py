@@ -4,6 +4,7 @@ query of the Grafana dashboards runs against a freshly migrated database."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -77,9 +78,9 @@ def test_grafana_datasources_match_compose(compose, datasources):
     db = next(d for d in datasources if d["type"] in ("grafana-postgresql-datasource", "postgres"))
     env = compose["services"]["timescaledb"]["environment"]
     assert db["url"] == "timescaledb:5432"
-    assert db["user"] == env["POSTGRES_USER"] and db["jsonData"]["database"] == env["POSTGRES_DB"]
-    assert db["secureJsonData"]["password"] == "${SKYLANE_DB_PASSWORD}"
-    assert "SKYLANE_DB_PASSWORD" in compose["services"]["grafana"]["environment"]
+    assert db["jsonData"]["database"] == env["POSTGRES_DB"]  # as the read-only role: test_deploy_secrets.py
+    assert db["secureJsonData"]["password"] == "${SKYLANE_GRAFANA_DB_PASSWORD}"
+    assert "SKYLANE_GRAFANA_DB_PASSWORD" in compose["services"]["grafana"]["environment"]
     prom = next(d for d in datasources if d["type"] == "prometheus")
     assert prom["url"] == "http://prometheus:9090" and "prometheus" in compose["services"]
 
@@ -191,6 +192,8 @@ def test_dashboard_sql_runs_on_a_fresh_database(path, migrated_db):
 @pytest.mark.skipif(not shutil.which("docker-compose"), reason="Debian's docker-compose validates compose files")
 def test_compose_lists_the_monitoring_services():
     r = subprocess.run(["docker-compose", "-f", str(REPO_ROOT / "compose.yaml"), "config", "--services"],
-                       capture_output=True, text=True, cwd=REPO_ROOT)
+                       capture_output=True, text=True, cwd=REPO_ROOT,
+                       env=dict(os.environ, SKYLANE_DB_PASSWORD="x", SKYLANE_GRAFANA_DB_PASSWORD="y",
+                                GRAFANA_ADMIN_PASSWORD="z"))
     assert r.returncode == 0, r.stderr
     assert {"prometheus", "grafana", "api", "ingest", "timescaledb"} <= set(r.stdout.split())

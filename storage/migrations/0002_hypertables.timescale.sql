@@ -1,4 +1,4 @@
--- TimescaleDB 2.x only: hypertables, compression, retention, continuous aggregate.
+-- TimescaleDB 2.x only: hypertables, compression, continuous aggregate.
 -- create_hypertable's classic signature works across all of 2.x.
 SELECT create_hypertable('uav_telemetry', 'ts', chunk_time_interval => INTERVAL '1 day',
                          if_not_exists => TRUE, migrate_data => TRUE);
@@ -12,8 +12,7 @@ ALTER TABLE sensor_readings SET (timescaledb.compress, timescaledb.compress_segm
                                  timescaledb.compress_orderby = 'ts DESC');
 SELECT add_compression_policy('uav_telemetry', INTERVAL '7 days', if_not_exists => TRUE);
 SELECT add_compression_policy('sensor_readings', INTERVAL '7 days', if_not_exists => TRUE);
-SELECT add_retention_policy('uav_telemetry', INTERVAL '180 days', if_not_exists => TRUE);
-SELECT add_retention_policy('sensor_readings', INTERVAL '400 days', if_not_exists => TRUE);
+-- Retention policies: 0006_storage_limits.timescale.sql, from the retention_policies table (never shortening one).
 CREATE MATERIALIZED VIEW IF NOT EXISTS sensor_readings_1h
     WITH (timescaledb.continuous) AS
     SELECT time_bucket(INTERVAL '1 hour', ts) AS bucket, sensor_id, metric,

@@ -1,5 +1,5 @@
 -- TimescaleDB 2.x only (0004_sensors.sql, applied just before, made the tables): chunk intervals for these
--- volumes, compression, retention and continuous aggregates. storage/schema.py runs these statements one by
+-- volumes, compression and continuous aggregates. storage/schema.py runs these statements one by
 -- one outside a transaction block, so every one is re-runnable (if_not_exists / if_exists / IF NOT EXISTS)
 -- and a start interrupted half-way is repaired by the next. They would also be valid inside one: continuous
 -- aggregates are created WITH NO DATA (only WITH DATA must run outside a transaction) and are filled by
@@ -39,13 +39,10 @@ SELECT add_compression_policy('uav_telemetry', INTERVAL '1 day', if_not_exists =
 SELECT remove_compression_policy('sensor_readings', if_exists => TRUE);
 SELECT add_compression_policy('sensor_readings', INTERVAL '2 days', if_not_exists => TRUE);
 
--- Retention: the same figures as the retention_policies table that plain PostgreSQL uses (0004_sensors.sql).
--- Telemetry 90 days (was 180: 2 billion fixes/day, ~20 GB/day even compressed ~10x, is too much for half a year); readings
--- 400 days (a year plus a month, for year-on-year comparison); sensor events two years. Airspace events are
--- incident records and are kept (no policy).
-SELECT remove_retention_policy('uav_telemetry', if_exists => TRUE);
-SELECT add_retention_policy('uav_telemetry', INTERVAL '90 days', if_not_exists => TRUE);
-SELECT add_retention_policy('sensor_events', INTERVAL '730 days', if_not_exists => TRUE);
+-- Retention: 0006_storage_limits.timescale.sql adds a policy for every table of retention_policies that has
+-- none (telemetry 90 days, readings 400, sensor events 730, rollups ...), from that table's figures. A
+-- migration never shortens a retention: this file used to replace telemetry's policy (180 days from 0002)
+-- by 90 days; now an existing policy, an operator's or an older default, is kept as it is.
 
 -- One-minute sensor rollups (0002 made the hourly one). Real-time aggregation on (materialized_only = false):
 -- the newest minute, not yet materialized, is computed from raw rows at query time.
@@ -59,7 +56,6 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS sensor_readings_1m
 -- refreshes the last 2 hours every minute (late readings within 2 hours are picked up)
 SELECT add_continuous_aggregate_policy('sensor_readings_1m', start_offset => INTERVAL '2 hours',
     end_offset => INTERVAL '1 minute', schedule_interval => INTERVAL '1 minute', if_not_exists => TRUE);
-SELECT add_retention_policy('sensor_readings_1m', INTERVAL '90 days', if_not_exists => TRUE);
 
 -- Per-zone traffic: zone entries per zone per minute and per hour, from the monitor's zone_enter events.
 CREATE MATERIALIZED VIEW IF NOT EXISTS zone_traffic_1m
@@ -71,7 +67,6 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS zone_traffic_1m
     WITH NO DATA;
 SELECT add_continuous_aggregate_policy('zone_traffic_1m', start_offset => INTERVAL '2 hours',
     end_offset => INTERVAL '1 minute', schedule_interval => INTERVAL '1 minute', if_not_exists => TRUE);
-SELECT add_retention_policy('zone_traffic_1m', INTERVAL '30 days', if_not_exists => TRUE);
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS zone_traffic_1h
     WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
