@@ -16,6 +16,7 @@ or, outside a route (e.g. a WebSocket loop), `await authenticate_token(app, toke
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from storage.auth import ROLES, KeyCache, valid_key_ids
 from .models import Problem
 
 __all__ = ["ROLES", "ANY_ROLE", "Principal", "Authenticator", "FeedKeys", "authenticate_token", "require",
-           "token_from", "UNAUTHORIZED", "FORBIDDEN"]
+           "metrics_reader", "token_from", "UNAUTHORIZED", "FORBIDDEN"]
 
 ANY_ROLE = ROLES
 log = logging.getLogger("skylane.api.auth")
@@ -171,6 +172,21 @@ BEARER = _Bearer(scheme_name="bearer", bearerFormat="sky_<key id>_<secret>", aut
                  description="An API key from `skylane keys create --role ROLE`.")
 UNAUTHORIZED = {"description": "Missing, invalid or revoked API key", "model": Problem}
 FORBIDDEN = {"description": "The key's role may not do this", "model": Problem}
+
+
+def metrics_reader(scrape_token: Callable[[HTTPConnection], str | None]):
+    """A dependency for /metrics: the app's scrape token (`scrape_token(conn)`, e.g. ApiConfig.metrics_token;
+    `Authorization: Bearer <token>` only, compared in constant time), else an engineer's or admin's API key."""
+    engineer = require("engineer")
+
+    async def dependency(conn: HTTPConnection, token: str | None = Security(BEARER)) -> None:
+        expected = scrape_token(conn)
+        scheme, _, value = conn.headers.get("authorization", "").partition(" ")
+        if expected and scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), expected.encode()):
+            return
+        await engineer(conn, token)
+
+    return dependency
 
 
 def require(*roles: str):

@@ -29,13 +29,13 @@ import time
 from contextlib import asynccontextmanager
 
 import orjson
-from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, WebSocket
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, WebSocket
 from fastapi.responses import StreamingResponse
 from starlette.datastructures import QueryParams
 
 from protocol import topics
 
-from .auth import Authenticator, Principal, authenticate_token, token_from
+from .auth import Authenticator, Principal, authenticate_token, metrics_reader, token_from
 from .live import DISCONNECTS, MESSAGE_TYPES, DeviceDirectory, LiveHub, count_sent, encode_sse, encode_ws
 from .subscribers import MAX_ALERTS_QUEUED, MAX_POSITION_AGE_S, MAX_POSITIONS_QUEUED, FeedFilter, Subscriber
 
@@ -455,7 +455,7 @@ def feeds_router(hub: LiveHub, *, max_positions: int = MAX_POSITIONS_QUEUED, max
 
 
 def create_feed_app(database_url: str, mqtt_url: str, root: str, key_cache_s: float = 5.0,
-                    **router_kw) -> FastAPI:
+                    metrics_token: str | None = None, **router_kw) -> FastAPI:
     """A feed-only API process: auth, the device directory and the live feeds, nothing else.
 
     Feeds scale out by running more of these (or full API processes) behind a load balancer: each reads
@@ -488,7 +488,7 @@ def create_feed_app(database_url: str, mqtt_url: str, root: str, key_cache_s: fl
         return JSONResponse({"status": "ok" if ok else "degraded", "mqtt": "connected" if ok else "disconnected"},
                             status_code=200 if ok else 503)
 
-    @app.get("/metrics", include_in_schema=False)
+    @app.get("/metrics", include_in_schema=False, dependencies=[Depends(metrics_reader(lambda _: metrics_token))])
     def metrics():
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

@@ -15,6 +15,10 @@ excluded) matches every filter of at least one filter set:
 
 `restriction_source` and `operation_rule_set` are not modelled: such a check answers `UnsupportedFilter`.
 Requests need an API key of any role (the suite's bearer token).
+
+A request holds at most MAX_VOLUMES volumes, MAX_FILTER_SETS filter sets and MAX_VERTICES polygon vertices in
+all, counted on the parsed JSON before any model is built (`bounded`): the worst body within the 1 MiB request limit
+then costs well under a second of CPU against the shipped airspace (tests/test_api_interuss_limits.py).
 """
 from __future__ import annotations
 
@@ -23,8 +27,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Annotated, Literal
 
 import numpy as np
+import orjson
 import shapely
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import AliasChoices, BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -41,6 +46,9 @@ CIRCLE_SEGMENTS = 64
 HORIZON = timedelta(days=366)  # an open-ended time range is looked at this far
 BLOCK = frozenset({"PROHIBITED"})
 ADVISE = frozenset({"REQ_AUTHORISATION", "CONDITIONAL"})
+MAX_VOLUMES = 1_000  # volumes4d in one request, all checks and filter sets together
+MAX_FILTER_SETS = 1_000  # filter sets in one request
+MAX_VERTICES = 20_000  # polygon vertices in one request
 
 router = APIRouter(prefix="/geospatial_map/v1", tags=["interuss"])
 
@@ -95,7 +103,8 @@ class Position(BaseModel):
 
 class ED269Filters(BaseModel):
     u_space_class: str | None = Field(default=None, max_length=100)
-    acceptable_restrictions: list[Literal["PROHIBITED", "REQ_AUTHORISATION", "CONDITIONAL", "NO_RESTRICTION"]] | None = None
+    acceptable_restrictions: list[Literal["PROHIBITED", "REQ_AUTHORISATION", "CONDITIONAL", "NO_RESTRICTION"]] | None = (
+        Field(default=None, max_length=4))
 
 
 class FilterSet(BaseModel):
@@ -115,6 +124,30 @@ class Check(BaseModel):
 
 class QueryRequest(BaseModel):
     checks: list[Check] = Field(max_length=100)
+
+
+def _items(obj, *names: str) -> list:
+    """The list under the first of `names` in `obj` (a dict), else [] (the model reports a wrong type)."""
+    if isinstance(obj, dict):
+        for name in names:
+            value = obj.get(name)
+            if isinstance(value, list):
+                return value
+    return []
+
+
+def _size(data) -> tuple[int, int, int]:
+    """(volumes, filter sets, polygon vertices) of a raw request body."""
+    volumes = filter_sets = vertices = 0
+    for check in _items(data, "checks"):
+        for fs in _items(check, "filter_sets", "filterSets"):
+            filter_sets += 1
+            for v in _items(fs, "volumes4d"):
+                volumes += 1
+                volume = v.get("volume") if isinstance(v, dict) else None
+                vertices += len(_items(volume.get("outline_polygon") if isinstance(volume, dict) else None,
+                                       "vertices"))
+    return volumes, filter_sets, vertices
 
 
 class CheckResult(BaseModel):
@@ -180,6 +213,14 @@ def _in_force(zone: Zone, t0: float, t1: float) -> bool:
     return schedule.in_force_within(t0, t1)
 
 
+def _in_force_among(zones: ZoneSet, among: np.ndarray, t0: float, t1: float) -> np.ndarray:
+    """Bool per zone: one of `among` in force at some time in [t0, t1]; schedules are read only there."""
+    out = among.copy()
+    for j in np.flatnonzero(among):
+        out[j] = _in_force(zones.zones[j], t0, t1)
+    return out
+
+
 def u_space_classes(zone: Zone) -> set[str]:
     """The zone's U-space classes: its own property, or the `uSpaceClass` of the ED-269/ED-318 zone it was
     imported from (a string or a list in real files)."""
@@ -213,17 +254,17 @@ def _matches(zones: ZoneSet, fs: FilterSet, now: float) -> np.ndarray:
             hi = _to_amsl(zones, v.volume.altitude_upper, math.inf)
             if lo > hi:
                 raise BadVolume("altitude_lower is above altitude_upper")
-            hit = shapely.intersects(geoms, outline(v.volume)) & (zones.lower_amsl <= hi) & (zones.upper_amsl >= lo)
             t0 = _epoch(v.time_start.value) if v.time_start else now
             t1 = _epoch(v.time_end.value) if v.time_end else t0 + HORIZON.total_seconds()
             if t0 > t1:
                 raise BadVolume("time_start is after time_end")
-            any_volume |= hit & np.array([_in_force(z, t0, t1) for z in zones.zones], dtype=bool)
+            hit = shapely.intersects(geoms, outline(v.volume)) & (zones.lower_amsl <= hi) & (zones.upper_amsl >= lo)
+            any_volume |= _in_force_among(zones, hit & ~any_volume, t0, t1)
         ok &= any_volume
     if fs.after is not None or fs.before is not None:
         t1 = _epoch(fs.before) if fs.before else _epoch(fs.after) + HORIZON.total_seconds()
         t0 = _epoch(fs.after) if fs.after else min(now, t1) - HORIZON.total_seconds()
-        ok &= np.array([t0 <= t1 and _in_force(z, t0, t1) for z in zones.zones], dtype=bool)
+        ok = _in_force_among(zones, ok, t0, t1) if t0 <= t1 else np.zeros(n, dtype=bool)
     if fs.resulting_operational_impact is not None:
         wanted = {"Block": BLOCK, "Advise": ADVISE, "BlockOrAdvise": BLOCK | ADVISE}[fs.resulting_operational_impact]
         ok &= np.array([z.restriction in wanted for z in zones.zones], dtype=bool)
@@ -253,6 +294,22 @@ def evaluate(zones: ZoneSet, request: QueryRequest, now: float) -> QueryReply:
 Caller = Annotated[Principal, Depends(require(*ROLES))]
 
 
+async def bounded(request: Request, _: Caller) -> None:
+    """422 for a request beyond the per-request bounds, counted on the parsed JSON before any model is built
+    (what costs CPU is the number of volumes, filter sets and vertices, each compared with every zone); the
+    refusal names the bound and does not echo the body."""
+    try:
+        data = orjson.loads(await request.body())
+    except orjson.JSONDecodeError:
+        return  # the request model reports it
+    volumes, filter_sets, vertices = _size(data)
+    for what, n, limit in (("volumes4d", volumes, MAX_VOLUMES), ("filter sets", filter_sets, MAX_FILTER_SETS),
+                           ("polygon vertices", vertices, MAX_VERTICES)):
+        if n > limit:
+            raise HTTPException(422, f"a request holds at most {limit:,} {what} in all its checks; this one has "
+                                     f"{n:,}: split it into several requests")
+
+
 @router.get("/status", response_model=Status, responses={401: UNAUTHORIZED})
 def status(ctx: Ctx, _: Caller):
     """Ready once the zones can be read from the store."""
@@ -265,9 +322,10 @@ def status(ctx: Ctx, _: Caller):
 
 
 @router.post("/map/queries", response_model=QueryReply, response_model_exclude_none=True,
-             responses={401: UNAUTHORIZED, 422: {"model": Problem}})
+             responses={401: UNAUTHORIZED, 422: {"model": Problem}}, dependencies=[Depends(bounded)])
 async def map_queries(ctx: Ctx, _: Caller, request: QueryRequest):
-    """Present/Absent (or UnsupportedFilter/Error with a message) per check."""
+    """Present/Absent (or UnsupportedFilter/Error with a message) per check. At most 1,000 volumes4d,
+    1,000 filter sets and 20,000 polygon vertices per request (422 beyond)."""
     def work() -> QueryReply:
         now = datetime.now(timezone.utc).timestamp()
         return evaluate(ctx.zones().usable(now), request, now)

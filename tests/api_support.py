@@ -10,6 +10,9 @@ import pytest
 from storage import auth
 
 OPERATOR_OWNER = "op-alpha"
+# a flight along corridor C2 at 80 m AGL: approved when nothing else flies it at the time
+C2 = [{"lon": 121.458, "lat": 31.056, "alt_m": 80}, {"lon": 121.505, "lat": 31.053, "alt_m": 80},
+      {"lon": 121.530, "lat": 31.051, "alt_m": 80}]
 
 
 @dataclass

@@ -17,12 +17,10 @@ import pytest
 
 from api.routes_clearances import DECISION_LOCK
 
-from .api_support import Client, keys, retained  # noqa: F401  (fixture)
+from .api_support import C2, Client, keys, retained  # noqa: F401  (fixture)
 from .feeds_support import api_server
 
 pytestmark = pytest.mark.integration
-C2 = [{"lon": 121.458, "lat": 31.056, "alt_m": 80}, {"lon": 121.505, "lat": 31.053, "alt_m": 80},
-      {"lon": 121.530, "lat": 31.051, "alt_m": 80}]
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 
 

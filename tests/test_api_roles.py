@@ -11,14 +11,12 @@ import re
 import httpx
 import pytest
 
-from .api_support import (CLEARANCE_ALPHA, CLEARANCE_BETA, EVENT_ALPHA, EVENT_BETA, shared_api)  # noqa: F401
+from .api_support import (C2, CLEARANCE_ALPHA, CLEARANCE_BETA, EVENT_ALPHA, EVENT_BETA, shared_api)  # noqa: F401
 from .helpers import ZONE_FILE
 
 pytestmark = pytest.mark.integration
 
 ROLES = ("viewer", "operator", "engineer", "admin")
-C2 = [{"lon": 121.458, "lat": 31.056, "alt_m": 80}, {"lon": 121.505, "lat": 31.053, "alt_m": 80},
-      {"lon": 121.530, "lat": 31.051, "alt_m": 80}]
 TMP_ZONE = {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [
     [[121.40, 31.00], [121.401, 31.00], [121.401, 31.001], [121.40, 31.001], [121.40, 31.00]]]},
     "properties": {"name": "matrix test zone", "kind": "authorization", "lower_m": 0, "upper_m": 50,
@@ -64,7 +62,7 @@ MATRIX = [
     ("GET", "/geospatial_map/v1/status", None, ALL),
     ("POST", "/geospatial_map/v1/map/queries", {"checks": []}, ALL),
 ]
-OPEN = [("GET", "/v1/health"), ("GET", "/metrics"), ("GET", "/")]
+OPEN = [("GET", "/v1/health"), ("GET", "/")]
 CASES = [pytest.param(m, p, b, who, expected[who] if who in expected else 401, id=f"{m} {p} {who}")
          for m, p, b, expected in MATRIX for who in (*ROLES, "none", "malformed", "revoked")]
 
@@ -141,7 +139,7 @@ def test_operators_lists_hold_their_own_only(shared_api):  # noqa: F811
 def test_metrics_count_requests_by_route_template_and_refusals(shared_api):  # noqa: F811
     shared_api.client("viewer").get("/v1/uavs/U-ALPHA/track")
     httpx.get(shared_api.url + "/v1/me", timeout=30)
-    text = httpx.get(shared_api.url + "/metrics", timeout=30).text
+    text = shared_api.client("engineer").get("/metrics").text
     assert 'skylane_api_requests_total{method="GET",route="/v1/uavs/{uav_id}/track",status="200"}' in text
     assert 'skylane_api_requests_total{method="GET",route="/v1/me",status="401"}' in text
     assert 'skylane_api_auth_failures_total{reason="missing"}' in text

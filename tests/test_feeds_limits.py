@@ -16,6 +16,7 @@ from protocol import topics
 from protocol.mqttclient import close_client, connect_client
 from storage.auth import create_key
 
+from .api_support import bearer
 from .feeds_support import FeedServer, RawWebSocket, _wait
 
 pytestmark = pytest.mark.integration
@@ -25,7 +26,8 @@ SSE = {"Accept": "text/event-stream"}
 @pytest.fixture
 def keys(system) -> dict[str, str]:
     with psycopg.connect(system.database_url) as conn:
-        return {name: create_key(conn, "viewer", None, name).key for name in ("a", "b", "c")}
+        made = {name: create_key(conn, "viewer", None, name).key for name in ("a", "b", "c")}
+        return {**made, "engineer": create_key(conn, "engineer", None, "reads the metrics").key}
 
 
 @pytest.fixture
@@ -73,7 +75,7 @@ def test_feeds_are_capped_per_key_and_in_total(system, keys):
                 _wait(lambda: len(server.hub.subscribers) == 3, 5, "slots reused")
                 again.close()
         _wait(lambda: not server.hub.subscribers, 5, "all feeds closed")
-        metrics = httpx.get(server.url + "/metrics", timeout=5).text
+        metrics = httpx.get(server.url + "/metrics", headers=bearer(keys["engineer"]), timeout=5).text
         assert 'skylane_feed_disconnects_total{reason="over_limit"}' in metrics
     finally:
         server.close()
@@ -104,16 +106,20 @@ def _flood(pub, root: str, n: int = 600, pad: int = 16000) -> None:
     last.wait_for_publish(30)
 
 
+def _stuck_client_is_dropped(server: FeedServer, pub, root: str, engineer_key: str) -> None:
+    _wait(lambda: len(server.hub.subscribers) == 1, 5, "subscribed")
+    _flood(pub, root)
+    # the send blocks on the full socket; after send_timeout_s the server gives up and frees the feed
+    _wait(lambda: not server.hub.subscribers, 15, "the stuck client is still subscribed")
+    metrics = httpx.get(server.url + "/metrics", headers=bearer(engineer_key), timeout=5).text
+    assert 'skylane_feed_disconnects_total{reason="send_timeout"}' in metrics
+
+
 def test_a_websocket_client_that_never_reads_is_dropped(system, keys, pub):
     server = _server(system, send_timeout_s=1.0)
     ws = RawWebSocket(server.port, f"/v1/live?access_token={keys['a']}&type=position")
     try:
-        _wait(lambda: len(server.hub.subscribers) == 1, 5, "subscribed")
-        _flood(pub, system.mqtt_root)
-        # the send blocks on the full socket; after send_timeout_s the server gives up and frees the feed
-        _wait(lambda: not server.hub.subscribers, 15, "the stuck client is still subscribed")
-        metrics = httpx.get(server.url + "/metrics", timeout=5).text
-        assert 'skylane_feed_disconnects_total{reason="send_timeout"}' in metrics
+        _stuck_client_is_dropped(server, pub, system.mqtt_root, keys["engineer"])
     finally:
         ws.close()
         server.close()
@@ -127,11 +133,7 @@ def test_an_event_stream_client_that_never_reads_is_dropped(system, keys, pub):
     try:
         sock.sendall(f"GET /v1/live/sse?access_token={keys['a']}&type=position HTTP/1.1\r\nHost: x\r\n"
                      "Accept: text/event-stream\r\n\r\n".encode())
-        _wait(lambda: len(server.hub.subscribers) == 1, 5, "subscribed")
-        _flood(pub, system.mqtt_root)
-        _wait(lambda: not server.hub.subscribers, 15, "the stuck client is still subscribed")
-        metrics = httpx.get(server.url + "/metrics", timeout=5).text
-        assert 'skylane_feed_disconnects_total{reason="send_timeout"}' in metrics
+        _stuck_client_is_dropped(server, pub, system.mqtt_root, keys["engineer"])
     finally:
         sock.close()
         server.close()

@@ -15,6 +15,7 @@ from protocol import topics
 from storage import catalog
 from storage.auth import create_key
 
+from .api_support import bearer
 from .feeds_support import FeedServer, RawWebSocket, ws_messages
 
 pytestmark = pytest.mark.integration
@@ -212,7 +213,7 @@ def test_a_client_too_slow_even_for_alerts_is_disconnected_with_a_reason(system,
                 seqs.extend(m["seq"] for m in ws_messages(ws.recv(timeout=20)) if m["type"] == "event")
         assert "03f5" in str(info.value) and "too slow" in str(info.value)   # close code 1013 with the reason
         assert seqs == list(range(len(seqs))) and len(seqs) < n                # what it got has no gap
-        metrics = httpx.get(server.url + "/metrics", timeout=5).text
+        metrics = httpx.get(server.url + "/metrics", headers=bearer(keys["engineer"]), timeout=5).text
         assert 'skylane_feed_disconnects_total{reason="alert_overflow"}' in metrics
     finally:
         ws.close()
@@ -229,7 +230,7 @@ def test_several_api_processes_serve_the_same_feed_and_count_it(system, feed, ke
             for ws in (a, b):
                 got = _receive_until(ws, lambda g: any(m.get("seq") == 7 for m in g))
                 assert [m["kind"] for m in got] == ["altitude_violation"]
-            metrics = httpx.get(other.url + "/metrics", timeout=5).text
+            metrics = httpx.get(other.url + "/metrics", headers=bearer(keys["engineer"]), timeout=5).text
         assert 'skylane_feed_clients{transport="ws"}' in metrics
         assert 'skylane_feed_updates_sent_total{type="event"}' in metrics
     finally:
