@@ -115,8 +115,9 @@ def _read_schedule(obj: Any) -> Schedule | None:
         return None
 
 
-def _parse_feature(index: int, feat: Any) -> Zone:
-    """One GeoJSON Feature as a Zone, or ZoneFormatError naming the bad field."""
+def _parse_feature(index: int, feat: Any, geometry: BaseGeometry | None = None) -> Zone:
+    """One GeoJSON Feature as a Zone, or ZoneFormatError naming the bad field; `geometry`: its outline,
+    already read and valid (an import's, airspace.formats), instead of the feature's own."""
     props = feat.get("properties") if isinstance(feat, dict) else None
     zid = (props.get("id") if isinstance(props, dict) else None) or (
         feat.get("id") if isinstance(feat, dict) else None)
@@ -172,7 +173,8 @@ def _parse_feature(index: int, feat: Any) -> Zone:
     if not isinstance(classes, list) or any(c not in UA_CLASSES for c in classes):
         fail("ua_classes", f"must be a list of {UA_CLASSES}, got {classes!r}")
     return Zone(zid, name, props["kind"], lower, upper, alt_ref,
-                _parse_geometry(feat.get("geometry"), fail), dict(props), restriction, schedule,
+                _parse_geometry(feat.get("geometry"), fail) if geometry is None else geometry, dict(props),
+                restriction, schedule,
                 frozenset(classes), upper_ref, uom)
 
 

@@ -242,16 +242,20 @@ def test_invalid_outlines_without_one_reading_skip_their_feature(coords, words):
 ring_points = st.lists(st.tuples(st.integers(0, 6), st.integers(0, 6)), min_size=3, max_size=9)
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(shell=ring_points, hole=st.none() | ring_points, close=st.booleans())
-def test_random_rings_are_repaired_or_refused_never_crash(shell, hole, close):
-    """Random rings on a small grid (crossing, touching, collapsing, doubling back, unclosed): each feature is
-    imported (valid, as published or repaired with its areas reported) or skipped naming its geometry."""
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(shell=ring_points, hole=st.none() | ring_points, other=st.none() | ring_points, close=st.booleans())
+def test_random_rings_are_repaired_or_refused_never_crash(shell, hole, other, close):
+    """Random rings on a small grid (crossing, touching, collapsing, doubling back, unclosed; a second polygon of
+    a MultiPolygon overlapping the first): each feature is imported (valid, as published or repaired with its
+    areas reported) or skipped naming its geometry."""
     def ring(pts):
         coords = [[121.40 + x * 0.001, 31.00 + y * 0.001] for x, y in pts]
         return coords + coords[:1] if close else coords
     coords = [ring(shell)] + ([ring(hole)] if hole else [])
-    result = one(coords)
+    kind = "Polygon" if other is None else "MultiPolygon"
+    if other is not None:
+        coords = [coords, [ring(other)]]
+    result = one(coords, kind)
     assert len(result.zones) + len(result.indices("skipped")) == 1
     if len(result.zones):
         geom = result.zones.zones[0].geometry
@@ -259,11 +263,11 @@ def test_random_rings_are_repaired_or_refused_never_crash(shell, hole, close):
         for p in result.problems:
             assert p.action == "repaired" and p.field == "geometry" and p.details["area_imported_m2"] >= 0
         if not result.problems:
-            assert geom.equals_exact(shape({"type": "Polygon", "coordinates": coords}), 0.0)
+            assert geom.equals_exact(shape({"type": kind, "coordinates": coords}), 0.0)
     else:
         assert [p.field for p in result.problems] == ["geometry"]
     try:
-        strict = import_zones({"type": "FeatureCollection", "features": [feature(coords)]}, strict=True)
+        strict = import_zones({"type": "FeatureCollection", "features": [feature(coords, kind)]}, strict=True)
         assert result.problems == () and strict.zones.zones == result.zones.zones
     except ZoneFormatError as exc:
         assert result.problems and exc.index == 0

@@ -277,8 +277,10 @@ def skylane_extension(zone: Zone) -> dict:
     return {"id": zone.id, "kind": zone.kind, "properties": copy.deepcopy(zone.model_properties())}
 
 
-def internal_feature(props: dict, geometry: dict) -> dict:
-    return {"type": "Feature", "id": props["id"], "properties": props, "geometry": geometry}
+def internal_feature(props: dict, geometry) -> tuple[dict, Any]:
+    """An imported zone: its internal GeoJSON feature (without geometry) and its shapely outline, which
+    airspace.zones checks as they are (no second trip through GeoJSON)."""
+    return {"type": "Feature", "id": props["id"], "properties": props}, geometry
 
 
 def model_props(zid: str, name: str, restriction: str, lower_m: float, upper_m: float, lower_ref: str,

@@ -94,8 +94,8 @@ def feature_id(f: Any) -> Any:
     return f.get("identifier") if isinstance(f, dict) else None
 
 
-def convert(f: Any, taken: set[str], fail: Failer) -> list[dict]:
-    """One UASZone object as internal GeoJSON features, one per volume (ZoneFormatError when invalid)."""
+def convert(f: Any, taken: set[str], fail: Failer) -> list[tuple[dict, Any]]:
+    """One UASZone object as internal features and outlines, one per volume (ZoneFormatError when invalid)."""
     if not isinstance(f, dict):
         fail("UASZone", f"must be an object, got {type(f).__name__}")
     ident = f.get("identifier")
@@ -126,7 +126,7 @@ def convert(f: Any, taken: set[str], fail: Failer) -> list[dict]:
             zid = unique_id(ident if len(parsed) == 1 else f"{ident}#{k + 1}", taken)
             props = model_props(zid, name, restriction, lo, hi, lo_ref, up_ref, unit, schedule, None,
                                 {"format": FMT, "volume": k, "zone": raw, "geometry": vols[k]})
-        out.append(internal_feature(props, geometry_json(geom)))
+        out.append(internal_feature(props, geom))
     return out
 
 

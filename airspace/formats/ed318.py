@@ -107,8 +107,8 @@ def feature_id(f: Any) -> Any:
     return ident if ident is not None else (f.get("id") if isinstance(f, dict) else None)
 
 
-def convert(f: Any, taken: set[str], fail: Failer) -> list[dict]:
-    """One ED-318 feature as internal GeoJSON features, one per volume (ZoneFormatError when invalid)."""
+def convert(f: Any, taken: set[str], fail: Failer) -> list[tuple[dict, Any]]:
+    """One ED-318 feature as internal features and outlines, one per volume (ZoneFormatError when invalid)."""
     props = f.get("properties") if isinstance(f, dict) else None
     if not isinstance(f, dict) or f.get("type") != "Feature":
         fail("type", "not a GeoJSON Feature object")
@@ -140,7 +140,7 @@ def convert(f: Any, taken: set[str], fail: Failer) -> list[dict]:
             if len(vols) > 1:
                 src["collection"] = {kk: vv for kk, vv in geo.items() if kk != "geometries"}
             iprops = model_props(zid, name, restriction, lo, hi, lo_ref, up_ref, unit, schedule, None, src)
-        out.append(internal_feature(iprops, geometry_json(geom)))
+        out.append(internal_feature(iprops, geom))
     return out
 
 

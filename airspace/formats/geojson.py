@@ -5,7 +5,7 @@ from typing import Any
 
 from ..vertical import VerticalModel
 from ..zones import ZoneFormatError, ZoneSet
-from .common import Failer, geometry_json
+from .common import Failer
 from .geometry import polygonal
 
 FMT = "geojson"
@@ -35,15 +35,13 @@ def feature_id(f: Any) -> Any:
     return (props.get("id") if isinstance(props, dict) else None) or (f.get("id") if isinstance(f, dict) else None)
 
 
-def convert(f: Any, taken: set[str], fail: Failer) -> list[dict]:
-    """The feature itself (ZoneSet checks it), with its outline repaired when it had to be."""
+def convert(f: Any, taken: set[str], fail: Failer) -> list[tuple[Any, Any]]:
+    """The feature itself (airspace.zones checks it) and its outline, repaired when it had to be (None when
+    it is no Polygon or MultiPolygon: airspace.zones says what is wrong)."""
     geo = f.get("geometry") if isinstance(f, dict) else None
     if isinstance(geo, dict) and geo.get("type") in ("Polygon", "MultiPolygon"):
-        noted = len(fail.repairs or ())
-        geom = polygonal(geo, "geometry", fail)
-        if len(fail.repairs or ()) > noted:
-            return [{**f, "geometry": geometry_json(geom)}]
-    return [f]
+        return [(f, polygonal(geo, "geometry", fail))]
+    return [(f, None)]
 
 
 def from_zoneset(zs: ZoneSet) -> dict:

@@ -97,14 +97,16 @@ def import_zones(obj: Any, fmt: str | None = None, *, strict: bool = False,
     for i, f in enumerate(feats):
         fid = module.feature_id(f)
         fail = Failer(i, fid, repairs=[])
-        before = set(taken)
+        converted: list = []
         try:
-            parsed = [_parse_feature(i, feat) for feat in module.convert(f, taken, fail)]
+            converted = module.convert(f, taken, fail)
+            parsed = [_parse_feature(i, feat, geom) for feat, geom in converted]
             for z in parsed:
                 if z.id in first_of:
                     fail(module.ID_FIELD, f"zone id {z.id!r} is already taken by feature {first_of[z.id]}")
         except ZoneFormatError as exc:
-            taken.intersection_update(before)  # a skipped feature takes no id from those after it
+            if module is not geojson:  # a skipped feature takes no id from those after it
+                taken.difference_update(feat["id"] for feat, _ in converted)
             problems.append(ImportProblem(i, fid, exc.field, exc.problem, "skipped"))
             continue
         first_of.update((z.id, i) for z in parsed)
