@@ -20,8 +20,17 @@ END_OF = {
     "uncleared_flight": "uncleared_flight_end",
     "link_lost": "link_restored",
     "zone_suspended": "zone_activated",
+    # the air picture and live separation (airspace.traffic; docs/surveillance-separation.md)
+    "separation_loss": "separation_loss_end",
+    "conflict_predicted": "conflict_predicted_end",
+    "position_discrepancy": "position_discrepancy_end",
+    "unregistered_aircraft": "unregistered_aircraft_end",
+    "source_lost": "source_restored",
 }
-EVENT_KINDS = tuple(k for pair in END_OF.items() for k in pair)
+# notices: one-off events with no condition to end, so no end kind (not alerts). unregistered_device: a vendor
+# identifier (DJI serial number, LoRaWAN device EUI, ...) that no registry entry names; uav_id is that identifier
+NOTICE_KINDS = ("unregistered_device",)
+EVENT_KINDS = tuple(k for pair in END_OF.items() for k in pair) + NOTICE_KINDS
 ALERT_KINDS = tuple(k for k in END_OF if k not in ("zone_enter", "zone_suspended"))
 
 

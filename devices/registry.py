@@ -6,6 +6,7 @@ them (storage.catalog.register_devices). The ingester keeps last-seen and online
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, NoReturn
 
@@ -97,6 +98,48 @@ def _entry(i: int, item: Any) -> DeviceRecord:
     props = item.get("properties", {})
     if not isinstance(props, dict):
         fail("properties", "an object")
+    for key, problem in vendor_property_problems(props):
+        fail(f"properties.{key}", problem)
     # the metrics are the union of those named and those given a unit, in the order given
     metrics = list(dict.fromkeys([*metrics, *units]))
     return DeviceRecord(**{**item, "units": units, "metrics": metrics, "properties": props})
+
+
+# Vendors' identifiers of a device (ingest/dialects read them through RegistryView; protocol/brokerauth gives DJI
+# serial numbers their broker accounts) and how a vendor's decoded fields become metrics.
+_HEX16 = re.compile(r"[0-9A-Fa-f]{16}")
+_MAVLINK = re.compile(r"[A-Za-z0-9_.:/-]{1,80}/([0-9]{1,3})")
+
+
+def vendor_property_problems(props: dict[str, Any]) -> list[tuple[str, str]]:
+    """(property, problem) for each vendor property that is malformed: `dji_sn` (a DJI serial number, also the
+    gateway's MQTT user name), `dji_gateway` (the serial number(s) of the RC or dock that relays this aircraft),
+    `dev_eui` (16 hex digits), `tts_device_id` ("{application}/{device}" or the device id), `mavlink`
+    ("{link}/{system id}", e.g. "udp:14550/1"), `metric_map` ({vendor field: [metric, unit or null]})."""
+    out = []
+    sn = props.get("dji_sn")
+    if sn is not None and (not isinstance(sn, str) or not topics.valid_id(sn) or ":" in sn):
+        out.append(("dji_sn", "a DJI serial number (letters, digits, _ . -)"))
+    gw = props.get("dji_gateway")
+    if gw is not None and not all(isinstance(g, str) and topics.valid_id(g) and ":" not in g
+                                  for g in ([gw] if isinstance(gw, str) else gw if isinstance(gw, list) else [None])):
+        out.append(("dji_gateway", "a gateway's DJI serial number, or a list of them"))
+    if gw is not None and sn is None:
+        out.append(("dji_gateway", "needs the aircraft's own dji_sn"))
+    eui = props.get("dev_eui")
+    if eui is not None and (not isinstance(eui, str) or not _HEX16.fullmatch(eui)):
+        out.append(("dev_eui", "16 hex digits"))
+    tts = props.get("tts_device_id")
+    if tts is not None and (not isinstance(tts, str) or not 0 < len(tts) <= 128 or not tts.isprintable()
+                            or "+" in tts or "#" in tts):
+        out.append(("tts_device_id", "'{application}/{device}' or the device id"))
+    mav = props.get("mavlink")
+    match = _MAVLINK.fullmatch(mav) if isinstance(mav, str) else None
+    if mav is not None and (match is None or not 1 <= int(match.group(1)) <= 255):
+        out.append(("mavlink", "'{link}/{system id 1-255}', e.g. 'udp:14550/1'"))
+    fields = props.get("metric_map")
+    if fields is not None and (not isinstance(fields, dict) or not all(
+            isinstance(v, list) and 1 <= len(v) <= 2 and isinstance(v[0], str) and 0 < len(v[0]) <= 64
+            and v[0].isprintable() and (len(v) == 1 or v[1] is None or isinstance(v[1], str)) for v in fields.values())):
+        out.append(("metric_map", "an object of vendor field: [metric, unit or null]"))
+    return out

@@ -16,13 +16,19 @@ Least privilege (root `R`, replay roots under `replay/`):
 |---|---|---|
 | a drone `D` | `R/control/clearance/D`, `R/control/zones`, `R/control/zone/+` | `R/uav/D/telemetry`, `R/shard/+/uav/D/telemetry`, `R/device/D/status` |
 | a sensor `S` | nothing | `R/sensor/S/reading`, `R/shard/+/sensor/S/reading`, `R/device/S/status` |
-| skylane-ingest | `R/{uav,sensor,device,shard}/#`, `R/control/#` | `R/events/#`, `R/state/#`, `R/control/zone/#` |
+| skylane-ingest | `R/{uav,sensor,device,shard,obs,rid}/#`, `R/control/#` | `R/events/#`, `R/state/#`, `R/control/zone/#` |
 | skylane-api | `R/events/#`, `R/state/#`, `R/control/#`, `R/device/+/status` | `R/control/#` |
-| skylane-recorder | `R/#` | device topics (`skylane replay --live`) |
-| skylane-sim | nothing | device topics |
+| skylane-recorder | `R/#`, the dialect topics | device topics, the dialects' device topics (`skylane replay --live`) |
+| skylane-sim | DJI status replies | device topics, the dialects' device topics (`skylane simulate --dialect`) |
 | skylane-admin | `R/control/#` | `R/control/#` |
-Every service account may read and write `replay/#` (replays and the pipelines that evaluate them).
-Only service accounts publish `control/#`, `events/#` and `state/#`.
+| skylane-receiver (`skylane adsb`, surveillance bridges) | nothing | `R/obs/#`, `R/rid/#`, `R/device/+/status` (its receivers' presence) |
+| a registered Remote ID receiver `X` (`"rid_receiver": true`) | as its kind | as its kind, and `R/rid/X` |
+| skylane-bridge (`skylane bridge mavlink`) | nothing | device topics |
+| skylane-lns (a LoRaWAN network server's MQTT integration) | its command topics | `application/#`, `v3/#` |
+| DJI gateway `SN` (a dock, or an RC running DJI Pilot 2; device listener) | its `sys/product/SN/status_reply` and `thing/product/SN/{services,events_reply,requests_reply,property/set}` | `sys/product/SN/status`, `thing/product/SN/{osd,state,events,requests,services_reply,property/set_reply}`, and `thing/product/A/{osd,state,events}` of each aircraft `A` that names it as `dji_gateway` |
+Every service account but skylane-lns (a system outside Skylane) may read and write `replay/#` (replays and the
+pipelines that evaluate them). Only service accounts publish `control/#`, `events/#` and `state/#`. The ingest
+account also reads the input dialects' topics (DIALECT_TOPICS) and answers DJI gateways on their status_reply.
 
 Passwords are HMAC-SHA256(secret, user name): one secret (mode 0600) gives every account's password, so
 regenerating after a registry change keeps every existing password. The password files are Mosquitto 2's
@@ -51,10 +57,29 @@ REPLAY_TREE = "replay/#"
 
 # role -> account name of Skylane's own clients
 SERVICE_ACCOUNTS = {"ingest": "skylane-ingest", "api": "skylane-api", "recorder": "skylane-recorder",
-                    "simulator": "skylane-sim", "admin": "skylane-admin"}
+                    "simulator": "skylane-sim", "admin": "skylane-admin", "bridge": "skylane-bridge",
+                    "lns": "skylane-lns"}
+SERVICE_ACCOUNTS["receiver"] = "skylane-receiver"  # surveillance bridges (skylane adsb) and Remote ID receivers
 SERVICE_USERS = frozenset(SERVICE_ACCOUNTS.values())
 # control messages may only come from these (the ingester checks the issuer too)
 CONTROL_ISSUERS = frozenset({SERVICE_ACCOUNTS["ingest"], SERVICE_ACCOUNTS["api"], SERVICE_ACCOUNTS["admin"]})
+
+
+# The input dialects' topics (ingest/dialects), outside the root: what the ingest account subscribes to
+DIALECT_TOPICS = ("thing/product/+/osd", "thing/product/+/state", "sys/product/+/status",  # DJI Cloud API
+                  "application/+/device/+/event/up", "application/+/device/+/event/join",  # ChirpStack v4
+                  "application/+/device/+/event/status",
+                  "v3/+/devices/+/up", "v3/+/devices/+/join")  # The Things Stack v3
+DJI_REPLIES = ("sys/product/+/status_reply",)  # ingest answers update_topo there
+# what devices and network servers publish in those dialects (the simulator speaks them; live replays resend them)
+DIALECT_DEVICE_TOPICS = ("thing/product/+/osd", "thing/product/+/state", "sys/product/+/status", "application/#",
+                         "v3/#")
+LNS_WRITE = ("application/#", "v3/#")  # a network server's integration publishes its events ...
+LNS_READ = ("application/+/device/+/command/#", "v3/+/devices/+/down/#")  # ... and subscribes to its commands
+EXTERNAL_ROLES = frozenset({"lns"})  # accounts of systems outside Skylane: no replay tree
+DJI_GATEWAY_WRITE = ("osd", "state", "events", "requests", "services_reply", "property/set_reply")
+DJI_GATEWAY_READ = ("services", "events_reply", "requests_reply", "property/set")
+DJI_RELAYED = ("osd", "state", "events")  # what a gateway publishes for the aircraft under it
 
 
 class AuthError(ValueError):
@@ -156,20 +181,25 @@ def service_accounts(root: str, secret: bytes) -> list[Account]:
     control = f"{root}/control/#"
     outputs = (f"{root}/events/#", f"{root}/state/#")
     devices = device_filters(root)
-    families = tuple(f"{root}/{family}/#" for family in ("uav", "sensor", "device", "shard"))
+    families = tuple(f"{root}/{family}/#" for family in ("uav", "sensor", "device", "shard", "obs", "rid"))
     grants = {  # ingest reads whole device families: wrong topic shapes become dead letters, not unseen
-        "ingest": (families + (control,), outputs + (f"{root}/control/zone/#",)),
+        "ingest": (families + (control,) + DIALECT_TOPICS, outputs + (f"{root}/control/zone/#",) + DJI_REPLIES),
         "api": (outputs + (control, f"{root}/device/+/status"), (control,)),
-        "recorder": ((f"{root}/#",), devices),
-        "simulator": ((), devices),
+        "recorder": ((f"{root}/#",) + DIALECT_TOPICS, devices + DIALECT_DEVICE_TOPICS),
+        "simulator": (DJI_REPLIES, devices + DIALECT_DEVICE_TOPICS),
         "admin": ((control,), (control,)),
+        "receiver": ((), (f"{root}/obs/#", f"{root}/rid/#", f"{root}/device/+/status")),
+        "bridge": ((), devices),
+        "lns": (LNS_READ, LNS_WRITE),
     }
+    replay = {role: () if role in EXTERNAL_ROLES else (REPLAY_TREE,) for role in grants}
     return [Account(SERVICE_ACCOUNTS[role], derive_password(secret, SERVICE_ACCOUNTS[role]), "service",
-                    read + (REPLAY_TREE,), write + (REPLAY_TREE,)) for role, (read, write) in grants.items()]
+                    read + replay[role], write + replay[role]) for role, (read, write) in grants.items()]
 
 
 def device_accounts(records: Iterable[Any], root: str, secret: bytes) -> list[Account]:
-    """An account per registered drone and sensor (registry rows or DeviceRecords), sorted by name."""
+    """An account per registered drone and sensor (registry rows or DeviceRecords), and per DJI gateway serial
+    number (dji_topics), sorted by name."""
     devices, bad = [], []
     for rec in records:
         dev_id, kind = _get(rec, "device_id"), _get(rec, "kind")
@@ -180,11 +210,49 @@ def device_accounts(records: Iterable[Any], root: str, secret: bytes) -> list[Ac
             bad.append(str(dev_id))
             continue
         read, write = device_topics(root, dev_id, kind)
+        if (_get(rec, "properties") or {}).get("rid_receiver") is True:  # forwards what it hears, as itself only
+            write += (topics.remote_id(root, dev_id),)
         devices.append(Account(dev_id, derive_password(secret, dev_id), kind, read, write))
+    for sn, (read, write) in dji_topics(records).items():
+        if not topics.valid_id(sn) or ":" in sn or sn.startswith("skylane-"):
+            bad.append(sn)
+            continue
+        same = next((i for i, a in enumerate(devices) if a.username == sn), None)
+        if same is None:
+            devices.append(Account(sn, derive_password(secret, sn), "dji", read, write))
+        else:  # a device registered under its serial number: one account with both contracts' topics
+            a = devices[same]
+            devices[same] = Account(sn, a.password, a.role, a.read + read, a.write + write)
     if bad:
-        raise AuthError(f"{len(bad)} device ids cannot be MQTT user names (':' or the reserved prefix "
-                        f"'skylane-'): {', '.join(sorted(bad)[:10])}")
+        raise AuthError(f"{len(bad)} device ids or DJI serial numbers cannot be MQTT user names (':' or the reserved "
+                        f"prefix 'skylane-'): {', '.join(sorted(bad)[:10])}")
     return sorted(devices, key=lambda a: a.username)
+
+
+def dji_topics(records: Iterable[Any]) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+    """SN -> (read, write) of every DJI gateway: each registry entry's `dji_sn` (docks and RCs connect as their SN;
+    an aircraft registered with its SN may publish its own topics too), and each `dji_gateway` an aircraft names,
+    which may also publish that aircraft's osd, state and events (DJI's gateways relay their aircraft)."""
+    own: dict[str, None] = {}
+    relays: dict[str, list[str]] = {}
+    for rec in records:
+        if _get(rec, "kind") not in ("uav", "sensor"):
+            continue
+        props = _get(rec, "properties") or {}
+        sn = props.get("dji_sn")
+        if isinstance(sn, str) and sn:
+            own[sn] = None
+            gateways = props.get("dji_gateway")
+            for gw in [gateways] if isinstance(gateways, str) else gateways or []:
+                if isinstance(gw, str) and gw:
+                    relays.setdefault(gw, []).append(sn)
+    out = {}
+    for sn in sorted({*own, *relays}):
+        read = (f"sys/product/{sn}/status_reply",) + tuple(f"thing/product/{sn}/{t}" for t in DJI_GATEWAY_READ)
+        write = (f"sys/product/{sn}/status",) + tuple(f"thing/product/{sn}/{t}" for t in DJI_GATEWAY_WRITE)
+        write += tuple(f"thing/product/{a}/{t}" for a in relays.get(sn, []) if a != sn for t in DJI_RELAYED)
+        out[sn] = (read, write)
+    return out
 
 
 # ------------------------------------------------------------------------------------------- rendering

@@ -78,7 +78,7 @@ def test_generate_writes_files_that_regenerate_identically(tmp_path):
     out = brokerauth.generate(REGISTRY, ROOT, tmp_path)
     files = (out.services_passwd, out.services_acl, out.devices_passwd, out.devices_acl, out.credentials)
     first = {p: p.read_bytes() for p in files}
-    assert out.devices == 4 and out.services == 5  # 'unknown' devices get no account
+    assert out.devices == 4 and out.services == len(brokerauth.SERVICE_ACCOUNTS)  # 'unknown' devices get no account
     assert oct(out.credentials.stat().st_mode & 0o777) == "0o600"
     assert oct((tmp_path / "secret").stat().st_mode & 0o777) == "0o600"
     brokerauth.generate(REGISTRY, ROOT, tmp_path)
@@ -292,7 +292,7 @@ def test_cli_generates_both_listeners_files_from_a_registry_file(tmp_path):
     r = subprocess.run([sys.executable, "-m", "skylane", "mqtt-auth", "generate", "--out", str(tmp_path / "a"),
                         "--registry", str(reg)], capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 0, r.stderr
-    assert "5 service and 3 device accounts" in r.stdout
+    assert f"{len(brokerauth.SERVICE_ACCOUNTS)} service and 3 device accounts" in r.stdout
     assert "use_username_as_clientid true" in (tmp_path / "a" / "mosquitto-listeners.conf").read_text()
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([{"device_id": "urn:dev:1", "kind": "sensor"}]))

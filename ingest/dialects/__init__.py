@@ -13,6 +13,16 @@ from .base import Dialect, DialectContext, DialectResult, RegistryView
 # name -> factory; each dialect module adds itself below
 DIALECTS: dict[str, Callable[[], Dialect]] = {}
 
+from .chirpstack import ChirpStackDialect  # noqa: E402  (LoRaWAN: ChirpStack v4 MQTT integration)
+from .dji import DjiDialect  # noqa: E402  (DJI Cloud API: Pilot 2, Docks)
+from .remoteid import RemoteIdDialect  # noqa: E402  (Remote ID receivers: ASTM F3411 broadcasts)
+from .tts import TtsDialect  # noqa: E402  (LoRaWAN: The Things Stack v3)
+
+DIALECTS["chirpstack"] = ChirpStackDialect
+DIALECTS["dji"] = DjiDialect
+DIALECTS["remoteid"] = RemoteIdDialect
+DIALECTS["tts"] = TtsDialect
+
 
 def enabled(names: Iterable[str]) -> list[Dialect]:
     """The dialects named (`all`: every registered one); ValueError naming an unknown one."""
