@@ -4,6 +4,9 @@ Inbound (devices -> Skylane):
   {root}/uav/{uav_id}/telemetry        drone position fixes (JSON object, or a JSON array of them)
   {root}/sensor/{sensor_id}/reading    SenML (RFC 8428) pack or compact {"ts", "values": {...}}
   {root}/device/{device_id}/status     retained "online" / "offline" (last will)
+  {root}/obs/{source}/{track_id}       surveillance observations (ingest.rows.ObservationRow.to_dict(), or an
+                                       array of them): ADS-B bridges, other surveillance sources
+  {root}/rid/{receiver_id}             Remote ID broadcasts a receiver picked up (ingest/dialects/remoteid.py)
 Outbound (Skylane -> consumers):
   {root}/events/{kind}/{uav_id}        airspace events
   {root}/state/uav/{uav_id}            latest position of a UAV (retained)
@@ -155,6 +158,50 @@ def parse_control(root: str, topic: str) -> ControlRef | None:
                              "starting with a letter or digit)")
         return ControlRef("clearance", parts[1])
     raise TopicError("expected {root}/control/zones, {root}/control/zone/<id> or {root}/control/clearance/<uav_id>")
+
+
+OBS_SOURCE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+
+
+def observation(root: str, source: str, track_id: str) -> str:
+    """{root}/obs/{source}/{track_id}: one surveillance source's sightings of one aircraft (QoS 1)."""
+    return f"{root}/obs/{source}/{track_id}"
+
+
+def observation_filters(root: str) -> list[str]:
+    """What an ingester subscribes to for observations (the worker that takes the unsharded topics)."""
+    return [f"{root}/obs/#"]
+
+
+@dataclass(frozen=True, slots=True)
+class ObservationRef:
+    """A parsed observation topic: the source (adsb, rid, ...) and its track id of the aircraft."""
+
+    source: str
+    track_id: str
+    kind: str = "observation"
+
+
+@lru_cache(maxsize=1 << 16)
+def parse_observation(root: str, topic: str) -> ObservationRef | None:
+    """An observation topic parsed; None when the topic is not under {root}/obs/; TopicError if malformed."""
+    prefix = f"{root}/obs/"
+    if not topic.startswith(prefix):
+        return None
+    parts = topic[len(prefix):].split("/")
+    if len(parts) != 2:
+        raise TopicError("expected {root}/obs/<source>/<track_id>")
+    if not OBS_SOURCE.fullmatch(parts[0]):
+        raise TopicError(f"invalid observation source {parts[0][:40]!r} (1-32 of a-z 0-9 _ -, starting with a letter)")
+    if not valid_id(parts[1]):
+        raise TopicError(f"invalid track id {parts[1][:80]!r} (1-64 of A-Z a-z 0-9 _ . : -, starting with a letter "
+                         "or digit)")
+    return ObservationRef(parts[0], parts[1])
+
+
+def remote_id(root: str, receiver_id: str) -> str:
+    """{root}/rid/{receiver_id}: Remote ID broadcasts as one receiver picked them up (QoS 1)."""
+    return f"{root}/rid/{receiver_id}"
 
 
 def inbound_filters(root: str) -> list[str]:
