@@ -36,7 +36,7 @@ class Me(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok", "degraded"]
-    database: str
+    database: Literal["ok", "unavailable"]
     mqtt: Literal["connected", "disconnected"]
 
 
@@ -62,12 +62,39 @@ class ZoneCollection(Open):
     features: list[ZoneFeature]
 
 
+class ZoneImportProblem(BaseModel):
+    """One problem of one published feature and what the import did (airspace.formats.report)."""
+
+    index: int = Field(description="the feature's position in the document")
+    id: Any = Field(description="the feature's published identifier")
+    field: str = Field(description="path of the member at fault, e.g. geometry[0].horizontalProjection")
+    problem: str
+    action: Literal["repaired", "skipped"] = Field(description="repaired: imported as `repair` says; skipped: not "
+                                                               "imported")
+    repair: str | None = None
+    area_published_m2: float | None = None
+    area_imported_m2: float | None = None
+    area_changed_m2: float | None = None
+
+
+class ZoneImportReport(BaseModel):
+    format: str
+    features: int = Field(description="features in the document")
+    zones: int = Field(description="zones imported (a feature with several volumes gives one per volume)")
+    repaired: int = Field(description="features imported repaired")
+    skipped: int = Field(description="features not imported")
+    problems: list[ZoneImportProblem]
+
+
 class ZoneUploadResult(BaseModel):
     format: str
     stored: int
     deactivated: list[str]
     active_zones: int
     published: bool = Field(description="the new zone set went out on {root}/control/zones")
+    report: ZoneImportReport | None = None
+    kept: list[str] = Field(default_factory=list, description="with replace: stored zones of skipped features, "
+                                                              "kept as they were")
 
 
 class ZoneState(Open):

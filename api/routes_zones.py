@@ -181,7 +181,7 @@ async def set_zone_state(ctx: Ctx, who: Admin, zone_id: ZoneId, body: Annotated[
     return await run_in_threadpool(work)
 
 
-@router.put("/v1/zones/{zone_id:path}", response_model=ZoneFeature, responses=WRITE_ERRORS)
+@router.put("/v1/zones/{zone_id:path}", response_model=ZoneFeature, responses={**WRITE_ERRORS, 404: {"model": Problem}})
 async def put_zone(ctx: Ctx, _: Admin, zone_id: ZoneId,
                    feature: Annotated[dict[str, Any], Body(description="one GeoJSON Feature (internal zone format)")]):
     """Create or replace one zone (admin); the feature's id must match the path (or be absent)."""

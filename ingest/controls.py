@@ -11,8 +11,9 @@ control message the ingester:
    - `{root}/control/zone/{id}`: the zone's stored state when the message is that state (same `at`); a message
      older than the stored state is stale (the stored one is applied again, harmless); one the store does not
      have is refused;
-   - `{root}/control/clearance/{uav}`: the stored clearance when it is approved and in force, its withdrawal
-     otherwise; a clearance the store does not have is refused.
+   - `{root}/control/clearance/{uav}`: the UAV's newest stored clearance that is approved and in force (announcements
+     of several API processes may arrive out of order), its withdrawal when there is none; an announced
+     clearance the store does not have is refused.
 So a forged or stale retained message cannot replace the airspace, whatever it says. Replays and `--evaluate`
 feed the recorded messages to the pipeline as they are (the recording is the record of what happened).
 """
@@ -123,18 +124,18 @@ class ControlAuthority:
         return _with(msg, orjson.dumps(row))
 
     def _clearance(self, conn, uav_id: str, body: dict | None, msg: RawMessage) -> RawMessage:
-        if body is None or body.get("state") in ("cancelled", "closed", "withdrawn"):
-            return _with(msg, b"")  # a withdrawal is always safe: the monitor then asks for a clearance
-        clearance_id = body.get("clearance_id")
-        if not isinstance(clearance_id, str):
-            raise BadMessage("field 'clearance_id' must be a string")
-        found = stored.clearance_payload(conn, clearance_id, uav_id, datetime.now(timezone.utc))
-        if found is None:
-            raise BadMessage(f"clearance {clearance_id[:64]!r} of {uav_id} is unknown to the store")
-        decision, payload = found
-        if payload is None:
-            m.CONTROLS_STALE.inc()
-            log.info("clearance %s of %s is %s in the store: withdrawn", clearance_id, uav_id, decision)
+        now = datetime.now(timezone.utc)
+        if body is not None and body.get("state") not in ("cancelled", "closed", "withdrawn"):
+            clearance_id = body.get("clearance_id")
+            if not isinstance(clearance_id, str):
+                raise BadMessage("field 'clearance_id' must be a string")
+            found = stored.clearance_payload(conn, clearance_id, uav_id, now)
+            if found is None:
+                raise BadMessage(f"clearance {clearance_id[:64]!r} of {uav_id} is unknown to the store")
+            if found[1] is None:
+                m.CONTROLS_STALE.inc()
+                log.info("clearance %s of %s is %s in the store", clearance_id, uav_id, found[0])
+        payload = stored.newest_in_force(conn, uav_id, now)
         return _with(msg, b"" if payload is None else orjson.dumps(payload))
 
 

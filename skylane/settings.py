@@ -37,7 +37,22 @@ class Settings:
     device_burst: float = 1000.0
     recordings_dir: Path | None = None  # None: <state_dir>/recordings (what the API lists and replays)
     require_clearance: bool = True  # uncleared_flight for drones airborne where a clearance is needed
+    metrics_token_file: Path | None = None  # the bearer token Prometheus scrapes the API's /metrics with
     dialects: tuple[str, ...] = ()  # input dialects ingest speaks besides the contract (ingest/dialects), or "all"
+    # alert delivery (`skylane alerts`, docs/alerts.md)
+    alerts_poll_s: float = 0.5  # how often the worker looks for due deliveries
+    alerts_retry_base_s: float = 2.0  # first retry after about this, doubled per attempt (jittered)
+    alerts_retry_cap_s: float = 600.0  # at most this between retries
+    alerts_give_up_s: float = 172800.0  # a delivery pending longer fails (48 h)
+    alerts_lease_s: float = 120.0  # a claimed delivery is due again after this if its worker died
+    alerts_digest_after: int = 10  # more due at once for one subscription: one digest message
+    alerts_metrics_port: int = 9110  # the worker's Prometheus metrics (host: SKYLANE_INGEST_METRICS_HOST); 0: off
+    smtp_host: str | None = None  # email alerts: the SMTP server (unset: email deliveries wait, retried)
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_starttls: bool = False
+    smtp_from: str = "skylane@localhost"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -66,7 +81,21 @@ class Settings:
             device_burst=float(env.get("SKYLANE_DEVICE_BURST", d.device_burst)),
             recordings_dir=Path(env["SKYLANE_RECORDINGS_DIR"]) if env.get("SKYLANE_RECORDINGS_DIR") else None,
             require_clearance=_flag(env.get("SKYLANE_REQUIRE_CLEARANCE"), d.require_clearance),
+            metrics_token_file=Path(env["SKYLANE_METRICS_TOKEN_FILE"]) if env.get("SKYLANE_METRICS_TOKEN_FILE") else None,
             dialects=tuple(x.strip() for x in env.get("SKYLANE_DIALECTS", "").split(",") if x.strip()),
+            alerts_poll_s=float(env.get("SKYLANE_ALERTS_POLL_S", d.alerts_poll_s)),
+            alerts_retry_base_s=float(env.get("SKYLANE_ALERTS_RETRY_BASE_S", d.alerts_retry_base_s)),
+            alerts_retry_cap_s=float(env.get("SKYLANE_ALERTS_RETRY_CAP_S", d.alerts_retry_cap_s)),
+            alerts_give_up_s=float(env.get("SKYLANE_ALERTS_GIVE_UP_S", d.alerts_give_up_s)),
+            alerts_lease_s=float(env.get("SKYLANE_ALERTS_LEASE_S", d.alerts_lease_s)),
+            alerts_digest_after=int(env.get("SKYLANE_ALERTS_DIGEST_AFTER", d.alerts_digest_after)),
+            alerts_metrics_port=int(env.get("SKYLANE_ALERTS_METRICS_PORT", d.alerts_metrics_port)),
+            smtp_host=env.get("SKYLANE_SMTP_HOST") or None,
+            smtp_port=int(env.get("SKYLANE_SMTP_PORT", d.smtp_port)),
+            smtp_username=env.get("SKYLANE_SMTP_USERNAME") or None,
+            smtp_password=env.get("SKYLANE_SMTP_PASSWORD") or None,
+            smtp_starttls=_flag(env.get("SKYLANE_SMTP_STARTTLS"), d.smtp_starttls),
+            smtp_from=env.get("SKYLANE_SMTP_FROM", d.smtp_from),
         )
 
     def with_(self, **changes) -> "Settings":

@@ -115,7 +115,8 @@ def monitor_policy(settings: Settings) -> MonitorPolicy:
 def api_config(settings: Settings):
     """What the API process needs of the settings (the API never reads them itself): an ApiConfig."""
     from api.context import ApiConfig
-    return ApiConfig(settings.database_url, settings.service_url("api"), settings.mqtt_root,
+    token = settings.metrics_token_file.read_text().strip() if settings.metrics_token_file else None
+    return ApiConfig(settings.database_url, settings.service_url("api"), settings.mqtt_root, metrics_token=token,
                      recordings_dir=settings.recordings_dir or settings.state_dir / "recordings",
                      require_clearance=settings.require_clearance)
 

@@ -46,6 +46,15 @@ def clearance_payload(conn: psycopg.Connection, clearance_id: str, uav_id: str,
     return decision, payload if in_force else None
 
 
+def newest_in_force(conn: psycopg.Connection, uav_id: str, now: datetime) -> dict | None:
+    """The published payload of a UAV's newest approved clearance not yet ended, or None."""
+    row = conn.execute(
+        "SELECT result -> 'clearance' FROM clearances WHERE uav_id = %s AND decision = 'approved' "
+        "AND result ? 'clearance' AND (end_time IS NULL OR end_time > %s) ORDER BY created_at DESC LIMIT 1",
+        (uav_id, now)).fetchone()
+    return None if row is None else row[0]
+
+
 def clearances_in_force(conn: psycopg.Connection, now: datetime) -> list[dict]:
     """The published payloads of every approved clearance not yet ended (what an ingester starts with)."""
     return [r[0] for r in conn.execute(

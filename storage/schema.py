@@ -5,7 +5,7 @@ Migrations are the files in storage/migrations/, applied in order of their numbe
 valid for TimescaleDB 2.x; a unique index on a hypertable must include its time column). TimescaleDB
 (production, compose.yaml) gets hypertables, compression, retention and continuous aggregates; a plain
 PostgreSQL (Debian's, on the developers' machines) gets the same tables and indexes without them.
-Which one was found is returned and logged, and reported by the API's /v1/health. schema_migrations
+Which one was found is returned and logged. schema_migrations
 records per version which parts ran, so a plain database that later gets TimescaleDB catches up.
 """
 from __future__ import annotations
