@@ -58,15 +58,26 @@ class LatLngPoint(BaseModel):
     lng: float = Field(ge=-180, le=180, allow_inf_nan=False)
 
 
+FEET = 0.3048  # metres per international foot
+
+
 class Radius(BaseModel):
     value: float = Field(gt=0, le=1_000_000, allow_inf_nan=False)
-    units: Literal["M"]
+    units: Literal["M", "FT"] = "M"
+
+    @property
+    def metres(self) -> float:
+        return self.value * (FEET if self.units == "FT" else 1.0)
 
 
 class Altitude(BaseModel):
-    value: float = Field(ge=-8000, le=100000, allow_inf_nan=False)
+    value: float = Field(ge=-30000, le=330000, allow_inf_nan=False)
     reference: Literal["W84", "SFC"]
-    units: Literal["M"]
+    units: Literal["M", "FT"]
+
+    @property
+    def metres(self) -> float:
+        return self.value * (FEET if self.units == "FT" else 1.0)
 
 
 class Circle(BaseModel):
@@ -192,7 +203,7 @@ def outline(vol: Volume3D) -> shapely.Geometry:
         raise BadVolume("a volume needs exactly one of outline_circle and outline_polygon")
     if vol.outline_circle is not None:
         c = vol.outline_circle
-        return circle_outline(c.center.lat, c.center.lng, c.radius.value)
+        return circle_outline(c.center.lat, c.center.lng, c.radius.metres)
     geom = shapely.Polygon([(v.lng, v.lat) for v in vol.outline_polygon.vertices])
     if not geom.is_valid or geom.area == 0:
         raise BadVolume(f"outline_polygon is not a valid area: {shapely.is_valid_reason(geom)}")
@@ -202,7 +213,7 @@ def outline(vol: Volume3D) -> shapely.Geometry:
 def _to_amsl(zones: ZoneSet, alt: Altitude | None, default: float) -> float:
     if alt is None:
         return default
-    return float(zones.vertical.to_amsl(alt.value, "WGS84" if alt.reference == "W84" else "AGL"))
+    return float(zones.vertical.to_amsl(alt.metres, "WGS84" if alt.reference == "W84" else "AGL"))
 
 
 def _in_force(zone: Zone, t0: float, t1: float) -> bool:

@@ -173,3 +173,43 @@ def test_u_space_class_of_imported_ed269_zones():
         assert ask(zs, {**inside, "ed269": {"u_space_class": cls}}) == outcome, cls
     assert ask(zs, {**inside, "ed269": {"u_space_class": "SPECIFIC", "acceptable_restrictions": ["NO_RESTRICTION"]}}
                ) == "Absent"  # the SPECIFIC/CERTIFIED zone requires authorisation
+
+
+def test_the_interuss_client_types_in_feet_are_answered_and_the_replies_parse(api, keys):  # noqa: F811
+    """What the InterUSS test driver sends and reads (PyPI uas-standards): altitudes in feet are valid there, and
+    every reply must parse with its types."""
+    from implicitdict import ImplicitDict
+    from uas_standards.interuss.automated_testing.geospatial_map.v1 import api as gm
+
+    def volume(center: dict, radius_m: float, lo_ft: float, hi_ft: float) -> gm.Volume4D:
+        return gm.Volume4D(volume=gm.Volume3D(
+            outline_circle=gm.Circle(center=gm.LatLngPoint(**center), radius=gm.Radius(value=radius_m, units="M")),
+            altitude_lower=gm.Altitude(value=lo_ft, reference="SFC", units="FT"),
+            altitude_upper=gm.Altitude(value=hi_ft, reference="SFC", units="FT")))
+
+    # R-BR-MP's band is 0-150 m AGL = 0-492 ft: 400-450 ft is inside, 500-600 ft above it
+    request = gm.GeospatialMapQueryRequest(checks=[
+        gm.GeospatialMapCheck(filter_sets=[gm.GeospatialFeatureFilterSet(
+            volumes4d=[volume(BRIDGE, 100, 400, 450)], resulting_operational_impact="Block")]),
+        gm.GeospatialMapCheck(filter_sets=[gm.GeospatialFeatureFilterSet(
+            volumes4d=[volume(BRIDGE, 100, 500, 600)], resulting_operational_impact="Block")]),
+    ])
+    client = Client(api.url, keys.viewer)
+    r = client.post("/geospatial_map/v1/map/queries", json=json.loads(json.dumps(request)))
+    assert r.status_code == 200, r.text
+    reply = ImplicitDict.parse(r.json(), gm.GeospatialMapQueryReply)
+    assert [res.features_selection_outcome for res in reply.results] == [
+        gm.GeospatialMapCheckResultFeaturesSelectionOutcome.Present,
+        gm.GeospatialMapCheckResultFeaturesSelectionOutcome.Absent]
+    status = ImplicitDict.parse(client.get("/geospatial_map/v1/status").json(), gm.StatusResponse)
+    assert status.status == gm.StatusResponseStatus.Ready
+    # a radius in feet (accepted too): 500 m east of the zone's centre (radius 350 m), 656 ft = 200 m reaches in,
+    # 328 ft = 100 m does not (were feet read as metres, both would)
+    east = {"lat": 31.044, "lng": 121.4885 + 500 / m_per_deg_lon(31.044)}
+    for radius_ft, outcome in ((656, "Present"), (328, "Absent")):
+        vol = circle(east, 1)
+        vol["volume"]["outline_circle"]["radius"] = {"value": radius_ft, "units": "FT"}
+        body = client.post("/geospatial_map/v1/map/queries", json={"checks": [{"filter_sets": [{"volumes4d": [vol]}]}]})
+        assert body.status_code == 200, body.text
+        ImplicitDict.parse(body.json(), gm.GeospatialMapQueryReply)
+        assert body.json()["results"][0]["features_selection_outcome"] == outcome, radius_ft
