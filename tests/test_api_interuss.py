@@ -209,7 +209,7 @@ def test_the_interuss_client_types_in_feet_are_answered_and_the_replies_parse(ap
     for radius_ft, outcome in ((656, "Present"), (328, "Absent")):
         vol = circle(east, 1)
         vol["volume"]["outline_circle"]["radius"] = {"value": radius_ft, "units": "FT"}
-        body = client.post("/geospatial_map/v1/map/queries", json={"checks": [{"filter_sets": [{"volumes4d": [vol]}]}]})
+        body = client.post("/geospatial_map/v1/map/queries", json={"checks": [{"filter_sets": [blocking(vol)]}]})
         assert body.status_code == 200, body.text
         ImplicitDict.parse(body.json(), gm.GeospatialMapQueryReply)
         assert body.json()["results"][0]["features_selection_outcome"] == outcome, radius_ft
