@@ -34,6 +34,7 @@ from protocol import topics
 from protocol.times import parse_rfc3339, rfc3339
 
 from .dialects.base import Dialect, DialectContext, RegistryView
+from .observations import parse_observations
 from .rows import DeadLetter, DeviceStatus, ObservationRow, OutMessage, RawMessage
 from .sensor_watch import SensorInfo, SensorWatch, load_rules
 from .sensors import ReadingRow, parse_reading
@@ -206,6 +207,8 @@ class Pipeline:
                         out.readings.extend(parse_reading(route.device_id, msg.payload, msg.received_at, max_bytes))
                     else:
                         out.statuses.append(DeviceStatus(route.device_id, _status(msg.payload), msg.received_at))
+                elif type(route) is topics.ObservationRef:  # surveillance sightings (ingest/observations.py)
+                    out.observations.extend(parse_observations(route, msg.payload, msg.received_at, max_bytes))
                 elif type(route) is topics.ControlRef:
                     if has_fixes:
                         break
@@ -247,7 +250,8 @@ class Pipeline:
         """The topic parsed (TopicError when it breaks the contract, or no enabled dialect speaks on it),
         remembered: devices keep their topic."""
         dialect = next((d for d in self.dialects if d.matches(topic, self.root)), None)
-        route = dialect or topics.parse_control(self.root, topic) or topics.parse_inbound(self.root, topic)
+        route = dialect or topics.parse_control(self.root, topic) or topics.parse_observation(self.root, topic) \
+            or topics.parse_inbound(self.root, topic)
         if len(self._routes) >= MAX_ROUTES:
             self._routes.clear()
         self._routes[topic] = route

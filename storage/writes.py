@@ -32,9 +32,14 @@ TELEMETRY_TYPES = ("timestamptz", "text", "int8", "float8", "float8", "float4", 
                    "float4", "float4", "text", "text", "timestamptz")
 READING_COLS = ("ts", "sensor_id", "metric", "value", "vtext", "unit", "received_at")
 READING_TYPES = ("timestamptz", "text", "text", "float8", "text", "text", "timestamptz")
+OBSERVATION_COLS = ("ts", "source", "track_id", "lon", "lat", "alt_m", "alt_ref", "alt_source", "speed_mps",
+                    "track_deg", "vspeed_mps", "receiver_id", "rssi", "identity", "received_at")
+OBSERVATION_TYPES = ("timestamptz", "text", "text", "float8", "float8", "float4", "text", "text", "float4", "float4",
+                     "float4", "text", "float4", "jsonb", "timestamptz")
 DEAD_LETTER_COLS = ("received_at", "topic", "payload", "reason")
 DEAD_LETTER_TYPES = ("timestamptz", "text", "bytea", "text")
-STAGES = {"uav_telemetry": "skylane_stage_telemetry", "sensor_readings": "skylane_stage_readings"}
+STAGES = {"uav_telemetry": "skylane_stage_telemetry", "sensor_readings": "skylane_stage_readings",
+          "observations": "skylane_stage_observations"}
 
 _staged: weakref.WeakSet = weakref.WeakSet()  # connections whose session already has the staging tables
 DEAD_LETTERS_CAPPED = MetricCounter(
@@ -62,6 +67,7 @@ class WriteResult:
     telemetry: int = 0
     readings: int = 0
     dead_letters_capped: int = 0
+    observations: int = 0
 
 
 def _copy(cur: psycopg.Cursor, table: str, cols: tuple[str, ...], types: tuple[str, ...], rows) -> None:
@@ -107,7 +113,7 @@ def write_batch(conn: psycopg.Connection, out, cap: DeadLetterCap = DEAD_LETTER_
     Returns how many telemetry and reading rows were new (the others were already stored), and how many dead
     letters were past their device's daily cap.
     """
-    new_tel = new_read = capped = 0
+    new_tel = new_read = capped = new_obs = 0
     with conn.transaction(), conn.cursor() as cur:
         if out.telemetry:
             new_tel = _insert_new(
@@ -118,6 +124,12 @@ def write_batch(conn: psycopg.Connection, out, cap: DeadLetterCap = DEAD_LETTER_
             new_read = _insert_new(
                 conn, cur, "sensor_readings", READING_COLS, READING_TYPES,
                 lambda: ((r.ts, r.sensor_id, r.metric, r.value, r.vtext, r.unit, r.received_at) for r in out.readings))
+        if out.observations:  # surveillance sightings (migration 0009), keyed (source, track_id, ts, receiver_id)
+            new_obs = _insert_new(
+                conn, cur, "observations", OBSERVATION_COLS, OBSERVATION_TYPES,
+                lambda: ((o.ts, o.source, o.track_id, o.lon, o.lat, o.alt_m, o.alt_ref, o.alt_source, o.speed_mps,
+                          o.track_deg, o.vspeed_mps, o.receiver_id or "", o.rssi, Jsonb(o.identity, dumps=_dumps),
+                          o.received_at) for o in out.observations))
         if out.dead_letters:
             keep, capped = _cap_dead_letters(cur, out.dead_letters, cap)
             if keep:
@@ -150,7 +162,7 @@ def write_batch(conn: psycopg.Connection, out, cap: DeadLetterCap = DEAD_LETTER_
                 [(s.device_id, s.online, s.at) for s in out.statuses])
     if capped:  # committed: count once (a refused transaction is retried whole)
         DEAD_LETTERS_CAPPED.inc(capped)
-    return WriteResult(new_tel, new_read, capped)
+    return WriteResult(new_tel, new_read, capped, new_obs)
 
 
 def store_zone_decisions(cur: psycopg.Cursor, states) -> None:
