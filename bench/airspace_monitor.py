@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from airspace.monitor import AirspaceMonitor
+from airspace.coords import M_PER_DEG_LAT, m_per_deg_lon
 from airspace.separation import ApprovedClearance
 from bench.airspace_route import LAT0, LAT1, LON0, LON1, T0
 
@@ -26,7 +27,7 @@ from bench.airspace_route import LAT0, LAT1, LON0, LON1, T0
 def tracks(n_drones: int, n_steps: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(lon, lat, alt_agl) arrays of shape (n_steps, n_drones): 1 Hz smooth walks inside the area."""
     rng = np.random.default_rng(seed)
-    mlon = 111_320.0 * math.cos(math.radians((LAT0 + LAT1) / 2))
+    mlon = m_per_deg_lon((LAT0 + LAT1) / 2)
     lon = np.empty((n_steps, n_drones))
     lat = np.empty((n_steps, n_drones))
     lon[0] = rng.uniform(LON0, LON1, n_drones)
@@ -36,7 +37,7 @@ def tracks(n_drones: int, n_steps: int, seed: int) -> tuple[np.ndarray, np.ndarr
     for k in range(1, n_steps):
         heading += rng.normal(0, 0.05, n_drones)
         nx = lon[k - 1] + speed * np.cos(heading) / mlon
-        ny = lat[k - 1] + speed * np.sin(heading) / 110_940.0
+        ny = lat[k - 1] + speed * np.sin(heading) / M_PER_DEG_LAT
         out = (nx < LON0) | (nx > LON1) | (ny < LAT0) | (ny > LAT1)
         heading[out] += math.pi
         lon[k] = np.where(out, lon[k - 1], nx)

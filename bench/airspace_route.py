@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from airspace.clearance import Waypoint, check_route
-from airspace.coords import to_local
+from airspace.coords import M_PER_DEG_LAT, m_per_deg_lon, to_local
 from airspace.separation import ApprovedClearance, ApprovedIndex
 from airspace.zones import ZoneSet
 
@@ -31,18 +31,18 @@ DAY_S = 86_400.0
 def _walk(rng: np.random.Generator, n: int, step_m: float) -> tuple[np.ndarray, np.ndarray]:
     """A smooth random walk of n points inside the area, steps of about step_m metres."""
     lat0 = (LAT0 + LAT1) / 2
-    mlon = 111_320.0 * math.cos(math.radians(lat0))
+    mlon = m_per_deg_lon(lat0)
     x, y = rng.uniform(LON0, LON1), rng.uniform(LAT0, LAT1)
     heading = rng.uniform(0, 2 * math.pi)
     lon, lat = [x], [y]
     for _ in range(n - 1):
         heading += rng.normal(0, 0.25)
         nx = lon[-1] + step_m * math.cos(heading) / mlon
-        ny = lat[-1] + step_m * math.sin(heading) / 110_940.0
+        ny = lat[-1] + step_m * math.sin(heading) / M_PER_DEG_LAT
         if not (LON0 < nx < LON1 and LAT0 < ny < LAT1):
             heading += math.pi
             nx = lon[-1] + step_m * math.cos(heading) / mlon
-            ny = lat[-1] + step_m * math.sin(heading) / 110_940.0
+            ny = lat[-1] + step_m * math.sin(heading) / M_PER_DEG_LAT
         lon.append(nx)
         lat.append(ny)
     return np.array(lon), np.array(lat)

@@ -15,13 +15,13 @@ import shapely
 from shapely.geometry import LineString, Point, mapping
 
 from airspace.zones import ZoneSet
+from airspace.coords import M_PER_DEG_LAT, m_per_deg_lon
 
 # The Pujiang-Wujing demonstration area (see airspace/data/pujiang_wujing.geojson).
 LON0, LON1 = 121.436, 121.548
 LAT0, LAT1 = 31.012, 31.100
 MID_LAT = (LAT0 + LAT1) / 2
-M_PER_DEG_LAT = 110_940.0
-M_PER_DEG_LON = 111_320.0 * math.cos(math.radians(MID_LAT))
+M_PER_DEG_LON = m_per_deg_lon(MID_LAT)
 T0 = 1_795_708_800.0  # 2026-11-27T00:00:00+08:00 (a Friday), the start of the position times
 WEEK_S = 7 * 86_400.0
 CIRCLE_KINDS = ("restricted", "authorization", "area", "vertiport", "restricted", "authorization")

@@ -32,6 +32,7 @@ from shapely.geometry import LineString, Point, shape
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from airspace.coords import M_PER_DEG_LAT, m_per_deg_lon  # noqa: E402
 from protocol import topics  # noqa: E402
 from replay.evaluate import evaluate, load_zones, write_events  # noqa: E402
 from replay.recordfile import Record, RecordWriter  # noqa: E402
@@ -42,7 +43,6 @@ ZONE_SOURCE = REPO / "airspace" / "data" / "pujiang_wujing.geojson"
 ROOT = topics.DEFAULT_ROOT
 T0 = datetime(2026, 3, 10, 2, 0, 0, tzinfo=timezone.utc).timestamp()  # a Tuesday, 10:00 in Shanghai
 NET_DELAY_S = 0.05  # receive time = event time + this
-M_PER_DEG_LAT = 111_320.0
 
 
 def _iso(t: float) -> str:
@@ -51,7 +51,7 @@ def _iso(t: float) -> str:
 
 
 def _m_per_deg_lon(lat: float) -> float:
-    return M_PER_DEG_LAT * math.cos(math.radians(lat))
+    return m_per_deg_lon(lat)
 
 
 @dataclass
