@@ -7,7 +7,9 @@ the dead letter's (ingest.validation.BadMessage).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from typing import TypeVar
 
 from protocol import topics
 
@@ -16,6 +18,7 @@ from .telemetry import ALT_REFS
 from .validation import BadMessage, load_json, number, string, text, timestamp
 
 MAX_OBSERVATIONS_PER_MESSAGE = 1000
+T = TypeVar("T")
 MAX_IDENTITY_KEYS = 32
 MAX_IDENTITY_TEXT = 256
 KNOWN_FIELDS = frozenset(("ts", "source", "track_id", "lon", "lat", "alt_m", "alt_ref", "alt_source", "speed_mps",
@@ -24,18 +27,23 @@ KNOWN_FIELDS = frozenset(("ts", "source", "track_id", "lon", "lat", "alt_m", "al
 
 def parse_observations(ref: topics.ObservationRef, payload: bytes, received_at: datetime,
                        max_bytes: int) -> list[ObservationRow]:
-    doc = load_json(payload, max_bytes)
+    return each_item(load_json(payload, max_bytes), MAX_OBSERVATIONS_PER_MESSAGE, "observation",
+                     lambda item: _observation(ref, item, received_at))
+
+
+def each_item(doc: object, max_items: int, noun: str, parse: Callable[[object], T]) -> list[T]:
+    """`parse` over a JSON object or each of an array of at most `max_items`; a failure names the item."""
     items = doc if isinstance(doc, list) else [doc]
     if not items:
-        raise BadMessage("empty observation array")
-    if len(items) > MAX_OBSERVATIONS_PER_MESSAGE:
-        raise BadMessage(f"more than {MAX_OBSERVATIONS_PER_MESSAGE} observations in one message")
+        raise BadMessage(f"empty {noun} array")
+    if len(items) > max_items:
+        raise BadMessage(f"more than {max_items} {noun}s in one message")
     rows = []
     for i, item in enumerate(items):
         try:
-            rows.append(_observation(ref, item, received_at))
+            rows.append(parse(item))
         except BadMessage as exc:
-            raise BadMessage(f"observation {i}: {exc}" if len(items) > 1 else str(exc)) from None
+            raise BadMessage(f"{noun} {i}: {exc}" if len(items) > 1 else str(exc)) from None
     return rows
 
 

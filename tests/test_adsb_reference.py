@@ -20,7 +20,7 @@ CDG = (49.0097, 2.5479)  # the flight starts on the ground there: surface positi
 @pytest.fixture(scope="module")
 def decoded():
     rows = [json.loads(line) for line in gzip.open(DATA / "full_flight_short.jsonl.gz")]
-    decoder, tracker = ModeSDecoder(), Tracker("test-rx", CDG)
+    decoder, tracker = ModeSDecoder(all_replies=True), Tracker("test-rx", CDG)
     by_index, observations = {}, []
     for i in range(0, len(rows), 4096):  # in chunks, as the bridge reads them: CPR pairs span chunks
         chunk = rows[i:i + 4096]
@@ -92,7 +92,7 @@ def test_the_real_beast_capture_decodes_and_a_corrupted_copy_only_counts_its_bad
     data = (DATA / "sample_dump1090.bin").read_bytes()
     items = list(adsb.beast_file(data, 1_700_000_000.0))
     assert len(items) == 239
-    decoder = ModeSDecoder()
+    decoder = ModeSDecoder(all_replies=True)
     msgs = decoder.decode([t for t, _, _ in items], [f for _, f, _ in items], [s for _, _, s in items])
     stats = decoder.stats
     # every frame passes its CRC; 90 all-call replies (DF11) vouch for addresses, 10 ADS-B messages carry what
@@ -102,7 +102,7 @@ def test_the_real_beast_capture_decodes_and_a_corrupted_copy_only_counts_its_bad
     assert Counter(m.kind for m in msgs if m.df == 17) == {"velocity": 8, "position": 4, "identification": 1}
     # flip one bit in every 10th frame's payload: each becomes a counted CRC failure or an unverified reply
     broken = [f[:5] + bytes((f[5] ^ 0x10,)) + f[6:] if k % 10 == 0 else f for k, (_, f, _) in enumerate(items)]
-    decoder = ModeSDecoder()
+    decoder = ModeSDecoder(all_replies=True)
     msgs = decoder.decode([t for t, _, _ in items], broken)
     bad = decoder.stats["crc_failed"] + decoder.stats["unverified_address"]
     assert decoder.stats["crc_failed"] > 0 and 24 <= bad <= 24 + 6  # the 24 broken frames, and the 6 as before

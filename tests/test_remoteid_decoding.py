@@ -207,7 +207,7 @@ def test_bad_broadcasts_are_dead_letters_with_the_reason(data, reason):
 
 @pytest.mark.parametrize("body,reason", [
     (b"{not json", "malformed JSON"), (b'{"data": 5}', "base64"), (b'{"data": "%%%"}', "not valid base64"),
-    (b"[]", "expected 1-100 broadcasts"), (b'{"data": "AA==", "rssi": "loud"}', "'rssi' must be a number"),
+    (b"[]", "empty broadcast array"), (b'{"data": "AA==", "rssi": "loud"}', "'rssi' must be a number"),
     (b'{"data": "AA==", "transport": "carrier-pigeon"}', "'transport' must be one of"),
     (b'{"data": "AA==", "mac": "a/b"}', "'mac' must be"), (b'{"data": "AA==", "received_at": "yesterday"}', "received_at"),
 ])

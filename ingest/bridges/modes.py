@@ -117,8 +117,12 @@ class ModeSDecoder:
     Stateful only in what a stream needs: the addresses recently heard in CRC-checked frames (to accept the
     address/parity replies) and the caches of decoded field values."""
 
-    def __init__(self, verify_ttl_s: float = 60.0):
+    def __init__(self, verify_ttl_s: float = 60.0, all_replies: bool = False):
+        """`all_replies`: a message for every verified Mode S reply (altitude replies included); otherwise only
+        for those that can change what the tracker knows (a new squawk, a Comm-B callsign)."""
         self.verify_ttl_s = verify_ttl_s
+        self.all_replies = all_replies
+        self._squawks: dict[int, tuple[int, int]] = {}
         self.known: dict[int, float] = {}  # address -> last time heard in a CRC-checked DF11/17/18
         self.stats: Counter = Counter()
         self._meaning: LruCache = LruCache()  # (kind, field bytes) -> decoded fields
@@ -141,7 +145,8 @@ class ModeSDecoder:
                 self.stats["bad_length"] += 1
             else:
                 lst.append(i)
-        rows: list[tuple[int, int, int]] = []  # (batch index, df, address or -1)
+        dfs = np.full(n, -1, dtype=np.int16)  # per batch index: downlink format, address (-1: refused)
+        addresses = np.full(n, -1, dtype=np.int32)
         for width, idx in by_len.items():
             if not idx:
                 continue
@@ -151,29 +156,41 @@ class ModeSDecoder:
             addr = (arr[:, 1].astype(np.int32) << 16) | (arr[:, 2].astype(np.int32) << 8) | arr[:, 3]
             clean = ((df == 17) | (df == 18)) & (residue == 0) | (df == 11) & ((residue & 0xFFFF80) == 0)
             parity = np.isin(df, (0, 4, 5, 16, 20, 21))
-            address = np.where(clean, addr, np.where(parity, residue.astype(np.int32), -1))
-            for k, i in enumerate(idx):
-                rows.append((i, int(df[k]), int(address[k]) if (clean[k] or parity[k]) else -1))
-        rows.sort()
+            dfs[idx] = df
+            addresses[idx] = np.where(clean, addr, np.where(parity, residue.astype(np.int32), -1))
         out: list[Message] = []
-        known, ttl = self.known, self.verify_ttl_s
-        for i, df, address in rows:
-            frame = frames[i]
+        known, ttl, stats, every = self.known, self.verify_ttl_s, self.stats, self.all_replies
+        squawks = self._squawks
+        for i, (df, address) in enumerate(zip(dfs.tolist(), addresses.tolist())):
+            if df < 0:
+                continue  # bad length, counted above
             t = ts[i]
             if address < 0:
-                self.stats["crc_failed" if df in (11, 17, 18) else "unsupported_df"] += 1
+                stats["crc_failed" if df in (11, 17, 18) else "unsupported_df"] += 1
                 continue
-            if df in (11, 17, 18):
+            if df == 17 or df == 18:
                 known[address] = t
-                if df == 11:
-                    self.stats["all_call"] += 1
-                    continue
-                msg = self._adsb(i, t, frame, address, df)
+                msg = self._adsb(i, t, frames[i], address, df)
+            elif df == 11:
+                known[address] = t
+                stats["all_call"] += 1
+                continue
             else:
                 heard = known.get(address)
                 if heard is None or t - heard > ttl:
-                    self.stats["unverified_address"] += 1
+                    stats["unverified_address"] += 1
                     continue
+                frame = frames[i]
+                if not every:  # decode only what can change an aircraft: a new squawk, a Comm-B callsign
+                    if df == 5 or df == 21:
+                        code = (frame[2] & 0x1F, frame[3])
+                        if squawks.get(address) == code and not (df == 21 and frame[4] == 0x20):
+                            stats["reply_unchanged"] += 1
+                            continue
+                        squawks[address] = code
+                    elif not (df == 20 and frame[4] == 0x20):
+                        stats["altitude_reply"] += 1  # positions carry their own altitude
+                        continue
                 msg = self._reply(i, t, frame, address, df)
             if msg is not None:
                 if signal is not None:
@@ -183,6 +200,7 @@ class ModeSDecoder:
             newest = max(known.values())
             for a in [a for a, h in known.items() if newest - h > ttl]:
                 del known[a]
+                squawks.pop(a, None)
         return out
 
     # ------------------------------------------------------------------------------------ ADS-B

@@ -35,6 +35,7 @@ from datetime import datetime, timedelta, timezone
 
 from protocol import topics
 
+from ..observations import each_item
 from ..rows import ObservationRow
 from ..validation import BadMessage, load_json, number, string, timestamp
 from .base import DialectContext, DialectResult
@@ -211,17 +212,9 @@ class RemoteIdDialect:
         if not topics.valid_id(receiver):
             raise BadMessage(f"bad topic: receiver id {receiver[:80]!r} (expected {{root}}/rid/<receiver_id>, "
                              "1-64 of A-Z a-z 0-9 _ . : -)")
-        doc = load_json(payload, ctx.max_payload_bytes)
-        items = doc if isinstance(doc, list) else [doc]
-        if not items or len(items) > MAX_ITEMS:
-            raise BadMessage(f"expected 1-{MAX_ITEMS} broadcasts, got {len(items)}")
-        out = DialectResult()
-        for n, item in enumerate(items):
-            try:
-                out.observations.extend(self._broadcast(item, receiver, received_at, ctx))
-            except BadMessage as exc:
-                raise BadMessage(f"broadcast {n}: {exc}" if len(items) > 1 else str(exc)) from None
-        return out
+        rows = each_item(load_json(payload, ctx.max_payload_bytes), MAX_ITEMS, "broadcast",
+                         lambda item: self._broadcast(item, receiver, received_at, ctx))
+        return DialectResult(observations=[o for obs in rows for o in obs])
 
     def _broadcast(self, item: object, receiver: str, received_at: datetime, ctx: DialectContext) -> list[ObservationRow]:
         if not isinstance(item, dict):

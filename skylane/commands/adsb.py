@@ -47,6 +47,30 @@ def _output(args, settings: Settings, receiver_id: str, live: bool):
     return Output(publish, settings.mqtt_root), close
 
 
+class _Metrics:
+    """The bridge's counters for Prometheus (`--metrics-port`): frames by outcome, observations, aircraft."""
+
+    def __init__(self, bridge):
+        self.bridge = bridge
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+        rx = self.bridge.receiver_id
+        frames = CounterMetricFamily("skylane_adsb_frames", "Frames read from the receiver, by outcome "
+                                     "(refused ones by reason: crc_failed, unverified_address, ...)",
+                                     labels=["receiver", "outcome"])
+        for key, value in {**self.bridge.decoder.stats, **self.bridge.tracker.stats, **self.bridge.stats}.items():
+            if key not in ("cache_hits", "library_calls", "observations"):
+                frames.add_metric([rx, key], value)
+        yield frames
+        obs = CounterMetricFamily("skylane_adsb_observations", "Observations published", labels=["receiver"])
+        obs.add_metric([rx], self.bridge.stats["observations"])
+        yield obs
+        up = GaugeMetricFamily("skylane_adsb_receiver_online", "1 while frames flow", labels=["receiver"])
+        up.add_metric([rx], 1.0 if self.bridge.online else 0.0)
+        yield up
+
+
 def cmd_adsb(args, settings: Settings) -> int:
     from ingest.bridges import adsb
     from ingest.bridges.framing import iso_or_epoch
@@ -66,6 +90,10 @@ def cmd_adsb(args, settings: Settings) -> int:
         return 1
     bridge = adsb.AdsbBridge(output, receiver_id, receiver, silence_s=args.silence,
                              progress=ProgressReporter(log, f"adsb {receiver_id}"))
+    if args.metrics_port:
+        from prometheus_client import REGISTRY, start_http_server
+        REGISTRY.register(_Metrics(bridge))
+        start_http_server(args.metrics_port, addr="127.0.0.1")
     started = time.monotonic()
     try:
         if args.file:
@@ -107,4 +135,5 @@ def register(sub) -> None:
     s.add_argument("--lon", type=float, help="the receiver's longitude")
     s.add_argument("--silence", type=float, default=60.0, help="seconds without frames before the receiver is offline")
     s.add_argument("--stdout", action="store_true", help="print observations as JSON lines instead of publishing")
+    s.add_argument("--metrics-port", type=int, help="serve Prometheus metrics (frames by outcome) on 127.0.0.1:PORT")
     s.set_defaults(func=cmd_adsb)
