@@ -63,7 +63,10 @@ class Simulator:
         max_pending: int = DEFAULT_MAX_PENDING,
         device_wills: bool = False,
         sharded: bool = False,
+        dialect=None,
     ) -> None:
+        """`dialect`: a devices.vendor_sim.VendorSpeaker; its devices speak a vendor's format (DJI, MAVLink,
+        ChirpStack, The Things Stack) instead of the contract's."""
         if not hz > 0:
             raise ValueError("hz must be > 0")
         if qos not in (0, 1, 2):
@@ -97,6 +100,7 @@ class Simulator:
                         "per-device wills", n_devices, MAX_PRESENCE_SESSIONS)
         self.device_wills = device_wills and n_devices <= MAX_PRESENCE_SESSIONS
         self._presence: list = []
+        self.dialect = dialect
 
     def _device_ids(self) -> list[str]:
         return [d.uav_id for d in self.drones] + [s.sensor_id for s in self.sensors]
@@ -147,10 +151,12 @@ class Simulator:
             self.stats.dropped += len(self.drones)
             return
         t = k / self.hz
-        for plan, topic in zip(self.plans, self._telemetry_topics):
-            body = payloads.telemetry(plan.fix(t), seq, due)
-            if pub.publish(topic, payloads.encode(body), qos=self.qos, stop=stop) is None:
-                return
+        for plan, topic, drone in zip(self.plans, self._telemetry_topics, self.drones):
+            fix = plan.fix(t)
+            msgs = None if self.dialect is None else self.dialect.telemetry(drone.uav_id, fix, seq, due)
+            for topic_, body in [(topic, payloads.encode(payloads.telemetry(fix, seq, due)))] if msgs is None else msgs:
+                if pub.publish(topic_, body, qos=self.qos, stop=stop) is None:
+                    return
             self.stats.telemetry += 1
 
     def _publish_reading(self, pub: BoundedPublisher, i: int, due: float, start: float,
@@ -159,8 +165,11 @@ class Simulator:
             self.stats.dropped += 1
             return
         spec = self.sensors[i]
-        pack = payloads.senml_pack(spec.sensor_id, due, read_sensor(spec, due - start, due))
-        if pub.publish(self._reading_topics[i], payloads.encode(pack), qos=self.qos, stop=stop) is not None:
+        reading = read_sensor(spec, due - start, due)
+        msgs = None if self.dialect is None else self.dialect.reading(spec, due, reading)
+        if msgs is None:
+            msgs = [(self._reading_topics[i], payloads.encode(payloads.senml_pack(spec.sensor_id, due, reading)))]
+        if all(pub.publish(topic, body, qos=self.qos, stop=stop) is not None for topic, body in msgs):
             self.stats.readings += 1
 
     def _counters(self, pub: BoundedPublisher | None, lag: float = 0.0) -> dict[str, int | float]:
@@ -191,6 +200,8 @@ class Simulator:
                 self._announce(pub, payloads.OFFLINE, None)
                 pub.drain(timeout=SHUTDOWN_TIMEOUT_S)
             self._close_presence()
+            if self.dialect is not None:
+                self.dialect.close()
             close_client(client)
             reporter.report(self._counters(None))
         return self.stats

@@ -137,19 +137,62 @@ def cmd_api(args, settings: Settings) -> int:
 
 
 def cmd_simulate(args, settings: Settings) -> int:
-    from devices.fleet import make_fleet
     from devices.simulator import Simulator
-
-    from ..wiring import read_zone_file, register_fleet
-    drones, sensors = make_fleet(read_zone_file(settings), args.drones, args.sensors, args.seed,
-                                 rate_scale=args.rate_scale)
+    drones, sensors, speaker = _fleet(settings, args)
     if args.register:
-        register_fleet(settings, drones, sensors, args.hz)
-    log.info("simulating %d drones and %d sensors at %s Hz", len(drones), len(sensors), args.hz)
+        _register_fleet(settings, drones, sensors, args.hz, speaker)
+    log.info("simulating %d drones and %d sensors at %s Hz%s", len(drones), len(sensors), args.hz,
+             f", speaking {args.dialect}" if args.dialect else "")
     sim = Simulator(settings.service_url("simulator"), settings.mqtt_root, drones, sensors, hz=args.hz,
-                    device_wills=args.device_wills, sharded=args.sharded)
+                    device_wills=args.device_wills, sharded=args.sharded, dialect=speaker)
     sim.run(stop_on_signals(), duration_s=args.duration)
     return 0
+
+
+def _fleet(settings: Settings, args):
+    """(drones, sensors, the dialect they speak or None) as `skylane simulate` flies them (devices/vendor_sim.py)."""
+    from devices.fleet import make_fleet
+
+    from ..wiring import read_zone_file
+    drones, sensors = make_fleet(read_zone_file(settings), args.drones, args.sensors, args.seed,
+                                 rate_scale=args.rate_scale)
+    if not args.dialect:
+        return drones, sensors, None
+    from devices.vendor_sim import VendorSpeaker, dialect_fleet
+    drones, sensors = dialect_fleet(args.dialect, drones, sensors)
+    return drones, sensors, VendorSpeaker(args.dialect, drones, sensors, args.mavlink_target)
+
+
+def _register_fleet(settings: Settings, drones, sensors, hz: float, speaker) -> None:
+    """The simulated devices in the registry, with the vendor properties their dialect maps them by."""
+    from devices.registry import fleet_records
+
+    from ..wiring import register_devices, register_fleet
+    if speaker is None:
+        register_fleet(settings, drones, sensors, hz)
+        return
+    n = register_devices(settings, speaker.records(fleet_records(drones, sensors, hz=hz)))
+    log.info("registered %d simulated devices speaking %s", n, speaker.dialect)
+
+
+# `skylane demo`: one device of each dialect beside the native fleet: (dialect, drones, sensors, seed)
+DEMO_DIALECTS = (("dji", 1, 0, 18), ("mavlink", 1, 0, 19), ("chirpstack", 0, 1, 20), ("tts", 0, 1, 21))
+
+
+def _demo_dialects(settings: Settings, mavlink_port: int) -> list[tuple[str, list[str]]]:
+    """Register the demo's dialect devices (before ingest starts: it maps vendor ids with the registry it read at
+    start) and return the child processes that run them: the MAVLink bridge and one simulator per dialect."""
+    target = f"udp:127.0.0.1:{mavlink_port}"
+    children = [("bridge", ["bridge", "mavlink", "--listen", target, "--refresh", "5"])]
+    for dialect, n_drones, n_sensors, seed in DEMO_DIALECTS:
+        argv = ["--dialect", dialect, "--drones", str(n_drones), "--sensors", str(n_sensors), "--seed", str(seed),
+                "--mavlink-target", target]
+        args = argparse.Namespace(drones=n_drones, sensors=n_sensors, seed=seed, rate_scale=1.0, dialect=dialect,
+                                  mavlink_target=target)
+        drones, sensors, speaker = _fleet(settings, args)
+        _register_fleet(settings, drones, sensors, 1.0, speaker)
+        children.append((f"simulate-{dialect}", ["simulate", *argv]))
+    return children
 
 
 def cmd_demo(args, settings: Settings) -> int:
@@ -170,15 +213,19 @@ def cmd_demo(args, settings: Settings) -> int:
     keys = demo_keys(settings)
     register_devices(settings, [DeviceRecord(DEMO_DEVICE, "uav", name="test drone for mosquitto_pub",
                                              owner="Skylane demo fleet")])
+    dialects = _demo_dialects(settings, args.mavlink_port)
     me = [sys.executable, "-m", "skylane"]
     # The simulated drones fly without filed clearances, so the demo does not raise uncleared_flight for
     # every one of them (set SKYLANE_REQUIRE_CLEARANCE=1 to see it); violations are raised as always.
-    env = {**os.environ, "SKYLANE_REQUIRE_CLEARANCE": os.environ.get("SKYLANE_REQUIRE_CLEARANCE", "0")}
+    # Ingest speaks every dialect (SKYLANE_DIALECTS=all): one DJI aircraft, one MAVLink vehicle (through the bridge),
+    # one ChirpStack and one The Things Stack sensor fly and report beside the native fleet.
+    env = {**os.environ, "SKYLANE_REQUIRE_CLEARANCE": os.environ.get("SKYLANE_REQUIRE_CLEARANCE", "0"),
+           "SKYLANE_DIALECTS": os.environ.get("SKYLANE_DIALECTS", "all")}
     # own sessions: Ctrl-C reaches only this process, which then stops each child once, in order
     children = {name: subprocess.Popen([*me, *argv], start_new_session=True, env=env) for name, argv in (
         ("ingest", ["ingest"]), ("api", ["api"]),
         ("simulate", ["simulate", "--register", "--device-wills", "--drones", str(args.drones),
-                      "--sensors", str(args.sensors)]))}
+                      "--sensors", str(args.sensors)]), *dialects)}
     stop = stop_on_signals()
     url = f"http://{settings.api_host}:{settings.api_port}/"
     healthy = _wait_http(url + "v1/health", 60, stop)
@@ -272,9 +319,16 @@ def register(sub) -> None:
                    help="publish under {root}/shard/{s}/... so `skylane ingest --workers N` spreads the fleet")
     s.add_argument("--device-wills", action="store_true",
                    help="each device its own MQTT presence session with a last will (offline when killed)")
+    s.add_argument("--dialect", choices=("dji", "mavlink", "chirpstack", "tts"),
+                   help="the devices speak a vendor's format (docs/devices.md): DJI Cloud API aircraft under a dock, "
+                        "MAVLink 2 autopilots over UDP to `skylane bridge mavlink`, ChirpStack or The Things Stack "
+                        "LoRaWAN uplinks; ids get the dialect's prefix (DJI-, MAV-, CS-, TTS-)")
+    s.add_argument("--mavlink-target", default="udp:127.0.0.1:14550",
+                   help="--dialect mavlink: where the bridge listens (its --listen)")
     s.set_defaults(func=cmd_simulate)
 
     s = sub.add_parser("demo", help="services up, then ingest, API and simulator until Ctrl-C")
     s.add_argument("--drones", type=int, default=12)
     s.add_argument("--sensors", type=int, default=30)
+    s.add_argument("--mavlink-port", type=int, default=14550, help="UDP port of the demo's MAVLink bridge")
     s.set_defaults(func=cmd_demo)

@@ -1,0 +1,158 @@
+"""`skylane bridge mavlink` with real MAVLink 2 traffic made by pymavlink: several vehicles on one UDP link reach the
+database through the broker and ingest like native devices, presence follows their heartbeats, unregistered system
+ids and CRC failures are counted and never stop the bridge, and a failed TCP link is reopened."""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import socket
+import threading
+import time
+
+import pytest
+
+from devices.flight import Fix
+from devices.registry import DeviceRecord
+from devices.vendor_payloads import MavlinkVehicle
+from ingest.bridges.mavlink import BAD_FRAMES, UNREGISTERED, MavlinkTranslator, parse_listen
+from protocol import topics
+
+from .dialect_support import Mqtt, count, register, send_udp, start_bridge, wait_count
+from .helpers import free_port, start_ingester, wait_until
+
+NO_FLY = (121.4885, 31.044)  # inside R-BR-MP (prohibited, 0-150 m AGL)
+CRUISE = (121.50, 31.05)
+
+
+def _fix(lon: float, lat: float, alt_agl: float = 50.0, status: str = "Airborne") -> Fix:
+    return Fix(lon, lat, alt_agl, 8.0, 45.0, 0.5, status, 76.0)
+
+
+def test_listen_specs_and_link_names():
+    assert parse_listen("udp:0.0.0.0:14550").device == "udpin:0.0.0.0:14550"
+    assert parse_listen("udp:0.0.0.0:14550").name == "udp:14550"
+    assert parse_listen("tcp:127.0.0.1:5760").name == "tcp:5760"
+    assert parse_listen("tcpin:0.0.0.0:5761").device == "tcpin:0.0.0.0:5761"
+    assert (parse_listen("serial:/dev/ttyACM0:115200").name, parse_listen("serial:/dev/ttyACM0:115200").baud) == (
+        "serial:ttyACM0", 115200)
+    assert parse_listen("udp:0.0.0.0:14550", "radio-1").name == "radio-1"
+    for bad in ("udp:14550", "bogus:1:2", "tcp:host:port", "serial:"):
+        with pytest.raises(ValueError):
+            parse_listen(bad)
+
+
+def test_the_translator_maps_heartbeat_position_battery_and_landed_state():
+    from pymavlink.dialects.v20 import common
+    now = time.time()
+    v = MavlinkVehicle(7, now - 60)
+    parser = common.MAVLink(None)
+    t = MavlinkTranslator("r/v1", "udp:1", {"udp:1/7": "MAV7"}.get, max_hz=0)
+    out = [m for frame in v.frames(_fix(*CRUISE), now) for msg in parser.parse_buffer(frame) or []
+           for m in t.handle(msg, now)]
+    assert [(m.topic, m.retain) for m in out] == [("r/v1/device/MAV7/status", True), ("r/v1/uav/MAV7/telemetry", False)]
+    fix = json.loads(out[1].payload)
+    assert fix["alt_ref"] == "AMSL" and fix["alt_m"] == pytest.approx(54.0)  # 50 m AGL + the 4 m ground
+    assert (fix["status"], fix["battery_pct"], fix["speed_mps"], fix["track_deg"]) == ("Airborne", 76.0, 8.0, 45.0)
+    assert abs(fix["vspeed_mps"] - 0.5) < 1e-9  # MAVLink's vz is down
+    ground = [m for frame in v.frames(_fix(*CRUISE, 0.0, "Ground"), now + 1) for msg in parser.parse_buffer(frame) or []
+              for m in t.handle(msg, now + 1)]
+    assert json.loads(ground[0].payload)["status"] == "Ground"  # EXTENDED_SYS_STATE: on the ground
+    assert [m.payload for m in t.tick(now + 10)] == [b"offline"]  # heartbeats stopped
+
+
+@pytest.mark.integration
+def test_vehicles_on_one_udp_link_reach_the_database_like_native_ones(system):
+    ing, ingest = start_ingester(system)
+    bridge, runner, port = start_bridge(system, refresh_s=0.5)
+    register(system, DeviceRecord("MAV-1", "uav", properties={"mavlink": f"udp:{port}/1"}),
+             DeviceRecord("MAV-2", "uav", properties={"mavlink": f"udp:{port}/2"}))
+    watch = Mqtt(system, topics.status(system.mqtt_root, "+"))
+    unregistered = UNREGISTERED._value.get()
+    try:
+        assert bridge.connected.wait(10)
+        wait_until(lambda: bridge.translator.lookup(f"udp:{port}/2"), 10, "the bridge did not re-read the registry")
+        now = time.time()
+        one, two, stranger = MavlinkVehicle(1, now - 30), MavlinkVehicle(2, now - 30), MavlinkVehicle(9, now - 30)
+        for k in range(3):
+            send_udp(port, *one.frames(_fix(*NO_FLY), now + k * 0.2), *two.frames(_fix(*CRUISE), now + k * 0.2),
+                     *stranger.frames(_fix(*CRUISE), now + k * 0.2))
+            time.sleep(0.2)
+        db = system.database_url
+        wait_count(db, "SELECT count(*) FROM airspace_events WHERE uav_id = 'MAV-1' AND kind = 'no_fly_violation'")
+        wait_count(db, "SELECT count(*) FROM uav_telemetry WHERE uav_id = 'MAV-2' AND alt_ref = 'AMSL'")
+        assert count(db, "SELECT count(*) FROM uav_telemetry WHERE uav_id NOT IN ('MAV-1', 'MAV-2')") == 0
+        assert UNREGISTERED._value.get() > unregistered
+        wait_count(db, "SELECT count(*) FROM devices WHERE device_id IN ('MAV-1', 'MAV-2') AND online", at_least=2)
+    finally:
+        runner.close()
+        watch_offline = wait_until(lambda: [t for t, p in list(watch.got.queue) if p == b"offline"], 10,
+                                   "the bridge said nothing when it stopped")
+        watch.close()
+        ingest.close()
+    assert sorted(watch_offline) == [topics.status(system.mqtt_root, "MAV-1"), topics.status(system.mqtt_root, "MAV-2")]
+
+
+@pytest.mark.integration
+def test_crc_failures_and_garbage_are_counted_and_the_bridge_goes_on(system):
+    bridge, runner, port = start_bridge(system, refresh_s=0.5)
+    register(system, DeviceRecord("MAV-C", "uav", properties={"mavlink": f"udp:{port}/4"}))
+    watch = Mqtt(system, topics.telemetry(system.mqtt_root, "MAV-C"))
+    try:
+        assert bridge.connected.wait(10)
+        wait_until(lambda: bridge.translator.lookup(f"udp:{port}/4"), 10, "the bridge did not re-read the registry")
+        v = MavlinkVehicle(4, time.time() - 30)
+        bad_before = BAD_FRAMES._value.get()
+        good = v.position(_fix(*CRUISE), time.time())
+        corrupted = bytearray(good)
+        corrupted[-1] ^= 0xFF  # the CRC's last byte
+        send_udp(port, bytes(corrupted), os.urandom(64), b"\xfd\xff" + os.urandom(20), good[:12])
+        wait_until(lambda: BAD_FRAMES._value.get() > bad_before, 10, "bad frames not counted")
+        got = None
+        for _ in range(50):  # the parser resynchronises within a few frames of the garbage
+            send_udp(port, v.heartbeat(True), v.position(_fix(*CRUISE), time.time()))
+            try:
+                got = watch.next(0.2)
+                break
+            except queue.Empty:
+                continue
+        assert got is not None, "no fix after the bad frames"
+        topic, payload = got
+        assert topic == topics.telemetry(system.mqtt_root, "MAV-C") and json.loads(payload)["lat"] == CRUISE[1]
+        assert runner.thread.is_alive()
+    finally:
+        watch.close()
+        runner.close()
+
+
+@pytest.mark.integration
+def test_a_failed_tcp_link_is_reopened_and_a_restarted_bridge_goes_on(system):
+    """The bridge connects to a vehicle serving TCP (as SITL does on 5760); the vehicle drops the connection, the
+    bridge connects again; then the bridge itself restarts on the same link and the fixes keep coming."""
+    port = free_port()
+    register(system, DeviceRecord("MAV-T", "uav", properties={"mavlink": f"tcp:{port}/5"}))
+    watch = Mqtt(system, topics.telemetry(system.mqtt_root, "MAV-T"))
+    v = MavlinkVehicle(5, time.time() - 30)
+    seen: list[float] = []
+
+    def serve_once(server: socket.socket, lat: float) -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.sendall(v.heartbeat(True) + v.position(_fix(121.5, lat), time.time()))
+            seen.append(json.loads(watch.next(15)[1])["lat"])
+    try:
+        for run in range(2):
+            server = socket.create_server(("127.0.0.1", port))  # (a new one: the last bridge's reconnect is gone)
+            server.settimeout(20)
+            bridge, runner, _ = start_bridge(system, listen=f"tcp:127.0.0.1:{port}", max_hz=0)
+            try:
+                for lat in (31.051 + run / 100, 31.052 + run / 100):  # the second after the vehicle hung up
+                    t = threading.Thread(target=serve_once, args=(server, lat))
+                    t.start()
+                    t.join(30)
+            finally:
+                runner.close()
+                server.close()
+    finally:
+        watch.close()
+    assert seen == [31.051, 31.052, 31.061, 31.062]
