@@ -249,3 +249,21 @@ def test_a_receiver_that_restarts_is_reconnected_and_its_silence_is_reported():
         rx.drop()
     assert not thread.is_alive()
 
+
+
+def test_skylane_adsb_decodes_a_capture_file_and_counts_its_bad_lines(tmp_path, capsys, caplog):
+    import logging
+
+    from skylane.cli import main
+    caplog.set_level(logging.INFO, logger="skylane.adsb")
+    lines = [orjson.dumps({"timestamp": T0 + k * 0.1, "frame": f.hex()})
+             for k, f in enumerate(encode.aircraft_frames("7800ab", 31.0456, 121.4912, 500, callsign="B7215",
+                                                          category="A7", groundspeed_kt=80, track_deg=45))]
+    capture = tmp_path / "frames.jsonl"
+    capture.write_bytes(b"\n".join(lines[:2] + [b'{"frame": 12}', b"not json"] + lines[2:]) + b"\n")
+    assert main(["adsb", "--file", str(capture), "--stdout", "--receiver-id", "rx-test"]) == 0
+    out = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [o["topic"] for o in out] == ["skylane/v1/obs/adsb/7800ab"]
+    assert out[0]["payload"]["identity"]["category_name"] == "rotorcraft"
+    assert out[0]["payload"]["receiver_id"] == "rx-test" and out[0]["payload"]["ts"].startswith("2026-11-30")
+    assert "'bad_json_line': 2" in caplog.text and "'frames': 4" in caplog.text
