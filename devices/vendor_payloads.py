@@ -190,6 +190,27 @@ class MavlinkVehicle:
             int(round((fix.alt_m - home_agl_m) * 1000)), int(round(north * 100)), int(round(east * 100)),
             int(round(-fix.vspeed_mps * 100)), int(round(fix.track_deg * 100)) % 36000).pack(self.mav)
 
+    def remote_id(self, fix: Fix, epoch_s: float, serial: str) -> list[bytes]:
+        """OPEN_DRONE_ID_BASIC_ID and _LOCATION as an autopilot with Remote ID sends them (ArduPilot's
+        OpenDroneID driver): the serial number, then position, speed, heights (geodetic: WGS84 through the vertical
+        model; height above take-off) and the time since the full hour."""
+        import math
+        c = self.common
+        status = {"Ground": c.MAV_ODID_STATUS_GROUND, "Airborne": c.MAV_ODID_STATUS_AIRBORNE,
+                  "Emergency": c.MAV_ODID_STATUS_EMERGENCY}.get(fix.status, c.MAV_ODID_STATUS_UNDECLARED)
+        amsl = float(self.vertical.to_amsl(fix.alt_m, "AGL"))
+        geodetic = float(self.vertical.from_amsl(amsl, "WGS84"))
+        uas_id = list(serial.encode()[:20].ljust(20, b"\0"))
+        basic = self.mav.open_drone_id_basic_id_encode(0, 0, [0] * 20, c.MAV_ODID_ID_TYPE_SERIAL_NUMBER,
+                                                       c.MAV_ODID_UA_TYPE_HELICOPTER_OR_MULTIROTOR, uas_id)
+        loc = self.mav.open_drone_id_location_encode(
+            0, 0, [0] * 20, status, int(round(fix.track_deg * 100)) % 36000, int(round(fix.speed_mps * 100)),
+            int(round(fix.vspeed_mps * 100)), int(round(fix.lat * 1e7)), int(round(fix.lon * 1e7)), amsl, geodetic,
+            c.MAV_ODID_HEIGHT_REF_OVER_TAKEOFF, fix.alt_m, c.MAV_ODID_HOR_ACC_3_METER, c.MAV_ODID_VER_ACC_3_METER,
+            c.MAV_ODID_VER_ACC_3_METER, c.MAV_ODID_SPEED_ACC_1_METERS_PER_SECOND, math.fmod(epoch_s, 3600.0),
+            c.MAV_ODID_TIME_ACC_0_1_SECOND)
+        return [basic.pack(self.mav), loc.pack(self.mav)]
+
     def frames(self, fix: Fix, epoch_s: float) -> list[bytes]:
         """What an autopilot sends in one second, in one list: heartbeat, time, state, battery, position."""
         airborne = fix.status == "Airborne"

@@ -4,7 +4,7 @@
   `thing/product/{sn}/osd` at the drone rate, the dock's `update_topo` on `sys/product/{dock_sn}/status` at start
   and every TOPO_EVERY_S, the dock's environment OSD every DOCK_EVERY_S;
 - mavlink: each drone is a PX4 autopilot sending MAVLink 2 over UDP to the MAVLink bridge (`--mavlink-target`),
-  system ids 1, 2, ... on one link;
+  system ids 1, 2, ... on one link, with its Remote ID (OPEN_DRONE_ID Basic ID and Location; registry `rid_serial`);
 - chirpstack / tts: each sensor is a LoRaWAN device whose uplinks (frame counters from 1, decoded fields named
   after its metrics) come from ChirpStack's MQTT integration or The Things Stack.
 The other devices speak the contract. Every device gets an id of its own (PREFIX: "DJI-uav-001"), so a dialect
@@ -84,7 +84,7 @@ class VendorSpeaker:
             if self.dialect == "dji" and rec.device_id in self.sns:
                 props = {"dji_sn": self.sns[rec.device_id], "dji_gateway": self.dock_sn}
             elif self.dialect == "mavlink" and rec.device_id in self.sysids:
-                props = {"mavlink": f"{self.link}/{self.sysids[rec.device_id]}"}
+                props = {"mavlink": f"{self.link}/{self.sysids[rec.device_id]}", "rid_serial": self.sns[rec.device_id]}
             elif self.dialect in ("chirpstack", "tts") and rec.kind == "sensor":
                 units = {m: rec.units.get(m, "") for m in rec.metrics}
                 props = {"dev_eui": dev_eui(rec.device_id), "metric_map": metric_map(units)}
@@ -108,7 +108,8 @@ class VendorSpeaker:
         if self.dialect == "mavlink" and uav_id in self._vehicles:
             if self._udp is None:
                 self._udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            for frame in self._vehicles[uav_id].frames(fix, epoch_s):
+            vehicle = self._vehicles[uav_id]
+            for frame in vehicle.frames(fix, epoch_s) + vehicle.remote_id(fix, epoch_s, self.sns[uav_id]):
                 try:
                     self._udp.sendto(frame, self._address)
                 except OSError:  # nobody listening (the bridge not up yet): like a radio link, it is lost

@@ -23,7 +23,7 @@ Least privilege (root `R`, replay roots under `replay/`):
 | skylane-admin | `R/control/#` | `R/control/#` |
 | skylane-receiver (`skylane adsb`, surveillance bridges) | nothing | `R/obs/#`, `R/rid/#`, `R/device/+/status` (its receivers' presence) |
 | a registered Remote ID receiver `X` (`"rid_receiver": true`) | as its kind | as its kind, and `R/rid/X` |
-| skylane-bridge (`skylane bridge mavlink`) | nothing | device topics |
+| skylane-bridge (`skylane bridge mavlink`) | nothing | device topics, `R/rid/#` (autopilots' own Remote ID) |
 | skylane-lns (a LoRaWAN network server's MQTT integration) | its command topics | `application/#`, `v3/#` |
 | DJI gateway `SN` (a dock, or an RC running DJI Pilot 2; device listener) | its `sys/product/SN/status_reply` and `thing/product/SN/{services,events_reply,requests_reply,property/set}` | `sys/product/SN/status`, `thing/product/SN/{osd,state,events,requests,services_reply,property/set_reply}`, and `thing/product/A/{osd,state,events}` of each aircraft `A` that names it as `dji_gateway` |
 Every service account but skylane-lns (a system outside Skylane) may read and write `replay/#` (replays and the
@@ -189,7 +189,7 @@ def service_accounts(root: str, secret: bytes) -> list[Account]:
         "simulator": (DJI_REPLIES, devices + DIALECT_DEVICE_TOPICS),
         "admin": ((control,), (control,)),
         "receiver": ((), (f"{root}/obs/#", f"{root}/rid/#", f"{root}/device/+/status")),
-        "bridge": ((), devices),
+        "bridge": ((), devices + (f"{root}/rid/#",)),
         "lns": (LNS_READ, LNS_WRITE),
     }
     replay = {role: () if role in EXTERNAL_ROLES else (REPLAY_TREE,) for role in grants}

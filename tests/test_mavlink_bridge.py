@@ -156,3 +156,49 @@ def test_a_failed_tcp_link_is_reopened_and_a_restarted_bridge_goes_on(system):
     finally:
         watch.close()
     assert seen == [31.051, 31.052, 31.061, 31.062]
+
+
+def test_an_autopilots_remote_id_becomes_the_broadcast_it_describes():
+    """OPEN_DRONE_ID_BASIC_ID and _LOCATION (pymavlink) through the translator decode, with the Remote ID dialect's
+    own decoder, to the same serial, position, speed and heights; MESSAGE_PACK is passed on as a pack."""
+    import base64
+
+    from pymavlink.dialects.v20 import common
+
+    from ingest.dialects import remoteid
+    now = time.time()
+    v = MavlinkVehicle(6, now - 10)
+    parser = common.MAVLink(None)
+    t = MavlinkTranslator("r/v1", "udp:1", lambda key: None, receiver_id="rx-gcs")  # no registration needed
+    out = [m for frame in v.remote_id(_fix(*CRUISE), now, "1596A303716430A") for msg in parser.parse_buffer(frame)
+           for m in t.handle(msg, now)]
+    assert [m.topic for m in out] == ["r/v1/rid/rx-gcs"] * 2
+    body = json.loads(out[1].payload)
+    assert body["session"] == "mavlink.udp:1.6"
+    basic, loc = remoteid.decode(base64.b64decode(body["data"]))  # the Location packed with the Basic ID
+    assert (basic["uas_id"], basic["id_type"], loc["status"]) == ("1596A303716430A", "serial_number", "airborne")
+    assert loc["lat"] == pytest.approx(CRUISE[1], abs=1e-7) and loc["lon"] == pytest.approx(CRUISE[0], abs=1e-7)
+    assert (loc["speed_mps"], loc["track_deg"], loc["height_m"], loc["geodetic_alt_m"]) == (8.0, 45.0, 50.0, 64.0)
+    raw = [base64.b64decode(json.loads(m.payload)["data"]) for m in out]
+    pack = v.mav.open_drone_id_message_pack_encode(0, 0, [0] * 20, 25, 2, list((raw[0] + raw[1][-25:]).ljust(225,
+                                                                                                            b"\0")))
+    (forwarded,) = t.handle(parser.parse_buffer(pack.pack(v.mav))[0], now)
+    assert remoteid.decode(base64.b64decode(json.loads(forwarded.payload)["data"])) == [basic, loc]
+
+
+@pytest.mark.integration
+def test_remote_id_from_an_autopilot_reaches_the_air_picture(system):
+    ing, ingest = start_ingester(system.with_(dialects=("remoteid",)))
+    bridge, runner, port = start_bridge(system, refresh_s=0.5)
+    try:
+        assert bridge.connected.wait(10)
+        v = MavlinkVehicle(8, time.time() - 30)
+        serial = "1596TEST" + str(port)
+        for _ in range(3):
+            send_udp(port, *v.remote_id(_fix(*CRUISE), time.time(), serial))
+            time.sleep(0.2)
+        wait_count(system.database_url, "SELECT count(*) FROM observations WHERE source = 'rid' AND track_id = %s",
+                   serial)
+    finally:
+        runner.close()
+        ingest.close()

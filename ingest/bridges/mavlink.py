@@ -11,18 +11,24 @@ Listens (or connects) with pymavlink, MAVLink 1 and 2, several vehicles on one l
   EXTENDED_SYS_STATE       landed_state (on ground / in air), preferred over the armed state when sent
   SYS_STATUS, BATTERY_STATUS  battery_remaining (%) -> battery_pct
   SYSTEM_TIME              the vehicle's UTC clock: fixes are stamped boot time + offset (else the receive time)
-  OPEN_DRONE_ID_*          counted (the Remote ID path takes raw broadcasts from receivers, not from this bridge)
+  OPEN_DRONE_ID_*          the autopilot's own Remote ID, encoded back into the ASTM F3411 broadcast
+                           (ingest/bridges/mavlink_remoteid.py) and published on the Remote ID path
+                           {root}/rid/{receiver_id} (the bridge is that receiver, --receiver-id), with the vehicle
+                           as the broadcaster's session; a Location travels in a pack with the last Basic ID
 
 A vehicle is its link and MAVLink system id, "{link}/{sysid}" (link: "udp:14550", "tcp:5760", "serial:ttyUSB0", or
---link), which the registry property `mavlink` maps to a registered UAV. Messages of unmapped system ids, and frames
+--link), which the registry property `mavlink` maps to a registered UAV (Remote ID needs no registration: it names
+the aircraft itself, and an unregistered one is what surveillance looks for). Messages of unmapped system ids, and frames
 that fail MAVLink's CRC or framing, are counted (skylane_bridge_mavlink_*) and logged, never fatal. A link that
 fails (serial unplugged, TCP peer gone) is reopened with backoff; the broker connection reconnects by itself.
 """
 from __future__ import annotations
 
+import base64
 import logging
 import math
 import os
+import re
 import threading
 import time
 import uuid
@@ -38,6 +44,7 @@ from protocol.times import rfc3339
 
 from ..dialects.base import RegistryView
 from ..rows import OutMessage
+from . import mavlink_remoteid as odid
 
 os.environ.setdefault("MAVLINK20", "1")  # pymavlink's MAVLink 2 dialects (they parse MAVLink 1 frames too)
 from pymavlink import mavutil  # noqa: E402
@@ -105,11 +112,14 @@ class MavlinkTranslator:
     """MAVLink messages in, the contract's messages out. No I/O: the clock comes in with each message, and
     `lookup("{link}/{sysid}")` gives the registered UAV (None: unregistered)."""
 
-    def __init__(self, root: str, link: str, lookup: Callable[[str], str | None], max_hz: float = 10.0):
+    def __init__(self, root: str, link: str, lookup: Callable[[str], str | None], max_hz: float = 10.0,
+                 receiver_id: str | None = None):
         self.root, self.link, self.lookup = root, link, lookup
         self.min_interval = 1.0 / max_hz if max_hz > 0 else 0.0
         self.vehicles: dict[int, Vehicle] = {}
         self._warned: dict[int, float] = {}
+        self.receiver_id = receiver_id or as_id(f"mavlink-{link}")
+        self._basic_ids: dict[int, bytes] = {}  # system id -> its last Basic ID broadcast
 
     def vehicle(self, sysid: int, now: float) -> Vehicle | None:
         v = self.vehicles.get(sysid)
@@ -133,6 +143,8 @@ class MavlinkTranslator:
             BAD_FRAMES.inc()
             log.debug("bad MAVLink frame: %s", getattr(msg, "reason", ""))
             return []
+        if kind in odid.ENCODERS:
+            return self._remote_id(msg, kind, now)
         handler = self._HANDLERS.get(kind)
         if handler is None:
             return []
@@ -199,14 +211,23 @@ class MavlinkTranslator:
             v.boot_offset_s = msg.time_unix_usec / 1e6 - msg.time_boot_ms / 1000.0
         return []
 
-    def _open_drone_id(self, v: Vehicle, msg, now: float) -> list[OutMessage]:
-        return []  # counted in MESSAGES by type (see the module docstring)
+    def _remote_id(self, msg, kind: str, now: float) -> list[OutMessage]:
+        """An OPEN_DRONE_ID message as the broadcast a receiver would have heard (module docstring)."""
+        sysid = msg.get_srcSystem()
+        data = odid.ENCODERS[kind](msg)
+        if data is None:
+            return []
+        if kind == "OPEN_DRONE_ID_BASIC_ID":
+            self._basic_ids[sysid] = data
+        elif kind == "OPEN_DRONE_ID_LOCATION" and sysid in self._basic_ids:
+            data = odid.pack([self._basic_ids[sysid], data])
+        body = {"received_at": rfc3339(now), "session": as_id(f"mavlink.{self.link}.{sysid}"),
+                "data": base64.b64encode(data).decode()}
+        PUBLISHED.labels("remote_id").inc()
+        return [OutMessage(topics.remote_id(self.root, self.receiver_id), orjson.dumps(body), 1, False)]
 
     _HANDLERS = {"HEARTBEAT": _heartbeat, "GLOBAL_POSITION_INT": _position, "EXTENDED_SYS_STATE": _landed,
-                 "SYS_STATUS": _battery, "BATTERY_STATUS": _battery, "SYSTEM_TIME": _system_time,
-                 **dict.fromkeys(("OPEN_DRONE_ID_BASIC_ID", "OPEN_DRONE_ID_LOCATION", "OPEN_DRONE_ID_AUTHENTICATION",
-                                  "OPEN_DRONE_ID_SELF_ID", "OPEN_DRONE_ID_SYSTEM", "OPEN_DRONE_ID_OPERATOR_ID",
-                                  "OPEN_DRONE_ID_MESSAGE_PACK"), _open_drone_id)}
+                 "SYS_STATUS": _battery, "BATTERY_STATUS": _battery, "SYSTEM_TIME": _system_time}
 
     def tick(self, now: float) -> list[OutMessage]:
         """Vehicles whose heartbeats stopped: offline."""
@@ -229,18 +250,24 @@ class MavlinkTranslator:
         return OutMessage(topics.status(self.root, v.device_id), b"online" if online else b"offline", 1, True)
 
 
+def as_id(text: str) -> str:
+    """`text` as a contract id (1-64 of A-Z a-z 0-9 _ . : -): other characters become '-'."""
+    return re.sub(r"[^A-Za-z0-9_.:-]", "-", text).lstrip("-_.:")[:64] or "mavlink"
+
+
 class MavlinkBridge:
     """The translator between a MAVLink link and the broker, until stopped. `registry()` returns the current
     RegistryView (re-read every `refresh_s`, so vehicles registered later are picked up)."""
 
     def __init__(self, link: Link, mqtt_url: str, root: str, registry: Callable[[], RegistryView], *,
-                 max_hz: float = 10.0, refresh_s: float = 30.0, clock: Callable[[], float] = time.time):
+                 max_hz: float = 10.0, refresh_s: float = 30.0, clock: Callable[[], float] = time.time,
+                 receiver_id: str | None = None):
         self.link, self.mqtt_url, self.root = link, mqtt_url, root
         self._registry_source, self.refresh_s, self.clock = registry, refresh_s, clock
         self._registry = RegistryView()
         self._registry_at = -math.inf
         self._refresh()
-        self.translator = MavlinkTranslator(root, link.name, self._lookup, max_hz)
+        self.translator = MavlinkTranslator(root, link.name, self._lookup, max_hz, receiver_id)
         self.connected = threading.Event()  # the link is open (listening or connected)
 
     def _lookup(self, key: str) -> str | None:
