@@ -202,25 +202,28 @@ class AdsbBridge:
     # ------------------------------------------------------------------------------------ files
     def run_file(self, items: Iterator[tuple[float, bytes, float | None]], stop: threading.Event,
                  realtime: bool = False) -> None:
-        """A capture (framing items: time, frame, signal), in chunks; `realtime` follows the recorded times."""
+        """A capture (framing items: time, frame, signal), in chunks; `realtime` follows the recorded times (each
+        frame published no earlier than its time after the first, chunks at most 0.2 s old)."""
         t0 = w0 = None
+        flushed = time.monotonic()
         chunk: list[tuple[float, bytes, float | None]] = []
         for item in items:
             if stop.is_set():
                 return
-            chunk.append(item)
             if realtime:
                 if t0 is None:
                     t0, w0 = item[0], time.monotonic()
                 ahead = (item[0] - t0) - (time.monotonic() - w0)
-                if ahead > 0.05 or len(chunk) >= CHUNK_FRAMES:
-                    self._chunk(chunk)
-                    chunk = []
-                    if ahead > 0 and stop.wait(ahead):
+                if ahead > 0.02:
+                    if chunk:
+                        self._chunk(chunk)
+                        chunk, flushed = [], time.monotonic()
+                    if stop.wait(ahead):
                         return
-            elif len(chunk) >= CHUNK_FRAMES:
+            chunk.append(item)
+            if len(chunk) >= CHUNK_FRAMES or realtime and time.monotonic() - flushed > 0.2:
                 self._chunk(chunk)
-                chunk = []
+                chunk, flushed = [], time.monotonic()
         if chunk:
             self._chunk(chunk)
 
