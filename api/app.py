@@ -16,7 +16,8 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from . import interuss, replay_routes, routes_clearances, routes_events, routes_fleet, routes_system, routes_zones
+from . import (interuss, replay_routes, routes_alerts, routes_clearances, routes_events, routes_fleet, routes_reports,
+               routes_system, routes_zones)
 from .auth import FORBIDDEN, UNAUTHORIZED, Authenticator
 from .context import ApiConfig, ApiContext
 from .control import ControlLink
@@ -82,5 +83,8 @@ def create_app(config: ApiConfig) -> FastAPI:
                        responses={**AUTH_ERRORS, **COMMON})
     app.include_router(replay_routes.router, responses={
         **AUTH_ERRORS, **COMMON, 404: {"model": Problem, "description": "no such recording or replay"}})
+    app.include_router(routes_reports.router, responses=COMMON)
+    app.include_router(routes_alerts.router, responses=COMMON)
+    ctx.db_metrics.register(routes_alerts.AlertFigures(pool.connection))  # skylane_db_alert_* in /metrics
 
     return app

@@ -140,11 +140,14 @@ def write_batch(conn: psycopg.Connection, out, cap: DeadLetterCap = DEAD_LETTER_
                 " ON CONFLICT DO NOTHING",
                 [(e.event.ts, e.id, e.event.kind, e.event.uav_id, e.event.zone_id, Jsonb(e.event.detail, dumps=_dumps))
                  for e in out.events])
+            enqueue_alerts(cur, "airspace", [(e.id, e.event.ts, e.event.kind, e.event.uav_id, e.event.zone_id)
+                                             for e in out.events])
         if out.zone_decisions:  # sensor rules' zone states: the store is the truth the announcements point to
             store_zone_decisions(cur, out.zone_decisions)
         if out.sensor_events:  # ingest.sensor_watch events
             from .sensor_events import insert_sensor_events
             insert_sensor_events(cur, out.sensor_events)
+            enqueue_alerts(cur, "sensor", [(e.id, e.ts, e.kind, e.sensor_id, None) for e in out.sensor_events])
         seen = _last_seen(out)
         if seen:
             ids, kinds, ats = zip(*seen)
@@ -163,6 +166,26 @@ def write_batch(conn: psycopg.Connection, out, cap: DeadLetterCap = DEAD_LETTER_
     if capped:  # committed: count once (a refused transaction is retried whole)
         DEAD_LETTERS_CAPPED.inc(capped)
     return WriteResult(new_tel, new_read, capped, new_obs)
+
+
+# The alert outbox (migration 0008, docs/alerts.md): the batch's events that match an enabled subscription, in the
+# batch's transaction, so a stored event always has its deliveries; `skylane alerts` (alerting/) sends them. An
+# empty filter matches everything; uav_ids/owners match the event's device by id or by its registry owner.
+ENQUEUE_ALERTS = (
+    "INSERT INTO alert_outbox (subscription_id, event_id, event_ts, source, kind) "
+    "SELECT s.id, e.id, e.ts, %s, e.kind FROM alert_subscriptions s "
+    "JOIN unnest(%s::uuid[], %s::timestamptz[], %s::text[], %s::text[], %s::text[]) AS e(id, ts, kind, device, zone) "
+    "ON (s.kinds = '{}' OR e.kind = ANY(s.kinds)) AND (s.zone_ids = '{}' OR e.zone = ANY(s.zone_ids)) "
+    "AND ((s.uav_ids = '{}' AND s.owners = '{}') OR e.device = ANY(s.uav_ids) "
+    "OR (SELECT d.owner FROM devices d WHERE d.device_id = e.device) = ANY(s.owners)) "
+    "WHERE s.enabled AND s.deleted_at IS NULL ON CONFLICT DO NOTHING")
+
+
+def enqueue_alerts(cur: psycopg.Cursor, source: str, events: list[tuple]) -> None:
+    """Outbox rows for (id, ts, kind, device id, zone id) events of `source` ('airspace' or 'sensor'): one
+    statement per batch; re-delivered events add nothing (the outbox is unique on (subscription, event))."""
+    ids, ts, kinds, devices, zones = (list(col) for col in zip(*events))
+    cur.execute(ENQUEUE_ALERTS, (source, ids, ts, kinds, devices, zones))
 
 
 def store_zone_decisions(cur: psycopg.Cursor, states) -> None:

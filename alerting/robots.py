@@ -1,0 +1,37 @@
+"""What the two group robots share: a JSON POST whose 200 answer carries `errcode` (0: sent)."""
+from __future__ import annotations
+
+import orjson
+
+from .channel import OK, HttpAnswer, Result, post_json
+from .i18n import catalogue
+
+MESSAGES = {
+    "robot_error": "the robot refused the message: errcode {code}: {message}",
+    "no_json": "the robot's answer is not the JSON it documents: {detail}",
+}
+_t = catalogue(MESSAGES)
+
+
+def post_to_robot(url: str, payload: dict, timeout_s: float, rate_limited: frozenset[int]) -> Result:
+    """POST to a robot; its errcode decides: 0 delivered, a rate-limit code retry, any other failed."""
+    answer = post_json(url, orjson.dumps(payload), {}, timeout_s)
+    if not isinstance(answer, HttpAnswer):
+        return answer
+    try:
+        doc = orjson.loads(answer.body)
+        code = int(doc.get("errcode", -1))
+    except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
+        return Result.retry(_t("no_json", detail=answer.body[:100].decode("utf-8", "replace")))
+    if code == 0:
+        return OK
+    error = _t("robot_error", code=code, message=str(doc.get("errmsg", ""))[:200])
+    return Result.retry(error) if code in rate_limited else Result.failed(error)
+
+
+def clip_utf8(text: str, max_bytes: int) -> str:
+    """`text` cut to at most `max_bytes` of UTF-8 without splitting a character."""
+    data = text.encode()
+    if len(data) <= max_bytes:
+        return text
+    return data[:max_bytes - 3].decode("utf-8", "ignore") + "..."

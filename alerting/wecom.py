@@ -1,0 +1,44 @@
+"""WeCom (企业微信) group robot: a markdown message POSTed to the robot's webhook address.
+
+Documented at https://developer.work.weixin.qq.com/document/path/91770 (群机器人配置说明): POST
+`{"msgtype": "markdown", "markdown": {"content": ...}}` (UTF-8, content at most 4096 bytes) to
+`https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=KEY`; the answer is `{"errcode": 0, "errmsg": "ok"}`;
+at most 20 messages a minute per robot. The key in the address is the robot's only credential: the API
+never shows it (docs/alerts.md).
+"""
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+from . import render
+from .channel import Channel, Message, Result, check_http_url
+from .i18n import catalogue
+from .robots import clip_utf8, post_to_robot
+
+MESSAGES = {
+    "no_key": "a WeCom robot address carries its key: https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=...",
+    "no_secret": "WeCom robots have no signing secret: the key in the address is the credential",
+}
+_t = catalogue(MESSAGES)
+MAX_CONTENT_BYTES = 4096
+RATE_LIMITED = frozenset({45009})  # "api freq out of limit"
+
+
+class WeComChannel(Channel):
+    name = "wecom"
+    rate_per_min = 20.0  # the robot's documented limit
+
+    def __init__(self, timeout_s: float = 10.0):
+        self.timeout_s = timeout_s
+
+    def check_target(self, target: str, secret: str | None) -> None:
+        check_http_url(target)
+        if not parse_qs(urlsplit(target).query).get("key"):
+            raise ValueError(_t("no_key"))
+        if secret:
+            raise ValueError(_t("no_secret"))
+
+    def send(self, message: Message) -> Result:
+        payload = {"msgtype": "markdown",
+                   "markdown": {"content": clip_utf8(render.markdown(message), MAX_CONTENT_BYTES)}}
+        return post_to_robot(message.subscription.target, payload, self.timeout_s, RATE_LIMITED)

@@ -1,0 +1,46 @@
+"""Incident reports over HTTP (engineers and admins): `GET /v1/recordings/{name}/report[?uav=]`.
+
+The recording (a name in the recordings directory, as for replays) is evaluated against the stored zones with
+the live monitor policy, as evaluated replays are, and answered as one self-contained HTML page
+(replay/report.py). The dashboard's button comes with the replay panel.
+"""
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse
+
+from airspace.monitor import MonitorPolicy
+from protocol import topics
+from replay.report import build_report
+from replay.sources import FileSource
+
+from .auth import FORBIDDEN, UNAUTHORIZED, require
+from .context import get_ctx
+from .models import Problem
+from .replay_routes import _recording_path, _recordings_dir
+
+router = APIRouter(tags=["replays"], dependencies=[Depends(require("engineer", "admin"))])
+
+
+@router.get("/v1/recordings/{name:path}/report", response_class=HTMLResponse, responses={
+    200: {"content": {"text/html": {}}, "description": "the report: one HTML page, no external resources"},
+    401: UNAUTHORIZED, 403: FORBIDDEN, 404: {"model": Problem, "description": "no such recording"},
+    422: {"model": Problem}})
+def recording_report(name: str, request: Request,
+                     uav: Annotated[str | None, Query(pattern=f"^{topics.ID_PATTERN}$")] = None) -> HTMLResponse:
+    """The incident report of a recording: map with the tracks and zones, timeline of the evaluated events,
+    the sensor values that mattered. Opens offline and prints on A4."""
+    ctx = get_ctx(request)
+    path = _recording_path(_recordings_dir(request), name)
+    try:
+        source = FileSource(path, parallel=False)
+    except FileNotFoundError:
+        raise HTTPException(404, f"no recording {name!r}") from None
+    except (OSError, ValueError) as exc:  # replay.recordfile.RecordFormatError: not a recording
+        raise HTTPException(422, str(exc)) from None
+    page = build_report(source, ctx.zones().zones, uav=uav,
+                        policy=MonitorPolicy(require_clearance=ctx.config.require_clearance))
+    filename = path.name.split(".")[0] + ".report.html"
+    return HTMLResponse(page, headers={"Content-Disposition": f'inline; filename="{filename}"'})
