@@ -108,6 +108,10 @@ def test_the_frames_a_simulated_helicopter_sends_decode_back_to_its_position_ide
     frames = encode.aircraft_frames("7800ac", lat=31.0, lon=121.4, alt_ft=1000)
     obs, *_ = decode(frames, [T0, T0 + 0.1])
     assert (obs[0].alt_m, obs[0].alt_ref, obs[0].alt_source) == (304.8, "AMSL", "baro")
+    # GNSS height (type codes 20-22): above the WGS84 ellipsoid
+    frames = [encode.airborne_position("7800ae", 31.0, 121.4, 825, odd=k == 1, type_code=20) for k in range(2)]
+    obs, *_ = decode(frames, [T0, T0 + 0.1])
+    assert (obs[0].alt_m, obs[0].alt_ref, obs[0].alt_source) == (251.5, "WGS84", "gnss")
     with pytest.raises(ValueError):
         encode.identification("7800ab", "B72_15")
 

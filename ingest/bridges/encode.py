@@ -51,9 +51,10 @@ def altitude_code(alt_ft: float) -> int:
 
 
 def airborne_position(icao: str, lat: float, lon: float, alt_ft: float, odd: bool, type_code: int = 11) -> bytes:
-    """Barometric airborne position (type code 9-18) in one CPR format."""
-    if not 9 <= type_code <= 18:
-        raise ValueError("barometric airborne positions are type codes 9-18")
+    """Airborne position in one CPR format: barometric altitude (type codes 9-18) or GNSS height above the
+    ellipsoid (20-22), both in the 25 ft altitude code (as dump1090 and rs1090 read type codes 20-22)."""
+    if not (9 <= type_code <= 18 or 20 <= type_code <= 22):
+        raise ValueError("airborne positions are type codes 9-18 (barometric) or 20-22 (GNSS height)")
     yz, xz = cpr.encode(lat, lon, odd)
     me = (type_code << 51) | (altitude_code(alt_ft) << 36) | (int(odd) << 34) | (yz << 17) | xz
     return _df17(icao, me)
