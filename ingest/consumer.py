@@ -118,11 +118,13 @@ class Ingester:
 
     # ------------------------------------------------------------------------------------------ MQTT side
     def subscriptions(self) -> list[str]:
-        """Device filters of this worker's shards, every control topic, and the enabled dialects' topics (taken
-        by the worker that takes the unsharded topics)."""
-        dialects = [f for d in self.pipeline.dialects for f in d.filters(self.root)] \
-            if self.assignment.takes_unsharded() else []
-        return self.assignment.filters(self.root) + topics.control_filters(self.root) + dialects
+        """Device filters of this worker's shards, every control topic, and (for the worker that takes the
+        unsharded topics) surveillance observations and the enabled dialects' topics."""
+        unsharded: list[str] = []
+        if self.assignment.takes_unsharded():
+            unsharded = topics.observation_filters(self.root)
+            unsharded += [f for d in self.pipeline.dialects for f in d.filters(self.root)]
+        return self.assignment.filters(self.root) + topics.control_filters(self.root) + unsharded
 
     def _on_connect(self, client, userdata, flags, reason_code, properties):
         if reason_code.is_failure:

@@ -195,3 +195,22 @@ def test_receiver_accounts_write_only_surveillance_topics_and_a_registered_recei
     accounts = {a.username: a for a in brokerauth.device_accounts(records, ROOT, secret)}
     assert f"{ROOT}/rid/RX-7" in accounts["RX-7"].write and f"{ROOT}/device/RX-7/status" in accounts["RX-7"].write
     assert not any("/rid/" in t for t in accounts["W-C1"].write)
+
+
+@pytest.mark.integration
+def test_adsb_observations_reach_the_database_through_the_running_ingester(system, ingester):
+    """The bridge's observations on the broker are taken by the ingester itself (its subscriptions include
+    the observation contract) and stored."""
+    root = system.mqtt_root
+    sender = connect_client(system.service_url("receiver"), "test-obs-live")
+    try:
+        bridge = AdsbBridge(Output(lambda t, p, r: sender.publish(t, p, qos=1, retain=r).wait_for_publish(5), root),
+                            "rx-minhang-2")
+        now = datetime.now(timezone.utc).timestamp()
+        frames = encode.aircraft_frames("7800b1", 31.05, 121.47, 500, callsign="HELI9", category="A7")
+        bridge.frames([now] * len(frames), frames)
+        wait_until(lambda: query(system.database_url, "SELECT count(*) FROM observations")[0][0] >= 1, 15,
+                   "the running ingester did not store the bridge's observations")
+    finally:
+        close_client(sender)
+    assert query(system.database_url, "SELECT DISTINCT track_id FROM observations") == [("7800b1",)]
