@@ -9,9 +9,12 @@ import threading
 import orjson
 import pytest
 
-from ingest.bridges import cpr, encode, framing
+from ingest.bridges import framing
+from protocol import cpr
+from protocol import modes_encode as encode
 from ingest.bridges.adsb import AdsbBridge, Output
-from ingest.bridges.modes import ModeSDecoder, crc_residue
+from ingest.bridges.modes import ModeSDecoder
+from protocol.modes_crc import crc_residue
 from ingest.bridges.tracker import Tracker
 
 from .helpers import wait_until

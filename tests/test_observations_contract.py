@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from airspace.zones import ZoneSet
-from ingest.bridges import encode
+from protocol import modes_encode as encode
 from ingest.bridges.adsb import AdsbBridge, Output
 from ingest.observations import parse_observations
 from ingest.pipeline import Pipeline

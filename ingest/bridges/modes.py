@@ -23,20 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import rs1090
 
-GENERATOR = 0xFFF409  # Mode S CRC-24 polynomial (ICAO Annex 10 Vol IV, 3.1.2.3.3)
+from protocol.modes_crc import crc_residues
 
-
-def _crc_table() -> np.ndarray:
-    table = np.zeros(256, dtype=np.uint32)
-    for byte in range(256):
-        crc = byte << 16
-        for _ in range(8):
-            crc = ((crc << 1) ^ GENERATOR) if crc & 0x800000 else crc << 1
-        table[byte] = crc & 0xFFFFFF
-    return table
-
-
-CRC_TABLE = _crc_table()
 SHORT, LONG = 7, 14
 ADSB_DF = (17, 18)
 ALTITUDE_DF = (0, 4, 16, 20)
@@ -50,21 +38,6 @@ CATEGORY_NAMES = {
     "B4": "ultralight", "B6": "uav", "B7": "space_vehicle", "C1": "surface_emergency_vehicle",
     "C3": "surface_service_vehicle", "C4": "ground_obstruction", "C5": "ground_obstruction",
     "C6": "ground_obstruction", "C7": "ground_obstruction"}
-
-
-def crc_residues(frames: np.ndarray) -> np.ndarray:
-    """CRC-24 residue of each row of an (n, 7) or (n, 14) uint8 array: data bytes through the table, XOR parity."""
-    n, width = frames.shape
-    crc = np.zeros(n, dtype=np.uint32)
-    for col in range(width - 3):
-        crc = ((crc << 8) & 0xFFFFFF) ^ CRC_TABLE[((crc >> 16) ^ frames[:, col]) & 0xFF]
-    parity = (frames[:, -3].astype(np.uint32) << 16) | (frames[:, -2].astype(np.uint32) << 8) | frames[:, -1]
-    return crc ^ parity
-
-
-def crc_residue(frame: bytes) -> int:
-    """One frame's residue (encoders and tests)."""
-    return int(crc_residues(np.frombuffer(frame, dtype=np.uint8).reshape(1, -1))[0])
 
 
 @dataclass(slots=True)

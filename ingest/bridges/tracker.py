@@ -1,6 +1,6 @@
 """Per-aircraft state of an ADS-B receiver's stream: decoded messages in, observations (the contract) out.
 
-Positions (CPR, ingest/bridges/cpr.py), in this order:
+Positions (CPR, protocol/cpr.py), in this order:
 1. an airborne message and the other format's last message of the same aircraft, received at most `pair_s`
    (10 s) apart: global decoding, unambiguous; a pair straddling a longitude-zone boundary (the two formats
    give different NL) is not decoded, the next message is;
@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 
 from ingest.rows import ObservationRow
 
-from . import cpr
+from protocol import cpr
 from .modes import CATEGORY_NAMES, Message
 
 FT = 0.3048

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 
 from . import cpr
-from .modes import crc_residue
+from .modes_crc import crc_residue
 
 CHARSET = "#ABCDEFGHIJKLMNOPQRSTUVWXYZ##### ###############0123456789######"
 CA_AIRBORNE = 5  # transponder capability: level 2+, airborne

@@ -7,7 +7,7 @@ half a zone of the truth (local decoding: 180 NM airborne, 45 NM on the surface,
 size). Both give the same numbers where both are valid: `lat = dlat * (j + yz / 2^17)` with the same zone j.
 
 Pure functions; the decoding state (which frames pair up, which reference is trusted) is the tracker's
-(ingest/bridges/tracker.py). The encoder is here too, for the frames a simulator emits (ingest/bridges/encode.py).
+(ingest/bridges/tracker.py). The encoder is here too, for the frames a simulator emits (protocol/modes_encode.py).
 """
 from __future__ import annotations
 
