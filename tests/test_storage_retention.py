@@ -89,9 +89,12 @@ def test_timescale_migrations_only_add_missing_retention_policies():
     for tables without a policy, with the figure of retention_policies (the plain storage's table)."""
     ts = {m.version: _code(m.sql) for m in schema.migrations() if m.timescale_only}
     assert not [v for v, sql in ts.items() if "remove_retention_policy" in sql]
-    calls = [(v, sql) for v, sql in ts.items() if "add_retention_policy" in sql]
-    assert len(calls) == 1
-    body = calls[0][1]
+    calls = [v for v, sql in ts.items() if "add_retention_policy(" in sql.replace("skylane_add_retention_policies(", "")]
+    assert calls == [6], (f"migrations {calls} call add_retention_policy: insert a retention_policies row in the "
+                          "plain part and `SELECT skylane_add_retention_policies();` in the TimescaleDB part instead "
+                          "(it takes an operator's figure, e.g. from before the database got TimescaleDB, and never "
+                          "shortens a policy)")
+    body = ts[6]
     assert re.search(r"IF job\.job_id IS NULL THEN\s+PERFORM add_retention_policy\(p\.table_name::regclass, "
                      r"p\.keep\)", body)
     assert "FROM retention_policies" in body and "config->>'drop_after'" in body
