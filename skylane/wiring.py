@@ -10,7 +10,7 @@ from airspace.zones import ZoneSet
 from airspace.monitor import MonitorPolicy
 from ingest.pipeline import Pipeline, build_pipeline
 from storage import catalog
-from storage.schema import migrate
+from storage.schema import StorageError, migrate
 
 from .settings import Settings
 
@@ -21,6 +21,8 @@ def prepare_database(settings: Settings) -> str:
     """Migrate, seed the zones from the zone file when the store has none; return the storage kind."""
     try:
         kind = migrate(settings.database_url)
+    except StorageError as exc:  # e.g. TimescaleDB in the database but not preloaded: the message says what to do
+        raise SystemExit(f"skylane: {exc}") from None
     except psycopg.OperationalError as exc:
         raise SystemExit(f"cannot reach the database at {settings.database.host}:{settings.database.port} "
                          f"({exc}). Start the local services with `skylane services up`, or set "

@@ -21,7 +21,8 @@ def test_settings_from_env():
     db = s.database
     assert (db.host, db.port, db.user, db.password, db.dbname) == ("db.example", 6000, "u", "p", "sky")
     defaults = Settings.from_env({})
-    assert defaults.mqtt_host_port == ("127.0.0.1", 1883) and defaults.api_port == 8000
+    assert defaults.mqtt_host_port == ("127.0.0.1", 1884) and defaults.api_port == 8000  # the service listener
+    assert defaults.mqtt_device_url == "mqtt://127.0.0.1:1883"
 
 
 def test_bad_url_is_refused():

@@ -29,3 +29,10 @@ CREATE INDEX IF NOT EXISTS observations_ts ON observations (ts DESC);
 -- deletes by time range from this table; TimescaleDB: the retention policy of the .timescale part).
 INSERT INTO retention_policies (table_name, time_column, keep) VALUES ('observations', 'ts', INTERVAL '30 days')
 ON CONFLICT (table_name) DO NOTHING;
+
+-- Grafana's read-only role (0006) may read the air picture too
+DO $$ BEGIN
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'skylane_reader') THEN
+        GRANT SELECT ON observations TO skylane_reader;
+    END IF;
+END $$;
