@@ -18,6 +18,8 @@ Peer (issue 16), between phases 1 and 2: the bare consumer a user would write fi
 validation, geofence, dedupe or events) drains the same single-fix messages (under its own root and UAV
 prefix) from the same broker into the same database, timed the same way: bare_msgs_per_s, and
 ingest_vs_bare = msgs_per_s / bare_msgs_per_s (--skip-peer leaves it out).
+With --dialect NAME (dji, chirpstack, tts, mavlink), phase 1 is followed by the same drain in that input dialect
+instead of the other phases (bench/_ingest_dialects.py): dialect_msgs_per_s beside native_msgs_per_s.
 Progress goes to stderr; the last line of stdout is one JSON object.
 """
 from __future__ import annotations
@@ -413,6 +415,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=int(os.environ.get("SKYLANE_BATCH_SIZE", 5000)))
     ap.add_argument("--batch-ms", type=int, default=int(os.environ.get("SKYLANE_BATCH_MS", 20)))
     ap.add_argument("--skip-peer", action="store_true", help="leave out the bare consumer")
+    ap.add_argument("--dialect", choices=("dji", "chirpstack", "tts", "mavlink"),
+                    help="phase 1, then the same drain of --messages in this input dialect (bench/_ingest_dialects.py): "
+                         "dialect_msgs_per_s, native_msgs_per_s, dialect_vs_native; no other phase")
     ap.add_argument("--state-dir", type=Path, help="where the private services keep their data (default: temporary)")
     args = ap.parse_args(argv)
 
@@ -436,6 +441,15 @@ def main(argv: list[str] | None = None) -> int:
             result["single_fix_cpu"] = cpu
             say(f"  -> {result['msgs_per_s']:,} msg/s (all {args.messages} stored exactly once); CPU per message "
                 f"{cpu['cpu_us_per_unit']} us: {cpu['capacity_2_idle_cores']:,} msg/s on two idle cores")
+
+            if args.dialect:  # the dialect's drain beside phase 1's, and nothing else
+                from ._ingest_dialects import dialect_phase
+                say(f"dialect: the same drain of {args.messages} messages in the {args.dialect} dialect")
+                workers.stop()
+                result.update(dialect_phase(services, args, state_dir, t_past, result["msgs_per_s"],
+                                            result["single_fix_cpu"], Workers, publish_backlog, timed_drain, say))
+                print(json.dumps(result), flush=True)
+                return 0
 
             if not args.skip_peer:
                 say("peer: the bare consumer (paho-mqtt, orjson, binary COPY, ack after commit), same messages")

@@ -97,8 +97,10 @@ def decoded_fields(reading: Reading) -> dict[str, Any]:
 
 
 def metric_map(reading_units: dict[str, str]) -> dict[str, list]:
-    """The registry's metric_map for a sensor whose decoder names fields after its metrics: the unit of each."""
-    return {name: [name, unit or None] for name, unit in reading_units.items()}
+    """The registry's metric_map for a sensor whose decoder names fields after its metrics: the unit of each, and
+    the link quality (the strongest gateway's rssi and snr) stored too."""
+    return {**{name: [name, unit or None] for name, unit in reading_units.items()},
+            "link.rssi": ["lorawan_rssi", "dBm"], "link.snr": ["lorawan_snr", "dB"]}
 
 
 def chirpstack_up(application_id: str, eui: str, device_name: str, fcnt: int, epoch_s: float,

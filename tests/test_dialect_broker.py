@@ -110,7 +110,9 @@ def test_chirpstack_uplinks_through_the_broker_dedupe_and_gaps(system):
 def test_tts_uplinks_through_the_broker(system):
     app, dev = unique("app-").lower(), unique("dev-").lower()
     register(system, DeviceRecord("TTS-T1", "sensor", properties={
-        "tts_device_id": f"{app}/{dev}", "metric_map": {"temperature": ["temperature", "Cel"]}}))
+        "tts_device_id": f"{app}/{dev}", "metric_map": {"temperature": ["temperature", "Cel"],
+                                                       "link.rssi": ["lorawan_rssi", "dBm"],
+                                                       "link.snr": ["lorawan_snr", "dB"]}}))
     ing, runner = start_ingester(system.with_(dialects=("tts",)))
     mqtt = Mqtt(system)
     body = json.loads((DATA / "lorawan" / "tts_v3_docs_uplink.json").read_bytes())

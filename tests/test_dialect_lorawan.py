@@ -20,15 +20,19 @@ from ingest.validation import BadMessage
 
 DATA = Path(__file__).parent / "data" / "lorawan"
 NOW = datetime.now(timezone.utc)
+LINK_RSSI = "link.rssi"  # the strongest reception's rssi, stored where metric_map asks for it
 CS_UP = "application/17c82e96-be03-4f38-aef3-f83d48582d97/device/0101010101010101/event/up"
 REGISTRY = [
     {"device_id": "LS-1", "kind": "sensor", "properties": {
         "dev_eui": "0101010101010101", "metric_map": {"temperature": ["air_temperature", "Cel"],
-                                                      "humidity": ["humidity", "%RH"]}}},
+                                                      "humidity": ["humidity", "%RH"], LINK_RSSI: ["lorawan_rssi", None],
+                                                      "link.snr": ["lorawan_snr", "dB"]}}},
     {"device_id": "AT101", "kind": "sensor", "properties": {"dev_eui": "1000000000000001"}},
     {"device_id": "UNO-1", "kind": "sensor", "properties": {
-        "tts_device_id": "app1/dev1", "metric_map": {"temperature": ["temperature", "Cel"]}}},
-    {"device_id": "EUI-ONLY", "kind": "sensor", "properties": {"dev_eui": "4200000000000000"}},
+        "tts_device_id": "app1/dev1", "metric_map": {"temperature": ["temperature", "Cel"],
+                                                     LINK_RSSI: ["lorawan_rssi", "dBm"], "link.snr": ["lorawan_snr", None]}}},
+    {"device_id": "EUI-ONLY", "kind": "sensor", "properties": {"dev_eui": "4200000000000000",
+                                                               "metric_map": {LINK_RSSI: ["rssi", None]}}},
 ]
 
 
@@ -156,6 +160,12 @@ def test_tts_refusals_name_the_problem(ctx):
         d.parse("v3/app1/devices/other/up", (DATA / "tts_v3_docs_uplink.json").read_bytes(), NOW, ctx)
 
 
+def test_link_quality_is_stored_only_where_the_registry_asks_for_it(ctx):
+    res = ChirpStackDialect().parse(CS_UP.replace("0101010101010101", "1000000000000001"),
+                                    cs_up(5, {"t": 1}).replace(b"0101010101010101", b"1000000000000001"), NOW, ctx)
+    assert [r.metric for r in res.readings] == ["t"]  # AT101's entry names no link.* field
+
+
 def test_tts_maps_by_dev_eui_and_takes_the_strongest_reception_of_a_doubled_one(ctx):
     body = doc("tts_v3_uplink_tti_milesight_at101_packetbroker.json")
     body["end_device_ids"]["dev_eui"] = "4200000000000000"
@@ -165,7 +175,7 @@ def test_tts_maps_by_dev_eui_and_takes_the_strongest_reception_of_a_doubled_one(
     res = TtsDialect().parse(f"v3/{app}@ttn/devices/{device}/up", orjson.dumps(body), NOW, ctx)
     got = {r.metric: r.value for r in res.readings}
     rssis = [rx.get("rssi", rx.get("channel_rssi")) for rx in body["uplink_message"]["rx_metadata"]]
-    assert got["battery"] == 91.0 and got["lorawan_rssi"] == max(float(r) for r in rssis if r is not None)
+    assert got["battery"] == 91.0 and got["rssi"] == max(float(r) for r in rssis if r is not None)
     assert {r.sensor_id for r in res.readings} == {"EUI-ONLY"}
 
 

@@ -80,3 +80,16 @@ def test_the_speaker_leaves_other_devices_native(zones_geojson):
     (topic, body), = speaker.reading(sensors[0], 1_800_000_000.0, {"wind_speed": ("m/s", 3.5)})
     up = json.loads(body)
     assert topic.endswith("/event/up") and up["object"] == {"wind_speed": 3.5} and up["fCnt"] == 1
+
+
+def test_the_demo_registers_one_device_of_each_dialect_before_ingest_starts(system):
+    from skylane.commands.run import _demo_dialects
+    children = dict(_demo_dialects(system, 14999))
+    assert children["bridge"] == ["bridge", "mavlink", "--listen", "udp:127.0.0.1:14999", "--refresh", "5"]
+    assert {name for name in children if name.startswith("simulate-")} == {
+        "simulate-dji", "simulate-mavlink", "simulate-chirpstack", "simulate-tts"}
+    props = {d: p for d, p in _rows(system.database_url, "SELECT device_id, properties FROM devices")}
+    assert any("dji_sn" in p and "dji_gateway" in p for p in props.values())
+    assert any(p.get("mavlink") == "udp:14999/1" for p in props.values())
+    assert any("dev_eui" in p and "tts_device_id" not in p for p in props.values())
+    assert any("tts_device_id" in p for p in props.values())

@@ -16,10 +16,10 @@ import re
 from datetime import datetime
 
 from ..rows import DeviceStatus
-from ..validation import BadMessage, timestamp
+from ..validation import BadMessage
 from .base import DialectContext, DialectResult
 from .lorawan import FrameCounters, best_reception, fcnt_of, uplink
-from .vendor import counted, device_of, field_readings, json_object
+from .vendor import counted, device_of, field_readings, json_object, vendor_time
 
 EVENTS = ("up", "join", "status")
 _EUI = re.compile(r"[0-9a-fA-F]{16}")
@@ -52,7 +52,7 @@ class ChirpStackDialect:
         if isinstance(info, dict) and isinstance(info.get("devEui"), str) and info["devEui"].lower() != dev_eui:
             raise BadMessage(f"deviceInfo.devEui {info['devEui'][:40]!r} differs from the topic's {dev_eui}")
         sensor_id = device_of(ctx, "dev_eui", dev_eui, "LoRaWAN device EUI")
-        ts = timestamp(doc["time"], received_at, "time") if doc.get("time") is not None else received_at
+        ts = vendor_time(doc["time"], received_at, "time") if doc.get("time") is not None else received_at
         if event == "up":
             return event, uplink(self.name, self.counters, sensor_id, fcnt_of(doc.get("fCnt"), "fCnt"), payload, ts,
                                  doc.get("object"), best_reception(doc.get("rxInfo"), "rxInfo"), received_at, ctx,

@@ -25,8 +25,6 @@ from datetime import datetime
 
 import orjson
 
-from protocol.times import rfc3339
-
 from ..rows import DeviceStatus, OutMessage
 from ..sensors import ReadingRow
 from ..validation import BadMessage
@@ -35,6 +33,7 @@ from .vendor import counted, device_of, epoch_ms, field_readings, json_object, n
 
 PREFIX_ENV = "SKYLANE_DJI_TOPIC_PREFIX"
 MAX_SN = 64
+MAX_TOPICS = 1 << 16  # parsed topics remembered (cleared when full)
 
 # DJI's mode_code tables for aircraft (tests/data/dji_cloud/mode_code_enum.json: the same codes on every aircraft
 # page, the newer pages adding 18-20) in the contract's terms. Not connected (14): no status (the aircraft is
@@ -72,6 +71,7 @@ class DjiDialect:
         self._thing = self.prefix + "thing/product/"
         self._sys = self.prefix + "sys/product/"
         self.topology: dict[str, tuple[str, ...]] = {}  # gateway SN -> aircraft SNs it reported
+        self._topics: dict[str, tuple[str, str]] = {}  # topic -> (SN, kind): devices keep their topics
         self.parse = counted(self.name, self._parse)
 
     def filters(self, root: str) -> list[str]:
@@ -83,11 +83,16 @@ class DjiDialect:
 
     def _parse(self, topic: str, payload: bytes, received_at: datetime,
                ctx: DialectContext) -> tuple[str, DialectResult]:
-        base = self._thing if topic.startswith(self._thing) else self._sys
-        parts = topic[len(base):].split("/")
-        if len(parts) != 2 or not 0 < len(parts[0]) <= MAX_SN or not parts[0].isprintable():
-            raise BadMessage(f"not a DJI Cloud API topic ({base}{{sn}}/osd|state|status)")
-        sn, kind = parts
+        route = self._topics.get(topic)
+        if route is None:
+            base = self._thing if topic.startswith(self._thing) else self._sys
+            parts = topic[len(base):].split("/")
+            if len(parts) != 2 or not 0 < len(parts[0]) <= MAX_SN or not parts[0].isprintable():
+                raise BadMessage(f"not a DJI Cloud API topic ({base}{{sn}}/osd|state|status)")
+            if len(self._topics) >= MAX_TOPICS:
+                self._topics.clear()
+            route = self._topics[topic] = (parts[0], parts[1])
+        sn, kind = route
         msg = json_object(payload, ctx, f"DJI {kind} message")
         ts = epoch_ms(msg["timestamp"], received_at, "timestamp") if msg.get("timestamp") is not None \
             else received_at
@@ -115,7 +120,7 @@ class DjiDialect:
         lat, lon = data.get("latitude"), data.get("longitude")
         if lat == 0 and lon == 0:
             return DialectResult()  # DJI's "no position" (docked, no GNSS fix): nothing to place
-        fields: dict = {"ts": rfc3339(ts, 6), "lat": lat, "lon": lon}
+        fields: dict = {"lat": lat, "lon": lon}
         if data.get("height") is not None:
             fields["alt_m"], fields["alt_ref"] = data["height"], "WGS84"
         elif data.get("elevation") is not None:  # above the take-off point, taken as ground level
@@ -137,9 +142,9 @@ class DjiDialect:
             fields["status"] = AIRCRAFT_STATUS.get(mode)
         elif mode is not None:
             raise BadMessage(f"DJI aircraft OSD of {sn}: field 'mode_code' must be an integer")
-        row = native_fix(uav_id, {k: v for k, v in fields.items() if v is not None}, received_at, ctx,
+        row = native_fix(uav_id, fields, received_at, ctx,
                          f"DJI aircraft OSD of {sn} (latitude, longitude, height, horizontal_speed, "
-                         f"vertical_speed, attitude_head, battery as the contract's fields)")
+                         f"vertical_speed, attitude_head, battery as the contract's fields)", ts=ts)
         return DialectResult(telemetry=[row])
 
     def _device_readings(self, device_id: str, data: dict, ts: datetime, received_at: datetime,

@@ -23,7 +23,7 @@ MAX_FCNT = 2**32 - 1
 MAX_FCNT_GAP = 16384  # LoRaWAN's MAX_FCNT_GAP: a bigger jump is a new session, not lost frames
 REORDER_WINDOW = 16  # a frame this far behind the last one is late (re-ordered); further behind: a new session
 MAX_DEVICES = 1 << 20  # frame counters remembered (cleared when full: the next frame of each starts afresh)
-LINK_UNITS = {"lorawan_rssi": "dBm", "lorawan_snr": "dB"}
+LINK_FIELDS = {"link.rssi": "dBm", "link.snr": "dB"}  # the strongest reception, stored when metric_map names them
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +90,8 @@ def uplink(dialect: str, counters: FrameCounters, sensor_id: str, fcnt: int, pay
            decoded: object, reception: tuple[float | None, float | None], received_at: datetime,
            ctx: DialectContext, decoded_key: str, codec: str) -> DialectResult:
     """One uplink's readings: the decoded fields (renamed by the registry's metric_map), the strongest
-    reception's rssi and snr, and `lorawan_frames_lost` after a gap. The frame counter is taken before the
+    reception's rssi and snr when the sensor's metric_map asks for them (pseudo-fields `link.rssi`, `link.snr`:
+    a row per uplink each, so only where wanted), and `lorawan_frames_lost` after a gap. The frame counter is taken before the
     payload is judged, so a refused frame is not counted as lost. `codec`: where the decoding is configured."""
     ts, lost, duplicate = counters.see(sensor_id, fcnt, payload, ts)
     if duplicate:
@@ -102,9 +103,10 @@ def uplink(dialect: str, counters: FrameCounters, sensor_id: str, fcnt: int, pay
         raise BadMessage(f"field {decoded_key!r} must be an object of decoded fields")
     metric_map = ctx.registry.metric_map.get(sensor_id, {})
     rows = field_readings(sensor_id, decoded, ts, received_at, metric_map)
-    for metric, value in zip(LINK_UNITS, reception):
-        if value is not None:
-            rows.append(ReadingRow(ts, sensor_id, metric, value, None, LINK_UNITS[metric], received_at))
+    for (name, unit), value in zip(LINK_FIELDS.items(), reception):
+        if value is not None and name in metric_map:
+            metric, mapped_unit = metric_map[name]
+            rows.append(ReadingRow(ts, sensor_id, metric, value, None, mapped_unit or unit, received_at))
     if lost:
         FRAMES_LOST.labels(dialect).inc(lost)
         rows.append(ReadingRow(ts, sensor_id, "lorawan_frames_lost", float(lost), None, "count", received_at))

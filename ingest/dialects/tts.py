@@ -15,10 +15,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from ..rows import DeviceStatus
-from ..validation import BadMessage, timestamp
+from ..validation import BadMessage
 from .base import DialectContext, DialectResult
 from .lorawan import FrameCounters, best_reception, fcnt_of, uplink
-from .vendor import UnregisteredDevice, counted, json_object, sub_object
+from .vendor import UnregisteredDevice, counted, json_object, sub_object, vendor_time
 
 EVENTS = ("up", "join")
 
@@ -49,7 +49,7 @@ class TtsDialect:
         sensor_id = _sensor(ctx, application, device, ids.get("dev_eui"))
         up = sub_object(doc, "uplink_message" if event == "up" else "join_accept", f"The Things Stack {event}")
         when = doc.get("received_at") or up.get("received_at")
-        ts = timestamp(when, received_at, "received_at") if when is not None else received_at
+        ts = vendor_time(when, received_at, "received_at") if when is not None else received_at
         if event == "join":
             self.counters.reset(sensor_id)
             return event, DialectResult(statuses=[DeviceStatus(sensor_id, True, ts)])

@@ -11,9 +11,11 @@ from datetime import datetime, timezone
 import orjson
 from prometheus_client import Counter
 
+from protocol.times import RFC3339, rfc3339
+
 from ..sensors import ReadingRow
 from ..telemetry import TelemetryRow, parse_telemetry_checked
-from ..validation import BadMessage, check_time, load_json
+from ..validation import BadMessage, check_time, load_json, timestamp
 from .base import DialectContext, DialectResult
 
 MESSAGES = Counter("skylane_dialect_messages_total", "Messages parsed by an input dialect", ["dialect", "kind"])
@@ -43,22 +45,32 @@ class UnregisteredDevice(BadMessage):
 
 def counted(dialect: str, parse: Callable[..., tuple[str, DialectResult]]) -> Callable[..., DialectResult]:
     """A dialect's parse with its metrics: `parse` returns (message kind, result) or raises BadMessage."""
+    unregistered, dead = UNREGISTERED.labels(dialect), DEAD_LETTERS.labels(dialect)
+    messages: dict[str, Counter] = {}  # the labelled children, looked up once (labels() takes a lock)
+    rows_of = {table: ROWS.labels(dialect, table) for table in ("telemetry", "readings", "statuses", "replies")}
 
     def run(topic: str, payload: bytes, received_at: datetime, ctx: DialectContext) -> DialectResult:
         try:
             kind, res = parse(topic, payload, received_at, ctx)
         except UnregisteredDevice:
-            UNREGISTERED.labels(dialect).inc()
-            DEAD_LETTERS.labels(dialect).inc()
+            unregistered.inc()
+            dead.inc()
             raise
         except BadMessage:
-            DEAD_LETTERS.labels(dialect).inc()
+            dead.inc()
             raise
-        MESSAGES.labels(dialect, kind).inc()
-        for table, rows in (("telemetry", res.telemetry), ("readings", res.readings), ("statuses", res.statuses),
-                            ("replies", res.replies)):
-            if rows:
-                ROWS.labels(dialect, table).inc(len(rows))
+        counter = messages.get(kind)
+        if counter is None:
+            counter = messages[kind] = MESSAGES.labels(dialect, kind)
+        counter.inc()
+        if res.telemetry:
+            rows_of["telemetry"].inc(len(res.telemetry))
+        if res.readings:
+            rows_of["readings"].inc(len(res.readings))
+        if res.statuses:
+            rows_of["statuses"].inc(len(res.statuses))
+        if res.replies:
+            rows_of["replies"].inc(len(res.replies))
         return res
     return run
 
@@ -89,6 +101,19 @@ def sub_object(doc: Mapping, key: str, what: str, required: bool = True) -> dict
     return value
 
 
+def vendor_time(value: object, received_at: datetime, key: str) -> datetime:
+    """A vendor's RFC 3339 time (network servers write nanoseconds and '+00:00' or 'Z'), checked like the
+    contract's: the usual form straight through datetime.fromisoformat (only where the contract's RFC 3339 pattern
+    matches), everything else through validation.timestamp, which gives the reason."""
+    if type(value) is str and 20 <= len(value) <= 40 and value[10] == "T" and RFC3339.fullmatch(value):
+        try:
+            ts = datetime.fromisoformat(value)
+        except ValueError:
+            return timestamp(value, received_at, key)
+        return check_time(ts.astimezone(timezone.utc), received_at, key)
+    return timestamp(value, received_at, key)
+
+
 def epoch_ms(value: object, received_at: datetime, key: str) -> datetime:
     """A vendor's epoch-milliseconds time, checked like the contract's (not before 2000, not ahead of arrival)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -100,9 +125,39 @@ def epoch_ms(value: object, received_at: datetime, key: str) -> datetime:
     return check_time(ts, received_at, key)
 
 
-def native_fix(uav_id: str, fields: dict, received_at: datetime, ctx: DialectContext, what: str) -> TelemetryRow:
-    """A fix in the contract's field names (ts, lat, lon, alt_m, alt_ref, ...) checked by the contract's own
-    parser, so a vendor's fix is held to exactly what a native one is; the reason names the vendor message."""
+_NUM = (int, float)
+_RANGES = (("lat", -90.0, 90.0), ("lon", -180.0, 180.0), ("alt_m", -500.0, 20000.0))
+_OPTIONAL = (("speed_mps", 0.0, 500.0), ("track_deg", 0.0, 360.0), ("vspeed_mps", -200.0, 200.0),
+             ("battery_pct", 0.0, 100.0))
+_STATUSES = frozenset(("Ground", "Airborne", "Emergency"))
+
+
+def native_fix(uav_id: str, fields: dict, received_at: datetime, ctx: DialectContext, what: str,
+               ts: datetime | None = None) -> TelemetryRow:
+    """A fix in the contract's field names (ts, lat, lon, alt_m, alt_ref, ...) held to exactly what a native one
+    is: the usual well-formed fix (`ts` given as a checked time, plain numbers in the contract's ranges) is built at
+    once; anything else goes through the contract's own parser, which decides and gives the reason (naming the
+    vendor message)."""
+    if ts is not None:
+        values = []
+        for key, lo, hi in _RANGES:
+            v = fields.get(key)
+            if type(v) not in _NUM or not lo <= v <= hi:
+                break
+            values.append(float(v))
+        else:
+            for key, lo, hi in _OPTIONAL:
+                v = fields.get(key)
+                if v is not None and (type(v) not in _NUM or not lo <= v <= hi):
+                    break
+                values.append(None if v is None else float(v))
+            else:
+                status = fields.get("status")
+                if status is None or status in _STATUSES:
+                    lat, lon, alt, speed, track, vspeed, battery = values
+                    return TelemetryRow(ts, uav_id, None, lon, lat, alt, fields["alt_ref"], speed, track, vspeed,
+                                        battery, status, None, received_at)
+        fields = {**fields, "ts": rfc3339(ts, 6)}
     try:
         return parse_telemetry_checked(uav_id, orjson.dumps(fields), received_at, ctx.max_payload_bytes)[0]
     except BadMessage as exc:
