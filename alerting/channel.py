@@ -11,7 +11,7 @@ import socket
 import urllib.error
 import urllib.request
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -38,9 +38,9 @@ class Subscription:
     id: str
     name: str
     channel: str
-    target: str
-    secret: str | None
-    language: str
+    target: str = field(repr=False)  # robot addresses carry their key: never in a repr (logs, tracebacks)
+    secret: str | None = field(repr=False)
+    language: str = "zh-CN"
 
 
 @dataclass(frozen=True)

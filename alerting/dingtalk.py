@@ -15,12 +15,12 @@ import base64
 import hashlib
 import hmac
 import time
-from urllib.parse import parse_qs, quote_plus, urlsplit
+from urllib.parse import quote_plus
 
 from . import render
-from .channel import Channel, Message, Result, check_http_url
+from .channel import Message, Result
 from .i18n import catalogue
-from .robots import post_to_robot
+from .robots import RobotChannel, post_to_robot
 
 MESSAGES = {
     "no_token": "a DingTalk robot address carries its access token: "
@@ -43,17 +43,12 @@ def signed_url(target: str, secret: str | None, timestamp_ms: int | None = None)
     return f"{target}{'&' if '?' in target else '?'}timestamp={ts}&sign={sign(secret, ts)}"
 
 
-class DingTalkChannel(Channel):
+class DingTalkChannel(RobotChannel):
     name = "dingtalk"
-    rate_per_min = 20.0  # the robot's documented limit
+    credential = "access_token"
 
-    def __init__(self, timeout_s: float = 10.0):
-        self.timeout_s = timeout_s
-
-    def check_target(self, target: str, secret: str | None) -> None:
-        check_http_url(target)
-        if not parse_qs(urlsplit(target).query).get("access_token"):
-            raise ValueError(_t("no_token"))
+    def no_credential(self) -> str:
+        return _t("no_token")
 
     def send(self, message: Message) -> Result:
         payload = {"msgtype": "markdown", "markdown": {"title": render.title(message), "text": render.markdown(message)}}

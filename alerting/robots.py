@@ -1,9 +1,12 @@
-"""What the two group robots share: a JSON POST whose 200 answer carries `errcode` (0: sent)."""
+"""What the two group robots share: an address carrying its credential, at most 20 messages a minute, and a
+JSON POST whose 200 answer carries `errcode` (0: sent)."""
 from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
-from .channel import OK, HttpAnswer, Result, post_json
+from .channel import OK, Channel, HttpAnswer, Result, check_http_url, post_json
 from .i18n import catalogue
 
 MESSAGES = {
@@ -35,3 +38,20 @@ def clip_utf8(text: str, max_bytes: int) -> str:
     if len(data) <= max_bytes:
         return text
     return data[:max_bytes - 3].decode("utf-8", "ignore") + "..."
+
+
+class RobotChannel(Channel):
+    rate_per_min = 20.0  # both robots' documented limit
+    credential = ""  # the query parameter the robot's address carries its credential in
+
+    def __init__(self, timeout_s: float = 10.0):
+        self.timeout_s = timeout_s
+
+    def check_target(self, target: str, secret: str | None) -> None:
+        check_http_url(target)
+        if not parse_qs(urlsplit(target).query).get(self.credential):
+            raise ValueError(self.no_credential())
+
+    def no_credential(self) -> str:
+        """What to say when the address lacks its credential (said when raised: the catalogue picks the text)."""
+        raise NotImplementedError

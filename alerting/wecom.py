@@ -8,12 +8,10 @@ never shows it (docs/alerts.md).
 """
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urlsplit
-
 from . import render
-from .channel import Channel, Message, Result, check_http_url
+from .channel import Message, Result
 from .i18n import catalogue
-from .robots import clip_utf8, post_to_robot
+from .robots import RobotChannel, clip_utf8, post_to_robot
 
 MESSAGES = {
     "no_key": "a WeCom robot address carries its key: https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=...",
@@ -24,17 +22,15 @@ MAX_CONTENT_BYTES = 4096
 RATE_LIMITED = frozenset({45009})  # "api freq out of limit"
 
 
-class WeComChannel(Channel):
+class WeComChannel(RobotChannel):
     name = "wecom"
-    rate_per_min = 20.0  # the robot's documented limit
+    credential = "key"
 
-    def __init__(self, timeout_s: float = 10.0):
-        self.timeout_s = timeout_s
+    def no_credential(self) -> str:
+        return _t("no_key")
 
     def check_target(self, target: str, secret: str | None) -> None:
-        check_http_url(target)
-        if not parse_qs(urlsplit(target).query).get("key"):
-            raise ValueError(_t("no_key"))
+        super().check_target(target, secret)
         if secret:
             raise ValueError(_t("no_secret"))
 

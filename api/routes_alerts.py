@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import time
 import uuid
 from typing import Annotated, Literal
 
@@ -27,7 +26,7 @@ from ingest.sensor_watch import SENSOR_EVENT_KINDS
 from protocol import topics
 
 from .auth import FORBIDDEN, UNAUTHORIZED, Principal, require
-from .context import Ctx
+from .context import Ctx, TtlValue
 from .models import Problem
 
 log = logging.getLogger("skylane.api.alerts")
@@ -177,22 +176,19 @@ class AlertFigures(Collector):
     (what every worker together did), cached for a few seconds."""
 
     def __init__(self, connect, ttl_s: float = 10.0):
-        self.connect, self.ttl_s = connect, ttl_s
-        self._at, self._figures = 0.0, None
+        self.connect = connect
+        self.figures = TtlValue(ttl_s, self._read)
 
     def _read(self) -> store.Figures | None:
-        if self._figures is None or time.monotonic() - self._at > self.ttl_s:
-            try:
-                with self.connect(timeout=2) as conn:
-                    self._figures = store.figures(conn)
-            except Exception as exc:  # noqa: BLE001 - a scrape must not fail because the database is away
-                log.warning("metrics: alert figures unavailable: %s", exc)
-                self._figures = None
-            self._at = time.monotonic()
-        return self._figures
+        try:
+            with self.connect(timeout=2) as conn:
+                return store.figures(conn)
+        except Exception as exc:  # noqa: BLE001 - a scrape must not fail because the database is away
+            log.warning("metrics: alert figures unavailable: %s", exc)
+            return None
 
     def collect(self):
-        f = self._read()
+        f = self.figures.get()
         if f is None:
             return
         yield GaugeMetricFamily("skylane_db_alert_outbox_backlog", "Alert deliveries pending (due or waiting for "

@@ -27,8 +27,10 @@ CREATE INDEX IF NOT EXISTS alert_subscriptions_live ON alert_subscriptions (id) 
 -- One row per (subscription, event): at-least-once delivery, idempotent on the event id. `source` says which
 -- table holds the event (airspace_events or sensor_events, both keyed by (id, ts)). Pending: neither
 -- delivered_at nor failed_at; due when next_attempt has come. `digest_id`: the digest message it went out in.
+-- No foreign key to alert_subscriptions: subscriptions are never deleted (deleted_at), the worker fails rows of
+-- an unknown one, and the key's check would double the cost of writing a flood's rows on ingest's hot path.
 CREATE TABLE IF NOT EXISTS alert_outbox (
-    subscription_id  uuid        NOT NULL REFERENCES alert_subscriptions (id) ON DELETE CASCADE,
+    subscription_id  uuid        NOT NULL,
     event_id         uuid        NOT NULL,
     event_ts         timestamptz NOT NULL,
     source           text        NOT NULL CHECK (source IN ('airspace', 'sensor')),
