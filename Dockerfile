@@ -4,6 +4,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY protocol protocol
+COPY i18n i18n
 COPY airspace airspace
 COPY ingest ingest
 COPY storage storage

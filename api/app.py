@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from psycopg_pool import ConnectionPool, PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import (interuss, replay_routes, routes_alerts, routes_clearances, routes_events, routes_fleet, routes_reports,
                routes_system, routes_zones)
@@ -23,6 +24,7 @@ from .context import ApiConfig, ApiContext
 from .control import ControlLink
 from .feeds import feeds_router
 from .live import DeviceDirectory, LiveHub
+from .localize import Msg, lang_of, localized_http_exception
 from .middleware import ApiMiddleware
 from .models import Problem
 
@@ -67,12 +69,13 @@ def create_app(config: ApiConfig) -> FastAPI:
     app.state.auth = Authenticator(pool.connection, config.key_cache_s)
     app.add_middleware(ApiMiddleware, max_body=config.max_body_bytes, max_upload=config.max_upload_bytes)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_exception_handler(StarletteHTTPException, localized_http_exception)  # details in the caller's language
 
     @app.exception_handler(PoolTimeout)
     @app.exception_handler(psycopg.OperationalError)
     async def database_unavailable(request: Request, exc: Exception):
         log.warning("database unavailable for %s: %s", request.url.path, exc)
-        return JSONResponse({"detail": "database unavailable, try again shortly"}, status_code=503)
+        return JSONResponse({"detail": Msg("api.db_unavailable").render(lang_of(request))}, status_code=503)
 
     for router in (routes_system.router, routes_zones.router, routes_fleet.router, routes_events.router,
                    routes_clearances.router, interuss.router):

@@ -29,6 +29,7 @@ from starlette.requests import HTTPConnection
 
 from storage.auth import ROLES, KeyCache, valid_key_ids
 
+from .localize import Msg
 from .models import Problem
 
 __all__ = ["ROLES", "ANY_ROLE", "Principal", "Authenticator", "FeedKeys", "authenticate_token", "require",
@@ -141,13 +142,13 @@ def _unauthorized(detail: str, reason: str) -> HTTPException:
 async def authenticate_token(app, token: str | None) -> Principal:
     """The principal of a key, or HTTPException(401). `app.state.auth` is the app's Authenticator."""
     if not token:
-        raise _unauthorized("missing API key: send 'Authorization: Bearer <key>'", "missing")
+        raise _unauthorized(Msg("api.key_missing"), "missing")
     auth: Authenticator = app.state.auth
     found, principal = auth.cached(token)  # the common case: no thread hop, no database
     if not found:
         principal = await run_in_threadpool(auth.lookup, token)
     if principal is None:
-        raise _unauthorized("invalid or revoked API key", "invalid")
+        raise _unauthorized(Msg("api.key_invalid"), "invalid")
     return principal
 
 
@@ -200,8 +201,7 @@ def require(*roles: str):
         principal = await authenticate_token(conn.app, token)
         if principal.role not in allowed:
             AUTH_FAILURES.labels("forbidden").inc()
-            raise HTTPException(403, f"role {principal.role!r} may not do this (needs one of: "
-                                     f"{', '.join(sorted(allowed))})")
+            raise HTTPException(403, Msg("api.role_forbidden", role=principal.role, allowed=", ".join(sorted(allowed))))
         return principal
 
     return dependency

@@ -26,6 +26,7 @@ from storage import catalog, queries
 from . import dbmetrics
 from .control import ControlLink
 from .live import LiveHub
+from .localize import Msg, remember_zone_names
 
 DeviceId = Annotated[str, Path(pattern=f"^{topics.ID_PATTERN}$", description="a device id")]
 IdFilter = Annotated[str | None, Query(pattern=f"^{topics.ID_PATTERN}$")]
@@ -119,6 +120,7 @@ class ApiContext:
         with self.pool.connection() as conn:
             geojson = catalog.load_zones(conn)
             stored = queries.zone_states(conn)
+        remember_zone_names(geojson)  # Chinese zone names for texts (api.localize)
         return ZoneView(ZoneSet.from_geojson(geojson), geojson, stored)
 
     def zones(self) -> ZoneView:
@@ -156,14 +158,14 @@ def window(start: datetime | None, end: datetime | None, default: timedelta,
     """A bounded [start, end) window; 422 naming the parameter when it is unusable."""
     for name, value in (("start", start), ("end", end)):
         if value is not None and value.tzinfo is None:
-            raise HTTPException(422, f"{name} needs a UTC offset, e.g. 2026-11-27T08:00:00Z")
+            raise HTTPException(422, Msg("api.needs_offset", name=name))
     end = end or datetime.now(timezone.utc)
     try:
         start = start or end - default
     except OverflowError:
-        raise HTTPException(422, "end is too early") from None
+        raise HTTPException(422, Msg("api.window.end_too_early")) from None
     if start >= end:
-        raise HTTPException(422, "start must be before end")
+        raise HTTPException(422, Msg("api.window.start_after_end"))
     if end - start > max_window:
-        raise HTTPException(422, f"window longer than {max_window.days} days; narrow start..end")
+        raise HTTPException(422, Msg("api.window.too_long", days=max_window.days))
     return start, end

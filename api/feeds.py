@@ -33,6 +33,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, 
 from fastapi.responses import StreamingResponse
 from starlette.datastructures import QueryParams
 
+from i18n import negotiate, normalize
 from protocol import topics
 
 from .auth import Authenticator, Principal, authenticate_token, metrics_reader, token_from
@@ -131,8 +132,9 @@ def _values(q: QueryParams, name: str) -> list[str]:
     return out
 
 
-def parse_filter(q: QueryParams, principal: Principal) -> FeedFilter:
-    """The client's filter from its query string; ValueError names the bad parameter."""
+def parse_filter(q: QueryParams, principal: Principal, accept_language: str | None = None) -> FeedFilter:
+    """The client's filter from its query string; ValueError names the bad parameter. `lang` (zh-CN or en, else
+    the Accept-Language header) is the language of the events' `description`."""
     bbox = None
     if q.get("bbox"):
         try:
@@ -160,7 +162,8 @@ def parse_filter(q: QueryParams, principal: Principal) -> FeedFilter:
     operator = principal.role == "operator"
     return FeedFilter(uav_ids=frozenset(uav_ids), kinds=frozenset(kinds), sensor_kinds=frozenset(sensor_kinds),
                       types=frozenset(types), bbox=bbox, operator=operator,
-                      operator_owner=principal.owner if operator else None)
+                      operator_owner=principal.owner if operator else None,
+                      lang=normalize(q["lang"]) if q.get("lang") else negotiate(accept_language))
 
 
 def _log_start(client: int, transport: str, principal: Principal, f: FeedFilter) -> None:
@@ -309,7 +312,7 @@ def feeds_router(hub: LiveHub, *, max_positions: int = MAX_POSITIONS_QUEUED, max
             await ws.close(code=WS_UNAUTHORIZED, reason=str(exc.detail)[:120])
             return
         try:
-            filt = parse_filter(ws.query_params, principal)
+            filt = parse_filter(ws.query_params, principal, ws.headers.get("accept-language"))
         except ValueError as exc:
             DISCONNECTS.labels("bad_filter").inc()
             await ws.close(code=WS_POLICY, reason=str(exc)[:120])
@@ -393,7 +396,7 @@ def feeds_router(hub: LiveHub, *, max_positions: int = MAX_POSITIONS_QUEUED, max
                        access_token: str | None = Query(None, description="API key (EventSource cannot send headers)")):
         principal = await authenticate_token(request.app, token_from(request) or access_token)
         try:
-            filt = parse_filter(request.query_params, principal)
+            filt = parse_filter(request.query_params, principal, request.headers.get("accept-language"))
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
         try:

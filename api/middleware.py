@@ -10,6 +10,8 @@ import time
 
 import orjson
 from fastapi import HTTPException
+
+from i18n import Msg, negotiate
 from prometheus_client import Counter, Histogram
 
 log = logging.getLogger("skylane.api.access")
@@ -26,6 +28,11 @@ async def _problem(send, status: int, detail: str) -> None:
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
+
+
+def _too_large(scope, limit: int) -> str:
+    return Msg("api.body_too_large", limit=limit).render(negotiate(dict(scope["headers"]).get(b"accept-language",
+                                                                                             b"").decode("latin-1")))
 
 
 class ApiMiddleware:
@@ -46,7 +53,7 @@ class ApiMiddleware:
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             REFUSED_BODIES.inc()
             status["code"] = 413
-            await _problem(send, 413, f"request body larger than {limit} bytes")
+            await _problem(send, 413, _too_large(scope, limit))
             self._record(scope, status["code"], started)
             return
         seen = {"n": 0}
@@ -69,7 +76,7 @@ class ApiMiddleware:
         except _TooLarge:
             REFUSED_BODIES.inc()
             status["code"] = 413
-            await _problem(send, 413, f"request body larger than {limit} bytes")
+            await _problem(send, 413, _too_large(scope, limit))
         finally:
             self._record(scope, status["code"], started)
 
@@ -89,4 +96,4 @@ class _TooLarge(HTTPException):
     """Raised while FastAPI reads the body: it passes HTTPExceptions through, so this stays a 413."""
 
     def __init__(self, limit: int):
-        super().__init__(413, f"request body larger than {limit} bytes")
+        super().__init__(413, Msg("api.body_too_large", limit=limit))

@@ -151,6 +151,8 @@ class Event(BaseModel):
     ts: str
     detail: dict[str, Any]
     ack: Ack | None
+    description: str | None = Field(default=None, description="what happened, in the caller's language "
+                                                                "(Accept-Language: zh-CN or en)")
 
 
 class EventPage(BaseModel):
@@ -227,6 +229,8 @@ class ClearanceResponse(BaseModel):
     route: list[dict[str, Any]] = Field(description="the waypoints with alt_amsl and time")
     zones: list[str] = Field(description="zones needing clearance the route passes through")
     published: bool = Field(description="an approved clearance went out on {root}/control/clearance/{uav_id}")
+    source: dict[str, Any] | None = Field(default=None, description="route files: what was read (format, file, "
+                                                                    "waypoints, alt_ref and where it came from, speeds)")
 
 
 class Clearance(BaseModel):

@@ -45,6 +45,7 @@ from storage import catalog
 
 from .auth import require
 from .context import get_ctx
+from .localize import Msg
 
 log = logging.getLogger("skylane.api.replay")
 MAX_RUNNING = 4
@@ -141,7 +142,7 @@ class ReplayManager:
     def start(self, job: ReplayJob, source: Source, sink: Sink, selection: Selection, loop: bool) -> None:
         with self._lock:
             if self.running() >= MAX_RUNNING:
-                raise HTTPException(429, f"{MAX_RUNNING} replays are running already; stop one first")
+                raise HTTPException(429, Msg("api.replay.too_many", n=MAX_RUNNING))
             self.jobs[job.id] = job
             done = sorted((j for j in self.jobs.values() if j.finished is not None), key=lambda j: j.finished or 0)
             for old in done[:max(0, len(done) - KEEP_FINISHED)]:
@@ -169,7 +170,7 @@ class ReplayManager:
     def get(self, replay_id: str) -> ReplayJob:
         job = self.jobs.get(replay_id)
         if job is None:
-            raise HTTPException(404, f"no replay {replay_id}")
+            raise HTTPException(404, Msg("api.replay.not_found", id=replay_id))
         return job
 
     def stop_all(self) -> None:
@@ -183,7 +184,7 @@ class ReplayManager:
 def _recordings_dir(request: Request) -> Path:
     folder = get_ctx(request).config.recordings_dir
     if folder is None:
-        raise HTTPException(404, "this API has no recordings directory configured")
+        raise HTTPException(404, Msg("api.replay.no_dir"))
     return folder
 
 
@@ -192,9 +193,9 @@ def _recording_path(folder: Path, name: str) -> Path:
     try:
         path = (base / name).resolve()
     except (OSError, ValueError) as exc:  # e.g. an embedded NUL
-        raise HTTPException(400, f"bad recording name: {exc}") from None
+        raise HTTPException(400, Msg("api.replay.bad_name", detail=str(exc))) from None
     if base != path and base not in path.parents:
-        raise HTTPException(400, "recording must be a name inside the recordings directory")
+        raise HTTPException(400, Msg("api.replay.outside"))
     return path
 
 
@@ -259,7 +260,7 @@ def start_replay(body: ReplayRequest, request: Request) -> dict:
     dst = f"{prefix}/{source.root}"
     live = cfg.mqtt_root
     if topics.overlaps(dst, live):
-        raise HTTPException(422, f"prefix {prefix!r} would publish into the live root {live!r}")
+        raise HTTPException(422, Msg("api.replay.live_root", prefix=prefix, live=live))
     broker = BrokerSink(cfg.mqtt_url, client_id=f"skylane-api-replay-{replay_id}", connect_timeout_s=10,
                         clear_retained=True)
     sink: Sink = broker
@@ -297,7 +298,7 @@ def control_replay(replay_id: ReplayId, body: ControlRequest, request: Request) 
         c.step(body.steps)
     else:
         if body.rate is None:
-            raise HTTPException(422, "action 'rate' needs a rate")
+            raise HTTPException(422, Msg("api.replay.rate_needed"))
         try:
             c.set_rate(body.rate)
         except ValueError as exc:

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Annotated, Literal, TypeVar
 
 import psycopg
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
@@ -34,7 +34,9 @@ from storage.controls import clearances_in_force
 from .auth import FORBIDDEN, ROLES, UNAUTHORIZED, Principal, require
 from .context import ApiContext, Ctx, IdFilter, ZoneView
 from .control import ControlUnavailable
+from .localize import Lang, Msg, localize_clearance
 from .models import DEFAULT_SPEED_MPS, Clearance, ClearanceRequest, ClearanceResponse, Problem
+from .route_upload import OPENAPI, RouteParams, clearance_request
 
 log = logging.getLogger("skylane.api.clearances")
 router = APIRouter(tags=["clearances"])
@@ -68,8 +70,7 @@ class DecisionDesk:
         """`decide(conn)` in a transaction holding the decision lock; then, once committed and still in turn,
         `then(result)` (announcing in decision order)."""
         if self.queued >= self.max_queued:
-            raise HTTPException(503, f"{self.queued} clearance decisions are queued; try again shortly",
-                                headers={"Retry-After": "5"})
+            raise HTTPException(503, Msg("api.clearance.queue_full", n=self.queued), headers={"Retry-After": "5"})
         if self._queue is None:
             self._queue = asyncio.Lock()
         self.queued += 1
@@ -88,8 +89,8 @@ class DecisionDesk:
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (DECISION_LOCK,))
                     result = decide(conn)
             except psycopg.errors.LockNotAvailable:
-                raise HTTPException(503, f"another API process has been deciding for over {self.lock_timeout_s:g} s; "
-                                         f"try again shortly", headers={"Retry-After": "5"}) from None
+                raise HTTPException(503, Msg("api.clearance.lock_timeout", seconds=self.lock_timeout_s),
+                                    headers={"Retry-After": "5"}) from None
             except psycopg.OperationalError:
                 self.close()  # a broken connection: the next decision connects afresh
                 raise
@@ -118,7 +119,7 @@ Desk = Annotated[DecisionDesk, Depends(desk_of)]
 
 def _aware(value: datetime | None, name: str) -> None:
     if value is not None and value.tzinfo is None:
-        raise HTTPException(422, f"{name} needs a UTC offset, e.g. 2026-11-27T08:00:00Z")
+        raise HTTPException(422, Msg("api.needs_offset", name=name))
 
 
 def _plan_window(req: ClearanceRequest, now: datetime) -> tuple[datetime, datetime]:
@@ -128,12 +129,11 @@ def _plan_window(req: ClearanceRequest, now: datetime) -> tuple[datetime, dateti
         _aware(w.t, f"waypoint {k}: t")
     first = req.waypoints[0].t or req.departure or now
     if first < now - timedelta(hours=1) or first > now + MAX_AHEAD:
-        raise HTTPException(422, f"the flight must start after now - 1 h and within {MAX_AHEAD.days} days")
+        raise HTTPException(422, Msg("api.clearance.start_window", days=MAX_AHEAD.days))
     for k, w in enumerate(req.waypoints):  # before the route check, which works in epoch seconds
         if w.t is not None and not first <= w.t <= first + MAX_DURATION:
             hours = f"{MAX_DURATION.total_seconds() / 3600:g} h"
-            raise HTTPException(422, f"waypoint {k}: t is not within {hours} after the first waypoint "
-                                     f"(a clearance covers at most {hours} of flight)")
+            raise HTTPException(422, Msg("api.clearance.waypoint_late", k=k, hours=hours))
     return first, first + MAX_DURATION
 
 
@@ -163,8 +163,7 @@ def _check_quota(conn: psycopg.Connection, ctx: ApiContext, owner: str | None, u
         return
     held, replaced = clearances.open_approved(conn, owner, now, uav_id, start, end)
     if held - replaced >= limit:
-        raise HTTPException(429, f"the drones of {owner!r} hold {held} open approved clearances (the limit is "
-                                 f"{limit}); cancel one (DELETE /v1/clearances/{{id}}) or wait until one ends",
+        raise HTTPException(429, Msg("api.clearance.quota", owner=owner, held=held, limit=limit),
                             headers={"Retry-After": "60"})
 
 
@@ -180,10 +179,10 @@ async def _decide(ctx: ApiContext, desk: DecisionDesk, who: Principal, req: Clea
     if req.uav_id is not None:
         dev_owner = await run_in_threadpool(ctx.owner_of, req.uav_id)
         if who.is_operator and dev_owner != who.owner:
-            raise HTTPException(403, f"{req.uav_id!r} is not one of your drones")
+            raise HTTPException(403, Msg("api.clearance.not_yours", uav_id=req.uav_id))
         owner = dev_owner or owner
     elif who.is_operator:
-        raise HTTPException(422, "uav_id is required for operators (one of your drones)")
+        raise HTTPException(422, Msg("api.clearance.uav_required"))
     view = await run_in_threadpool(ctx.zones)  # outside the decision: it may need a pooled connection
 
     def decide(conn: psycopg.Connection):
@@ -193,15 +192,14 @@ async def _decide(ctx: ApiContext, desk: DecisionDesk, who: Principal, req: Clea
         try:
             approved = clearances.approved_overlapping(conn, start, horizon, exclude_uav=req.uav_id)
         except clearances.TooManyApproved as exc:
-            raise HTTPException(503, f"cannot deconflict now: {exc}; try again later") from None
+            raise HTTPException(503, Msg("api.clearance.cannot_deconflict", detail=str(exc))) from None
         try:
             result = _check(view, req, now, approved)
         except ValueError as exc:
-            raise HTTPException(422, str(exc)) from None
+            raise HTTPException(422, Msg("api.invalid_request", detail=str(exc))) from None
         t0, t1 = result.route[0]["epoch"], result.route[-1]["epoch"]
         if t1 - t0 > MAX_DURATION.total_seconds():
-            raise HTTPException(422, f"a clearance covers at most {MAX_DURATION.total_seconds() / 3600:g} h "
-                                     f"of flight")
+            raise HTTPException(422, Msg("api.clearance.too_long", hours=MAX_DURATION.total_seconds() / 3600))
         cid = uuid.uuid4()
         stored_result = result.to_dict()
         payload = None
@@ -228,8 +226,7 @@ async def _decide(ctx: ApiContext, desk: DecisionDesk, who: Principal, req: Clea
         try:
             _announce(ctx, req.uav_id, payload)
         except ControlUnavailable as exc:
-            raise HTTPException(503, f"clearance {stored['id']} stored, but not announced to the airspace monitor "
-                                     f"({exc}); submit again") from None
+            raise HTTPException(503, Msg("api.clearance.not_announced", id=stored["id"], detail=str(exc))) from None
 
     result, stored, payload = await desk.run(decide, announce)
     reasons = await run_in_threadpool(for_caller, ctx, who, result.reasons)
@@ -263,38 +260,50 @@ def _dt(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, timezone.utc)
 
 
-@router.post("/v1/clearances", response_model=ClearanceResponse,
+@router.post("/v1/clearances", response_model=ClearanceResponse, openapi_extra=OPENAPI,
              responses={**ERRORS, 403: FORBIDDEN, **BUSY,
+                        415: {"model": Problem, "description": "a content type that is not a route format"},
                         429: {"model": Problem, "description": "the drone owner's quota of open approvals is full"}})
 async def post_clearance(ctx: Ctx, desk: Desk, who: Annotated[Principal, Depends(require("operator"))],
-                         req: ClearanceRequest):
+                         request: Request, params: Annotated[RouteParams, Depends()], lang: Lang):
     """Check a 4D route (2-200 waypoints, timed by `t` per waypoint or by departure and speed; at most 24 h of
     flight) against the zones in force and the approved clearances; store the decision (operators, admins).
     An approval supersedes the drone's earlier approvals overlapping it and is announced retained for the
-    airspace monitor; a drone owner holds at most `clearance_max_open` open approvals (429 beyond)."""
-    return await _decide(ctx, desk, who, req)
+    airspace monitor; a drone owner holds at most `clearance_max_open` open approvals (429 beyond).
+    The body is a JSON request or a route file (DJI KMZ/WPML, KML, GeoJSON, QGC WPL: the content type names
+    it; the query parameters give what the file does not; api/route_upload.py)."""
+    req, source = await clearance_request(request, params)
+    out = await _decide(ctx, desk, who, req)
+    out["reasons"], out["suggestions"] = localize_clearance(out["reasons"], out["suggestions"], lang)
+    return {**out, "source": source}
 
 
 @router.get("/v1/clearances", response_model=list[Clearance], responses=ERRORS)
-def list_clearances(ctx: Ctx, who: Annotated[Principal, Depends(require(*ROLES))], uav_id: IdFilter = None,
+def list_clearances(ctx: Ctx, who: Annotated[Principal, Depends(require(*ROLES))], lang: Lang, uav_id: IdFilter = None,
                     decision: Literal["approved", "denied", "cancelled", "superseded"] | None = None,
                     before: datetime | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100):
     """Newest first (page with `before` = the last item's created_at); operators see their own only."""
     if before is not None and before.tzinfo is None:
-        raise HTTPException(422, "before needs a UTC offset")
+        raise HTTPException(422, Msg("api.clearance.before_offset"))
     with ctx.pool.connection() as conn:
         page = clearances.list_page(conn, owner=(who.owner or "") if who.is_operator else None, uav_id=uav_id,
                                     decision=decision, before=before, limit=limit)
-    return [{**c, "reasons": for_caller(ctx, who, c["reasons"])} for c in page]
+    return [_localized({**c, "reasons": for_caller(ctx, who, c["reasons"])}, lang) for c in page]
 
 
 @router.get("/v1/clearances/{clearance_id}", response_model=Clearance, responses={**ERRORS, **NOT_FOUND})
-def get_clearance(ctx: Ctx, who: Annotated[Principal, Depends(require(*ROLES))], clearance_id: uuid.UUID):
+def get_clearance(ctx: Ctx, who: Annotated[Principal, Depends(require(*ROLES))], clearance_id: uuid.UUID,
+                  lang: Lang = "en"):
     with ctx.pool.connection() as conn:
         found = clearances.get(conn, clearance_id)
     if found is None or (who.is_operator and found["owner"] != who.owner):
-        raise HTTPException(404, "no such clearance" + (" of yours" if who.is_operator else ""))
-    return {**found, "reasons": for_caller(ctx, who, found["reasons"])}
+        raise HTTPException(404, Msg("api.clearance.not_found_yours" if who.is_operator else "api.clearance.not_found"))
+    return _localized({**found, "reasons": for_caller(ctx, who, found["reasons"])}, lang)
+
+
+def _localized(c: dict, lang: str) -> dict:
+    c["reasons"], c["suggestions"] = localize_clearance(c["reasons"], c.get("suggestions") or [], lang)
+    return c
 
 
 @router.delete("/v1/clearances/{clearance_id}", response_model=Clearance,
@@ -310,7 +319,7 @@ async def cancel_clearance(ctx: Ctx, desk: Desk, who: Annotated[Principal, Depen
     def cancel(conn: psycopg.Connection) -> dict:  # announced first, then committed: safe to repeat
         done = clearances.cancel(conn, clearance_id)
         if done is None:
-            raise HTTPException(409, "only an approved clearance can be cancelled")
+            raise HTTPException(409, Msg("api.clearance.not_approved"))
         record, newest = done
         uav_id = record["uav_id"]
         if newest and uav_id:
@@ -318,7 +327,7 @@ async def cancel_clearance(ctx: Ctx, desk: Desk, who: Annotated[Principal, Depen
             try:
                 _announce(ctx, uav_id, left[-1] if left else None)
             except ControlUnavailable as exc:
-                raise HTTPException(503, f"not cancelled: the announcement did not reach the broker ({exc})") from None
+                raise HTTPException(503, Msg("api.clearance.cancel_not_announced", detail=str(exc))) from None
         return record
 
     return await desk.run(cancel)

@@ -11,6 +11,7 @@ from storage import history
 
 from .auth import FORBIDDEN, ROLES, UNAUTHORIZED, Principal, require
 from .context import Ctx, IdFilter, KindFilter, window
+from .localize import Lang, Msg, describe, describe_events
 from .models import AckIn, AckResult, Event, EventPage, Problem
 from .subscribers import own_flights_only
 
@@ -21,7 +22,7 @@ MAX_PAGE = 1000
 
 
 @router.get("/v1/events", response_model=EventPage, responses=ERRORS)
-def get_events(ctx: Ctx, who: Annotated[Principal, Depends(require(*ROLES))],
+def get_events(ctx: Ctx, who: Annotated[Principal, Depends(require(*ROLES))], lang: Lang,
                start: datetime | None = None, end: datetime | None = None,
                kind: KindFilter = None, uav_id: IdFilter = None,
                limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
@@ -35,26 +36,27 @@ def get_events(ctx: Ctx, who: Annotated[Principal, Depends(require(*ROLES))],
             page = history.events_page(conn, start, end, kind=kind, uav_id=uav_id, cursor=cursor, limit=limit,
                                        owner=(who.owner or "") if who.is_operator else None)
         except history.BadCursor as exc:
-            raise HTTPException(422, str(exc)) from None
+            raise HTTPException(422, Msg("api.invalid_request", detail=str(exc))) from None
     if who.is_operator:
         own = ctx.owned_uavs(who.owner or "")
         page["items"] = [own_flights_only(e, own.__contains__) for e in page["items"]]
+    page["items"] = describe_events(page["items"], lang)
     return page
 
 
 @router.get("/v1/events/{event_id}", response_model=Event, responses={**ERRORS, **NOT_FOUND})
-def get_event(ctx: Ctx, who: Annotated[Principal, Depends(require(*ROLES))], event_id: uuid.UUID):
+def get_event(ctx: Ctx, who: Annotated[Principal, Depends(require(*ROLES))], event_id: uuid.UUID, lang: Lang = "en"):
     """One event; an operator's own drones' events only, naming only their drones among the flights listed."""
     with ctx.pool.connection() as conn:
         found = history.event(conn, event_id)
     if not who.is_operator:
         if found is None:
-            raise HTTPException(404, "no such event")
-        return found
+            raise HTTPException(404, Msg("api.event.not_found"))
+        return describe(found, lang)
     own = ctx.owned_uavs(who.owner or "")
     if found is None or found["uav_id"] not in own:
-        raise HTTPException(404, "no such event about your drones")
-    return own_flights_only(found, own.__contains__)
+        raise HTTPException(404, Msg("api.event.not_yours"))
+    return describe(own_flights_only(found, own.__contains__), lang)
 
 
 @router.post("/v1/events/{event_id}/ack", response_model=AckResult,

@@ -15,6 +15,7 @@ from storage.schema import storage_kind
 
 from .auth import ROLES, UNAUTHORIZED, Principal, require
 from .context import ApiContext, Ctx, DeviceId, window
+from .localize import Msg
 from .models import Device, Problem, Readings, SensorLatest, Track, UavState
 
 router = APIRouter()
@@ -28,7 +29,7 @@ READINGS_WINDOW = timedelta(days=31)
 def check_visible(ctx: ApiContext, who: Principal, uav_id: str) -> None:
     """404 for an operator asking about a drone that is not theirs (its existence is not revealed)."""
     if who.is_operator and uav_id not in ctx.owned_uavs(who.owner or ""):
-        raise HTTPException(404, f"no drone {uav_id!r} among yours")
+        raise HTTPException(404, Msg("api.drone.not_yours", uav_id=uav_id))
 
 
 @router.get("/v1/devices", response_model=list[Device], tags=["devices"], responses=ERRORS)
@@ -49,7 +50,8 @@ def get_device(ctx: Ctx, who: Reader, device_id: DeviceId):
     with ctx.pool.connection() as conn:
         found = queries.device(conn, device_id)
     if found is None or (who.is_operator and found["kind"] != "sensor" and found.get("owner") != who.owner):
-        raise HTTPException(404, f"no device {device_id!r}" + (" among yours" if who.is_operator else ""))
+        raise HTTPException(404, Msg("api.device.not_yours" if who.is_operator else "api.device.not_found",
+                                     device_id=device_id))
     return found
 
 
@@ -91,7 +93,8 @@ def get_sensors(ctx: Ctx, _: Reader):
         reg = registry.get(sensor_id, {})
         state = latest.get(sensor_id, {})
         out.append({"values": {}, **state, "sensor_id": sensor_id, "sensor_kind": reg.get("sensor_kind"),
-                    "name": reg.get("name"), "lon": reg.get("lon"), "lat": reg.get("lat"),
+                    "name": reg.get("name"), "name_zh": (reg.get("properties") or {}).get("name_zh"),
+                    "lon": reg.get("lon"), "lat": reg.get("lat"),
                     "online": reg.get("online"), "registered": bool(reg)})
     return out
 
@@ -107,7 +110,7 @@ def get_readings(ctx: Ctx, _: Reader, sensor_id: DeviceId, start: datetime | Non
     Default window: the last 24 h; at most 31 days, and at most 10,000 buckets (window / bucket_s)."""
     start, end = window(start, end, timedelta(hours=24), READINGS_WINDOW)
     if bucket_s is not None and (end - start).total_seconds() / bucket_s > MAX_BUCKETS:
-        raise HTTPException(422, f"window/bucket_s gives more than {MAX_BUCKETS} buckets; widen bucket_s")
+        raise HTTPException(422, Msg("api.readings.too_many_buckets", limit=MAX_BUCKETS))
     with ctx.pool.connection() as conn:
         kind = storage_kind(conn)
         rows = history.readings(conn, sensor_id, start, end, metric=metric, bucket_s=bucket_s, storage=kind,

@@ -26,6 +26,7 @@ from storage.controls import zone_set_version
 from .auth import FORBIDDEN, ROLES, UNAUTHORIZED, Principal, require
 from .context import ApiContext, Ctx, ZoneView
 from .control import ControlUnavailable
+from .localize import Msg
 from .models import Problem, ZoneCollection, ZoneFeature, ZoneState, ZoneUploadResult
 
 log = logging.getLogger("skylane.api.zones")
@@ -74,7 +75,7 @@ def get_zone(ctx: Ctx, _: Reader, zone_id: ZoneId):
     for f in view.geojson["features"]:
         if (f["properties"].get("id") or f.get("id")) == zone_id:
             return _feature(view, f, time.time())
-    raise HTTPException(404, f"no active zone {zone_id!r}")
+    raise HTTPException(404, Msg("api.zone.not_found", zone_id=zone_id))
 
 
 def _parse(body: dict | list, fmt: str | None) -> tuple[ZoneSet, str]:
@@ -88,14 +89,15 @@ def _import(body: dict | list, fmt: str | None, strict: bool) -> ImportResult:
     try:
         result = import_zones(body, fmt, strict=strict)
     except ZoneFormatError as exc:
-        raise HTTPException(422, str(exc)) from None
+        raise HTTPException(422, Msg("api.zone.bad_file", detail=str(exc))) from None
     except (ValueError, TypeError, KeyError) as exc:  # a parser refusing odd input in its own words
         log.info("zone upload refused: %s", exc)
-        raise HTTPException(422, f"unreadable zone document: {exc}") from None
+        raise HTTPException(422, Msg("api.zone.unreadable", detail=str(exc))) from None
     if len(result.zones) == 0:
-        raise HTTPException(422, "; ".join(["the document has no zones"] + [str(p) for p in result.problems[:20]]))
+        raise HTTPException(422, Msg("api.zone.bad_file", detail="; ".join(
+            [Msg("api.zone.no_zones")] + [str(p) for p in result.problems[:20]])))
     if len(result.zones) > MAX_ZONES:
-        raise HTTPException(422, f"at most {MAX_ZONES} zones per upload, got {len(result.zones)}")
+        raise HTTPException(422, Msg("api.zone.too_many", limit=MAX_ZONES, n=len(result.zones)))
     return result
 
 
@@ -124,7 +126,7 @@ def _store_and_announce(ctx: ApiContext, doc: dict, replace: bool) -> dict:
             try:
                 whole = ZoneSet.from_geojson(active)  # ids unique and every stored zone still valid
             except ZoneFormatError as exc:
-                raise HTTPException(422, f"the resulting zone set is not valid: {exc}") from None
+                raise HTTPException(422, Msg("api.zone.set_invalid", detail=str(exc))) from None
         version = zone_set_version(conn)
     ctx.zone_view.invalidate()
     _announce(ctx, topics.control_zones(ctx.config.mqtt_root), {"version": version})
@@ -135,7 +137,7 @@ def _announce(ctx: ApiContext, topic: str, body: dict) -> None:
     try:
         ctx.control.publish(topic, body)
     except ControlUnavailable as exc:
-        raise HTTPException(503, f"stored, but not announced to ingest ({exc}); repeat the request") from None
+        raise HTTPException(503, Msg("api.zone.not_announced", detail=str(exc))) from None
 
 
 @router.post("/v1/zones", response_model=ZoneUploadResult, responses=WRITE_ERRORS)
@@ -173,7 +175,7 @@ async def set_zone_state(ctx: Ctx, who: Admin, zone_id: ZoneId, body: Annotated[
     def work() -> dict:
         with ctx.pool.connection() as conn:
             if not queries.zone_exists(conn, zone_id):
-                raise HTTPException(404, f"no active zone {zone_id!r}")
+                raise HTTPException(404, Msg("api.zone.not_found", zone_id=zone_id))
             state = queries.set_zone_state(conn, zone_id, wanted.state, wanted.reason, wanted.by)
         ctx.zone_view.invalidate()
         _announce(ctx, topics.control_zone(ctx.config.mqtt_root, zone_id), state)
@@ -187,7 +189,7 @@ async def put_zone(ctx: Ctx, _: Admin, zone_id: ZoneId,
     """Create or replace one zone (admin); the feature's id must match the path (or be absent)."""
     props = feature.get("properties")
     if isinstance(props, dict) and props.get("id", zone_id) != zone_id:
-        raise HTTPException(422, f"feature 0: field 'id': {props.get('id')!r} does not match the path {zone_id!r}")
+        raise HTTPException(422, Msg("api.zone.id_mismatch", given=props.get("id"), zone_id=zone_id))
     if isinstance(props, dict):
         feature = {**feature, "properties": {**props, "id": zone_id}}
     zs, _fmt = _parse({"type": "FeatureCollection", "features": [feature]}, "geojson")
@@ -201,7 +203,7 @@ async def delete_zone(ctx: Ctx, _: Admin, zone_id: ZoneId):
     def work() -> None:
         with ctx.pool.connection() as conn:
             if not queries.deactivate_zone(conn, zone_id):
-                raise HTTPException(404, f"no active zone {zone_id!r}")
+                raise HTTPException(404, Msg("api.zone.not_found", zone_id=zone_id))
             version = zone_set_version(conn)
         ctx.zone_view.invalidate()
         _announce(ctx, topics.control_zones(ctx.config.mqtt_root), {"version": version})

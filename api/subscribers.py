@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from prometheus_client import Counter
 
+from .localize import describe
+
 if TYPE_CHECKING:
     from .live import DeviceDirectory
 
@@ -59,6 +61,7 @@ class FeedFilter:
     bbox: tuple[float, float, float, float] | None = None
     operator_owner: str | None = None
     operator: bool = False
+    lang: str = "en"  # the language of event descriptions (i18n)
 
     def in_bbox(self, lon: Any, lat: Any) -> bool:
         if self.bbox is None:
@@ -146,11 +149,11 @@ class Subscriber:
 
     def view(self, kind: str, body: dict, data: bytes) -> tuple[dict, bytes]:
         """A wanted message as this client may see it (body, encoded): an operator's events name only their
-        own drones among the flights they list."""
-        if kind == "event" and self.filter.operator:
-            shown = own_flights_only(body, self._owns)
-            if shown is not body:
-                return shown, orjson.dumps(shown)
+        own drones among the flights they list; events say what happened in the client's language."""
+        if kind == "event":
+            shown = own_flights_only(body, self._owns) if self.filter.operator else body
+            shown = describe(shown, self.filter.lang)
+            return shown, orjson.dumps(shown)
         return body, data
 
     def wants(self, kind: str, body: dict) -> bool:

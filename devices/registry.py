@@ -31,9 +31,14 @@ class DeviceRecord:
     category: str | None = None  # traffic | energy | municipal | environment | weather (devices.fleet.CATEGORY)
     metrics: list[str] = field(default_factory=list)  # what it reports (units may omit unitless ones)
     properties: dict[str, Any] = field(default_factory=dict)  # e.g. {"corridor_id": "C1"} for a corridor mast
+    name_zh: str | None = None  # the name in Chinese (stored in properties.name_zh; the API and dashboard show it)
 
     def as_row(self) -> dict[str, Any]:
-        return asdict(self)
+        row = asdict(self)
+        name_zh = row.pop("name_zh")
+        if name_zh:
+            row["properties"] = {**row["properties"], "name_zh": name_zh}
+        return row
 
 
 def fleet_records(drones: list[DroneSpec], sensors: list[SensorSpec], owner: str = "Skylane demo fleet",
@@ -86,7 +91,7 @@ def _entry(i: int, item: Any) -> DeviceRecord:
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
                               or not lo <= v <= hi):
             fail(key, f"a number in [{lo}, {hi}]")
-    for key in ("name", "owner", "sensor_kind", "category"):
+    for key in ("name", "name_zh", "owner", "sensor_kind", "category"):
         if item.get(key) is not None and not isinstance(item[key], str):
             fail(key, "a string")
     units = item.get("units", {})

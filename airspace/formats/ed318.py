@@ -50,6 +50,15 @@ def name_text(name: Any) -> str | None:
     return None
 
 
+def chinese_text(name: Any) -> str | None:
+    """The Chinese text (lang zh, zh-CN, zh-Hans, ...) of a [{text, lang}] name list, if it has one."""
+    if isinstance(name, list):
+        for n in name:
+            if isinstance(n, dict) and str(n.get("lang", "")).lower().startswith("zh") and isinstance(n.get("text"), str):
+                return n["text"]
+    return None
+
+
 def _layer(layer: Any, path: str, fail: Failer):
     if not isinstance(layer, dict):
         fail(path, "missing vertical layer {upper, upperReference, lower, lowerReference, uom}")
@@ -140,6 +149,8 @@ def convert(f: Any, taken: set[str], fail: Failer) -> list[tuple[dict, Any]]:
             if len(vols) > 1:
                 src["collection"] = {kk: vv for kk, vv in geo.items() if kk != "geometries"}
             iprops = model_props(zid, name, restriction, lo, hi, lo_ref, up_ref, unit, schedule, None, src)
+        if zh := chinese_text(props.get("name")):
+            iprops["name_zh"] = zh  # the published Chinese name (zones.md: name_zh beside name)
         out.append(internal_feature(iprops, geom))
     return out
 
@@ -155,7 +166,9 @@ def _gen_geometry(z: Zone) -> dict:
 
 
 def _gen_feature(z: Zone) -> dict:
-    props = {"identifier": z.id, "country": "CHN", "name": z.name,
+    zh = z.properties.get("name_zh")
+    name: Any = [{"text": z.name, "lang": "en-GB"}, {"text": zh, "lang": "zh-CN"}] if isinstance(zh, str) else z.name
+    props = {"identifier": z.id, "country": "CHN", "name": name,
              "type": TYPE_OF.get(z.restriction, z.restriction), "variant": "COMMON",
              "zoneAuthority": [{"name": "Minhang low-altitude operations centre (Skylane)",
                                 "purpose": "AUTHORIZATION"}],
