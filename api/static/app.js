@@ -66,7 +66,6 @@
     return el;
   }
   function isNum(v) { return typeof v === 'number' && isFinite(v); }
-  function pad2(n) { return n < 10 ? '0' + n : '' + n; }
   function parseTs(ts) {
     if (ts == null) return NaN;
     if (typeof ts === 'number') return ts > 1e12 ? ts : ts * 1000;
@@ -74,12 +73,11 @@
     if (ts !== '' && isFinite(n)) return n > 1e12 ? n : n * 1000;
     return Date.parse(ts);
   }
-  function hms(ts) {
-    var ms = parseTs(ts);
-    if (!isFinite(ms)) return '--:--:--';
-    var d = new Date(ms);
-    return pad2(d.getHours()) + ':' + pad2(d.getMinutes()) + ':' + pad2(d.getSeconds());
-  }
+  function hms(ts) { return I18N.time(parseTs(ts)); }   // Asia/Shanghai, whatever the browser's zone
+  var T = I18N.t;
+  function kindLabel(kind) { return I18N.has('kind.' + kind) ? T('kind.' + kind) : kind; }
+  function metricLabel(m) { return I18N.has('metric.' + m) ? T('metric.' + m) : m; }
+  function refLabel(r) { return r && I18N.has('alt_ref.' + r) ? T('alt_ref.' + r) : (r || ''); }
   function fmt(v, digits, unit) {
     if (!isNum(v)) return '—';
     return v.toFixed(digits) + (unit ? ' ' + unit : '');
@@ -97,17 +95,19 @@
   var auth = { key: null, me: null };
   var ACK_ROLES = { operator: true, engineer: true, admin: true };
   var REPLAY_ROLES = { engineer: true, admin: true };
-  function api(method, url, body) {
-    var headers = { Accept: 'application/json' };
+  function api(method, url, body, raw) {
+    var headers = { Accept: 'application/json', 'Accept-Language': I18N.lang };
     if (auth.key) headers.Authorization = 'Bearer ' + auth.key;
     var opts = { method: method, cache: 'no-store', headers: headers };
-    if (body !== undefined) { headers['Content-Type'] = 'application/json'; opts.body = JSON.stringify(body); }
+    if (raw) { headers['Content-Type'] = raw.type; opts.body = raw.body; }   // a route file
+    else if (body !== undefined) { headers['Content-Type'] = 'application/json'; opts.body = JSON.stringify(body); }
     return fetch(url, opts).then(function (r) {
       if (r.status === 401 && auth.key) keyRefused();
       if (!r.ok) {
         return r.json().catch(function () { return {}; }).then(function (b) {
           var err = new Error('HTTP ' + r.status + (b && typeof b.detail === 'string' ? ': ' + b.detail : ''));
           err.status = r.status;
+          err.detail = b && b.detail;
           throw err;
         });
       }
@@ -145,6 +145,7 @@
     return {
       lon0: lon0, lat0: lat0,
       fwd: function (lon, lat) { return [(lon - lon0) * kx * S, -(lat - lat0) * S]; },
+      inv: function (x, y) { return [x / (kx * S) + lon0, -y / S + lat0]; },
       metresPerUnit: 111320 / S
     };
   }
@@ -167,6 +168,7 @@
   var worldFit = null;      // [x0, y0, x1, y1] of the zone layer in world units
   var riverPath = null;
   var riverLabel = null;
+  var viewHooks = [];       // functions re-placing other layers' overlay marks after a view change
 
   function computeFit() {
     var r = svg.getBoundingClientRect();
@@ -202,6 +204,7 @@
     });
     if (riverLabel) placeRiverLabel();
     uavs.forEach(function (u) { if (u.g && u.wx != null) placeAt(u.g, u.wx, u.wy); });
+    viewHooks.forEach(function (fn) { fn(); });   // other layers' screen-space marks (plan-layer.js)
     updateScalebar();
     updateDensity();
   }
@@ -274,11 +277,13 @@
 
   function zoneBand(p) {
     var lo = p.lower_m, hi = p.upper_m;
-    return (lo != null ? lo : '?') + '-' + (hi != null ? hi : '?') + ' m ' + (p.alt_ref || 'AGL');
+    return (lo != null ? lo : '?') + '-' + (hi != null ? hi : '?') + ' m ' + refLabel(p.alt_ref || 'AGL');
   }
-  function zoneName(id) {
+  function zoneName(id) {   // in the page's language: name_zh of the zone file in Chinese
     var z = zones.get(id);
-    return z ? (z.feature.properties.name || id) : id;
+    if (!z) return id;
+    var p = z.feature.properties;
+    return (I18N.lang === 'zh-CN' && p.name_zh) || p.name || id;
   }
   function labelAnchor(f) {
     var p = f.properties || {};
@@ -385,9 +390,10 @@
     z.path.setAttribute('class', 'zone zone-' + cssIdent(z.kind) + ' zone-state-' + cssIdent(st.state) +
       (flashTimers.has(z.id) ? ' violated' : ''));
     z.path.setAttribute('data-state', st.state);
-    var tip = (p.name || z.id) + '\n' + z.kind + ' · ' + zoneBand(p) + '\nstate: ' + st.state;
+    var tip = zoneName(z.id) + '\n' + T('zone_kind.' + z.kind) + ' · ' + zoneBand(p) + '\n' +
+      T('zone.state', { state: T('state.' + st.state) });
     if (st.reason) tip += ' — ' + st.reason;
-    if (st.by) tip += ' (by ' + st.by + (st.at ? ', ' + st.at : '') + ')';
+    if (st.by) tip += ' (' + T('zone.by', { by: st.by }) + (st.at ? ', ' + st.at : '') + ')';
     if (p.reason) tip += '\n' + p.reason;
     else if (p.description) tip += '\n' + p.description;
     z.path.firstChild.textContent = tip;
@@ -401,7 +407,7 @@
     liveZoneStates.set(id, { state: m.state, reason: m.reason || '', by: m.by, at: m.at });
     var z = zones.get(id);
     if (z) applyZoneState(z);
-    if (m.state === 'suspended') showNotice('Zone ' + zoneName(id) + ' suspended' + (m.reason ? ': ' + m.reason : ''), 'warn');
+    if (m.state === 'suspended') showNotice(T('notice.zone_suspended', { zone: zoneName(id) }) + (m.reason ? T('notice.why', { reason: m.reason }) : ''), 'warn');
     scheduleZoneReload();
   }
   function scheduleZoneReload() {   // the REST view is authoritative (schedules): re-read it soon after a change
@@ -414,18 +420,18 @@
       var p = f.properties || {};
       if (p.layer === 'district') {
         var d = svgEl('path', { 'class': 'district', d: pathD(f.geometry, true), 'vector-effect': 'non-scaling-stroke', 'fill-rule': 'evenodd' }, gBase);
-        svgEl('title', null, d).textContent = (p.name_en || 'District') + (p.name ? ' (' + p.name + ')' : '') + ' — ' + (p.source || '');
+        svgEl('title', null, d).textContent = (I18N.lang === 'zh-CN' ? (p.name || p.name_en) : (p.name_en || p.name)) || T('map.district');
       } else if (p.layer === 'river') {
         var dd = pathD(f.geometry, false);
         riverPath = svgEl('path', { 'class': 'river', d: dd, 'vector-effect': 'non-scaling-stroke' }, gBase);
         svgEl('path', { 'class': 'river-core', d: dd, 'vector-effect': 'non-scaling-stroke' }, gBase);
-        svgEl('title', null, riverPath).textContent = (p.name || 'River') + (p.illustrative ? ' — illustrative, not surveyed' : '');
+        svgEl('title', null, riverPath).textContent = T('map.river');
         var c = f.geometry.coordinates;
         var i = Math.min(c.length - 2, Math.max(0, Math.floor(c.length * 0.62)));
         var a = proj.fwd(c[i][0], c[i][1]), b = proj.fwd(c[i + 1][0], c[i + 1][1]);
         riverLabel = { wx: (a[0] + b[0]) / 2, wy: (a[1] + b[1]) / 2, ang: Math.atan2(b[1] - a[1], b[0] - a[0]) * 180 / Math.PI };
         riverLabel.el = svgEl('text', { 'class': 'river-label', 'text-anchor': 'middle' }, gLabels);
-        riverLabel.el.textContent = (p.name || 'River') + (p.illustrative ? ' (illustrative)' : '');
+        riverLabel.el.textContent = T('map.river');
       }
     });
     markView();
@@ -442,13 +448,13 @@
     var s = u.s;
     var zs = (s.zones || []).map(zoneName);
     return [
-      'UAV ' + u.id,
-      'alt ' + fmt(s.alt_m, 1, 'm') + (s.alt_ref ? ' ' + s.alt_ref : '') + ' · speed ' + fmt(s.speed_mps, 1, 'm/s') + ' · track ' + fmt(s.track_deg, 0, '°'),
-      'status ' + (s.status || '—') + ' · battery ' + fmt(s.battery_pct, 0, '%'),
-      'clearance ' + clearanceText(s),
-      'zones ' + (zs.length ? zs.join(', ') : '—'),
-      (s.alerts && s.alerts.length ? 'ALERTS ' + s.alerts.join(', ') : 'no alerts'),
-      'last fix ' + hms(s.ts)
+      T('detail.title') + ' ' + u.id,
+      T('detail.altitude') + ' ' + fmt(s.alt_m, 1, 'm') + (s.alt_ref ? ' ' + refLabel(s.alt_ref) : '') + ' · ' + T('detail.speed') + ' ' + fmt(s.speed_mps, 1, 'm/s') + ' · ' + T('detail.track') + ' ' + fmt(s.track_deg, 0, '°'),
+      T('detail.status') + ' ' + (s.status || '—') + ' · ' + T('detail.battery') + ' ' + fmt(s.battery_pct, 0, '%'),
+      T('detail.clearance') + ' ' + clearanceText(s),
+      T('detail.zones') + ' ' + (zs.length ? zs.join(', ') : '—'),
+      T('detail.alerts') + ' ' + (s.alerts && s.alerts.length ? s.alerts.map(kindLabel).join(', ') : T('detail.none')),
+      T('detail.last_fix') + ' ' + hms(s.ts)
     ].join('\n');
   }
 
@@ -552,7 +558,7 @@
     var ac = $('alert-count');
     ac.textContent = String(active);
     ac.classList.toggle('hot', active > 0);
-    ac.title = active + ' active violation(s) on ' + violators + ' drone(s)';
+    ac.title = T('stat.alerts_detail', { n: active, drones: violators });
   }
 
   // many drones at low zoom: hide routine labels (alerting, selected and hovered drones keep theirs)
@@ -564,21 +570,21 @@
   // --------------------------------------------------------------- clearances
   var clearances = new Map();   // clearance id -> {decision, ...} | {error}
   function clearanceText(s) {
-    if (!s.clearance_id) return 'none';
+    if (!s.clearance_id) return T('detail.none');
     var c = clearances.get(String(s.clearance_id));
     if (!c) return s.clearance_id;
     if (c.error) return s.clearance_id + ' (' + c.error + ')';
-    var t = s.clearance_id + ' · ' + (c.decision || '?');
-    if (c.end_time) t += ' until ' + hms(c.end_time);
+    var t = s.clearance_id + ' · ' + (c.decision ? T('decision.' + c.decision) : '?');
+    if (c.end_time) t += ' ' + T('detail.until', { time: hms(c.end_time) });
     return t;
   }
   function loadClearance(cid) {
     if (!cid || clearances.has(String(cid))) return;
-    clearances.set(String(cid), { error: 'loading' });
+    clearances.set(String(cid), { error: T('common.loading') });
     fetchJSON('/v1/clearances/' + encodeURIComponent(cid)).then(function (c) {
       clearances.set(String(cid), c || {});
     }).catch(function (err) {
-      clearances.set(String(cid), { error: err.status === 404 ? 'not on record' : 'unavailable' });
+      clearances.set(String(cid), { error: err.status === 404 ? T('detail.not_on_record') : T('detail.unavailable') });
     }).then(function () { dirty.detail = true; schedule(); });
   }
 
@@ -599,16 +605,16 @@
     var s = u.s;
     $('detail-id').textContent = u.id;
     var rows = [
-      ['Position', isNum(s.lat) && isNum(s.lon) ? s.lat.toFixed(5) + ', ' + s.lon.toFixed(5) : '—'],
-      ['Altitude', fmt(s.alt_m, 1, 'm') + (s.alt_ref ? ' ' + s.alt_ref : '')],
-      ['Speed', fmt(s.speed_mps, 1, 'm/s')],
-      ['Track', fmt(s.track_deg, 0, '°')],
-      ['Status', s.status || '—'],
-      ['Battery', fmt(s.battery_pct, 0, '%')],
-      ['Clearance', clearanceText(s)],
-      ['Zones', (s.zones || []).length ? s.zones.map(function (z) { return z + ' – ' + zoneName(z); }).join('\n') : '—'],
-      ['Alerts', (s.alerts || []).length ? s.alerts.join(', ') : 'none'],
-      ['Last fix', hms(s.ts)]
+      [T('detail.position'), isNum(s.lat) && isNum(s.lon) ? s.lat.toFixed(5) + ', ' + s.lon.toFixed(5) : '—'],
+      [T('detail.altitude'), fmt(s.alt_m, 1, 'm') + (s.alt_ref ? ' ' + refLabel(s.alt_ref) : '')],
+      [T('detail.speed'), fmt(s.speed_mps, 1, 'm/s')],
+      [T('detail.track'), fmt(s.track_deg, 0, '°')],
+      [T('detail.status'), s.status || '—'],
+      [T('detail.battery'), fmt(s.battery_pct, 0, '%')],
+      [T('detail.clearance'), clearanceText(s)],
+      [T('detail.zones'), (s.zones || []).length ? s.zones.map(function (z) { return z + ' – ' + zoneName(z); }).join('\n') : '—'],
+      [T('detail.alerts'), (s.alerts || []).length ? s.alerts.map(kindLabel).join(', ') : T('detail.none')],
+      [T('detail.last_fix'), hms(s.ts)]
     ];
     var dl = $('uav-detail');
     if (dl.childNodes.length !== rows.length * 2) {
@@ -618,7 +624,7 @@
     rows.forEach(function (r, i) {
       var dd = dl.childNodes[i * 2 + 1];
       if (dd.textContent !== r[1]) dd.textContent = r[1];
-      dd.className = r[0] === 'Alerts' && (s.alerts || []).length ? 'hot' : '';
+      dd.className = i === 8 && (s.alerts || []).length ? 'hot' : '';
     });
   }
 
@@ -656,17 +662,18 @@
   function sensorEventText(e) {
     var det = e.detail || {}, kind = String(e.kind), metric = e.metric != null ? String(e.metric) : '';
     var val = e.value != null ? fmtValue(e.value) : '?';
+    var m = metricLabel(metric);
     if (kind === 'sensor_threshold') {
-      return metric + ' ' + val + (det.op === 'below' ? ' < ' : ' > ') + (det.limit != null ? fmtValue(det.limit) : '?');
+      return m + ' ' + val + (det.op === 'below' ? ' < ' : ' > ') + (det.limit != null ? fmtValue(det.limit) : '?');
     }
     if (kind === 'sensor_threshold_cleared') {
-      return metric + ' ' + val + (det.op === 'below' ? ' back above ' : ' back below ') + (det.clear != null ? fmtValue(det.clear) : '?');
+      return m + ' ' + val + ' ' + T(det.op === 'below' ? 'sensor_event.back_above' : 'sensor_event.back_below', { value: det.clear != null ? fmtValue(det.clear) : '?' });
     }
-    if (kind === 'sensor_silent') return 'silent' + (det.last_reading ? ' since ' + hms(det.last_reading) : '');
-    if (kind === 'sensor_resumed') return 'reporting again' + (det.gap_s != null ? ' after ' + fmtValue(det.gap_s) + ' s' : '');
-    if (kind === 'sensor_online') return 'online';
-    if (kind === 'sensor_offline') return 'offline';
-    return metric ? metric + ' ' + val : kind.replace(/^sensor_/, '');
+    if (kind === 'sensor_silent') return det.last_reading ? T('sensor_event.silent_since', { time: hms(det.last_reading) }) : T('sensor_event.silent');
+    if (kind === 'sensor_resumed') return det.gap_s != null ? T('sensor_event.resumed_after', { s: fmtValue(det.gap_s) }) : T('sensor_event.resumed');
+    if (kind === 'sensor_online') return T('sensor_event.online');
+    if (kind === 'sensor_offline') return T('sensor_event.offline');
+    return metric ? m + ' ' + val : kindLabel(kind);
   }
 
   function renderEvents() {
@@ -689,19 +696,18 @@
       if (sensorEv) li.setAttribute('data-sensor-id', e.sensor_id);
       li.setAttribute('data-ts', parseTs(e.ts) || '');
       htmlEl('span', 'a-time', hms(e.ts), li);
-      htmlEl('span', 'a-kind', kind, li);
+      htmlEl('span', 'a-kind', kindLabel(kind), li);
       htmlEl('span', 'a-uav', e.uav_id != null ? String(e.uav_id) : (sensorEv ? String(e.sensor_id) : '—'), li);
-      var zn = sensorEv ? sensorEventText(e) : (det.zone_name || (e.zone_id != null ? zoneName(e.zone_id) : '') || '');
+      var zn = sensorEv ? sensorEventText(e) : ((e.zone_id != null ? zoneName(e.zone_id) : '') || det.zone_name || '');
       htmlEl('span', 'a-zone', zn || '—', li);
       var act = htmlEl('span', 'a-act', null, li);
       if (e.ack) markAcked(li, e.ack);
       else if (e.id != null && canAck() && !MUTED_KINDS[kind] && !sensorEv) {
-        var b = htmlEl('button', 'ack-btn', 'Ack', act);
+        var b = htmlEl('button', 'ack-btn', T('alerts.ack'), act);
         b.type = 'button';
-        b.title = 'Acknowledge this alert';
+        b.title = T('alerts.ack_title');
       }
-      var tip = sensorEv ? [kind, 'sensor ' + e.sensor_id + ': ' + zn, 'at ' + (e.ts != null ? e.ts : '—')]
-        : [kind, 'uav ' + (e.uav_id != null ? e.uav_id : '—'), 'zone ' + (e.zone_id != null ? e.zone_id : '—') + (zn ? ' (' + zn + ')' : ''), 'at ' + (e.ts != null ? e.ts : '—')];
+      var tip = [e.description || kindLabel(kind), I18N.dateTime(parseTs(e.ts)) + ' (' + kind + ')'];
       Object.keys(det).forEach(function (k) { if (k !== 'zone_name') tip.push(k + ': ' + (typeof det[k] === 'object' ? JSON.stringify(det[k]) : det[k])); });
       li.title = tip.join('\n');
       frag.appendChild(li);
@@ -731,16 +737,16 @@
       if (!rows[i].classList.contains('acked')) open++;
     }
     var sum = $('alerts-summary');
-    sum.textContent = v + ' violation' + (v === 1 ? '' : 's') + (v ? ' · ' + open + ' open' : '') + ' · ' + rows.length + ' shown';
-    sum.title = open + ' violation(s) not acknowledged';
+    sum.textContent = T('alerts.summary_violations', { n: v }) + (v ? ' · ' + T('alerts.summary_open', { n: open }) : '') + ' · ' + T('alerts.summary_shown', { n: rows.length });
+    sum.title = T('alerts.summary_title', { n: open });
     $('alerts-empty').hidden = rows.length > 0;
   }
   function markAcked(li, ack) {
     li.classList.add('acked');
     li.setAttribute('data-acked', 'true');
     var act = li.querySelector('.a-act');
-    act.textContent = '✓ ' + (ack && ack.by ? ack.by : 'acked');
-    act.title = 'Acknowledged' + (ack && ack.by ? ' by key ' + ack.by : '') + (ack && ack.at ? ' at ' + ack.at : '') +
+    act.textContent = '✓ ' + (ack && ack.by ? ack.by : T('alerts.acked'));
+    act.title = T('alerts.acked_title') + (ack && ack.by ? ' ' + ack.by : '') + (ack && ack.at ? ' ' + I18N.dateTime(parseTs(ack.at)) : '') +
       (ack && ack.note ? '\n' + ack.note : '');
   }
   function ackEvent(li, btn) {
@@ -750,9 +756,9 @@
       markAcked(li, (res && res.ack) || { by: auth.me && auth.me.key_id });
       renderAlertSummary();
     }).catch(function (err) {
-      btn.disabled = false; btn.textContent = 'Ack';
-      showNotice('Could not acknowledge: ' + (err.status === 403 ? 'your role may not acknowledge alerts' :
-        err.status === 404 ? 'the event is not (yet) on record or not one of your drones' : err.message), 'warn');
+      btn.disabled = false; btn.textContent = T('alerts.ack');
+      showNotice(T('notice.ack_failed', { why: err.status === 403 ? T('notice.ack_forbidden') :
+        err.status === 404 ? T('notice.ack_not_found') : err.message }), 'warn');
     });
   }
   function trimAlerts(list) {
@@ -776,6 +782,7 @@
     var tNew = parseTs(m.ts), tOld = parseTs(s.ts);
     if (m.sensor_kind) s.kind = m.sensor_kind;
     if (m.name) s.name = m.name;
+    if (m.name_zh) s.name_zh = m.name_zh;
     if (m.ts != null && !(isFinite(tNew) && isFinite(tOld) && tNew < tOld)) {
       s.ts = m.ts; s.values = m.values || {};
       if (id === sensorSel.id) livePoints(m);
@@ -799,10 +806,11 @@
         htmlEl('td', 's-time mono muted', '', s.row);
         added = true;
       }
-      var parts = Object.keys(s.values).map(function (k) { return k + ' ' + fmtValue(s.values[k]); });
-      s.row.childNodes[1].textContent = s.kind || '';
+      var parts = Object.keys(s.values).map(function (k) { return metricLabel(k) + ' ' + fmtValue(s.values[k]); });
+      s.row.childNodes[1].textContent = s.kind ? (I18N.has('sensor_kind.' + s.kind) ? T('sensor_kind.' + s.kind) : s.kind) : '';
       s.row.setAttribute('data-sensor-kind', s.kind || '');
-      if (s.name) s.row.title = s.name;
+      var nm = (I18N.lang === 'zh-CN' && s.name_zh) || s.name;
+      if (nm) s.row.title = nm;
       s.row.childNodes[2].textContent = parts.join(' · ') || '—';
       s.row.childNodes[3].textContent = hms(s.ts);
     });
@@ -811,7 +819,7 @@
       ids.forEach(function (id) { tbody.appendChild(sensors.get(id).row); });
     }
     $('sensors-empty').hidden = sensors.size > 0;
-    $('sensors-summary').textContent = sensors.size ? sensors.size + ' sensor' + (sensors.size === 1 ? '' : 's') : '';
+    $('sensors-summary').textContent = sensors.size ? T('sensors.summary', { n: sensors.size }) : '';
   }
 
   // ------------------------------------------------------------ sensor chart
@@ -833,11 +841,11 @@
     renderSensorDetail();
   }
   function openSensor(id) {
-    sensorSel = { id: id, metric: null, series: {}, status: 'loading history…' };
+    sensorSel = { id: id, metric: null, series: {}, status: T('sensors.loading') };
     $('sensor-detail').hidden = false;
     $('sd-id').textContent = id;
     var s = sensors.get(id) || {};
-    $('sd-kind').textContent = s.kind || '';
+    $('sd-kind').textContent = s.kind ? (I18N.has('sensor_kind.' + s.kind) ? T('sensor_kind.' + s.kind) : s.kind) : '';
     var rows = $('sensors').querySelectorAll('tr.sensor');
     for (var i = 0; i < rows.length; i++) rows[i].classList.toggle('selected', rows[i].getAttribute('data-sensor-id') === id);
     renderSensorDetail();
@@ -852,7 +860,7 @@
       Object.keys(live).forEach(function (k) { live[k].forEach(function (p) { pushPoint(k, p); }); });
       sensorSel.status = '';
     }).catch(function (err) {
-      if (sensorSel.id === id) sensorSel.status = 'history unavailable (' + err.message + '); live values only';
+      if (sensorSel.id === id) sensorSel.status = T('sensors.history_unavailable', { why: err.message });
     }).then(function () { if (sensorSel.id === id) renderSensorDetail(); });
   }
   function closeSensor() {
@@ -871,7 +879,7 @@
     var tabs = $('sd-metrics');
     tabs.textContent = '';
     metrics.forEach(function (k) {
-      var b = htmlEl('button', 'metric-tab' + (k === sensorSel.metric ? ' active' : ''), k, tabs);
+      var b = htmlEl('button', 'metric-tab' + (k === sensorSel.metric ? ' active' : ''), metricLabel(k), tabs);
       b.type = 'button';
       b.setAttribute('data-metric', k);
     });
@@ -896,10 +904,10 @@
       var last = pts[pts.length - 1];
       var unit = '';
       for (var j = pts.length - 1; j >= 0 && !unit; j--) unit = pts[j].unit || '';
-      status = (status ? status + ' · ' : '') + sensorSel.metric + ': last ' + fmtValue(last.v) + (unit ? ' ' + unit : '') +
-        ' · range ' + fmtValue(lo) + '–' + fmtValue(hi) + ' · ' + hms(t0) + '–' + hms(t1);
+      status = (status ? status + ' · ' : '') + T('sensors.chart_status', { metric: metricLabel(sensorSel.metric),
+        last: fmtValue(last.v) + (unit ? ' ' + unit : ''), lo: fmtValue(lo), hi: fmtValue(hi), from: hms(t0), to: hms(t1) });
     } else if (!status) {
-      status = 'no numeric values in the last hour';
+      status = T('sensors.no_values');
     }
     $('sd-status').textContent = status;
   }
@@ -914,15 +922,15 @@
       sel.textContent = '';
       var items = (r && r.items) || [];
       items.forEach(function (it) {
-        var o = htmlEl('option', null, it.name + (it.problem ? ' (unreadable)' : ''), sel);
+        var o = htmlEl('option', null, it.name + (it.problem ? ' ' + T('replay.unreadable') : ''), sel);
         o.value = it.name;
         o.disabled = !!it.problem;
       });
-      $('replay-summary').textContent = items.length + ' recording' + (items.length === 1 ? '' : 's');
+      $('replay-summary').textContent = T('replay.summary', { n: items.length });
       $('replay-start').disabled = !items.length;
       pollReplays();
     }).catch(function (err) {
-      $('replay-summary').textContent = err.status === 404 ? 'replays not available on this server' : 'recordings: ' + err.message;
+      $('replay-summary').textContent = err.status === 404 ? T('replay.unavailable') : T('replay.failed', { why: err.message });
       $('replay-start').disabled = true;
     });
     $('replay-form').addEventListener('submit', function (ev) {
@@ -934,7 +942,7 @@
         if (job && isReplayRoot(job.root)) watchFeed(job.root, job.id);   // show the replay as it happens
         pollReplays();
       }).catch(function (err) {
-        showNotice('Replay not started: ' + err.message, 'warn');
+        showNotice(T('notice.replay_not_started', { why: err.message }), 'warn');
       }).then(function () { $('replay-start').disabled = false; });
     });
     $('replay-live').addEventListener('click', function () { watchFeed(null); pollReplays(); });
@@ -946,7 +954,7 @@
       if (action === 'live') { watchFeed(null); pollReplays(); return; }
       var req = action === 'stop' ? api('DELETE', '/v1/replays/' + encodeURIComponent(id))
         : api('POST', '/v1/replays/' + encodeURIComponent(id) + '/control', { action: action });
-      req.then(pollReplays).catch(function (err) { showNotice('Replay ' + action + ' failed: ' + err.message, 'warn'); });
+      req.then(pollReplays).catch(function (err) { showNotice(T('notice.replay_action_failed', { action: T('replay.' + action), why: err.message }), 'warn'); });
     });
   }
   function pollReplays() {
@@ -962,19 +970,19 @@
         li.setAttribute('data-root', j.root || '');
         var paused = j.control && j.control.paused;
         htmlEl('span', 'mono', j.id, li);
-        htmlEl('span', null, j.state + (paused ? ' (paused)' : '') + (isNum(j.fraction) ? ' ' + Math.round(j.fraction * 100) + '%' : ''), li);
-        htmlEl('span', 'muted small', (j.request && j.request.recording) || j.source || '', li).title = 'published under ' + j.root;
+        htmlEl('span', null, T('replay.state_' + j.state) + (paused ? ' ' + T('replay.paused') : '') + (isNum(j.fraction) ? ' ' + Math.round(j.fraction * 100) + '%' : ''), li);
+        htmlEl('span', 'muted small', (j.request && j.request.recording) || j.source || '', li).title = T('replay.root', { root: j.root });
         if (j.state === 'running' || j.state === 'starting') {
           running++;
-          var b1 = htmlEl('button', null, paused ? 'resume' : 'pause', li); b1.type = 'button'; b1.setAttribute('data-action', paused ? 'resume' : 'pause');
-          var b2 = htmlEl('button', null, 'stop', li); b2.type = 'button'; b2.setAttribute('data-action', 'stop');
+          var b1 = htmlEl('button', null, T(paused ? 'replay.resume' : 'replay.pause'), li); b1.type = 'button'; b1.setAttribute('data-action', paused ? 'resume' : 'pause');
+          var b2 = htmlEl('button', null, T('replay.stop'), li); b2.type = 'button'; b2.setAttribute('data-action', 'stop');
         }
         if (isReplayRoot(j.root)) {
           var watching = feedRoot === j.root;
           if (watching) li.classList.add('watching');
-          var b3 = htmlEl('button', null, watching ? 'live' : 'watch', li); b3.type = 'button';
+          var b3 = htmlEl('button', null, T(watching ? 'replay.live' : 'replay.watch'), li); b3.type = 'button';
           b3.setAttribute('data-action', watching ? 'live' : 'watch');
-          b3.title = watching ? 'Back to the live feed' : 'Show this replay on the map (' + j.root + ')';
+          b3.title = watching ? T('replay.back_title') : T('replay.watch_title', { root: j.root });
         }
       });
       replayTimer = setTimeout(pollReplays, running ? 2000 : 10000);
@@ -999,13 +1007,13 @@
       return r.json();
     }).then(function (h) {
       var db = $('db'), mq = $('mqtt');
-      db.textContent = h.database || h.db || '?';
+      db.textContent = T('health.' + (h.database || h.db || 'unknown'));
       db.className = 'stat-value small' + (h.status === 'ok' ? '' : ' warn');
-      db.title = 'API status: ' + (h.status || '?');
-      mq.textContent = h.mqtt || '?';
+      db.title = T('health.api_status', { status: T('health.' + (h.status || 'unknown')) });
+      mq.textContent = T('health.' + (h.mqtt || 'unknown'));
       mq.className = 'stat-value small' + (h.mqtt === 'connected' ? '' : ' warn');
     }).catch(function () {
-      $('db').textContent = 'unreachable';
+      $('db').textContent = T('health.unreachable');
       $('db').className = 'stat-value small warn';
       $('mqtt').textContent = '?';
     });
@@ -1054,14 +1062,15 @@
     var q = [];
     if (auth.key) q.push('access_token=' + encodeURIComponent(auth.key));
     if (feedRoot) q.push('root=' + encodeURIComponent(feedRoot));
+    q.push('lang=' + encodeURIComponent(I18N.lang));   // event descriptions in the page's language
     var url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/v1/live' + (q.length ? '?' + q.join('&') : '');
     var mine = feedRoot;
-    setConn('connecting', everConnected ? 'reconnecting' : 'connecting');
+    setConn('connecting', T(everConnected ? 'conn.reconnecting' : 'conn.connecting'));
     try { ws = new WebSocket(url); } catch (err) { scheduleReconnect(); return; }
     ws.onopen = function () {
       backoff = CFG.backoffMinMs;
-      if (mine) setConn('replay', 'replay ' + (feedReplayId || mine));
-      else setConn('live', 'live');
+      if (mine) setConn('replay', T('conn.replay', { id: feedReplayId || mine }));
+      else setConn('live', T('conn.live'));
       if (everConnected && !mine) resync();   // fill the gap while we were away
       everConnected = true;
     };
@@ -1075,11 +1084,11 @@
       ws = null;
       if (ev.code === 4401) { keyRefused(); return; }   // key revoked: no point retrying with it
       if (mine && (ev.code === 4403 || ev.code === 1008)) {   // this replay feed is refused: back to live
-        showNotice('Replay feed refused: ' + (ev.reason || ev.code), 'warn');
+        showNotice(T('notice.replay_refused', { why: ev.reason || ev.code }), 'warn');
         watchFeed(null);
         return;
       }
-      if (ev.code === 1013) showNotice('The live feed dropped this tab as too slow (' + (ev.reason || 'overloaded') + '); reconnecting', 'warn');
+      if (ev.code === 1013) showNotice(T('notice.too_slow', { why: ev.reason || 'overloaded' }), 'warn');
       scheduleReconnect();
     };
     ws.onerror = function () { /* onclose follows */ };
@@ -1090,7 +1099,7 @@
     var until = Date.now() + delay;
     var tick = function () {
       var left = Math.max(0, Math.ceil((until - Date.now()) / 1000));
-      setConn('offline', 'offline · retry ' + left + 's');
+      setConn('offline', T('conn.offline_retry', { s: left }));
     };
     tick();
     var iv = setInterval(tick, 1000);
@@ -1108,7 +1117,7 @@
         if (m.dropped_positions != null) {
           // the server coalesced positions for this slow client (latest per UAV kept): routine, keep quiet
           skipped += Number(m.dropped_positions) || 0;
-          $('conn').title = skipped + ' position updates coalesced by the server since page load';
+          $('conn').title = T('conn.coalesced', { n: skipped });
         } else {
           showNotice(String(m.message != null ? m.message : JSON.stringify(m)), m.level);
         }
@@ -1124,20 +1133,20 @@
       if (feedRoot) return;   // watching a replay meanwhile: the live snapshot does not belong on the map
       if (!Array.isArray(arr)) arr = (arr && (arr.uavs || arr.items)) || [];
       arr.forEach(function (s) { onPosition(s, true); });
-    }).catch(function (err) { showNotice('Could not load drones: ' + err.message, 'warn'); });
+    }).catch(function (err) { showNotice(T('notice.load_failed', { what: T('notice.what_drones'), why: err.message }), 'warn'); });
   }
   function loadEvents() {
     return fetchJSON('/v1/events?limit=50').then(function (arr) {
       if (feedRoot) return;
       if (!Array.isArray(arr)) arr = (arr && (arr.events || arr.items)) || [];
       arr.slice().reverse().forEach(onEvent);
-    }).catch(function (err) { showNotice('Could not load events: ' + err.message, 'warn'); });
+    }).catch(function (err) { showNotice(T('notice.load_failed', { what: T('notice.what_events'), why: err.message }), 'warn'); });
   }
   function loadSensors() {
     return fetchJSON('/v1/sensors').then(function (arr) {
       if (!Array.isArray(arr)) arr = (arr && arr.items) || [];
       arr.forEach(onSensor);
-    }).catch(function (err) { if (err.status !== 404) showNotice('Could not load sensors: ' + err.message, 'warn'); });
+    }).catch(function (err) { if (err.status !== 404) showNotice(T('notice.load_failed', { what: T('notice.what_sensors'), why: err.message }), 'warn'); });
   }
   function resync() { loadUavs(); loadEvents(); }
 
@@ -1181,6 +1190,11 @@
       var d = drag; drag = null;
       svg.classList.remove('dragging');
       if (d.moved || ev.type === 'pointercancel') return;
+      if (window.Skylane.mapClick && proj) {
+        var r = svg.getBoundingClientRect();
+        var w = proj.inv((ev.clientX - r.left - view.tx) / view.k, (ev.clientY - r.top - view.ty) / view.k);
+        if (window.Skylane.mapClick(w[0], w[1])) return;
+      }
       var g = d.target && d.target.closest ? d.target.closest('.uav') : null;
       select(g ? g.getAttribute('data-uav-id') : null);
     }
@@ -1236,7 +1250,7 @@
     setInterval(sweepStale, 2000);
 
     var pBase = fetchJSON('/static/basemap.geojson').catch(function () { return null; });
-    var pZones = loadZones().catch(function (err) { showNotice('Could not load zones: ' + err.message, 'warn'); return null; });
+    var pZones = loadZones().catch(function (err) { showNotice(T('notice.load_failed', { what: T('notice.what_zones'), why: err.message }), 'warn'); return null; });
     Promise.all([pBase, pZones]).then(function (res) {
       var base = res[0], fc = res[1];
       var zb = fc ? geomBounds((fc.features || []).map(function (f) { return f.geometry; })) : null;
@@ -1274,8 +1288,8 @@
     return fetch('/v1/me', { cache: 'no-store', headers: { Accept: 'application/json', Authorization: 'Bearer ' + key } })
       .then(function (r) {
         if (r.status === 404) return { key_id: null, role: 'viewer', owner: null, open: true };
-        if (r.status === 401) throw new Error('Key not accepted (unknown or revoked).');
-        if (!r.ok) throw new Error('Sign-in failed: HTTP ' + r.status);
+        if (r.status === 401) throw new Error(T('login.not_accepted'));
+        if (!r.ok) throw new Error(T('login.failed', { status: r.status }));
         return r.json();
       });
   }
@@ -1293,22 +1307,29 @@
     document.body.setAttribute('data-role', me.role);
     $('whoami-wrap').hidden = false;
     var who = $('whoami');
-    who.textContent = me.role + (me.owner ? ' · ' + me.owner : '');
+    who.textContent = T('role.' + me.role) + (me.owner ? ' · ' + me.owner : '');
     who.setAttribute('data-role', me.role);
     who.className = 'role-badge role-' + cssIdent(me.role);
-    who.title = me.open ? 'This server does not check keys' : 'key ' + me.key_id;
+    who.title = me.open ? T('login.open_server') : T('login.key_id', { id: me.key_id });
     if (booted) { location.reload(); return; }   // signed in again after a refusal: start clean
     booted = true;
     boot();
     setupReplay();
+    if (window.SkylanePlanning) window.SkylanePlanning.start(me);   // operators and admins: flight planning
   }
   function keyRefused() {
     sessionStorage.removeItem(KEY_STORE);
     if (ws) { try { ws.onclose = null; ws.close(); } catch (err) { /* ignore */ } ws = null; }
-    setConn('offline', 'signed out');
-    showLogin('Your key was refused (revoked or expired). Sign in again.');
+    setConn('offline', T('conn.signed_out'));
+    showLogin(T('login.refused'));
   }
   function start() {
+    I18N.apply(document);
+    Array.prototype.forEach.call(document.querySelectorAll('#lang-switch button[data-lang]'), function (b) {
+      b.classList.toggle('active', b.getAttribute('data-lang') === I18N.lang);
+      b.setAttribute('aria-pressed', String(b.getAttribute('data-lang') === I18N.lang));
+      b.addEventListener('click', function () { I18N.set(b.getAttribute('data-lang')); });
+    });
     $('login-form').addEventListener('submit', function (ev) {
       ev.preventDefault();
       var key = $('login-key').value.trim();
@@ -1328,7 +1349,7 @@
       fetch('/v1/me', { cache: 'no-store', headers: { Accept: 'application/json' } }).then(function (r) {
         if (r.status === 404) signedIn(null, { key_id: null, role: 'viewer', owner: null, open: true });
         else showLogin('');
-      }).catch(function () { showLogin('The API is not reachable; try again shortly.'); });
+      }).catch(function () { showLogin(T('login.unreachable')); });
       return;
     }
     checkKey(saved).then(function (me) { signedIn(saved, me); }).catch(function (err) {
@@ -1337,6 +1358,24 @@
     });
   }
 
-  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
-  else start();
+  // what the other layers and panels (plan-layer.js, planning.js) use of the map and the API
+  window.Skylane = {
+    api: api, svgEl: svgEl, htmlEl: htmlEl, parseTs: parseTs, hms: hms, showNotice: showNotice, zoneName: zoneName,
+    zones: zones, auth: auth, view: view, toScreen: toScreen, placeAt: placeAt, markView: markView,
+    proj: function () { return proj; }, onView: function (fn) { viewHooks.push(fn); },
+    mapClick: null,   // set by a layer that takes clicks on the map (drawing a route); true: handled
+    fitTo: function (lonlats) {
+      if (!proj || !lonlats.length) return;
+      var b = geomBounds([{ type: 'LineString', coordinates: lonlats }]);
+      var a = proj.fwd(b[0], b[3]), c = proj.fwd(b[2], b[1]);
+      view.cx = (a[0] + c[0]) / 2; view.cy = (a[1] + c[1]) / 2;
+      view.zoom = Math.max(CFG.minZoom, Math.min(CFG.maxZoom, Math.min(
+        (worldFit[2] - worldFit[0]) / Math.max(1e-6, c[0] - a[0]), (worldFit[3] - worldFit[1]) / Math.max(1e-6, c[1] - a[1])) * 0.6));
+      markView();
+    }
+  };
+
+  function ready() { I18N.load().then(start); }
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', ready);
+  else ready();
 })();
