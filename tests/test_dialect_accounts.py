@@ -132,3 +132,22 @@ def test_the_integration_and_bridge_accounts_do_only_their_job(broker):
             topics.control_zones(ROOT), f"{ROOT}/events/no_fly_violation/M30-1", "thing/product/1581F5AAA/osd"]
     finally:
         close_client(bridge)
+
+
+@pytest.mark.parametrize("props, field", [
+    ({"dji_sn": "15 81"}, "dji_sn"), ({"dji_sn": "A", "dji_gateway": ["ok", 3]}, "dji_gateway"),
+    ({"dji_gateway": "GW"}, "dji_gateway"), ({"dev_eui": "0101"}, "dev_eui"), ({"dev_eui": 5}, "dev_eui"),
+    ({"tts_device_id": "app/#"}, "tts_device_id"), ({"mavlink": "udp:14550"}, "mavlink"),
+    ({"mavlink": "udp:14550/256"}, "mavlink"), ({"metric_map": {"t": "temperature"}}, "metric_map"),
+    ({"metric_map": {"t": ["", "Cel"]}}, "metric_map"),
+])
+def test_malformed_vendor_properties_are_refused_naming_the_field(props, field):
+    with pytest.raises(ValueError, match=rf"field 'properties\.{field}'"):
+        parse_registry([{"device_id": "D1", "kind": "uav", "properties": props}])
+
+
+def test_well_formed_vendor_properties_are_kept():
+    (rec,) = parse_registry([{"device_id": "D1", "kind": "sensor", "properties": {
+        "dji_sn": "7CTDM3D00BVQHK", "dev_eui": "A84041000181C061", "tts_device_id": "app@tenant/dev-1",
+        "mavlink": "serial:ttyUSB0/255", "metric_map": {"gust": ["wind_gust", "m/s"], "n": ["count"]}}}])
+    assert rec.properties["mavlink"] == "serial:ttyUSB0/255"

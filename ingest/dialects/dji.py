@@ -142,9 +142,9 @@ class DjiDialect:
             fields["status"] = AIRCRAFT_STATUS.get(mode)
         elif mode is not None:
             raise BadMessage(f"DJI aircraft OSD of {sn}: field 'mode_code' must be an integer")
-        row = native_fix(uav_id, fields, received_at, ctx,
-                         f"DJI aircraft OSD of {sn} (latitude, longitude, height, horizontal_speed, "
-                         f"vertical_speed, attitude_head, battery as the contract's fields)", ts=ts)
+        row = native_fix(uav_id, fields, received_at, ctx, lambda: f"DJI aircraft OSD of {sn} (latitude, longitude, "
+                         "height, horizontal_speed, vertical_speed, attitude_head, battery as the contract's fields)",
+                         ts=ts)
         return DialectResult(telemetry=[row])
 
     def _device_readings(self, device_id: str, data: dict, ts: datetime, received_at: datetime,

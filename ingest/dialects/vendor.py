@@ -132,12 +132,12 @@ _OPTIONAL = (("speed_mps", 0.0, 500.0), ("track_deg", 0.0, 360.0), ("vspeed_mps"
 _STATUSES = frozenset(("Ground", "Airborne", "Emergency"))
 
 
-def native_fix(uav_id: str, fields: dict, received_at: datetime, ctx: DialectContext, what: str,
+def native_fix(uav_id: str, fields: dict, received_at: datetime, ctx: DialectContext, what: Callable[[], str],
                ts: datetime | None = None) -> TelemetryRow:
     """A fix in the contract's field names (ts, lat, lon, alt_m, alt_ref, ...) held to exactly what a native one
     is: the usual well-formed fix (`ts` given as a checked time, plain numbers in the contract's ranges) is built at
     once; anything else goes through the contract's own parser, which decides and gives the reason (naming the
-    vendor message)."""
+    vendor message: `what()`, made only then)."""
     if ts is not None:
         values = []
         for key, lo, hi in _RANGES:
@@ -161,9 +161,9 @@ def native_fix(uav_id: str, fields: dict, received_at: datetime, ctx: DialectCon
     try:
         return parse_telemetry_checked(uav_id, orjson.dumps(fields), received_at, ctx.max_payload_bytes)[0]
     except BadMessage as exc:
-        raise BadMessage(f"{what}: {exc}") from None
+        raise BadMessage(f"{what()}: {exc}") from None
     except TypeError as exc:  # orjson: a value JSON cannot hold (e.g. an integer beyond 64 bits)
-        raise BadMessage(f"{what}: {exc}") from None
+        raise BadMessage(f"{what()}: {exc}") from None
 
 
 def field_readings(sensor_id: str, fields: Mapping, ts: datetime, received_at: datetime,
