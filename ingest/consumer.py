@@ -374,7 +374,9 @@ class Ingester:
             log.info("messages flow again after reconnecting: a batch of %d stored and acknowledged", len(raw))
         for topic, _at in out.applied_controls:
             log.info("applied control %s", topic[:200])
-        for family, n in Counter(msg.topic[len(self.root) + 1:].split("/", 1)[0] for msg in raw).items():
+        prefix = self.root + "/"
+        for family, n in Counter(msg.topic[len(prefix):].split("/", 1)[0] if msg.topic.startswith(prefix)
+                                 else "dialect" for msg in raw).items():
             m.MESSAGES.labels(family).inc(n)
         m.RECORDS.labels("uav_telemetry").inc(result.telemetry)
         m.RECORDS.labels("sensor_readings").inc(result.readings)

@@ -29,11 +29,13 @@ from airspace.events import AirspaceEvent
 from airspace.monitor import AirspaceMonitor, MonitorPolicy
 from airspace.separation import ApprovedClearance
 from airspace.thresholds import Rule
+from airspace.traffic import TrafficEngine
+from airspace.traffic_policy import TrafficPolicy
 from airspace.zones import ZoneFormatError, ZoneSet
 from protocol import topics
 from protocol.times import parse_rfc3339, rfc3339
 
-from .dialects.base import Dialect, DialectContext, RegistryView
+from .dialects.base import Dialect, DialectContext, RegistryView, UnregisteredDevice
 from .observations import parse_observations
 from .rows import DeadLetter, DeviceStatus, ObservationRow, OutMessage, RawMessage
 from .sensor_watch import SensorInfo, SensorWatch, load_rules
@@ -47,6 +49,7 @@ DYNAMIC_RULES_FILE = Path(__file__).resolve().parents[1] / "airspace" / "data" /
 MAX_ZONESET_BYTES = 32 << 20  # a whole zone set on {root}/control/zones
 WITHDRAWN = ("cancelled", "closed", "withdrawn")
 MAX_ROUTES = 1 << 16  # parsed topics remembered per pipeline (cleared when full)
+MAX_NOTIFIED = 10_000  # unregistered vendor identifiers remembered (each announced once while remembered)
 
 
 def load_dynamic_rules(path: Path | str = DYNAMIC_RULES_FILE) -> list[Rule]:
@@ -56,12 +59,14 @@ def load_dynamic_rules(path: Path | str = DYNAMIC_RULES_FILE) -> list[Rule]:
 
 def build_pipeline(zones: ZoneSet, root: str, *, policy: MonitorPolicy = MonitorPolicy(),
                    sensors: Mapping[str, SensorInfo] | None = None, max_payload_bytes: int = 65536,
-                   dialects: Sequence[Dialect] = (), registry: RegistryView = RegistryView()) -> Pipeline:
+                   dialects: Sequence[Dialect] = (), registry: RegistryView = RegistryView(),
+                   traffic: TrafficPolicy | None = TrafficPolicy()) -> Pipeline:
     """The pipeline as live ingest runs it: the one construction for live ingest, evaluation and replays, so
     the same messages give the same decisions everywhere. `sensors`: the registry's sensors (thresholds and
     silences need their kinds and intervals; none: every sensor unknown)."""
     pipe = Pipeline(zones, root, max_payload_bytes, policy=policy,
-                    sensor_watch=SensorWatch(sensors or {}, load_rules()), dialects=dialects, registry=registry)
+                    sensor_watch=SensorWatch(sensors or {}, load_rules()), dialects=dialects, registry=registry,
+                    traffic=traffic)
     pipe.monitor.prepare()  # build the zone indexes now rather than on the first batch
     return pipe
 
@@ -96,6 +101,7 @@ class BatchOutput:
     replies: list[OutMessage] = field(default_factory=list)  # what a dialect's protocol requires back
     applied_controls: list[tuple[str, datetime]] = field(default_factory=list)  # (topic, received_at) taken
     sensor_events: list = field(default_factory=list)  # ingest.sensor_watch.SensorEvent, when a watch is wired
+    traffic_states: dict[str, dict | None] = field(default_factory=dict)  # track id -> state (None: dropped)
 
 
 def event_id(ev: AirspaceEvent) -> uuid.UUID:
@@ -136,7 +142,7 @@ class Pipeline:
     def __init__(self, zones: ZoneSet, root: str = topics.DEFAULT_ROOT, max_payload_bytes: int = 65536,
                  rules: Iterable[Rule] | None = None, policy: MonitorPolicy = MonitorPolicy(),
                  sensor_watch: SensorWatch | None = None, dialects: Sequence[Dialect] = (),
-                 registry: RegistryView = RegistryView()):
+                 registry: RegistryView = RegistryView(), traffic: TrafficPolicy | None = None):
         """`rules`: sensor-bound zone rules (None: the bundled airspace/data/dynamic_rules.json);
         rules kept in zone properties (`suspend_when`) are added either way. `sensor_watch`: sensor
         thresholds and silences (ingest.sensor_watch), fed each batch's readings and statuses. `dialects`: the
@@ -149,7 +155,9 @@ class Pipeline:
         self.dynamic = DynamicAirspace(self._file_rules + rules_from_zones(zones))
         self._routes: dict[str, topics.TopicRef | topics.ControlRef | Dialect] = {}
         self.dialects = tuple(dialects)
+        self._notified: dict[tuple[str, str], None] = {}  # vendor identifiers already announced unregistered
         self.dialect_context = DialectContext(root, registry, zones.vertical, max_payload_bytes)
+        self.traffic = TrafficEngine(zones, traffic) if traffic is not None else None  # air picture, separation
 
     def restore(self, zone_states: dict[str, dict], clearances: list[dict]) -> None:
         """Start from the stored truth: zone states (id -> control payload) and approved clearances (their
@@ -225,6 +233,9 @@ class Pipeline:
                     out.statuses.extend(res.statuses)
                     out.observations.extend(res.observations)
                     out.replies.extend(res.replies)
+            except UnregisteredDevice as exc:
+                dead.append(DeadLetter(msg.received_at, msg.topic, msg.payload, str(exc)))
+                out.events += self._unregistered(exc, route, msg.received_at)
             except BadMessage as exc:
                 dead.append(DeadLetter(msg.received_at, msg.topic, msg.payload, str(exc)))
             except topics.TopicError as exc:
@@ -236,6 +247,8 @@ class Pipeline:
             i += 1
         events = self._airspace(out, zone_controls)
         out.events += [EventRow(event_id(ev), ev) for ev in events]
+        if self.traffic is not None and (out.telemetry or out.observations):
+            self._traffic(out, self.traffic.step(out.telemetry, out.observations))
         if self.sensor_watch is not None and (out.readings or out.statuses or out.telemetry):
             latest = max((r.ts for r in out.telemetry), default=None)
             out.sensor_events = self.sensor_watch.step(out.readings, out.statuses, latest=latest)
@@ -245,6 +258,19 @@ class Pipeline:
             state["ts"] = max(state["ts"], ts)
             state["values"][r.metric] = r.value if r.value is not None else r.vtext
         return out, i
+
+    def _unregistered(self, exc: UnregisteredDevice, dialect, at: datetime) -> list[EventRow]:
+        """An `unregistered_device` notice the first time an identifier is seen (bounded memory: the oldest are
+        forgotten, and notified again if they come back)."""
+        key = (exc.key, exc.value)
+        if key in self._notified:
+            return []
+        if len(self._notified) >= MAX_NOTIFIED:
+            self._notified.pop(next(iter(self._notified)))
+        self._notified[key] = None
+        ev = AirspaceEvent("unregistered_device", exc.value[:64], None, at,
+                           {"key": exc.key, "dialect": getattr(dialect, "name", None), "reason": str(exc)})
+        return [EventRow(event_id(ev), ev)]
 
     def _route(self, topic: str) -> topics.TopicRef | topics.ControlRef | Dialect:
         """The topic parsed (TopicError when it breaks the contract, or no enabled dialect speaks on it),
@@ -322,7 +348,15 @@ class Pipeline:
         out = BatchOutput(events=[EventRow(event_id(ev), ev) for ev in self.monitor.tick(watermark)])
         if self.sensor_watch is not None:
             out.sensor_events = self.sensor_watch.tick(watermark)
+        if self.traffic is not None:
+            self._traffic(out, self.traffic.tick(watermark))
         return out
+
+    @staticmethod
+    def _traffic(out: BatchOutput, res) -> None:
+        """The traffic engine's events and track states (airspace.traffic.TrafficResult) into the batch."""
+        out.events += [EventRow(event_id(ev), ev) for ev in res.events]
+        out.traffic_states.update(res.states)
 
     # -------------------------------------------------------------------------------- control
     def _control(self, ctl: topics.ControlRef, msg: RawMessage) -> ZoneControl | None:
@@ -338,6 +372,8 @@ class Pipeline:
             except (ZoneFormatError, ValueError) as exc:
                 raise BadMessage(f"zone set refused: {exc}") from None
             self.monitor.replace_zones(zones)
+            if self.traffic is not None:
+                self.traffic.set_zones(zones)
             states = self.dynamic.states
             self.dynamic = DynamicAirspace(self._file_rules + rules)
             self.dynamic.states.update(states)
@@ -376,6 +412,7 @@ def _merge(into: BatchOutput, seg: BatchOutput) -> None:
         getattr(into, name).extend(getattr(seg, name))
     into.sensor_events = [*into.sensor_events, *seg.sensor_events]
     into.uav_states.update(seg.uav_states)
+    into.traffic_states.update(seg.traffic_states)
     for sensor_id, state in seg.sensor_states.items():
         cur = into.sensor_states.get(sensor_id)
         if cur is None:

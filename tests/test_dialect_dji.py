@@ -180,6 +180,12 @@ def test_unregistered_serial_numbers_are_dead_letters_that_name_them(zones_geojs
     assert out.replies == [] and out.telemetry == []
     assert (UNREGISTERED.labels("dji")._value.get(), DEAD_LETTERS.labels("dji")._value.get()) == (
         before[0] + 3, before[1] + 3)
+    # and an unregistered_device notice each, once per serial number however often it speaks
+    notices = [(e.event.kind, e.event.uav_id, e.event.detail["key"]) for e in out.events]
+    assert notices == [("unregistered_device", "UNKNOWN123", "dji_sn"), ("unregistered_device", "UNKNOWN_GW", "dji_sn"),
+                       ("unregistered_device", "UNKNOWN_DOCK", "dji_sn")]
+    again = pipe.process([RawMessage("thing/product/UNKNOWN123/osd", flying_osd(121.5, 31.05, 70), NOW)])
+    assert again.events == [] and len(again.dead_letters) == 1
 
 
 def test_a_dji_fix_is_judged_like_a_native_one(zones_geojson):

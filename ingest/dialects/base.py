@@ -17,6 +17,8 @@ from typing import Protocol
 from airspace.vertical import VerticalModel
 from protocol.times import rfc3339
 
+from ..validation import BadMessage
+
 from ..rows import DeviceStatus, ObservationRow, OutMessage
 from ..sensors import ReadingRow
 from ..telemetry import TelemetryRow
@@ -73,14 +75,24 @@ class DialectContext:
 @dataclass
 class DialectResult:
     """What one message carried, in the project's terms. `replies`: messages the protocol requires back (e.g. DJI's
-    `status_reply`), published after the batch is committed; `unregistered`: vendor identifiers seen that map to
-    no registered device (an `unregistered_device` event each; the message is also a dead letter naming it)."""
+    `status_reply`), published after the batch is committed. A message from a vendor identifier no registry entry
+    names raises UnregisteredDevice: a dead letter naming it, and the pipeline's `unregistered_device` event."""
 
     telemetry: list[TelemetryRow] = field(default_factory=list)
     readings: list[ReadingRow] = field(default_factory=list)
     statuses: list[DeviceStatus] = field(default_factory=list)
     observations: list[ObservationRow] = field(default_factory=list)
     replies: list[OutMessage] = field(default_factory=list)
+
+
+class UnregisteredDevice(BadMessage):
+    """A vendor identifier that maps to no registry entry: a dead letter whose reason names it ("unregistered DJI
+    aircraft SN ..."). `key`/`value`: the registry property and the identifier, for the `unregistered_device`
+    event (airspace.events.NOTICE_KINDS)."""
+
+    def __init__(self, what: str, key: str, value: str):
+        super().__init__(f"unregistered {what} {value[:80]}: no registry entry has {key} = {value[:80]!r}")
+        self.key, self.value = key, value
 
 
 class Dialect(Protocol):

@@ -16,7 +16,7 @@ from protocol.times import RFC3339, rfc3339
 from ..sensors import ReadingRow
 from ..telemetry import TelemetryRow, parse_telemetry_checked
 from ..validation import BadMessage, check_time, load_json, timestamp
-from .base import DialectContext, DialectResult
+from .base import UnregisteredDevice, DialectContext, DialectResult
 
 MESSAGES = Counter("skylane_dialect_messages_total", "Messages parsed by an input dialect", ["dialect", "kind"])
 ROWS = Counter("skylane_dialect_rows_total", "Rows and replies an input dialect produced", ["dialect", "table"])
@@ -31,16 +31,6 @@ FRAME_DUPLICATES = Counter("skylane_lorawan_duplicate_frames_total",
 
 MAX_TEXT = 1024  # a string field stored as text
 MAX_DEPTH = 3  # nested objects of a decoded payload are flattened this deep ("gps.lat")
-
-
-class UnregisteredDevice(BadMessage):
-    """A vendor identifier that maps to no registry entry: a dead letter whose reason names it ("unregistered DJI
-    aircraft SN ..."). `key`/`value`: the registry property and the identifier, for the `unregistered_device`
-    event (airspace.events.NOTICE_KINDS)."""
-
-    def __init__(self, what: str, key: str, value: str):
-        super().__init__(f"unregistered {what} {value[:80]}: no registry entry has {key} = {value[:80]!r}")
-        self.key, self.value = key, value
 
 
 def counted(dialect: str, parse: Callable[..., tuple[str, DialectResult]]) -> Callable[..., DialectResult]:

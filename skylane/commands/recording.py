@@ -154,6 +154,7 @@ def _run_broker(args, settings: Settings, source, selection, control) -> int:
 def _run_pipeline(args, settings: Settings, source, selection, control) -> int:
     from replay.evaluate import Evaluation, canonical, diff_events, load_zones, read_events, write_events
     from replay.player import play
+    from ingest import dialects
     from ingest.pipeline import build_pipeline
     from replay.sinks import PipelineSink
 
@@ -172,7 +173,8 @@ def _run_pipeline(args, settings: Settings, source, selection, control) -> int:
         for ev in out.events:
             print(json.dumps(ev.to_dict(), ensure_ascii=False), flush=True)
 
-    sink = PipelineSink(build_pipeline(zones, root, policy=monitor_policy(settings)), batch_size=args.batch_size,
+    sink = PipelineSink(build_pipeline(zones, root, policy=monitor_policy(settings),
+                                       dialects=dialects.enabled(settings.dialects)), batch_size=args.batch_size,
                         on_output=None if args.evaluate else show)
     bar, keys = _interactive(args, "evaluate" if args.evaluate else "replay", control)
     try:
