@@ -9,6 +9,8 @@ list, so a replay under its own root mirrors what live ingest publishes:
   (dialects' replies)                 what a vendor's protocol requires back (e.g. DJI's status_reply)
   {root}/state/uav/{uav_id}           the latest position with its zones and alerts, retained, QoS 0
   {root}/state/sensor/{sensor_id}     the latest values of a sensor, retained, QoS 0
+  {root}/state/traffic/{track_id}     a track of the air picture (airspace.traffic), retained, QoS 0; an empty
+                                      payload withdraws a dropped track
 
 States are marked `coalesce`: a publisher may hold one back and send only the newest of a topic (the
 ingester sends each state topic at most a few times a second).
@@ -37,4 +39,6 @@ def batch_messages(out: BatchOutput, root: str, issuer: str) -> list[OutMessage]
              for uav_id, state in out.uav_states.items()]
     msgs += [OutMessage(topics.sensor_state(root, sensor_id), orjson.dumps(state), 0, True, True)
              for sensor_id, state in out.sensor_states.items()]
+    msgs += [OutMessage(topics.traffic_state(root, track_id), b"" if state is None else orjson.dumps(state), 0, True,
+                        True) for track_id, state in out.traffic_states.items()]
     return msgs

@@ -11,6 +11,7 @@ Outbound (Skylane -> consumers):
   {root}/events/{kind}/{uav_id}        airspace events
   {root}/state/uav/{uav_id}            latest position of a UAV (retained)
   {root}/state/sensor/{sensor_id}      latest reading of a sensor (retained)
+  {root}/state/traffic/{track_id}      latest state of a fused aircraft track (retained; empty: track dropped)
 Control (operators, API and ingest -> every ingest worker; retained, QoS 1, no shared subscription):
   {root}/control/zones                 the whole zone set (internal GeoJSON FeatureCollection)
   {root}/control/zone/{zone_id}        a zone's run-time state {"state": "active"|"suspended", "reason",
@@ -93,6 +94,11 @@ def sensor_state(root: str, sensor_id: str) -> str:
     return f"{root}/state/sensor/{sensor_id}"
 
 
+def traffic_state(root: str, track_id: str) -> str:
+    """{root}/state/traffic/{track_id}: one track of the air picture (airspace.traffic), e.g. icao:780a3b."""
+    return f"{root}/state/traffic/{track_id}"
+
+
 def control_zones(root: str) -> str:
     return f"{root}/control/zones"
 
@@ -122,14 +128,19 @@ def control_clearance(root: str, uav_id: str) -> str:
     return f"{root}/control/clearance/{uav_id}"
 
 
+def control_registry(root: str) -> str:
+    """Announces that the device registry changed (ingest reloads it from the store)."""
+    return f"{root}/control/registry"
+
+
 def control_filters(root: str) -> list[str]:
     """Control subscriptions: every ingest worker takes all of them (never in a share group)."""
-    return [control_zones(root), f"{root}/control/zone/+", f"{root}/control/clearance/+"]
+    return [control_zones(root), f"{root}/control/zone/+", f"{root}/control/clearance/+", control_registry(root)]
 
 
 @dataclass(frozen=True, slots=True)
 class ControlRef:
-    """A parsed control topic: "zones" (id None), "zone" (zone id) or "clearance" (UAV id)."""
+    """A parsed control topic: "zones" or "registry" (id None), "zone" (zone id) or "clearance" (UAV id)."""
 
     kind: str
     target: str | None
@@ -147,6 +158,8 @@ def parse_control(root: str, topic: str) -> ControlRef | None:
     parts = topic[len(prefix):].split("/")
     if parts == ["zones"]:
         return ControlRef("zones", None)
+    if parts == ["registry"]:
+        return ControlRef("registry", None)
     if len(parts) == 2 and parts[0] == "zone":
         zone_id = zone_id_of_level(parts[1])
         if (problem := zone_id_problem(zone_id)) is not None:
