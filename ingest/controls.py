@@ -11,6 +11,7 @@ control message the ingester:
    - `{root}/control/zone/{id}`: the zone's stored state when the message is that state (same `at`); a message
      older than the stored state is stale (the stored one is applied again, harmless); one the store does not
      have is refused;
+   - `{root}/control/registry`: the stored device registry (vendor identifiers, sensors' kinds and intervals);
    - `{root}/control/clearance/{uav}`: the UAV's newest stored clearance that is approved and in force (announcements
      of several API processes may arrive out of order), its withdrawal when there is none; an announced
      clearance the store does not have is refused.
@@ -85,6 +86,8 @@ class ControlAuthority:
         conn = self._db()
         if ref.kind == "zones":
             return self._zones(conn, body, msg)
+        if ref.kind == "registry":  # reloading the stored registry is always safe: no version to check
+            return None if body is None else _with(msg, orjson.dumps(catalog.registry(conn)))
         if ref.kind == "zone":
             return self._zone_state(conn, ref.target, body, msg)
         return self._clearance(conn, ref.target, body, msg)

@@ -18,7 +18,7 @@ import threading
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
@@ -38,7 +38,7 @@ from protocol.times import parse_rfc3339, rfc3339
 from .dialects.base import Dialect, DialectContext, RegistryView, UnregisteredDevice
 from .observations import parse_observations
 from .rows import DeadLetter, DeviceStatus, ObservationRow, OutMessage, RawMessage
-from .sensor_watch import SensorInfo, SensorWatch, load_rules
+from .sensor_watch import SensorInfo, SensorWatch, load_rules, sensor_infos
 from .sensors import ReadingRow, parse_reading
 from .telemetry import TelemetryRow, parse_telemetry
 from .validation import BadMessage, load_json
@@ -158,6 +158,13 @@ class Pipeline:
         self._notified: dict[tuple[str, str], None] = {}  # vendor identifiers already announced unregistered
         self.dialect_context = DialectContext(root, registry, zones.vertical, max_payload_bytes)
         self.traffic = TrafficEngine(zones, traffic) if traffic is not None else None  # air picture, separation
+
+    def update_registry(self, rows: list) -> None:
+        """The device registry changed (registry rows): dialects' identifiers and the sensor watch's sensors."""
+        self.dialect_context = replace(self.dialect_context, registry=RegistryView.from_registry(rows))
+        if self.sensor_watch is not None:
+            self.sensor_watch.update_registry(sensor_infos(rows))
+        log.info("device registry reloaded: %d entries", len(rows))
 
     def restore(self, zone_states: dict[str, dict], clearances: list[dict]) -> None:
         """Start from the stored truth: zone states (id -> control payload) and approved clearances (their
@@ -362,6 +369,11 @@ class Pipeline:
     def _control(self, ctl: topics.ControlRef, msg: RawMessage) -> ZoneControl | None:
         """Apply a control message. A zone state is returned instead, to be applied in event-time order
         with the batch's fixes (_airspace)."""
+        if ctl.kind == "registry":  # live: the store's registry (ingest.controls); a recording's announcement: nothing
+            rows = load_json(msg.payload, MAX_ZONESET_BYTES)
+            if isinstance(rows, list):
+                self.update_registry(rows)
+            return None
         if ctl.kind == "zones":
             doc = load_json(msg.payload, MAX_ZONESET_BYTES)
             if isinstance(doc, dict) and "features" not in doc and "version" in doc:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 
 import psycopg
 
@@ -124,12 +125,38 @@ def api_config(settings: Settings):
 
 
 def register_devices(settings: Settings, records) -> int:
-    """Enter devices in the registry; a project-local broker then gets their accounts at once."""
+    """Enter devices in the registry; a project-local broker then gets their accounts at once, and running
+    ingesters are told to reload the registry (announced on {root}/control/registry)."""
     with psycopg.connect(settings.database_url) as conn:
         n = catalog.register_devices(conn, [r.as_row() for r in records])
         registry = catalog.registry(conn)
     refresh_device_accounts(settings, registry)
+    announce_registry(settings)
     return n
+
+
+def announce_registry(settings: Settings) -> bool:
+    """Tell running ingesters the registry changed; False (logged) when the broker cannot be reached now:
+    they read it at their next start."""
+    import orjson
+
+    from protocol import topics
+    from protocol.brokerauth import SERVICE_ACCOUNTS, AuthError
+    from protocol.mqttclient import close_client, connect_client, publish_confirmed
+    try:
+        client = connect_client(settings.service_url("admin"), f"skylane-registry-{os.getpid()}", timeout=5)
+    except (ConnectionError, AuthError, OSError) as exc:
+        log.warning("registry stored; running ingesters not told (%s): they read it when they start", exc)
+        return False
+    try:
+        publish_confirmed(client, topics.control_registry(settings.mqtt_root),
+                          orjson.dumps({"issuer": SERVICE_ACCOUNTS["admin"]}), retain=False)
+        return True
+    except ConnectionError as exc:
+        log.warning("registry stored; running ingesters not told (%s)", exc)
+        return False
+    finally:
+        close_client(client)
 
 
 def refresh_device_accounts(settings: Settings, registry) -> bool:

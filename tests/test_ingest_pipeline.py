@@ -201,7 +201,8 @@ def test_link_lost_on_the_batch_watermark(zones_geojson):
 
 def test_protocol_control_topics():
     assert topics.control_filters(ROOT) == [f"{ROOT}/control/zones", f"{ROOT}/control/zone/+",
-                                            f"{ROOT}/control/clearance/+"]
+                                            f"{ROOT}/control/clearance/+", f"{ROOT}/control/registry"]
+    assert topics.parse_control(ROOT, f"{ROOT}/control/registry") == topics.ControlRef("registry", None)
     assert topics.parse_control(ROOT, f"{ROOT}/uav/D1/telemetry") is None
     assert topics.parse_control(ROOT, f"{ROOT}/control/zones") == topics.ControlRef("zones", None)
     assert topics.parse_control(ROOT, f"{ROOT}/control/zone/C2") == topics.ControlRef("zone", "C2")
