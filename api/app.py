@@ -1,8 +1,8 @@
 """The operations-center API: REST over the database, live feeds from the broker, the dashboard.
 
 Routes live in api/routes_*.py (REST), api/feeds.py (WebSocket/SSE), api/replay_routes.py (replays)
-and api/interuss.py (InterUSS geospatial_map v1 test interface); every route but /v1/health, /metrics and
-the dashboard's static files needs an API key (api/auth.py).
+and api/interuss.py (InterUSS geospatial_map v1 test interface); every route but /v1/health and the
+dashboard's static files needs an API key (api/auth.py); /metrics also takes Prometheus's scrape token.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import (interuss, replay_routes, routes_alerts, routes_clearances, routes_events, routes_fleet, routes_reports,
+               routes_traffic,
                routes_system, routes_zones)
 from .auth import FORBIDDEN, UNAUTHORIZED, Authenticator
 from .context import ApiConfig, ApiContext
@@ -62,7 +63,7 @@ def create_app(config: ApiConfig) -> FastAPI:
     app = FastAPI(title="Skylane", version="0.2.0", lifespan=lifespan,
                   description="Pujiang-Wujing low-altitude operations: airspace, drones, urban sensors. "
                               "Send `Authorization: Bearer <API key>` (keys from `skylane keys create`); "
-                              "/v1/health and /metrics are open.")
+                              "/v1/health is open; /metrics takes the scrape token or an engineer's key.")
     app.state.ctx = ctx
     app.state.replays = replays
     app.state.clearance_desk = desk
@@ -77,7 +78,7 @@ def create_app(config: ApiConfig) -> FastAPI:
         log.warning("database unavailable for %s: %s", request.url.path, exc)
         return JSONResponse({"detail": Msg("api.db_unavailable").render(lang_of(request))}, status_code=503)
 
-    for router in (routes_system.router, routes_zones.router, routes_fleet.router, routes_events.router,
+    for router in (routes_system.router, routes_zones.router, routes_fleet.router, routes_traffic.router, routes_events.router,
                    routes_clearances.router, interuss.router):
         app.include_router(router, responses=COMMON)
     # the responses every keyed route can give, documented where these routers are mounted

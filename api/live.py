@@ -54,7 +54,7 @@ SHED = Counter("skylane_feed_shed_positions_total",
                "Positions superseded within a backlog of broker messages, not fanned out (process overloaded)")
 
 COALESCE_BACKLOG = 200  # from this many queued broker messages on, superseded positions are shed
-MESSAGE_TYPES = ("position", "event", "sensor", "zone_state", "zones_changed")
+MESSAGE_TYPES = ("position", "event", "sensor", "zone_state", "zones_changed", "traffic")
 _RECEIVED_BY_TYPE = {kind: RECEIVED.labels(kind) for kind in MESSAGE_TYPES}
 _KIND, _DATA = itemgetter(0), itemgetter(1)  # of an Entry
 
@@ -143,6 +143,9 @@ def _shape(rest: str, body: object) -> tuple[str, dict] | None:
     if rest.startswith("state/uav/"):
         ok = isinstance(body.get("uav_id"), str) and is_number(body.get("lon")) and is_number(body.get("lat"))
         return ("position", {"type": "position", **body}) if ok else None
+    if rest.startswith("state/traffic/"):
+        ok = isinstance(body.get("track_id"), str) and (body.get("lon") is None or is_number(body.get("lon")))
+        return ("traffic", {"type": "traffic", **body}) if ok else None
     if rest.startswith("state/sensor/"):
         ok = isinstance(body.get("sensor_id"), str) and isinstance(body.get("values"), dict)
         return ("sensor", {"type": "sensor", **body}) if ok else None
@@ -176,6 +179,7 @@ class LiveHub:
         self.uavs: dict[str, dict] = {}
         self.sensors: dict[str, dict] = {}
         self.zone_states: dict[str, dict] = {}
+        self.traffic: dict[str, dict] = {}  # the air picture: track id -> latest traffic state
         self._encoded: dict[tuple[str, str], tuple[dict, bytes]] = {}  # (type, id) -> snapshot entry
         self.subscribers: set[Subscriber] = set()
         # clients with equal filters (most dashboards) share one filter decision and one position log
@@ -309,6 +313,9 @@ class LiveHub:
         elif kind == "zone_state":
             self.zone_states[msg["zone_id"]] = msg
             key = msg["zone_id"]
+        elif kind == "traffic":
+            self.traffic[msg["track_id"]] = body
+            key = msg["track_id"]
         else:
             key = None
         data = self._publish(kind, msg)
@@ -354,6 +361,7 @@ class LiveHub:
 
     def _forget(self, rest: str) -> None:
         for prefix, kind, cache in (("state/uav/", "position", self.uavs), ("state/sensor/", "sensor", self.sensors),
+                                    ("state/traffic/", "traffic", self.traffic),
                                     ("control/zone/", "zone_state", self.zone_states)):
             if rest.startswith(prefix):
                 key = rest[len(prefix):]

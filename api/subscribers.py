@@ -7,6 +7,7 @@ coalesce to the latest per sensor. Losses are counted and told to the client in 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 import time
 from collections import deque
@@ -48,6 +49,23 @@ def own_flights_only(event: dict, owns: Callable[[str], bool]) -> dict:
         return event
     mine = [u for u in flights if isinstance(u, str) and owns(u)]
     return event if mine == flights else {**event, "detail": {**detail, "flights": mine}}
+
+
+def others_drone_hidden(track: dict, owns: Callable[[str], bool]) -> dict:
+    """A traffic state as an operator may see it: another operator's drone keeps where it is and what it is (every
+    aircraft in the sky matters to safety) but not who it is: no registered id, identity or source keys, and an
+    opaque track id (stable, so it can be followed). The same dict when nothing is hidden."""
+    uav = track.get("uav_id")
+    if not uav or owns(uav):
+        return track
+    sources = track.get("sources") if isinstance(track.get("sources"), dict) else {}
+    return {**track, "track_id": opaque_track(str(track.get("track_id"))), "uav_id": None, "identity": {},
+            "sources": {name: {k: v for k, v in s.items() if k != "key"} if isinstance(s, dict) else s
+                        for name, s in sources.items()}}
+
+
+def opaque_track(track_id: str) -> str:
+    return "drone-" + hashlib.sha256(track_id.encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
@@ -116,6 +134,7 @@ class Subscriber:
         self.positions: deque[tuple[float, Entry]] = deque()  # (queued at, monotonic seconds; entry)
         self.sensors: dict[str, Entry] = {}
         self.zones: dict[str, Entry] = {}
+        self.traffic: dict[str, Entry] = {}
         self.dropped_positions = 0
         self.dropped_sensors = 0
         self.total_dropped = 0
@@ -150,6 +169,9 @@ class Subscriber:
     def view(self, kind: str, body: dict, data: bytes) -> tuple[dict, bytes]:
         """A wanted message as this client may see it (body, encoded): an operator's events name only their
         own drones among the flights they list; events say what happened in the client's language."""
+        if kind == "traffic":
+            shown = others_drone_hidden(body, self._owns) if self.filter.operator else body
+            return (body, data) if shown is body else (shown, orjson.dumps(shown))
         if kind == "event":
             shown = own_flights_only(body, self._owns) if self.filter.operator else body
             shown = describe(shown, self.filter.lang)
@@ -162,6 +184,8 @@ class Subscriber:
             return False
         if kind == "position":
             return f.in_bbox(body.get("lon"), body.get("lat")) and self._may_see_uav(body.get("uav_id"))
+        if kind == "traffic":  # every aircraft, also for operators (others' drones without identity: view)
+            return f.in_bbox(body.get("lon"), body.get("lat")) and (not f.uav_ids or body.get("uav_id") in f.uav_ids)
         if kind == "event":
             if f.kinds and body.get("kind") not in f.kinds:
                 return False
@@ -204,6 +228,8 @@ class Subscriber:
             self.sensors[body["sensor_id"]] = (kind, data)
         elif kind == "zone_state":
             self.zones[body["zone_id"]] = (kind, data)  # a state: only the latest per zone matters
+        elif kind == "traffic":
+            self.traffic[body["track_id"]] = (kind, data)  # the latest per track
         else:
             if len(self.alerts) >= self.max_alerts:
                 self.overflow = True  # even the alert stream is too fast: disconnect rather than drop
@@ -247,7 +273,7 @@ class Subscriber:
             self.dropped_positions = self.dropped_sensors = 0
         while self.alerts and len(out) < limit:
             out.append(self.alerts.popleft())
-        for source in (self.zones, self.sensors):
+        for source in (self.zones, self.traffic, self.sensors):
             while source and len(out) < limit:
                 out.append(source.pop(next(iter(source))))
             if len(out) >= limit:
@@ -271,4 +297,4 @@ class Subscriber:
 
     def pending(self) -> int:
         shared = self.log.end - max(self.cursor, self.log.start) if self.log is not None else 0
-        return len(self.alerts) + len(self.positions) + len(self.sensors) + len(self.zones) + shared
+        return len(self.alerts) + len(self.positions) + len(self.sensors) + len(self.zones) + len(self.traffic) + shared
