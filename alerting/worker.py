@@ -193,8 +193,8 @@ class AlertWorker:
         for r in present:  # a digest the receiver may have got already goes out again as that digest
             if r.digest_id:
                 digests[r.digest_id].append(r)
-        messages = [Outgoing(Message(d, sub, tuple(alerts[r.event_id] for r in rows), digest=True), rows)
-                    for d, rows in digests.items()]
+        messages = [Outgoing(Message(d, sub, tuple(alerts[r.event_id] for r in members), digest=True), members)
+                    for d, members in digests.items()]
         fresh = [r for r in present if not r.digest_id]
         if len(fresh) > self.cfg.digest_after:
             digest_id = str(uuid.uuid5(DIGEST_NAMESPACE, f"{sub.id}|{','.join(sorted(r.event_id for r in fresh))}"))

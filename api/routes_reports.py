@@ -22,6 +22,13 @@ from .models import Problem
 from .replay_routes import _recording_path, _recordings_dir
 
 router = APIRouter(tags=["replays"], dependencies=[Depends(require("engineer", "admin"))])
+MESSAGES = {
+    "no_recording": "no recording {name!r}",
+}
+
+
+def _t(key: str, **kw) -> str:
+    return MESSAGES[key].format(**kw)
 
 
 @router.get("/v1/recordings/{name:path}/report", response_class=HTMLResponse, responses={
@@ -37,7 +44,7 @@ def recording_report(name: str, request: Request,
     try:
         source = FileSource(path, parallel=False)
     except FileNotFoundError:
-        raise HTTPException(404, f"no recording {name!r}") from None
+        raise HTTPException(404, _t("no_recording", name=name)) from None
     except (OSError, ValueError) as exc:  # replay.recordfile.RecordFormatError: not a recording
         raise HTTPException(422, str(exc)) from None
     page = build_report(source, ctx.zones().zones, uav=uav,

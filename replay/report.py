@@ -29,6 +29,10 @@ from protocol.topics import TopicError, parse_inbound
 from .evaluate import evaluate
 from .sources import Source
 
+MESSAGES = {
+    "why.event": "{kind} of {zone}",
+    "why.rule": "rule {rule} on zone {zone}",
+}
 SENSOR_WINDOW_S = 300.0  # readings kept around each event that involves their sensor
 MAX_POINTS = 20_000  # per drone: longer tracks are thinned evenly (events keep their own positions)
 MAX_PAYLOAD = 1 << 20
@@ -83,6 +87,10 @@ class ReportData:
         return (min(times), max(times)) if times else None
 
 
+def _t(key: str, **kw) -> str:
+    return MESSAGES[key].format(**kw)
+
+
 def event_time(ev: Mapping) -> float:
     return parse_rfc3339(ev["ts"]).timestamp()
 
@@ -116,13 +124,13 @@ def _sensors_that_matter(events: list[dict], rules: list[Rule]) -> dict[str, tup
             t = event_time(e)
             windows, why = out.setdefault(sid, ([], []))
             windows.append((t - SENSOR_WINDOW_S, t + SENSOR_WINDOW_S))
-            why.append(f"{e['kind']} of {e.get('zone_id') or '-'}")
+            why.append(_t("why.event", kind=e["kind"], zone=e.get("zone_id") or "-"))
     for r in rules:
         for sid in sorted(r.sensor_ids or ()):
             if span is not None:
                 windows, why = out.setdefault(sid, ([], []))
                 windows.append((span[0] - SENSOR_WINDOW_S, span[1] + SENSOR_WINDOW_S))
-                why.append(f"rule {r.id} on zone {r.zone_id}")
+                why.append(_t("why.rule", rule=r.id, zone=r.zone_id))
     return {sid: (windows, ", ".join(dict.fromkeys(why))) for sid, (windows, why) in out.items()}
 
 
