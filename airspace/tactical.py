@@ -41,9 +41,9 @@ class Minima:
 
 
 @dataclass(frozen=True)
-class Kinematics:
-    """Tracks at one instant, as columns: position (x, y east/north metres, z metres AMSL or NaN), velocity
-    (metres per second; zero where unknown) and whether each is a manned aircraft."""
+class Motion:
+    """Aircraft at one instant, as columns: position (x, y east/north metres, z metres AMSL or NaN) and velocity
+    (metres per second; zero where unknown)."""
 
     x: np.ndarray
     y: np.ndarray
@@ -51,6 +51,12 @@ class Kinematics:
     vx: np.ndarray
     vy: np.ndarray
     vz: np.ndarray
+
+
+@dataclass(frozen=True)
+class Kinematics(Motion):
+    """The tracks a pair check looks at: their motion and whether each is a manned aircraft."""
+
     manned: np.ndarray
 
     def __len__(self) -> int:
@@ -120,7 +126,11 @@ def grid_cell(boxes: np.ndarray) -> float:
 
 def candidate_pairs(boxes: np.ndarray, manned: np.ndarray, cell_m: float | None = None,
                     ) -> tuple[np.ndarray, np.ndarray]:
-    """Index pairs (i < j) whose boxes overlap in x, y and z, at least one of them not manned, each once."""
+    """Index pairs (i < j) whose boxes overlap in x, y and z, at least one of them not manned, each once.
+
+    Each box is entered in every grid cell it covers and pairs with the later entries of each cell; a pair is
+    kept only in the first cell both cover (the cell is then the first column of one box and the first row of
+    one box, told by flags per entry, so no pair is looked up twice), then tested axis by axis."""
     n = len(boxes)
     empty = np.zeros(0, np.int64)
     if n < 2:
@@ -135,27 +145,26 @@ def candidate_pairs(boxes: np.ndarray, manned: np.ndarray, cell_m: float | None 
     count = nx * ny
     owner = np.repeat(np.arange(n), count)
     k = np.arange(owner.size) - np.repeat(np.cumsum(count) - count, count)
-    cx = cx0[owner] + k % nx[owner]
-    cy = cy0[owner] + k // nx[owner]
+    kx, ky = k % nx[owner], k // nx[owner]
     width = int(cx1.max()) + 1
-    cells = cy * width + cx
+    cells = (cy0[owner] + ky) * width + cx0[owner] + kx
     order = np.argsort(cells, kind="stable")
-    cells, owner = cells[order], owner[order]
+    owner = owner[order]
+    first_col, first_row, crewed = kx[order] == 0, ky[order] == 0, manned[owner]
     # each entry pairs with the later entries of its cell
-    start = np.r_[True, cells[1:] != cells[:-1]]
-    group_end = np.r_[np.flatnonzero(start)[1:], cells.size]
-    ends = np.repeat(group_end, np.diff(np.r_[np.flatnonzero(start), cells.size]))
-    after = ends - np.arange(cells.size) - 1
+    start = np.flatnonzero(np.r_[True, np.diff(cells[order]) != 0])
+    sizes = np.diff(np.r_[start, cells.size])
+    after = np.repeat(start + sizes, sizes) - np.arange(cells.size) - 1
     left = np.repeat(np.arange(cells.size), after)
     right = left + 1 + np.arange(left.size) - np.repeat(np.cumsum(after) - after, after)
-    a, b = owner[left], owner[right]
-    home = np.maximum(cy0[a], cy0[b]) * width + np.maximum(cx0[a], cx0[b])  # first cell both cover
-    keep = (cells[left] == home) & ~(manned[a] & manned[b])
-    a, b = a[keep], b[keep]
-    ba, bb = boxes[a], boxes[b]
-    keep = ((ba[:, 0] <= bb[:, 1]) & (bb[:, 0] <= ba[:, 1]) & (ba[:, 2] <= bb[:, 3]) & (bb[:, 2] <= ba[:, 3])
-            & (ba[:, 4] <= bb[:, 5]) & (bb[:, 4] <= ba[:, 5]))
-    a, b = a[keep], b[keep]
+    # the first cell both cover is, for each axis, the first of one of the two boxes
+    keep = ((first_col[left] | first_col[right]) & (first_row[left] | first_row[right])
+            & ~(crewed[left] & crewed[right]))
+    a, b = owner[left[keep]], owner[right[keep]]
+    for lo, hi in ((0, 1), (2, 3), (4, 5)):
+        blo, bhi = boxes[:, lo], boxes[:, hi]
+        keep = (blo[a] <= bhi[b]) & (blo[b] <= bhi[a])
+        a, b = a[keep], b[keep]
     return np.minimum(a, b), np.maximum(a, b)
 
 

@@ -37,6 +37,7 @@ from protocol.topics import valid_id
 from .coords import M_PER_DEG_LAT, m_per_deg_lon, to_local
 from .events import AirspaceEvent, from_epoch
 from .sightings import Sightings
+from .tactical import Motion
 from .traffic_policy import TrafficPolicy
 
 PREFIXES = {"telemetry": "uav", "adsb": "icao", "rid": "rid"}
@@ -122,19 +123,13 @@ class SourceColumns:
         self.key[slot] = None
 
 
-@dataclass
-class Fused:
-    """Every slot's position at an instant from its best fresh source (`valid`: it has one)."""
+@dataclass(frozen=True)
+class Fused(Motion):
+    """Every slot at an instant from its best fresh source, extrapolated (`valid`: it has one)."""
 
     valid: np.ndarray
     best: np.ndarray        # index into TrackTable.names, -1 none
     t: np.ndarray           # time of that fix
-    x: np.ndarray
-    y: np.ndarray
-    z: np.ndarray
-    vx: np.ndarray
-    vy: np.ndarray
-    vz: np.ndarray
     airborne: np.ndarray
 
 
@@ -247,8 +242,8 @@ class TrackTable:
         for p, v in (("x", "vx"), ("y", "vy"), ("z", "vz")):
             out[p] = out[p] + np.nan_to_num(out[v]) * dt
             out[v] = np.nan_to_num(out[v])
-        return Fused(best >= 0, best, out["t"], out["x"], out["y"], out["z"], out["vx"], out["vy"], out["vz"],
-                     airborne)
+        return Fused(out["x"], out["y"], out["z"], out["vx"], out["vy"], out["vz"], valid=best >= 0, best=best,
+                     t=out["t"], airborne=airborne)
 
     # ------------------------------------------------------------------------- input
     def apply(self, s: Sightings) -> list[AirspaceEvent]:

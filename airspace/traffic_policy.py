@@ -1,5 +1,9 @@
 """The tunables of the air picture (fusion) and of live separation, with their defaults and why
-(docs/surveillance-separation.md gives the sources)."""
+(docs/surveillance-separation.md gives the sources).
+
+Remote ID positions are only required to be within 30.5 m horizontally and 45.7 m in geometric altitude (95 %,
+14 CFR 89.310), so the gates and the discrepancy tolerances sit above that: a compliant broadcaster neither
+splits from its drone nor raises position_discrepancy."""
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -39,11 +43,11 @@ class TrafficPolicy:
     default_timeout_s: float = 10.0
     source_rank: tuple[str, ...] = ("telemetry", "adsb", "rid")
     gate_horizontal_m: float = 50.0
-    gate_vertical_m: float = 25.0
+    gate_vertical_m: float = 50.0
     gate_speed_mps: float = 5.0
     gate_age_s: float = 3.0
-    discrepancy_horizontal_m: float = 30.0
-    discrepancy_vertical_m: float = 25.0
+    discrepancy_horizontal_m: float = 50.0
+    discrepancy_vertical_m: float = 50.0
     discrepancy_age_s: float = 2.0
     velocity_window_s: float = 10.0
     airborne_agl_m: float = 1.0

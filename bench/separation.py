@@ -14,7 +14,8 @@ look-ahead:
 Both must find the same pairs (losses and predicted conflicts) every tick, or the run fails. Also timed, not
 part of the ratio: the whole traffic engine (fusion of 5,000 telemetry rows into tracks, then the check, the
 events and the states) per tick. Times are wall and CPU of this process (the fairer one on a shared machine).
-Run: `skylane bench separation [--tracks 5000 --manned 50 --ticks 30 --seed 0]`; last line JSON.
+On one core (pinned, as `skylane bench airspace` does).
+Run: `skylane bench separation [--tracks 5000 --manned 50 --ticks 60 --seed 0 --cpu C]`; last line JSON.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from airspace.tactical import Kinematics, encounters, pair_minima, separation_ch
 from airspace.traffic import TrafficEngine
 from airspace.traffic_policy import TrafficPolicy
 from airspace.zones import ZoneSet
+from bench.airspace import pin_one_core
 from bench.airspace_route import LAT0, LAT1, LON0, LON1, T0
 
 GROUND_AMSL = 4.0
@@ -140,14 +142,20 @@ def p99(values: list[float]) -> float:
     return round(float(np.percentile(values, 99)) * 1000, 2)
 
 
+def median(values: list[float]) -> float:
+    return round(float(np.median(values)) * 1000, 2)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tracks", type=int, default=5000)
     ap.add_argument("--manned", type=int, default=50)
-    ap.add_argument("--ticks", type=int, default=30)
+    ap.add_argument("--ticks", type=int, default=60)
+    ap.add_argument("--cpu", type=int, default=None, help="the core to run on (default: the last allowed)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-engine", action="store_true", help="skip timing the whole traffic engine")
     args = ap.parse_args(argv)
+    core = pin_one_core(args.cpu)
     policy = TrafficPolicy()
     la = policy.look_ahead_s
     c = flights(args.tracks, args.manned, args.ticks, args.seed)
@@ -177,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
               "separation_vs_strtree": round(p99(base_w) / p99(ours_w), 2),
               "tick_cpu_p99_ms": p99(ours_c), "strtree_tick_cpu_p99_ms": p99(base_c),
               "separation_vs_strtree_cpu": round(p99(base_c) / p99(ours_c), 2),
-              "same_pairs": True, "tracks": args.tracks, "manned": args.manned, "ticks": args.ticks,
+              "tick_median_ms": median(ours_w), "strtree_tick_median_ms": median(base_w),
+              "same_pairs": True, "core": core, "tracks": args.tracks, "manned": args.manned, "ticks": args.ticks,
               "look_ahead_s": la, "losses": losses, "conflicts": conflicts}
     if not args.no_engine:
         result.update(engine_figures(c, args.ticks, policy))
