@@ -73,7 +73,7 @@ def test_a_sensor_threshold_in_the_alert_panel(system, api, zones_geojson, keys,
         close_client(pub)
         row = page.wait_for_selector("#alerts li.alert-sensor_threshold[data-sensor-id='W-C1']", timeout=15000)
         text = row.inner_text()
-        assert "W-C1" in text and f"wind_gust {limit + 2.2:g} > {limit:g}" in text, text
+        assert "W-C1" in text and f"wind gust {limit + 2.2:g} > {limit:g}" in text  # the metric's label in the page's language, text
         assert row.query_selector("button.ack-btn") is None
         assert not page.errors, page.errors
     finally:

@@ -16,12 +16,23 @@ from protocol.publisher import BoundedPublisher
     ("tcp://127.0.0.1:18830", ("127.0.0.1", 18830)),
     ("mqtt://[::1]:1999", ("::1", 1999)),
     ("127.0.0.1:1885", ("127.0.0.1", 1885)),
+    ("mqtts://broker.example", ("broker.example", 8883)),
+    ("mqtts://u:p%40ss@host:8884?ca=/tmp/ca.crt", ("host", 8884)),
 ])
 def test_parse_mqtt_url(url, expected):
     assert parse_mqtt_url(url) == expected
 
 
-@pytest.mark.parametrize("url", ["mqtts://host:8883", "http://host", "mqtt://:1883", "mqtt://host:notaport"])
+def test_an_url_carries_its_account_and_tls_and_never_shows_the_password():
+    from protocol.mqttclient import MqttTarget, with_credentials
+    t = MqttTarget.parse("mqtts://ingest:s%2Fcr%40t@host:8884?ca=/tmp/ca.crt")
+    assert (t.username, t.password, t.tls, t.ca_file) == ("ingest", "s/cr@t", True, "/tmp/ca.crt")
+    assert str(t) == "mqtts://ingest@host:8884" and "cr" not in str(t)
+    url = with_credentials("mqtt://old:pw@h:1884", "skylane-api", "p@ss/w:rd")
+    assert MqttTarget.parse(url).password == "p@ss/w:rd" and MqttTarget.parse(url).username == "skylane-api"
+
+
+@pytest.mark.parametrize("url", ["ws://host:8883", "http://host", "mqtt://:1883", "mqtt://host:notaport"])
 def test_parse_mqtt_url_rejects(url):
     with pytest.raises(ValueError):
         parse_mqtt_url(url)

@@ -18,7 +18,7 @@ from skylane import localservices
 from skylane.settings import REPO_ROOT
 from storage.writes import write_batch
 
-from .helpers import wait_until
+from .helpers import start_test_broker, wait_until
 from .ingest_support import IngestProcess, Publisher, count, fix_payload, private_services, system_on, wait_stored
 
 pytestmark = pytest.mark.integration
@@ -130,7 +130,7 @@ def test_mosquitto_restart_under_load(private, tmp_path):
     def restart(_ing) -> None:
         localservices.mosquitto_down(private)
         time.sleep(2)
-        localservices.mosquitto_up(private)
+        start_test_broker(private)  # as the suite starts it: the same accounts and ACLs
 
     log = _under_load(private, tmp_path, 2000, restart)
     assert log.count("subscribed under") >= 2, "the ingester did not re-subscribe"

@@ -7,4 +7,4 @@ SELECT create_hypertable('observations', 'ts', chunk_time_interval => INTERVAL '
 ALTER TABLE observations SET (timescaledb.compress, timescaledb.compress_segmentby = 'source, track_id',
                               timescaledb.compress_orderby = 'ts DESC, receiver_id');
 SELECT add_compression_policy('observations', INTERVAL '2 days', if_not_exists => TRUE);
-SELECT skylane_add_retention_policies();  -- the retention_policies figure; never shortens an operator's
+SELECT skylane_add_retention_policies();  -- the retention_policies figure, never shortening an operator's
