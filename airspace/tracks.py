@@ -315,7 +315,9 @@ class TrackTable:
         horiz = derive & (np.isnan(vx) | np.isnan(vy))
         vx = np.where(horiz, (x[m] - p_x) / safe, vx)
         vy = np.where(horiz, (y[m] - p_y) / safe, vy)
-        vz = np.where(derive & np.isnan(vz), (s.alt[m] - p_z) / safe, vz)
+        vert = derive & np.isnan(vz)
+        vz = np.where(vert, (s.alt[m] - p_z) / safe, vz)
+        vx, vy, vz = self._plausible(vx, vy, vz, horiz, vert)
         last = np.r_[sl[1:] != sl[:-1], True]
         w, rows = sl[last], m[last]
         col.t[w], col.lon[w], col.lat[w] = s.t[rows], s.lon[rows], s.lat[rows]
@@ -324,6 +326,21 @@ class TrackTable:
         col.airborne[w], col.present[w], col.lost[w] = s.airborne[rows], True, LIVE
         col.how[w], col.key[w] = hows[rows], s.key[rows]
         return events
+
+    def _plausible(self, vx: np.ndarray, vy: np.ndarray, vz: np.ndarray, derived_h: np.ndarray,
+                   derived_v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Velocities beyond what low-level traffic flies: derived ones are position jumps (unknown: NaN),
+        reported ones are clipped (direction kept)."""
+        p = self.policy
+        speed = np.hypot(vx, vy)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            over = speed > p.max_speed_mps
+            scale = np.where(over & ~derived_h, p.max_speed_mps / speed, 1.0)
+            jump = over & derived_h
+            vx, vy = np.where(jump, np.nan, vx * scale), np.where(jump, np.nan, vy * scale)
+            climb = np.abs(vz) > p.max_climb_mps
+            vz = np.where(climb & derived_v, np.nan, np.where(climb, np.sign(vz) * p.max_climb_mps, vz))
+        return vx, vy, vz
 
     def _gap(self, track: Track, source: str, before: tuple, t: float) -> list[AirspaceEvent]:
         """A source heard again after its timeout (`before`: its previous fix's time, key, lon, lat, altitude and

@@ -28,8 +28,9 @@ class TrafficPolicy:
     Fusion: a source of a track is lost after `source_timeouts[source]` (else `default_timeout_s`) of silence;
     the track's position is its freshest-ranked source (`source_rank`). A sighting with no identity the track
     table knows joins a track within the gates (`gate_*`), else starts one. `discrepancy_*`: how far a drone's
-    own telemetry and its Remote ID may disagree at about the same time. A track silent for `forget_after_s`
-    is dropped. `area_kinds`: zone kinds forming the demonstration zone (none: the bounds of all zones).
+    own telemetry and its Remote ID may disagree at about the same time. A velocity derived from two fixes beyond
+    `max_speed_mps` / `max_climb_mps` is a position jump (glitch, spoof), not motion: discarded; a reported one is
+    clipped to them. A track silent for `forget_after_s` is dropped. `area_kinds`: zone kinds forming the demonstration zone (none: the bounds of all zones).
     """
 
     drone_drone: Minima = DRONE_DRONE
@@ -50,6 +51,8 @@ class TrafficPolicy:
     discrepancy_vertical_m: float = 50.0
     discrepancy_age_s: float = 2.0
     velocity_window_s: float = 10.0
+    max_speed_mps: float = 150.0  # ~290 kt: beyond any low-level traffic (helicopters ~80 m/s)
+    max_climb_mps: float = 50.0
     airborne_agl_m: float = 1.0
     forget_after_s: float = 300.0
     area_kinds: tuple[str, ...] = ("area",)

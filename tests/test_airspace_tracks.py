@@ -107,6 +107,14 @@ def test_velocity_from_recent_fixes_when_the_source_gives_none():
     assert st["speed_mps"] == pytest.approx(13.0, abs=0.05) and st["track_deg"] == pytest.approx(67.4, abs=0.1)
 
 
+def test_a_position_jump_is_not_motion():
+    rows = [tel("T7", 0, 0.0, 0.0), tel("T7", 1, 5.0, 0.0), tel("T7", 2, 3000.0, 0.0)]  # a glitch: 3 km in 1 s
+    heli = [obs("adsb", "780a3c", 0, 0.0, 500.0, 300.0, 400.0, 90.0, category="rotorcraft")]  # reported 400 m/s
+    _, _, states = run(rows, heli, until=4)
+    assert states["uav:T7"]["speed_mps"] == 0.0  # unknown, not 2,995 m/s
+    assert states["icao:780a3c"]["speed_mps"] == 150.0 and states["icao:780a3c"]["track_deg"] == 90.0
+
+
 def test_source_lost_and_restored_on_event_time():
     adsb = [obs("adsb", "780a3b", s, 0, 0, 300.0, 0.0, 0.0) for s in (0, 1, 2, 30, 31)]
     _, events, _ = run(observations=adsb, until=40)
