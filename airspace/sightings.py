@@ -14,7 +14,7 @@ metres per second (NaN where the source gives none: the track table derives it f
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +25,7 @@ GROUND_STATES = frozenset({"ground", "on_ground", "landed", "grounded"})
 AIRBORNE_STATES = frozenset({"airborne", "emergency", "flying", "in_flight"})
 MAX_IDENTITY_KEYS = 32
 MAX_IDENTITY_TEXT = 200
+Lookup = Callable[[str, str], "str | None"]  # (registry key, value) -> device id, e.g. RegistryView.device
 
 
 @dataclass
@@ -127,17 +128,20 @@ def from_telemetry(rows: Sequence, vertical: VerticalModel, airborne_agl_m: floa
                      np.array([{} for _ in range(n)], dtype=object))
 
 
-def from_observations(rows: Sequence, vertical: VerticalModel, airborne_agl_m: float = 1.0) -> Sightings:
+def from_observations(rows: Sequence, vertical: VerticalModel, airborne_agl_m: float = 1.0,
+                      registry: Lookup | None = None) -> Sightings:
     """Surveillance observations as sightings. On the ground when the identity says so (`on_ground` true, or
     `status` ground/landed); otherwise airborne when higher than `airborne_agl_m` above the ground or when the
-    altitude is unknown (a source that does not say is assumed flying: an alert rather than a miss)."""
+    altitude is unknown (a source that does not say is assumed flying: an alert rather than a miss). The
+    registered UAV is identity `uav_id`, else what `registry` maps the ICAO address or serial to (registered)."""
     if not rows:
         return Sightings.empty()
     lon, lat = _floats(_column(rows, "lon")), _floats(_column(rows, "lat"))
     alt = _amsl(vertical, _floats(_column(rows, "alt_m")), _column(rows, "alt_ref"), lon, lat)
     vx, vy, vz = _velocity(_floats(_column(rows, "speed_mps")), _floats(_column(rows, "track_deg")),
                            _floats(_column(rows, "vspeed_mps")))
-    identity = np.array([identity_of(r.identity) for r in rows], dtype=object)
+    identity = np.array([registered(r.source, str(r.track_id), identity_of(r.identity), registry) for r in rows],
+                        dtype=object)
     status = np.array([_status_of(d) for d in identity.tolist()], dtype=object)
     airborne = _airborne(status, alt, vertical, lon, lat, airborne_agl_m, default=True)
     uav = np.array([d.get("uav_id") if isinstance(d.get("uav_id"), str) and d.get("uav_id") else None
@@ -145,6 +149,22 @@ def from_observations(rows: Sequence, vertical: VerticalModel, airborne_agl_m: f
     return Sightings(_epochs([r.ts for r in rows]), _epochs([r.received_at for r in rows]),
                      _column(rows, "source"), np.array([str(r.track_id) for r in rows], dtype=object), uav,
                      lon, lat, alt, vx, vy, vz, airborne, identity)
+
+
+def registered(source: str, key: str, identity: dict, registry: Lookup | None) -> dict:
+    """`identity` with `uav_id` when the registry knows the aircraft: an ADS-B address (`icao24`), a Remote ID
+    serial (`rid_serial`) or a vendor serial (`dji_sn`)."""
+    if registry is None or identity.get("uav_id"):
+        return identity
+    serial = identity.get("serial") if isinstance(identity.get("serial"), str) else None
+    icao = identity.get("icao24") if isinstance(identity.get("icao24"), str) else None
+    tries = [("icao24", key)] if source == "adsb" else [("rid_serial", key)] if source == "rid" else []
+    tries += [("icao24", icao)] + [(k, serial) for k in ("rid_serial", "dji_sn")]
+    for name, value in tries:
+        uav = registry(name, value) if value else None
+        if uav:
+            return {**identity, "uav_id": uav}
+    return identity
 
 
 def _status_of(identity: dict) -> str | None:

@@ -42,7 +42,7 @@ from .traffic_policy import TrafficPolicy
 
 PREFIXES = {"telemetry": "uav", "adsb": "icao", "rid": "rid"}
 DRONE_SOURCES = frozenset({"telemetry", "rid"})
-DRONE_CATEGORIES = frozenset({"uav", "unmanned", "drone", "uas", "rpas"})
+DRONE_CATEGORIES = frozenset({"uav", "unmanned", "drone", "uas", "rpas", "b6"})  # B6: ADS-B emitter category UAV
 IDENTITY, GATED = 1, 2
 ALIAS_KEYS = (("serial", "serial"), ("icao24", "icao"))  # identity field -> alias namespace
 _FLOATS = ("t", "lon", "lat", "x", "y", "z", "vx", "vy", "vz")
@@ -64,11 +64,11 @@ def track_id_for(source: str, key: str) -> str:
 
 def kind_hint(source: str, identity: dict) -> str | None:
     """What a sighting says of the aircraft: "drone", "manned", or None (no opinion)."""
-    cat = identity.get("category")
     if source in DRONE_SOURCES or identity.get("uav_id"):
         return "drone"
-    if isinstance(cat, str) and cat:
-        return "drone" if cat.lower() in DRONE_CATEGORIES else "manned"
+    cats = [c.lower() for c in (identity.get("category"), identity.get("category_name")) if isinstance(c, str) and c]
+    if cats:  # the ADS-B bridge gives the code ("A7", "B6") and its name ("rotorcraft", "uav")
+        return "drone" if DRONE_CATEGORIES.intersection(cats) else "manned"
     return None
 
 

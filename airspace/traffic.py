@@ -40,7 +40,7 @@ from protocol.times import rfc3339
 
 from .coords import to_local
 from .events import AirspaceEvent, epoch_of, from_epoch
-from .sightings import Sightings, from_observations, from_telemetry
+from .sightings import Lookup, Sightings, from_observations, from_telemetry
 from .tactical import Encounters, Kinematics, encounters, pair_minima, swept_pairs
 from .tracks import GATED, LIVE, Fused, Track, TrackTable
 from .traffic_policy import TrafficPolicy
@@ -107,12 +107,14 @@ class TrafficEngine:
             shapely.prepare(self.area)
 
     # ------------------------------------------------------------------------------ input
-    def step(self, telemetry: Sequence = (), observations: Sequence = ()) -> TrafficResult:
+    def step(self, telemetry: Sequence = (), observations: Sequence = (),
+             registry: Lookup | None = None) -> TrafficResult:
         """A batch's telemetry rows and observations (any order): the events and states of the instants the
-        watermark now closes."""
+        watermark now closes. `registry`: (key, value) -> registered device id (ingest's RegistryView.device),
+        for observations whose identity does not name their UAV yet."""
         p = self.policy
         s = Sightings.concat([from_telemetry(telemetry, self.vertical, p.airborne_agl_m),
-                              from_observations(observations, self.vertical, p.airborne_agl_m)])
+                              from_observations(observations, self.vertical, p.airborne_agl_m, registry)])
         if len(s):
             k = np.ceil(s.t / p.step_s - 1e-9).astype(np.int64)
             if self._closed is not None:

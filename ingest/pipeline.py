@@ -255,7 +255,7 @@ class Pipeline:
         events = self._airspace(out, zone_controls)
         out.events += [EventRow(event_id(ev), ev) for ev in events]
         if self.traffic is not None and (out.telemetry or out.observations):
-            self._traffic(out, self.traffic.step(out.telemetry, out.observations))
+            self._traffic(out, self.traffic.step(out.telemetry, out.observations, self.dialect_context.registry.device))
         if self.sensor_watch is not None and (out.readings or out.statuses or out.telemetry):
             latest = max((r.ts for r in out.telemetry), default=None)
             out.sensor_events = self.sensor_watch.step(out.readings, out.statuses, latest=latest)

@@ -100,6 +100,20 @@ def test_gating_keeps_kinds_and_sources_apart():
     assert run(observations=uav, until=2)[2]["icao:7c0002"]["kind"] == "drone"
 
 
+def test_the_registry_maps_icao_addresses_and_serials_the_sources_did_not():
+    known = {("icao24", "7c0003"): "T8", ("rid_serial", "SN9"): "T9"}
+    eng = TrafficEngine(ZONES)
+    res = eng.step([tel("T8", 0, 0, 0), tel("T9", 0, 900, 0)],
+                   [obs("adsb", "7C0003", 0.5, 5, 0, 64.0, category="B6", category_name="uav"),
+                    obs("rid", "sess-77", 0.5, 905, 0, 64.0, serial="SN9")], registry=lambda k, v: known.get((k, v)))
+    res.states.update(eng.tick(at(3)).states)
+    assert eng.tracks() == 2 and not [e for e in res.events if e.kind == "unregistered_aircraft"]
+    assert set(res.states["uav:T8"]["sources"]) == {"telemetry", "adsb"}
+    assert set(res.states["uav:T9"]["sources"]) == {"telemetry", "rid"}
+    uav_cat = [obs("adsb", "7c0004", 0, 0, 3000, 100.0, category="B6", category_name="uav")]
+    assert run(observations=uav_cat, until=2)[2]["icao:7c0004"]["kind"] == "drone"
+
+
 def test_velocity_from_recent_fixes_when_the_source_gives_none():
     rows = [tel("T3", s, 12.0 * s, 5.0 * s) for s in range(5)]
     _, _, states = run(rows, until=6)

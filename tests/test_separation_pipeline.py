@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import orjson
 
 from airspace.traffic_policy import TrafficPolicy
-from ingest.dialects.base import DialectContext, DialectResult
+from ingest.dialects.base import DialectContext, DialectResult, RegistryView
 from ingest.outputs import batch_messages
 from ingest.pipeline import Pipeline, RawMessage, build_pipeline
 from ingest.rows import ObservationRow
@@ -116,3 +116,11 @@ def test_a_plain_pipeline_has_no_traffic_engine_unless_given_a_policy():
     assert build_pipeline(ZONES, ROOT, traffic=None).traffic is None
     p = build_pipeline(ZONES, ROOT, traffic=TrafficPolicy(look_ahead_s=60.0))
     assert p.traffic is not None and p.traffic.policy.look_ahead_s == 60.0
+
+
+def test_the_pipeline_lends_the_engine_its_registry():
+    pipe = build_pipeline(ZONES, ROOT, dialects=[Surveillance()],
+                          registry=RegistryView({("icao24", "780a3b"): "P9"}))
+    out = pipe.process(messages(5))
+    assert "uav:P9" in out.traffic_states and "icao:780a3b" not in out.traffic_states
+    assert out.traffic_states["uav:P9"]["sources"]["adsb"]["key"] == "780A3B"
