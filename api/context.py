@@ -19,6 +19,7 @@ from prometheus_client.registry import CollectorRegistry
 from psycopg_pool import ConnectionPool
 from starlette.requests import HTTPConnection
 
+from airspace.traffic_policy import TrafficPolicy
 from airspace.zones import ZoneSet
 from protocol import topics
 from storage import catalog, queries
@@ -45,6 +46,7 @@ class ApiConfig:
     max_upload_bytes: int = 16 << 20  # zone uploads (ED-269/ED-318 files can be large)
     recordings_dir: FilePath | None = None  # the recordings engineers may replay (None: none)
     require_clearance: bool = True  # the monitor policy of evaluated replays, as live ingest runs it
+    traffic: TrafficPolicy | None = TrafficPolicy()  # the air picture's policy of evaluated replays (None: off)
     pool_max_size: int = 8  # database connections of this process
     feed_max_per_key: int = 100  # open live feeds per API key (this process)
     feed_max_total: int = 2000  # open live feeds in all (this process)

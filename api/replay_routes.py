@@ -226,7 +226,7 @@ def _live_pipeline(request: Request, root: str) -> Pipeline:
     with ctx.pool.connection() as conn:
         sensors = sensor_infos(catalog.registry(conn))
     return build_pipeline(ctx.zones().zones, root, policy=MonitorPolicy(require_clearance=ctx.config.require_clearance),
-                          sensors=sensors)
+                          sensors=sensors, traffic=ctx.config.traffic)
 
 
 def _publish_outputs(sink: BrokerSink, root: str, issuer: str):

@@ -22,6 +22,7 @@ import orjson
 from airspace.formats import parse_zones
 from airspace.zones import ZoneSet
 from airspace.monitor import MonitorPolicy
+from airspace.traffic_policy import TrafficPolicy
 from ingest.pipeline import build_pipeline, fewer_collections
 from ingest.sensor_watch import SensorInfo
 
@@ -71,11 +72,13 @@ class Evaluation:
 def evaluate(source: Source, zones: ZoneSet, *, selection: Selection = Selection(), batch_size: int = 10_000,
              rate: float = MAX, root: str | None = None, control: PlaybackControl | None = None,
              on_status: Callable[[dict], None] | None = None, policy: MonitorPolicy = MonitorPolicy(),
-             sensors: Mapping[str, SensorInfo] | None = None) -> Evaluation:
+             sensors: Mapping[str, SensorInfo] | None = None,
+             traffic: TrafficPolicy | None = TrafficPolicy()) -> Evaluation:
     """Run the recording through the pipeline as live ingest builds it (rate MAX by default: as fast as it
     computes)."""
     root = root or source.root
-    sink = PipelineSink(build_pipeline(zones, root, policy=policy, sensors=sensors), batch_size=batch_size)
+    sink = PipelineSink(build_pipeline(zones, root, policy=policy, sensors=sensors, traffic=traffic),
+                        batch_size=batch_size)
     t0 = time.perf_counter()
     with fewer_collections():
         if control is None and rate == MAX and selection == Selection():

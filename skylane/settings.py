@@ -38,6 +38,10 @@ class Settings:
     recordings_dir: Path | None = None  # None: <state_dir>/recordings (what the API lists and replays)
     require_clearance: bool = True  # uncleared_flight for drones airborne where a clearance is needed
     metrics_token_file: Path | None = None  # the bearer token Prometheus scrapes the API's /metrics with
+    separation: bool = True  # the air picture and live separation (airspace/traffic.py) in ingest
+    drone_drone_m: tuple[float, float] = (50.0, 15.0)  # separation minima, horizontal and vertical metres
+    drone_manned_m: tuple[float, float] = (609.6, 76.2)  # 2,000 ft / 250 ft "well clear"
+    look_ahead_s: float = 30.0  # conflict_predicted looks this far ahead
     dialects: tuple[str, ...] = ()  # input dialects ingest speaks besides the contract (ingest/dialects), or "all"
     # alert delivery (`skylane alerts`, docs/alerts.md)
     alerts_poll_s: float = 0.5  # how often the worker looks for due deliveries
@@ -82,6 +86,10 @@ class Settings:
             recordings_dir=Path(env["SKYLANE_RECORDINGS_DIR"]) if env.get("SKYLANE_RECORDINGS_DIR") else None,
             require_clearance=_flag(env.get("SKYLANE_REQUIRE_CLEARANCE"), d.require_clearance),
             metrics_token_file=Path(env["SKYLANE_METRICS_TOKEN_FILE"]) if env.get("SKYLANE_METRICS_TOKEN_FILE") else None,
+            separation=_flag(env.get("SKYLANE_SEPARATION"), d.separation),
+            drone_drone_m=_pair(env.get("SKYLANE_MINIMA_DRONE_DRONE_M"), d.drone_drone_m),
+            drone_manned_m=_pair(env.get("SKYLANE_MINIMA_DRONE_MANNED_M"), d.drone_manned_m),
+            look_ahead_s=float(env.get("SKYLANE_LOOK_AHEAD_S", d.look_ahead_s)),
             dialects=tuple(x.strip() for x in env.get("SKYLANE_DIALECTS", "").split(",") if x.strip()),
             alerts_poll_s=float(env.get("SKYLANE_ALERTS_POLL_S", d.alerts_poll_s)),
             alerts_retry_base_s=float(env.get("SKYLANE_ALERTS_RETRY_BASE_S", d.alerts_retry_base_s)),
@@ -157,6 +165,17 @@ class DatabaseTarget:
     @property
     def is_local(self) -> bool:
         return self.host in ("127.0.0.1", "localhost", "::1")
+
+
+def _pair(value: str | None, default: tuple[float, float]) -> tuple[float, float]:
+    """'H,V' metres (e.g. '50,15'), or the default."""
+    if value is None or not value.strip():
+        return default
+    try:
+        h, v = (float(x) for x in value.split(","))
+    except ValueError:
+        raise ValueError(f"expected 'horizontal,vertical' metres, got {value!r}") from None
+    return h, v
 
 
 def _flag(value: str | None, default: bool) -> bool:

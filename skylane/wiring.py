@@ -56,6 +56,7 @@ def make_pipeline(settings: Settings) -> Pipeline:
         zones = ZoneSet.from_geojson(catalog.load_zones(conn))
         registry = catalog.registry(conn)
         pipe = build_pipeline(zones, settings.mqtt_root, policy=monitor_policy(settings),
+                              traffic=traffic_policy(settings),
                               sensors=sensor_infos(registry), max_payload_bytes=settings.max_payload_bytes,
                               dialects=dialects.enabled(settings.dialects),
                               registry=RegistryView.from_registry(registry))
@@ -89,8 +90,12 @@ def recording_context(settings: Settings, zones: bool = True) -> dict:
     stored zone set's version. It goes into the record file's header; `--evaluate` compares."""
     from dataclasses import asdict
 
+    import orjson
+
     from storage.controls import zone_set_version
-    out: dict = {"policy": asdict(monitor_policy(settings))}
+    traffic = traffic_policy(settings)
+    out: dict = {"policy": {**asdict(monitor_policy(settings)),
+                            "separation": None if traffic is None else orjson.loads(orjson.dumps(asdict(traffic)))}}
     if zones:
         try:
             with psycopg.connect(settings.database_url, connect_timeout=3) as conn:
@@ -110,6 +115,16 @@ def context_differences(header, now: dict) -> list[str]:
             for key, value in now["policy"].items() if then.get(key, value) != value]
 
 
+def traffic_policy(settings: Settings):
+    """The air picture's policy from the settings (None: off): live ingest, evaluation and replays use it."""
+    from airspace.tactical import Minima
+    from airspace.traffic_policy import TrafficPolicy
+    if not settings.separation:
+        return None
+    return TrafficPolicy(drone_drone=Minima(*settings.drone_drone_m), drone_manned=Minima(*settings.drone_manned_m),
+                         look_ahead_s=settings.look_ahead_s)
+
+
 def monitor_policy(settings: Settings) -> MonitorPolicy:
     """The airspace monitor's policy from the settings: live ingest, evaluation and replays all use it."""
     return MonitorPolicy(require_clearance=settings.require_clearance)
@@ -120,6 +135,7 @@ def api_config(settings: Settings):
     from api.context import ApiConfig
     token = settings.metrics_token_file.read_text().strip() if settings.metrics_token_file else None
     return ApiConfig(settings.database_url, settings.service_url("api"), settings.mqtt_root, metrics_token=token,
+                     traffic=traffic_policy(settings),
                      recordings_dir=settings.recordings_dir or settings.state_dir / "recordings",
                      require_clearance=settings.require_clearance)
 

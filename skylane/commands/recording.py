@@ -158,7 +158,7 @@ def _run_pipeline(args, settings: Settings, source, selection, control) -> int:
     from ingest.pipeline import build_pipeline
     from replay.sinks import PipelineSink
 
-    from ..wiring import context_differences, monitor_policy, recording_context
+    from ..wiring import context_differences, monitor_policy, recording_context, traffic_policy
     try:
         zones = load_zones(args.zones or settings.zone_file)
         expected = read_events(args.expect) if args.expect else None
@@ -173,7 +173,7 @@ def _run_pipeline(args, settings: Settings, source, selection, control) -> int:
         for ev in out.events:
             print(json.dumps(ev.to_dict(), ensure_ascii=False), flush=True)
 
-    sink = PipelineSink(build_pipeline(zones, root, policy=monitor_policy(settings),
+    sink = PipelineSink(build_pipeline(zones, root, policy=monitor_policy(settings), traffic=traffic_policy(settings),
                                        dialects=dialects.enabled(settings.dialects)), batch_size=args.batch_size,
                         on_output=None if args.evaluate else show)
     bar, keys = _interactive(args, "evaluate" if args.evaluate else "replay", control)
