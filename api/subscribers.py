@@ -42,13 +42,27 @@ def is_number(value: object) -> bool:
 
 def own_flights_only(event: dict, owns: Callable[[str], bool]) -> dict:
     """An event as an operator may see it: the drones it lists in `detail.flights` (a zone suspension names
-    every flight inside the zone) narrowed to the operator's own (`owns`). The same dict when nothing is hidden."""
+    every flight inside the zone) narrowed to the operator's own (`owns`), and the other aircraft of a pair event
+    (separation, conflict) without who it is when it is another operator's drone. The same dict when nothing is
+    hidden."""
     detail = event.get("detail")
-    flights = detail.get("flights") if isinstance(detail, dict) else None
-    if not isinstance(flights, list):
+    if not isinstance(detail, dict):
         return event
-    mine = [u for u in flights if isinstance(u, str) and owns(u)]
-    return event if mine == flights else {**event, "detail": {**detail, "flights": mine}}
+    flights = detail.get("flights")
+    if isinstance(flights, list):
+        mine = [u for u in flights if isinstance(u, str) and owns(u)]
+        if mine != flights:
+            detail = {**detail, "flights": mine}
+    other = detail.get("other")
+    if isinstance(other, dict) and other.get("uav_id") and not owns(other["uav_id"]):
+        hidden = opaque_track(str(other.get("track_id")))
+        detail = {**detail, "other": {**other, "track_id": hidden, "uav_id": None, "callsign": None}}
+        if event.get("zone_id") == other.get("track_id"):  # pair events name the other aircraft there
+            event = {**event, "zone_id": hidden}
+        positions = detail.get("positions")
+        if isinstance(positions, dict) and other.get("track_id") in positions:
+            detail["positions"] = {(hidden if k == other.get("track_id") else k): v for k, v in positions.items()}
+    return event if detail is event.get("detail") else {**event, "detail": detail}
 
 
 def others_drone_hidden(track: dict, owns: Callable[[str], bool]) -> dict:

@@ -86,3 +86,30 @@ def test_the_live_feed_gives_traffic(system, api, keys, air_picture):  # noqa: F
                     seen[msg["track_id"]] = msg
     assert "uav:MINE-1" in seen and "icao:780a3b" in seen and "uav:THEIRS-1" not in seen
     assert all("THEIRS" not in orjson.dumps(m).decode() for m in seen.values())
+
+
+def test_an_operator_sees_a_separation_event_without_the_other_operators_identity(system, api, keys):  # noqa: F811
+    """Both aircraft are named in a pair event; an operator's copy keeps where the other was and what it was,
+    not who (REST history; the live feed shares the function, api.subscribers.own_flights_only)."""
+    import uuid
+    from datetime import datetime, timezone
+
+    from psycopg.types.json import Jsonb
+
+    register_devices(system, [DeviceRecord("MINE-2", "uav", owner=OPERATOR_OWNER),
+                              DeviceRecord("THEIRS-2", "uav", owner="op-beta")])
+    detail = {"track_id": "uav:MINE-2", "kind": "drone", "horizontal_m": 31.0, "vertical_m": 4.0,
+              "other": {"track_id": "uav:THEIRS-2", "kind": "drone", "uav_id": "THEIRS-2", "callsign": None,
+                        "registered": True},
+              "positions": {"uav:MINE-2": {"lon": 121.48, "lat": 31.04}, "uav:THEIRS-2": {"lon": 121.4803, "lat": 31.04}}}
+    import psycopg
+    with psycopg.connect(system.database_url) as conn:
+        conn.execute("INSERT INTO airspace_events (ts, id, kind, uav_id, zone_id, detail) VALUES (%s,%s,%s,%s,%s,%s)",
+                     (datetime.now(timezone.utc), uuid.uuid4(), "separation_loss", "MINE-2", "uav:THEIRS-2",
+                      Jsonb(detail)))
+    mine = Client(api.url, keys.operator).get("/v1/events", params={"kind": "separation_loss"}).json()["items"]
+    assert len(mine) == 1 and "THEIRS" not in orjson.dumps(mine).decode()
+    assert mine[0]["zone_id"].startswith("drone-") and mine[0]["detail"]["other"]["kind"] == "drone"
+    assert len(mine[0]["detail"]["positions"]) == 2
+    admin = Client(api.url, keys.admin).get("/v1/events", params={"kind": "separation_loss"}).json()["items"]
+    assert admin[0]["detail"]["other"]["uav_id"] == "THEIRS-2"  # the operations center sees both
