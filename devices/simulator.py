@@ -45,6 +45,7 @@ class SimStats:
     status: int = 0
     dropped: int = 0  # not published: the broker link was down at that tick
     skipped_ticks: int = 0  # drone ticks skipped after falling behind the wall clock
+    surveillance: int = 0  # Remote ID broadcasts and the converging pair's fixes (devices/surveillance_sim.py)
 
 
 class Simulator:
@@ -64,9 +65,11 @@ class Simulator:
         device_wills: bool = False,
         sharded: bool = False,
         dialect=None,
+        surveillance=None,
     ) -> None:
         """`dialect`: a devices.vendor_sim.VendorSpeaker; its devices speak a vendor's format (DJI, MAVLink,
-        ChirpStack, The Things Stack) instead of the contract's."""
+        ChirpStack, The Things Stack) instead of the contract's. `surveillance`: a
+        devices.surveillance_sim.SurveillanceSim (Remote ID broadcasts, a helicopter's ADS-B, a converging pair)."""
         if not hz > 0:
             raise ValueError("hz must be > 0")
         if qos not in (0, 1, 2):
@@ -75,6 +78,8 @@ class Simulator:
         bad = [i for i in ids if not topics.valid_id(i)]
         if bad:
             raise ValueError(f"invalid device ids for the topic contract: {bad[:5]}")
+        if surveillance is not None and sharded:
+            raise ValueError("the surveillance companion publishes unsharded topics: not with sharded")
         if len(set(ids)) != len(ids):
             raise ValueError("device ids must be unique")
         if any(s.interval_s <= 0 for s in sensors):
@@ -101,6 +106,7 @@ class Simulator:
         self.device_wills = device_wills and n_devices <= MAX_PRESENCE_SESSIONS
         self._presence: list = []
         self.dialect = dialect
+        self.surveillance = surveillance
 
     def _device_ids(self) -> list[str]:
         return [d.uav_id for d in self.drones] + [s.sensor_id for s in self.sensors]
@@ -158,6 +164,18 @@ class Simulator:
                 if pub.publish(topic_, body, qos=self.qos, stop=stop) is None:
                     return
             self.stats.telemetry += 1
+            if self.surveillance is not None and not self._publish_extra(
+                    pub, self.surveillance.on_fix(drone.uav_id, fix, due), stop):
+                return
+        if self.surveillance is not None:
+            self._publish_extra(pub, self.surveillance.tick(due), stop)
+
+    def _publish_extra(self, pub: BoundedPublisher, msgs: list[tuple[str, bytes]], stop: threading.Event) -> bool:
+        for topic, body in msgs:
+            if pub.publish(topic, body, qos=self.qos, stop=stop) is None:
+                return False
+            self.stats.surveillance += 1
+        return True
 
     def _publish_reading(self, pub: BoundedPublisher, i: int, due: float, start: float,
                          stop: threading.Event) -> None:

@@ -58,8 +58,8 @@ REPLAY_TREE = "replay/#"
 # role -> account name of Skylane's own clients
 SERVICE_ACCOUNTS = {"ingest": "skylane-ingest", "api": "skylane-api", "recorder": "skylane-recorder",
                     "simulator": "skylane-sim", "admin": "skylane-admin", "bridge": "skylane-bridge",
-                    "lns": "skylane-lns"}
-SERVICE_ACCOUNTS["receiver"] = "skylane-receiver"  # surveillance bridges (skylane adsb) and Remote ID receivers
+                    "lns": "skylane-lns",
+                    "receiver": "skylane-receiver"}  # surveillance bridges (skylane adsb) and Remote ID receivers
 SERVICE_USERS = frozenset(SERVICE_ACCOUNTS.values())
 # control messages may only come from these (the ingester checks the issuer too)
 CONTROL_ISSUERS = frozenset({SERVICE_ACCOUNTS["ingest"], SERVICE_ACCOUNTS["api"], SERVICE_ACCOUNTS["admin"]})
@@ -186,7 +186,7 @@ def service_accounts(root: str, secret: bytes) -> list[Account]:
         "ingest": (families + (control,) + DIALECT_TOPICS, outputs + (f"{root}/control/zone/#",) + DJI_REPLIES),
         "api": (outputs + (control, f"{root}/device/+/status"), (control,)),
         "recorder": ((f"{root}/#",) + DIALECT_TOPICS, devices + DIALECT_DEVICE_TOPICS),
-        "simulator": (DJI_REPLIES, devices + DIALECT_DEVICE_TOPICS),
+        "simulator": (DJI_REPLIES, devices + DIALECT_DEVICE_TOPICS + (f"{root}/rid/#",)),  # + simulated RID receivers
         "admin": ((control,), (control,)),
         "receiver": ((), (f"{root}/obs/#", f"{root}/rid/#", f"{root}/device/+/status")),
         "bridge": ((), devices + (f"{root}/rid/#",)),

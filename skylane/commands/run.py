@@ -139,13 +139,28 @@ def cmd_api(args, settings: Settings) -> int:
 def cmd_simulate(args, settings: Settings) -> int:
     from devices.simulator import Simulator
     drones, sensors, speaker = _fleet(settings, args)
+    surveillance = None
+    if args.surveillance:
+        if args.sharded or args.dialect:
+            log.error("--surveillance flies beside the native fleet: not with --sharded or --dialect")
+            return 2
+        from devices.surveillance_sim import AvrServer, SurveillanceSim
+        avr = AvrServer(port=args.adsb_port) if args.adsb_port else None
+        surveillance = SurveillanceSim(settings.mqtt_root, [d.uav_id for d in drones], avr=avr)
+        if avr is not None:
+            log.info("helicopter's ADS-B frames (AVR) on tcp://127.0.0.1:%d", avr.port)
     if args.register:
-        _register_fleet(settings, drones, sensors, args.hz, speaker)
-    log.info("simulating %d drones and %d sensors at %s Hz%s", len(drones), len(sensors), args.hz,
-             f", speaking {args.dialect}" if args.dialect else "")
+        _register_fleet(settings, drones, sensors, args.hz, speaker, surveillance)
+    log.info("simulating %d drones and %d sensors at %s Hz%s%s", len(drones), len(sensors), args.hz,
+             f", speaking {args.dialect}" if args.dialect else "",
+             ", with surveillance traffic" if surveillance else "")
     sim = Simulator(settings.service_url("simulator"), settings.mqtt_root, drones, sensors, hz=args.hz,
-                    device_wills=args.device_wills, sharded=args.sharded, dialect=speaker)
-    sim.run(stop_on_signals(), duration_s=args.duration)
+                    device_wills=args.device_wills, sharded=args.sharded, dialect=speaker, surveillance=surveillance)
+    try:
+        sim.run(stop_on_signals(), duration_s=args.duration)
+    finally:
+        if surveillance is not None and surveillance.avr is not None:
+            surveillance.avr.close()
     return 0
 
 
@@ -163,11 +178,17 @@ def _fleet(settings: Settings, args):
     return drones, sensors, VendorSpeaker(args.dialect, drones, sensors, args.mavlink_target)
 
 
-def _register_fleet(settings: Settings, drones, sensors, hz: float, speaker) -> None:
-    """The simulated devices in the registry, with the vendor properties their dialect maps them by."""
+def _register_fleet(settings: Settings, drones, sensors, hz: float, speaker, surveillance=None) -> None:
+    """The simulated devices in the registry, with the vendor properties their dialect maps them by (and, with
+    the surveillance companion, the Remote ID serials of the broadcasting drones and the converging pair)."""
     from devices.registry import fleet_records
 
     from ..wiring import register_devices, register_fleet
+    if surveillance is not None:
+        records = surveillance.with_rid_serials(fleet_records(drones, sensors, hz=hz))
+        n = register_devices(settings, records + surveillance.registry_records())
+        log.info("registered %d simulated devices (with Remote ID serials and the converging pair)", n)
+        return
     if speaker is None:
         register_fleet(settings, drones, sensors, hz)
         return
@@ -225,7 +246,10 @@ def cmd_demo(args, settings: Settings) -> int:
     children = {name: subprocess.Popen([*me, *argv], start_new_session=True, env=env) for name, argv in (
         ("ingest", ["ingest"]), ("api", ["api"]),
         ("simulate", ["simulate", "--register", "--device-wills", "--drones", str(args.drones),
-                      "--sensors", str(args.sensors)]), *dialects)}
+                      "--sensors", str(args.sensors), "--surveillance", "--adsb-port", str(args.adsb_port)]),
+        # the helicopter's frames read as from a receiver at Minhang (skylane adsb, AVR like dump1090's port 30002)
+        ("adsb", ["adsb", "--format", "avr", "--port", str(args.adsb_port), "--receiver-id", "rx-sim-adsb",
+                  "--lat", "31.05", "--lon", "121.48"]), *dialects)}
     stop = stop_on_signals()
     url = f"http://{settings.api_host}:{settings.api_port}/"
     healthy = _wait_http(url + "v1/health", 60, stop)
@@ -325,10 +349,19 @@ def register(sub) -> None:
                         "LoRaWAN uplinks; ids get the dialect's prefix (DJI-, MAV-, CS-, TTS-)")
     s.add_argument("--mavlink-target", default="udp:127.0.0.1:14550",
                    help="--dialect mavlink: where the bridge listens (its --listen)")
+    s.add_argument("--surveillance", action="store_true",
+                   help="beside the fleet: Remote ID broadcasts of every fourth drone and of one unregistered drone, "
+                        "two registered drones converging head-on every 4 minutes, and (with --adsb-port) a "
+                        "helicopter's ADS-B frames")
+    s.add_argument("--adsb-port", type=int, default=0,
+                   help="--surveillance: serve the helicopter's frames as AVR lines on this TCP port "
+                        "(read them with `skylane adsb --format avr --port P`)")
     s.set_defaults(func=cmd_simulate)
 
     s = sub.add_parser("demo", help="services up, then ingest, API and simulator until Ctrl-C")
     s.add_argument("--drones", type=int, default=12)
     s.add_argument("--sensors", type=int, default=30)
     s.add_argument("--mavlink-port", type=int, default=14550, help="UDP port of the demo's MAVLink bridge")
+    s.add_argument("--adsb-port", type=int, default=30302,
+                   help="TCP port where the simulated helicopter's ADS-B frames are served to `skylane adsb`")
     s.set_defaults(func=cmd_demo)
