@@ -16,6 +16,7 @@
  *        with root= a replay's feed (engineers): the replay control switches the map to it and back to live.
  *        {"type":"position", ...uav state}   {"type":"event", ...event}   {"type":"zone_state", zone_id, state}
  *        {"type":"sensor","sensor_id","ts","values":{}}   {"type":"zones_changed"}   {"type":"notice","message"}
+ *        {"type":"traffic", ...fused track}: the air picture, drawn by traffic-layer.js (as are pair events)
  * Every endpoint but the key check degrades: a 404 or error leaves its panel saying so, the rest works.
  *
  * Map: SVG drawn here. Geometry is projected once into "world" units (equirectangular, longitude
@@ -90,6 +91,11 @@
     return a >= 10 ? v.toFixed(1) : v.toFixed(2);
   }
   function cssIdent(s) { return String(s == null ? 'unknown' : s).replace(/[^A-Za-z0-9_-]/g, '_'); }
+  // the air picture's layer (traffic-layer.js, loaded after this file): trafficLayer('onEvent', e), when present
+  function trafficLayer(fn) {
+    var L = window.TrafficLayer;
+    return L ? L[fn].apply(L, Array.prototype.slice.call(arguments, 1)) : undefined;
+  }
   // ---------------------------------------------------------------- auth + API
   var KEY_STORE = 'skylane.apiKey';
   var auth = { key: null, me: null };
@@ -642,6 +648,7 @@
     seenEvents.add(key); seenOrder.push(key);
     if (seenOrder.length > 2000) seenEvents.delete(seenOrder.shift());
     pendingEvents.push({ e: e, seq: ++eventSeq });
+    trafficLayer('onEvent', e);   // separation alerts drawn between both aircraft
     if (isViolation(String(e.kind)) && e.zone_id != null && Date.now() - parseTs(e.ts) < 60000) flashZone(String(e.zone_id));
     if (pendingEvents.length > 8 * CFG.maxAlerts) pendingEvents.splice(0, pendingEvents.length - 4 * CFG.maxAlerts);  // tab hidden: rAF paused
     schedule();
@@ -710,6 +717,7 @@
       var tip = [e.description || kindLabel(kind), I18N.dateTime(parseTs(e.ts)) + ' (' + kind + ')'];
       Object.keys(det).forEach(function (k) { if (k !== 'zone_name') tip.push(k + ': ' + (typeof det[k] === 'object' ? JSON.stringify(det[k]) : det[k])); });
       li.title = tip.join('\n');
+      trafficLayer('decorateAlert', li, e);   // pair events: the other aircraft and the distance
       frag.appendChild(li);
     });
     // insert keeping the list newest-first even if an older event arrives late
@@ -1030,6 +1038,7 @@
     pendingPositions = [];
     select(null);
     seenEvents.clear(); seenOrder.length = 0; pendingEvents = [];
+    trafficLayer('clear');
     $('alerts').textContent = '';
     dirty.counts = true; dirty.detail = true;
     schedule();
@@ -1111,6 +1120,7 @@
       case 'position': onPosition(m, false); break;
       case 'event': onEvent(m); break;
       case 'sensor': onSensor(m); break;
+      case 'traffic': trafficLayer('onTraffic', m); break;
       case 'zone_state': onZoneState(m); break;
       case 'zones_changed': scheduleZoneReload(); break;
       case 'notice':
@@ -1148,7 +1158,7 @@
       arr.forEach(onSensor);
     }).catch(function (err) { if (err.status !== 404) showNotice(T('notice.load_failed', { what: T('notice.what_sensors'), why: err.message }), 'warn'); });
   }
-  function resync() { loadUavs(); loadEvents(); }
+  function resync() { loadUavs(); loadEvents(); trafficLayer('load'); }
 
   var zonesOk = false;
   function loadZones() {
@@ -1224,6 +1234,7 @@
       var btn = ev.target.closest('button.ack-btn');
       if (btn) { ackEvent(btn.closest('.alert'), btn); return; }
       var li = ev.target.closest('.alert');
+      if (li && trafficLayer('focusAlert', li)) return;   // a pair event: the map centred on both aircraft
       var id = li && li.getAttribute('data-uav-id');
       if (id && uavs.has(id)) {
         select(id);
@@ -1274,7 +1285,7 @@
           renderZones(z);
         }).catch(function () { /* keep the last good zones */ });
       }, zonesOk ? CFG.zonesEveryMs : 15000);
-      return Promise.all([loadUavs(), loadEvents(), loadSensors()]);
+      return Promise.all([loadUavs(), loadEvents(), loadSensors(), trafficLayer('load')]);
     }).then(function () {
       $('alerts-empty').hidden = $('alerts').children.length > 0;
       connect();
