@@ -31,7 +31,7 @@ def _t(key: str, **kw) -> str:
     return MESSAGES[key].format(**kw)
 
 
-@router.get("/v1/recordings/{name:path}/report", response_class=HTMLResponse, responses={
+@router.get("/v1/recordings/{name:path}/report", responses={  # errors stay JSON: the default class
     200: {"content": {"text/html": {}}, "description": "the report: one HTML page, no external resources"},
     401: UNAUTHORIZED, 403: FORBIDDEN, 404: {"model": Problem, "description": "no such recording"},
     422: {"model": Problem}})

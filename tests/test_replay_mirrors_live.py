@@ -4,6 +4,7 @@ latest state of every drone and sensor (both publish through ingest.outputs.batc
 from __future__ import annotations
 
 import threading
+import time
 
 import httpx
 import pytest
@@ -19,6 +20,15 @@ from .helpers import ApiServer, query, start_ingester, wait_until
 from .replay_support import small_trace
 
 pytestmark = pytest.mark.integration
+
+
+def wait_until_quietly(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return bool(predicate())
 FAMILIES = ("events", "state", "control")
 
 
@@ -44,8 +54,24 @@ class Outputs:
         with self._lock:
             return set(self.events), dict(self.latest)
 
+    def settled(self, quiet_s: float = 1.0, timeout: float = 20.0) -> tuple[set, dict]:
+        """The snapshot once nothing new has arrived for quiet_s (messages published just before the ingester
+        closed may still be on their way to this subscriber)."""
+        def unchanged():
+            before = self.snapshot()
+            time.sleep(quiet_s)
+            return before == self.snapshot()
+        wait_until(unchanged, timeout, "the outputs never settled")
+        return self.snapshot()
+
     def close(self) -> None:
         close_client(self.client)
+
+
+def _difference(got: tuple[set, dict], want: tuple[set, dict]) -> str:
+    (ge, gl), (we, wl) = got, want
+    return (f"events only in the replay: {sorted(t for t, _ in ge - we)[:5]}, only live: {sorted(t for t, _ in we - ge)[:5]}; "
+            f"states differing: {sorted(k for k in set(gl) | set(wl) if gl.get(k) != wl.get(k))[:5]}")
 
 
 def test_an_api_replay_publishes_what_live_ingest_published(system, zones_geojson, tmp_path):
@@ -66,7 +92,7 @@ def test_an_api_replay_publishes_what_live_ingest_published(system, zones_geojso
         wait_until(lambda: len(live.snapshot()[0]) >= stored_events, 10, "live events not all published")
     finally:
         ingest.close()
-    live_events, live_latest = live.snapshot()
+    live_events, live_latest = live.settled()
     live.close()
     assert sent >= 6 * 120 and stored_events > 0
     assert any(t.startswith("state/sensor/") for t in live_latest) and any("sensor_" in t for t, _ in live_events)
@@ -81,8 +107,9 @@ def test_an_api_replay_publishes_what_live_ingest_published(system, zones_geojso
         assert r.status_code == 201, r.text
         wait_until(lambda: httpx.get(f"{api.url}/v1/replays/{r.json()['id']}", headers=bearer(keys.engineer))
                    .json()["state"] == "finished", 60, "replay did not finish")
-        wait_until(lambda: replayed.snapshot() == (live_events, live_latest), 15,
-                   "the replay's events and states differ from live ones")
+        if not wait_until_quietly(lambda: replayed.snapshot() == (live_events, live_latest), 15):
+            pytest.fail("the replay's events and states differ from live ones: "
+                        + _difference(replayed.snapshot(), (live_events, live_latest)))
     finally:
         replayed.close()
         api.app.state.replays.stop_all()
