@@ -229,3 +229,32 @@ def separation_check(k: Kinematics, look_ahead_s: float, drone_drone: Minima, dr
     H, V = pair_minima(k.manned[i], k.manned[j], drone_drone, drone_manned)
     enc = encounters(k, i, j, H, V, look_ahead_s)
     return enc.select(enc.inside | ~np.isnan(enc.loss_in_s))
+
+
+
+def nearest_pairs(i: np.ndarray, j: np.ndarray, order_keys: tuple[np.ndarray, ...], ids: np.ndarray,
+                  cap: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which pairs (i, j) to list when each aircraft names at most `cap` of its own: its first `cap` pairs in the
+    order of `order_keys` (per pair, numpy lexsort keys, the first most significant), ties broken by the partner's
+    place after its own in the cyclic order of `ids` (so in a crowd at one point each aircraft picks different
+    partners rather than all the same few). A pair is listed when either aircraft picks it: nobody within minima
+    goes unreported, and N aircraft give at most N * cap pairs rather than N(N-1)/2. A function of the set of
+    pairs, not of their order. Returns (keep mask, pairs of each index not listed: n_over)."""
+    m = len(i)
+    if m == 0:
+        return np.zeros(0, bool), np.zeros(0, np.int64)
+    node = np.concatenate([i, j])
+    other = np.concatenate([j, i])
+    span = int(ids.max()) + 1
+    tie = (ids[other] - ids[node]) % span
+    keys = [np.concatenate([k, k]) for k in order_keys]
+    order = np.lexsort((tie, *reversed(keys), node))
+    sorted_node = node[order]
+    start = np.flatnonzero(np.r_[True, sorted_node[1:] != sorted_node[:-1]])
+    size = np.diff(np.r_[start, len(order)])
+    rank = np.empty(2 * m, np.int64)
+    rank[order] = np.arange(2 * m) - np.repeat(start, size)
+    keep = (rank[:m] < cap) | (rank[m:] < cap)
+    n = int(node.max()) + 1
+    count, listed = np.bincount(node, minlength=n), np.bincount(node[np.concatenate([keep, keep])], minlength=n)
+    return keep, count - listed

@@ -41,7 +41,7 @@ from protocol.times import rfc3339
 from .coords import to_local
 from .events import AirspaceEvent, epoch_of, from_epoch
 from .sightings import Lookup, Sightings, from_observations, from_telemetry
-from .tactical import Encounters, Kinematics, encounters, pair_minima, swept_pairs
+from .tactical import Encounters, Kinematics, encounters, nearest_pairs, pair_minima, swept_pairs
 from .tracks import GATED, LIVE, Fused, Track, TrackTable
 from .traffic_policy import TrafficPolicy
 from .zones import ZoneSet
@@ -51,6 +51,7 @@ KIND_RANK = {k: r for r, k in enumerate((
     "unregistered_aircraft_end", "unregistered_aircraft", "position_discrepancy", "separation_loss",
     "conflict_predicted"))}
 PAIR_KINDS = ("separation_loss", "conflict_predicted")
+_UID_SPAN = 1 << 32  # a pair of track uids as one int64 (uids count tracks: far below 2**31)
 AREA_EXIT_MARGIN_M = 50.0  # an unregistered drone has left the demonstration zone this far outside it
 
 
@@ -232,6 +233,16 @@ class TrafficEngine:
         ua, ub = uid[i], uid[j]
         swap = ua > ub
         ka, kb = np.where(swap, ub, ua), np.where(swap, ua, ub)
+        # a crowd (a swarm, a pile of forged ids at one spot) lists each aircraft's nearest pairs only: open pairs
+        # first (so an alert is not dropped for a newcomer), then manned, then the closest
+        opened = [k for kind in PAIR_KINDS for k in self._open[kind]]
+        is_open = (np.isin(ka * _UID_SPAN + kb, np.array([a * _UID_SPAN + b for a, b in opened], np.int64))
+                   if opened else np.zeros(len(ka), bool))
+        keep, n_over = nearest_pairs(i, j, (~is_open, ~(kin.manned[i] | kin.manned[j]), strict.horizontal_m),
+                                     uid, p.max_pairs_per_aircraft)
+        if not keep.all():
+            held, strict, i, j, H, V = held.select(keep), strict.select(keep), i[keep], j[keep], H[keep], V[keep]
+            swap, ka, kb = swap[keep], ka[keep], kb[keep]
         keys = list(zip(ka.tolist(), kb.tolist()))
         row = {key: r for r, key in enumerate(keys)}
         ia, ib = np.where(swap, j, i), np.where(swap, i, j)  # kinematics index of the lower / higher uid
@@ -242,6 +253,9 @@ class TrafficEngine:
                  "vertical_m": None if np.isnan(vert) else round(float(vert), 1),
                  "min_horizontal_m": float(H[r]), "min_vertical_m": float(V[r]),
                  "pair": "drone-manned" if kin.manned[i[r]] or kin.manned[j[r]] else "drone-drone"}
+            over = {tracks[x].id: int(n_over[x]) for x in (i[r], j[r]) if n_over[x] > 0}
+            if over:  # more aircraft around it than it lists (max_pairs_per_aircraft): how many are not listed
+                d["not_listed"] = over
             return d
 
         loss_open = self._open["separation_loss"]

@@ -22,7 +22,11 @@ class TrafficPolicy:
 
     Separation: `drone_drone` and `drone_manned` minima (manned–manned is air traffic control's, never checked),
     `look_ahead_s` for conflict_predicted; an open loss or conflict ends only once the pair is outside the minima
-    grown by `end_margin` (hysteresis, as the monitor's exit margins). Evaluated at instants every `step_s` of
+    grown by `end_margin` (hysteresis, as the monitor's exit margins). An aircraft picks at most
+    `max_pairs_per_aircraft` pairs of a kind (its open ones, then manned, then the nearest) and a pair is listed
+    when either aircraft picks it (the events say how many more are around it): a crowd of N gives at most N times
+    that many pairs, not N(N-1)/2, which no one could read and which would let a flood of forged ids at one spot
+    stall ingest. Evaluated at instants every `step_s` of
     event time, once sightings up to `lateness_s` out of order can no longer arrive (the watermark).
 
     Fusion: a source of a track is lost after `source_timeouts[source]` (else `default_timeout_s`) of silence;
@@ -37,6 +41,7 @@ class TrafficPolicy:
     drone_manned: Minima = WELL_CLEAR
     look_ahead_s: float = 30.0
     end_margin: float = 0.1
+    max_pairs_per_aircraft: int = 8
     step_s: float = 1.0
     lateness_s: float = 1.0
     source_timeouts: Mapping[str, float] = field(default_factory=lambda: {"telemetry": 10.0, "adsb": 10.0,
@@ -62,6 +67,8 @@ class TrafficPolicy:
                      "discrepancy_horizontal_m", "discrepancy_vertical_m", "forget_after_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+        if self.max_pairs_per_aircraft < 1:
+            raise ValueError("max_pairs_per_aircraft must be at least 1")
         if self.lateness_s < 0 or self.end_margin < 0:
             raise ValueError("lateness_s and end_margin must not be negative")
         if self.forget_after_s <= max([self.default_timeout_s, *self.source_timeouts.values()]):

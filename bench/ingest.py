@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import subprocess
@@ -43,6 +44,7 @@ import orjson
 import paho.mqtt.client as mqtt
 import psycopg
 
+from airspace.coords import M_PER_DEG_LAT, m_per_deg_lon
 from ingest.sharding import sharded_topic
 from protocol import topics
 from protocol.mqttclient import MqttTarget
@@ -56,8 +58,24 @@ from ._proc import TICK, stat_fields
 # outside the ingester's subscriptions (its session does not queue the peer's messages), inside replay/#, which
 # every service account may read and write (protocol/brokerauth.py)
 BARE_ROOT = "replay/bare/v1"
-NO_FLY = (121.4885, 31.044, 50.0)  # inside R-BR-MP (restricted, 0-150 m AGL) of the shipped zone file
+NO_FLY = (121.4885, 31.044, 50.0)  # centre of R-BR-MP (restricted, 0-150 m AGL, r 350 m) of the shipped zone file
 PROBE_EVERY = 50
+
+
+def probe_spots(radius_m: float = 320.0, spacing_m: float = 55.0, layers_m=(20, 40, 60, 80, 100, 120, 140)) -> list:
+    """Where the latency probes enter the no-fly zone: a grid inside R-BR-MP, one aircraft per spot, spots outside
+    each other's separation minima (50 m / 15 m), so the probes are many drones in the zone (as a probe must be a
+    new drone to raise a new violation) rather than a pile of aircraft at one point."""
+    lon0, lat0, _ = NO_FLY
+    n = int(radius_m // spacing_m)
+    out = []
+    for alt in layers_m:
+        for gx in range(-n, n + 1):
+            for gy in range(-n, n + 1):
+                if math.hypot(gx, gy) * spacing_m <= radius_m:
+                    out.append((round(lon0 + gx * spacing_m / m_per_deg_lon(lat0), 7),
+                                round(lat0 + gy * spacing_m / M_PER_DEG_LAT, 7), float(alt)))
+    return out
 
 
 def say(msg: str) -> None:
@@ -363,6 +381,7 @@ def latency_phase(settings: Settings, rate: float, seconds: float, uavs: int, wo
     if not ready.wait(15):
         raise RuntimeError("event subscriber did not connect")
     probe_of: dict[int, str] = {}
+    spots = probe_spots()
 
     def messages():
         t_start = datetime.now(timezone.utc)
@@ -371,7 +390,8 @@ def latency_phase(settings: Settings, rate: float, seconds: float, uavs: int, wo
             if i % PROBE_EVERY == 0:
                 uav = f"X{run}{i:07d}"
                 probe_of[i] = uav
-                fix = {"ts": rfc3339(ts), "seq": 0, "lon": NO_FLY[0], "lat": NO_FLY[1], "alt_m": NO_FLY[2]}
+                lon, lat, alt = spots[(i // PROBE_EVERY) % len(spots)]
+                fix = {"ts": rfc3339(ts), "seq": 0, "lon": lon, "lat": lat, "alt_m": alt}
                 yield _topic(root, topics.telemetry(root, uav), workers), orjson.dumps(fix)
             else:
                 u, k = i % uavs, i // uavs
