@@ -70,7 +70,7 @@ def zone_exists(conn: psycopg.Connection, zone_id: str) -> bool:
 
 
 def zone_states(conn: psycopg.Connection) -> dict[str, dict]:
-    """Stored zone states, as the control message body (`by`, `at` as in contract 2)."""
+    """Stored zone states, as the control message body (`by`, `at`, as docs/mqtt-contract.md gives them)."""
     rows = conn.execute("SELECT zone_id, state, reason, set_by, set_at, detail FROM zone_states").fetchall()
     return {z: {**(detail or {}), "state": st, "reason": reason, "by": by, "at": rfc3339_or_none(at)}
             for z, st, reason, by, at, detail in rows}

@@ -95,7 +95,7 @@ def test_open_endpoints_need_no_key(shared_api, method, path):  # noqa: F811
 
 
 def test_every_documented_operation_refuses_a_request_without_key(shared_api):  # noqa: F811
-    """Whatever routers are mounted (also other engineers'), nothing documented is open but health."""
+    """Whatever routers are mounted, nothing documented is open but health."""
     doc = httpx.get(shared_api.url + "/openapi.json").json()
     checked = 0
     for path, ops in doc["paths"].items():
@@ -117,7 +117,7 @@ def test_matrix_covers_every_rest_operation_of_this_api(shared_api):  # noqa: F8
             "/v1/dead-letters", "/geospatial_map/")
     for path, ops in doc["paths"].items():
         if not path.startswith(mine):
-            continue  # other engineers' routers (live feeds, replays) have their own tests
+            continue  # routers with their own role tests (live feeds, replays)
         for method in ops:
             assert (method.upper(), re.sub(r"\{[^}]+\}", "X", path)) in covered, (method, path)
 
