@@ -13,6 +13,11 @@ excluded) matches every filter of at least one filter set:
 - `resulting_operational_impact`: Block = prohibited zones, Advise = authorisation/conditional ones;
 - `ed269`: `acceptable_restrictions` against the zone's restriction, `u_space_class` against its property.
 
+The request models follow the schema as uas-standards types it (the InterUSS client): `Time.format` defaults
+to RFC3339, a circle's `center`/`radius` and a check's `filter_sets` may be absent (that check answers `Error`
+with the reason), times are RFC 3339 with an offset (`parse_rfc3339`; a time without one is a 422). A radius in
+feet is accepted too (the schema allows only M; feet are read as feet, not refused).
+
 `restriction_source` and `operation_rule_set` are not modelled: such a check answers `UnsupportedFilter`.
 Requests need an API key of any role (the suite's bearer token).
 
@@ -30,10 +35,11 @@ import numpy as np
 import orjson
 import shapely
 from fastapi import APIRouter, Depends, HTTPException, Request
-from pydantic import AliasChoices, BaseModel, Field
+from pydantic import AliasChoices, BaseModel, BeforeValidator, Field
 from starlette.concurrency import run_in_threadpool
 
 from airspace.zones import Zone, ZoneSet
+from protocol.times import parse_rfc3339
 
 from .auth import ROLES, UNAUTHORIZED, Principal, require
 from .context import Ctx
@@ -80,9 +86,20 @@ class Altitude(BaseModel):
         return self.value * (FEET if self.units == "FT" else 1.0)
 
 
+def _wire_time(value):
+    """A date-time on the wire through the project's one parser: RFC 3339 with an offset ('Z'); a time without one,
+    a bare date or a number is refused with the reason (it used to be read silently as UTC)."""
+    return value if isinstance(value, datetime) and value.utcoffset() is not None else parse_rfc3339(value)
+
+
+WireTime = Annotated[datetime, BeforeValidator(_wire_time)]
+
+
 class Circle(BaseModel):
-    center: LatLngPoint
-    radius: Radius
+    """`center` and `radius` are optional in the schema (uas-standards `Circle`): a circle without one is answered
+    `Error` for its check, not refused for the whole request."""
+    center: LatLngPoint | None = None
+    radius: Radius | None = None
 
 
 class Polygon(BaseModel):
@@ -97,8 +114,8 @@ class Volume3D(BaseModel):
 
 
 class Time(BaseModel):
-    value: datetime
-    format: Literal["RFC3339"]
+    value: WireTime
+    format: Literal["RFC3339"] = "RFC3339"  # the schema's default (uas-standards `Time`)
 
 
 class Volume4D(BaseModel):
@@ -121,8 +138,8 @@ class ED269Filters(BaseModel):
 class FilterSet(BaseModel):
     position: Position | None = None
     volumes4d: list[Volume4D] | None = Field(default=None, max_length=100)
-    after: datetime | None = None
-    before: datetime | None = None
+    after: WireTime | None = None
+    before: WireTime | None = None
     restriction_source: str | None = Field(default=None, max_length=200)
     operation_rule_set: str | None = Field(default=None, max_length=200)
     resulting_operational_impact: Literal["Block", "Advise", "BlockOrAdvise"] | None = None
@@ -130,7 +147,10 @@ class FilterSet(BaseModel):
 
 
 class Check(BaseModel):
-    filter_sets: list[FilterSet] = Field(validation_alias=AliasChoices("filter_sets", "filterSets"), max_length=100)
+    """`filter_sets` is optional in the schema (its `required` names `filterSets`, a spelling of the same field,
+    and uas-standards leaves it optional): a check without it is answered `Error` saying so."""
+    filter_sets: list[FilterSet] | None = Field(default=None, validation_alias=AliasChoices("filter_sets", "filterSets"),
+                                                max_length=100)
 
 
 class QueryRequest(BaseModel):
@@ -185,7 +205,7 @@ class BadVolume(ValueError):
 
 
 def _epoch(ts: datetime) -> float:
-    return (ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)).timestamp()
+    return ts.timestamp()  # aware: WireTime
 
 
 def circle_outline(lat: float, lng: float, radius_m: float) -> shapely.Polygon:
@@ -203,6 +223,8 @@ def outline(vol: Volume3D) -> shapely.Geometry:
         raise BadVolume("a volume needs exactly one of outline_circle and outline_polygon")
     if vol.outline_circle is not None:
         c = vol.outline_circle
+        if c.center is None or c.radius is None:
+            raise BadVolume("outline_circle needs both a center and a radius")
         return circle_outline(c.center.lat, c.center.lng, c.radius.metres)
     geom = shapely.Polygon([(v.lng, v.lat) for v in vol.outline_polygon.vertices])
     if not geom.is_valid or geom.area == 0:
@@ -292,6 +314,10 @@ def evaluate(zones: ZoneSet, request: QueryRequest, now: float) -> QueryReply:
     """One result per check, in order (pure: zones and the time come in as data)."""
     results = []
     for check in request.checks:
+        if check.filter_sets is None:
+            results.append(CheckResult(features_selection_outcome="Error",
+                                       message="the check has no filter_sets: nothing to select features by"))
+            continue
         try:
             present = any(bool(_matches(zones, fs, now).any()) for fs in check.filter_sets)
             results.append(CheckResult(features_selection_outcome="Present" if present else "Absent"))

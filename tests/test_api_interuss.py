@@ -213,3 +213,72 @@ def test_the_interuss_client_types_in_feet_are_answered_and_the_replies_parse(ap
         assert body.status_code == 200, body.text
         ImplicitDict.parse(body.json(), gm.GeospatialMapQueryReply)
         assert body.json()["results"][0]["features_selection_outcome"] == outcome, radius_ft
+
+
+def test_request_fields_follow_the_schema_as_uas_standards_types_it(zones):
+    """Optional where uas-standards (the InterUSS client's types) has them optional or defaulted: `Time.format`
+    (default RFC3339), a circle's center/radius and a check's filter_sets (those checks answer Error with the
+    reason); times need an offset and go through parse_rfc3339."""
+    from pydantic import ValidationError
+    no_format = circle(BRIDGE, 100, alt(20), alt(60))
+    no_format["time_start"] = {"value": "2026-11-27T00:00:00Z"}
+    no_format["time_end"] = {"value": "2030-01-01T00:00:00.123456789Z"}
+    assert ask(zones, blocking(no_format)) == "Present"
+    no_centre = {"volume": {"outline_circle": {"radius": {"value": 100}}}}
+    reply = evaluate(zones, QueryRequest.model_validate({"checks": [
+        {"filter_sets": [blocking(no_centre)]}, {}, {"filter_sets": []}]}), NOW)
+    assert [(r.features_selection_outcome, r.message) for r in reply.results] == [
+        ("Error", "outline_circle needs both a center and a radius"),
+        ("Error", "the check has no filter_sets: nothing to select features by"),
+        ("Absent", None)]
+    for naive in ("2026-11-27T00:00:00", "2026-11-27", 1_800_000_000):
+        with pytest.raises(ValidationError, match="RFC 3339"):
+            QueryRequest.model_validate({"checks": [{"filter_sets": [{"after": naive}]}]})
+    assert ask(zones, {"before": "2026-11-27T08:00:00+08:00", "resulting_operational_impact": "Block"}) == "Present"
+
+
+def test_a_body_built_with_uas_standards_types_and_one_without_format_are_answered(api, keys):  # noqa: F811
+    """Every request field of uas-standards' geospatial_map types, serialized as its client does (json of the
+    ImplicitDicts: defaults filled, enums and StringBasedDateTime as strings), is accepted; the same body with
+    `Time.format` left out (it has a default) answers 200 with the same results."""
+    from implicitdict import ImplicitDict, StringBasedDateTime
+    from uas_standards.interuss.automated_testing.geospatial_map.v1 import api as gm
+
+    def when(text: str) -> gm.Time:
+        return gm.Time(value=StringBasedDateTime(text))
+
+    bridge = gm.LatLngPoint(**BRIDGE)
+    band = dict(altitude_lower=gm.Altitude(value=20, reference=gm.AltitudeReference.W84, units=gm.AltitudeUnits.M),
+                altitude_upper=gm.Altitude(value=60, reference=gm.AltitudeReference.W84, units=gm.AltitudeUnits.M))
+    square = gm.Polygon(vertices=[gm.LatLngPoint(lat=31.043, lng=121.487), gm.LatLngPoint(lat=31.043, lng=121.490),
+                                  gm.LatLngPoint(lat=31.045, lng=121.490), gm.LatLngPoint(lat=31.045, lng=121.487)])
+    request = gm.GeospatialMapQueryRequest(checks=[
+        gm.GeospatialMapCheck(filter_sets=[gm.GeospatialFeatureFilterSet(
+            volumes4d=[gm.Volume4D(volume=gm.Volume3D(outline_circle=gm.Circle(center=bridge, radius=gm.Radius(
+                value=100)), **band), time_start=when("2026-11-27T00:00:00Z"), time_end=when("2030-01-01T00:00:00Z"))],
+            after=StringBasedDateTime("2026-11-27T00:00:00Z"), before=StringBasedDateTime("2030-01-01T00:00:00Z"),
+            resulting_operational_impact=gm.GeospatialFeatureFilterSetResultingOperationalImpact.Block,
+            ed269=gm.ED269Filters(acceptable_restrictions=[gm.Restriction.PROHIBITED, gm.Restriction.REQ_AUTHORISATION]),
+        )]),
+        gm.GeospatialMapCheck(filter_sets=[gm.GeospatialFeatureFilterSet(
+            volumes4d=[gm.Volume4D(volume=gm.Volume3D(outline_polygon=square))],
+            position=gm.Position(location=bridge, altitude=gm.Altitude(
+                value=50, reference=gm.AltitudeReference.SFC, units=gm.AltitudeUnits.M)),
+            resulting_operational_impact=gm.GeospatialFeatureFilterSetResultingOperationalImpact.BlockOrAdvise)]),
+        gm.GeospatialMapCheck(filter_sets=[gm.GeospatialFeatureFilterSet(
+            position=gm.Position(location=gm.LatLngPoint(lat=31.3, lng=121.1)),
+            ed269=gm.ED269Filters(u_space_class="OPEN"))]),
+    ])
+    body = json.loads(json.dumps(request))
+    assert body["checks"][0]["filter_sets"][0]["volumes4d"][0]["time_start"]["format"] == "RFC3339"
+    client = Client(api.url, keys.viewer)
+    r = client.post("/geospatial_map/v1/map/queries", json=body)
+    assert r.status_code == 200, r.text
+    reply = ImplicitDict.parse(r.json(), gm.GeospatialMapQueryReply)
+    outcomes = [res.features_selection_outcome.value for res in reply.results]
+    assert outcomes == ["Present", "Present", "Absent"]
+    for key in ("time_start", "time_end"):
+        del body["checks"][0]["filter_sets"][0]["volumes4d"][0][key]["format"]
+    r = client.post("/geospatial_map/v1/map/queries", json=body)
+    assert r.status_code == 200, r.text
+    assert [res["features_selection_outcome"] for res in r.json()["results"]] == outcomes
