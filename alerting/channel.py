@@ -4,6 +4,8 @@ A channel gets a `Message` (one event, or a digest of several for one subscripti
 delivered, retry (the receiver may take it later: 5xx, 429, timeouts, refused connections) or failed (it never
 will: a bad target, a 4xx other than 429; the reason is kept on the delivery). A channel never raises for a
 receiver's answer, and never puts its target or secret into an error text (robot URLs carry their key).
+Reasons are catalogue texts (`i18n.Msg`, keys `alerting.<module>.*`): English where they are stored on a delivery
+and logged; a target check's ValueError carries its Msg, which the admin API says in the caller's language.
 """
 from __future__ import annotations
 
@@ -17,20 +19,11 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from .i18n import catalogue
+from i18n import Msg
 
 DELIVERED, RETRY, FAILED = "delivered", "retry", "failed"
 USER_AGENT = "skylane-alerts/1"
 MAX_ERROR = 500
-
-MESSAGES = {
-    "bad_url": "bad target URL: an http:// or https:// address with a host is needed",
-    "http_status": "HTTP {status} from the receiver{detail}",
-    "redirect": "HTTP {status}: the receiver redirects; redirects are not followed (fix the target URL)",
-    "unreachable": "receiver unreachable: {reason}",
-    "timeout": "receiver did not answer within {seconds:g} s",
-}
-_t = catalogue(MESSAGES)
 
 
 @dataclass(frozen=True)
@@ -40,7 +33,7 @@ class Subscription:
     channel: str
     target: str = field(repr=False)  # robot addresses carry their key: never in a repr (logs, tracebacks)
     secret: str | None = field(repr=False)
-    language: str = "zh-CN"
+    language: str = "zh-CN"  # what its messages are written in (zh-CN or en; render.py)
 
 
 @dataclass(frozen=True)
@@ -52,6 +45,7 @@ class Alert:
     kind: str
     ts: datetime
     event: dict[str, Any]
+    zone_name_zh: str | None = None  # the Chinese name of the event's zone (the zone's name_zh), if it has one
 
 
 @dataclass(frozen=True)
@@ -104,9 +98,9 @@ def check_http_url(url: str) -> None:
     try:
         parts = urlsplit(url)
     except ValueError:
-        raise ValueError(_t("bad_url")) from None
+        raise ValueError(Msg("alerting.channel.bad_url")) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(_t("bad_url"))
+        raise ValueError(Msg("alerting.channel.bad_url"))
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
@@ -137,23 +131,24 @@ def post_json(url: str, body: bytes, headers: dict[str, str], timeout_s: float) 
     except urllib.error.HTTPError as exc:
         return http_error(exc.code, _peek(exc), exc.headers.get("Retry-After") if exc.headers else None)
     except (TimeoutError, socket.timeout):
-        return Result.retry(_t("timeout", seconds=timeout_s), maybe_delivered=True)
+        return Result.retry(Msg("alerting.channel.timeout", seconds=timeout_s), maybe_delivered=True)
     except urllib.error.URLError as exc:  # before anything was sent (refused, no route, name unknown)
         if isinstance(exc.reason, (TimeoutError, socket.timeout)):
-            return Result.retry(_t("timeout", seconds=timeout_s), maybe_delivered=True)
-        return Result.retry(_t("unreachable", reason=_reason(exc.reason)))
+            return Result.retry(Msg("alerting.channel.timeout", seconds=timeout_s), maybe_delivered=True)
+        return Result.retry(Msg("alerting.channel.unreachable", reason=_reason(exc.reason)))
     except (OSError, ValueError) as exc:  # a connection reset mid-answer, a malformed answer
-        return Result.retry(_t("unreachable", reason=_reason(exc)), maybe_delivered=True)
+        return Result.retry(Msg("alerting.channel.unreachable", reason=_reason(exc)), maybe_delivered=True)
 
 
 def http_error(status: int, body: str, retry_after: str | None) -> Result:
     """4xx other than 429: failed (the receiver will not take it); 429 and 5xx: retry, after Retry-After."""
     detail = f": {body}" if body else ""
     if 300 <= status < 400:
-        return Result.failed(_t("redirect", status=status))
+        return Result.failed(Msg("alerting.channel.redirect", status=status))
     if status == 429 or status >= 500:
-        return Result.retry(_t("http_status", status=status, detail=detail), parse_retry_after(retry_after))
-    return Result.failed(_t("http_status", status=status, detail=detail))
+        return Result.retry(Msg("alerting.channel.http_status", status=status, detail=detail),
+                            parse_retry_after(retry_after))
+    return Result.failed(Msg("alerting.channel.http_status", status=status, detail=detail))
 
 
 def parse_retry_after(value: str | None) -> float | None:

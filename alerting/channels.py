@@ -1,18 +1,15 @@
 """The channels, registered in one place: a subscription's `channel` names one of these."""
 from __future__ import annotations
 
+from i18n import Msg
+
 from .channel import Channel
 from .dingtalk import DingTalkChannel
-from .i18n import catalogue
 from .mail import MailChannel, SmtpConfig
 from .webhook import WebhookChannel
 from .wecom import WeComChannel
 
 NAMES = ("webhook", "wecom", "dingtalk", "email")
-MESSAGES = {
-    "unknown_channel": "channel must be one of {names}",
-}
-_t = catalogue(MESSAGES)
 
 
 def make_channels(smtp: SmtpConfig = SmtpConfig(), timeout_s: float = 10.0) -> dict[str, Channel]:
@@ -27,7 +24,7 @@ def check_subscription(channel: str, target: str, secret: str | None) -> None:
     """ValueError naming what is wrong with a subscription's channel, target or secret."""
     channels = make_channels()
     if channel not in channels:
-        raise ValueError(_t("unknown_channel", names=", ".join(NAMES)))
+        raise ValueError(Msg("alerting.channels.unknown_channel", names=", ".join(NAMES)))
     channels[channel].check_target(target, secret)
 
 

@@ -17,16 +17,12 @@ import hmac
 import time
 from urllib.parse import quote_plus
 
+from i18n import Msg
+
 from . import render
 from .channel import Message, Result
-from .i18n import catalogue
 from .robots import RobotChannel, post_to_robot
 
-MESSAGES = {
-    "no_token": "a DingTalk robot address carries its access token: "
-                "https://oapi.dingtalk.com/robot/send?access_token=...",
-}
-_t = catalogue(MESSAGES)
 RATE_LIMITED = frozenset({130101, 410100})  # "send too fast" answers
 
 
@@ -48,7 +44,7 @@ class DingTalkChannel(RobotChannel):
     credential = "access_token"
 
     def no_credential(self) -> str:
-        return _t("no_token")
+        return Msg("alerting.dingtalk.no_token")
 
     def send(self, message: Message) -> Result:
         payload = {"msgtype": "markdown", "markdown": {"title": render.title(message), "text": render.markdown(message)}}

@@ -15,18 +15,11 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
 
+from i18n import Msg
+
 from . import render
 from .channel import OK, Channel, Message, Result
-from .i18n import catalogue
 
-MESSAGES = {
-    "bad_address": "email targets are addresses separated by commas, e.g. duty@example.org",
-    "no_secret": "email subscriptions have no secret (the SMTP account is a setting)",
-    "not_configured": "no SMTP server configured (SKYLANE_SMTP_HOST)",
-    "refused": "the SMTP server refused the message: {code} {reason}",
-    "unreachable": "SMTP server unreachable: {reason}",
-}
-_t = catalogue(MESSAGES)
 _ADDRESS = re.compile(r"^[^@\s,<>]+@[^@\s,<>]+\.[^@\s,<>]+$")
 MESSAGE_ID_DOMAIN = "alerts.skylane"
 
@@ -62,9 +55,9 @@ class MailChannel(Channel):
     def check_target(self, target: str, secret: str | None) -> None:
         addresses = recipients(target)
         if not addresses or len(addresses) > 50 or not all(_ADDRESS.match(a) for a in addresses):
-            raise ValueError(_t("bad_address"))
+            raise ValueError(Msg("alerting.mail.bad_address"))
         if secret:
-            raise ValueError(_t("no_secret"))
+            raise ValueError(Msg("alerting.mail.no_secret"))
 
     def compose(self, message: Message) -> EmailMessage:
         mail = EmailMessage()
@@ -82,7 +75,7 @@ class MailChannel(Channel):
     def send(self, message: Message) -> Result:
         cfg = self.smtp
         if not cfg.host:
-            return Result.retry(_t("not_configured"))
+            return Result.retry(Msg("alerting.mail.not_configured"))
         try:
             self.check_target(message.subscription.target, None)
         except ValueError as exc:
@@ -102,13 +95,14 @@ class MailChannel(Channel):
             codes = sorted({code for code, _ in exc.recipients.values()})
             reason = "; ".join(f"{addr}: {code}" for addr, (code, _) in exc.recipients.items())
             result = Result.retry if all(400 <= c < 500 for c in codes) else Result.failed
-            return result(_t("refused", code=",".join(map(str, codes)), reason=reason))
+            return result(Msg("alerting.mail.refused", code=",".join(map(str, codes)), reason=reason))
         except smtplib.SMTPAuthenticationError as exc:  # our account: fixable by configuration, so retried
-            return Result.retry(_t("refused", code=exc.smtp_code, reason="authentication failed"))
+            return Result.retry(Msg("alerting.mail.refused", code=exc.smtp_code,
+                                    reason=Msg("alerting.mail.auth_failed")))
         except smtplib.SMTPResponseException as exc:
             reason = exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
             result = Result.failed if 500 <= exc.smtp_code < 600 else Result.retry
-            return result(_t("refused", code=exc.smtp_code, reason=" ".join(reason.split())[:200]))
+            return result(Msg("alerting.mail.refused", code=exc.smtp_code, reason=" ".join(reason.split())[:200]))
         except (smtplib.SMTPException, OSError, socket.timeout, ssl.SSLError) as exc:
-            return Result.retry(_t("unreachable", reason=exc.strerror if isinstance(exc, OSError) and exc.strerror
-                                   else type(exc).__name__), maybe_delivered=sending)
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+            return Result.retry(Msg("alerting.mail.unreachable", reason=reason), maybe_delivered=sending)

@@ -6,14 +6,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
-from .channel import OK, Channel, HttpAnswer, Result, check_http_url, post_json
-from .i18n import catalogue
+from i18n import Msg
 
-MESSAGES = {
-    "robot_error": "the robot refused the message: errcode {code}: {message}",
-    "no_json": "the robot's answer is not the JSON it documents: {detail}",
-}
-_t = catalogue(MESSAGES)
+from .channel import OK, Channel, HttpAnswer, Result, check_http_url, post_json
 
 
 def post_to_robot(url: str, payload: dict, timeout_s: float, rate_limited: frozenset[int]) -> Result:
@@ -25,10 +20,10 @@ def post_to_robot(url: str, payload: dict, timeout_s: float, rate_limited: froze
         doc = orjson.loads(answer.body)
         code = int(doc.get("errcode", -1))
     except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
-        return Result.retry(_t("no_json", detail=answer.body[:100].decode("utf-8", "replace")))
+        return Result.retry(Msg("alerting.robots.no_json", detail=answer.body[:100].decode("utf-8", "replace")))
     if code == 0:
         return OK
-    error = _t("robot_error", code=code, message=str(doc.get("errmsg", ""))[:200])
+    error = Msg("alerting.robots.robot_error", code=code, message=str(doc.get("errmsg", ""))[:200])
     return Result.retry(error) if code in rate_limited else Result.failed(error)
 
 

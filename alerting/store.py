@@ -3,13 +3,15 @@
 The outbox rows themselves are written by ingest (storage.writes.enqueue_alerts). The worker claims due rows
 with FOR UPDATE SKIP LOCKED and a lease (next_attempt moved ahead, attempts counted) in one statement, so
 several workers share the work and a worker that dies leaves its rows due again when the lease ends. Secrets
-leave this module only towards the channels (`claim`), never in what the API lists.
+leave this module only towards the channels (`claim`), never in what the API lists. The reasons stored on a
+delivery (`last_error`) are the catalogue's English texts (`alerting.*` keys), as in the worker's log: one
+stored text for every admin, often quoting what the receiver answered in its own words.
 """
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -17,17 +19,11 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import psycopg
 from psycopg.rows import dict_row
 
+from i18n import Msg
 from protocol.times import rfc3339
 
 from .channel import Alert, Subscription
-from .i18n import catalogue
 
-MESSAGES = {
-    "deleted": "subscription deleted before delivery",
-    "gave_up": "gave up after {attempts} attempts over {hours:g} h; last error: {error}",
-    "no_event": "the event is no longer stored",
-}
-_t = catalogue(MESSAGES)
 STATUSES = ("pending", "delivered", "failed")
 _STATUS_SQL = {"pending": "o.delivered_at IS NULL AND o.failed_at IS NULL", "delivered": "o.delivered_at IS NOT NULL",
                "failed": "o.failed_at IS NOT NULL"}
@@ -93,7 +89,8 @@ def delete_subscription(conn: psycopg.Connection, subscription_id: uuid.UUID) ->
                              "WHERE id = %s AND deleted_at IS NULL RETURNING id", (subscription_id,)).fetchone()
         if found:
             conn.execute("UPDATE alert_outbox SET failed_at = now(), last_error = %s WHERE subscription_id = %s "
-                         "AND delivered_at IS NULL AND failed_at IS NULL", (_t("deleted"), subscription_id))
+                         "AND delivered_at IS NULL AND failed_at IS NULL",
+                         (str(Msg("alerting.store.deleted")), subscription_id))
     return found is not None
 
 
@@ -199,7 +196,19 @@ def events(conn: psycopg.Connection, claimed: Sequence[Claimed]) -> dict[str, Al
                 (list(ids), list(tss))):
             event: dict[str, Any] = {"id": str(event_id), "ts": rfc3339(ts), "kind": kind, **body}
             out[str(event_id)] = Alert(str(event_id), source, kind, ts, event)
-    return out
+    names = zone_names_zh(conn, {a.event["zone_id"] for a in out.values() if a.event.get("zone_id")})
+    return {k: replace(a, zone_name_zh=names.get(a.event.get("zone_id"))) if a.event.get("zone_id") in names else a
+            for k, a in out.items()}
+
+
+def zone_names_zh(conn: psycopg.Connection, zone_ids: Iterable[str]) -> dict[str, str]:
+    """Zone id -> its Chinese name (`name_zh` of the zone as stored), for the zones that have one."""
+    ids = sorted(set(zone_ids))
+    if not ids:
+        return {}
+    rows = conn.execute("SELECT id, properties->>'name_zh' FROM zones WHERE id = ANY(%s) "
+                        "AND properties->>'name_zh' <> ''", (ids,)).fetchall()
+    return {zid: name for zid, name in rows if name}
 
 
 def _keys(keys: Sequence[tuple[str, str]]) -> tuple[list[str], list[str]]:
@@ -222,7 +231,7 @@ def mark_delivered(conn: psycopg.Connection, keys: Sequence[tuple[str, str]]) ->
 def mark_failed(conn: psycopg.Connection, keys: Sequence[tuple[str, str]], error: str) -> None:
     conn.execute("UPDATE alert_outbox o SET failed_at = now(), last_error = %s "
                  "FROM unnest(%s::uuid[], %s::uuid[]) AS k(s, e) WHERE o.subscription_id = k.s AND o.event_id = k.e "
-                 "AND o.delivered_at IS NULL AND o.failed_at IS NULL", (error, *_keys(keys)))
+                 "AND o.delivered_at IS NULL AND o.failed_at IS NULL", (str(error), *_keys(keys)))
 
 
 def mark_retry(conn: psycopg.Connection, keys: Sequence[tuple[str, str]], delays_s: Sequence[float], error: str,
@@ -240,7 +249,8 @@ def mark_retry(conn: psycopg.Connection, keys: Sequence[tuple[str, str]], delays
         "WHERE o.subscription_id = k.s AND o.event_id = k.e AND o.delivered_at IS NULL AND o.failed_at IS NULL "
         "RETURNING o.failed_at IS NOT NULL",
         {"give_up": give_up_s, "error": error, "undigest": undigest, "s": _keys(keys)[0], "e": _keys(keys)[1], "d": list(delays_s),
-         "gave_up": _t("gave_up", attempts="%s", hours=give_up_s / 3600, error=error.replace("%", "%%"))}
+         "gave_up": str(Msg("alerting.store.gave_up", attempts="%s", hours=give_up_s / 3600,
+                            error=error.replace("%", "%%")))}
     ).fetchall()
     return sum(1 for (gave_up,) in rows if gave_up)
 
@@ -255,11 +265,11 @@ def release(conn: psycopg.Connection, keys: Sequence[tuple[str, str]], delay_s: 
 
 
 def missing_event(conn: psycopg.Connection, keys: Sequence[tuple[str, str]]) -> None:
-    mark_failed(conn, keys, _t("no_event"))
+    mark_failed(conn, keys, Msg("alerting.store.no_event"))
 
 
 def subscription_deleted(conn: psycopg.Connection, keys: Sequence[tuple[str, str]]) -> None:
-    mark_failed(conn, keys, _t("deleted"))
+    mark_failed(conn, keys, Msg("alerting.store.deleted"))
 
 
 def prune(conn: psycopg.Connection, keep_s: float) -> int:

@@ -14,14 +14,11 @@ import time
 
 import orjson
 
+from i18n import Msg
+
 from . import render
 from .channel import OK, Channel, HttpAnswer, Message, Result, check_http_url, post_json
-from .i18n import catalogue
 
-MESSAGES = {
-    "secret_short": "a webhook secret needs at least 16 characters",
-}
-_t = catalogue(MESSAGES)
 REPLAY_WINDOW_S = 300
 
 
@@ -52,7 +49,7 @@ class WebhookChannel(Channel):
     def check_target(self, target: str, secret: str | None) -> None:
         check_http_url(target)
         if secret is not None and len(secret) < 16:
-            raise ValueError(_t("secret_short"))
+            raise ValueError(Msg("alerting.webhook.secret_short"))
 
     def send(self, message: Message) -> Result:
         body = orjson.dumps(render.webhook_body(message))

@@ -8,16 +8,12 @@ never shows it (docs/alerts.md).
 """
 from __future__ import annotations
 
+from i18n import Msg
+
 from . import render
 from .channel import Message, Result
-from .i18n import catalogue
 from .robots import RobotChannel, clip_utf8, post_to_robot
 
-MESSAGES = {
-    "no_key": "a WeCom robot address carries its key: https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=...",
-    "no_secret": "WeCom robots have no signing secret: the key in the address is the credential",
-}
-_t = catalogue(MESSAGES)
 MAX_CONTENT_BYTES = 4096
 RATE_LIMITED = frozenset({45009})  # "api freq out of limit"
 
@@ -27,12 +23,12 @@ class WeComChannel(RobotChannel):
     credential = "key"
 
     def no_credential(self) -> str:
-        return _t("no_key")
+        return Msg("alerting.wecom.no_key")
 
     def check_target(self, target: str, secret: str | None) -> None:
         super().check_target(target, secret)
         if secret:
-            raise ValueError(_t("no_secret"))
+            raise ValueError(Msg("alerting.wecom.no_secret"))
 
     def send(self, message: Message) -> Result:
         payload = {"msgtype": "markdown",

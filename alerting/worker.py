@@ -32,19 +32,15 @@ import psycopg
 from prometheus_client import Counter, Gauge, Histogram
 from psycopg_pool import ConnectionPool
 
+from i18n import Msg
+
 from . import store
 from .channel import DELIVERED, FAILED, RETRY, Channel, Message, Result, Subscription
 from .channels import make_channels
-from .i18n import catalogue
 from .mail import SmtpConfig
 
 log = logging.getLogger("skylane.alerts")
 DIGEST_NAMESPACE = uuid.UUID("6f1d2c58-5a0e-4f43-9d7e-3a8b1c2e4f60")
-MESSAGES = {
-    "internal": "internal error while sending ({error}); retried",
-    "unknown_channel": "unknown channel {channel!r}",
-}
-_t = catalogue(MESSAGES)
 
 DELIVERIES = Counter("skylane_alert_deliveries", "Messages sent (a digest is one), by channel and outcome "
                      "(delivered, retry, failed)", ["channel", "outcome"])
@@ -181,7 +177,7 @@ class AlertWorker:
             return None
         channel = self.channels.get(sub.channel)
         if channel is None:
-            store.mark_failed(conn, keys, _t("unknown_channel", channel=sub.channel))
+            store.mark_failed(conn, keys, Msg("alerting.worker.unknown_channel", channel=sub.channel))
             return None
         missing = [r.key for r in rows if r.event_id not in alerts]
         if missing:
@@ -241,7 +237,7 @@ class AlertWorker:
             return channel.send(message)
         except Exception as exc:  # noqa: BLE001 - a bug or bad data must not stop delivery for everyone
             log.exception("alert delivery: channel %s raised for %s", channel.name, message.id)
-            return Result.retry(_t("internal", error=type(exc).__name__))
+            return Result.retry(Msg("alerting.worker.internal", error=type(exc).__name__))
 
     def _record(self, channel: Channel, done, held: list[store.Claimed], held_s: float) -> None:
         with self.pool.connection() as conn:

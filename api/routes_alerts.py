@@ -5,6 +5,8 @@ A subscription's secret (webhook HMAC key, DingTalk signing secret) is never ans
 subscription created without one gets a generated key, shown once in the creation's answer. Targets are
 shown without their query values (robot addresses carry their key there). The delivery figures in /metrics
 (`skylane_db_alert_*`) come from `AlertFigures`, read from the outbox like the other database figures.
+Errors are said in the caller's language (catalogue keys `api.alerts.*`, the channels' `alerting.*`); the
+messages a subscription gets are written in its `language` (alerting/render.py).
 """
 from __future__ import annotations
 
@@ -16,12 +18,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
 from airspace.events import EVENT_KINDS
 from alerting import store
 from alerting.channels import NAMES, check_subscription, needs_secret
-from alerting.i18n import catalogue
+from i18n import Msg
 from ingest.sensor_watch import SENSOR_EVENT_KINDS
 from protocol import topics
 
@@ -34,11 +36,6 @@ router = APIRouter(tags=["alerts"])
 ADMIN = Annotated[Principal, Depends(require("admin"))]
 ERRORS = {401: UNAUTHORIZED, 403: FORBIDDEN, 422: {"model": Problem}}
 KINDS = frozenset(EVENT_KINDS) | frozenset(SENSOR_EVENT_KINDS)
-MESSAGES = {
-    "unknown_kind": "unknown event kind {kind!r}; kinds: {kinds}",
-    "not_found": "no such subscription",
-}
-_t = catalogue(MESSAGES)
 
 
 DeviceId = Annotated[str, Field(pattern=f"^{topics.ID_PATTERN}$")]
@@ -62,16 +59,8 @@ class SubscriptionIn(BaseModel):
     owners: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
         default_factory=list, max_length=100, description="fleets: the registry owners of the devices; with "
                                                           "uav_ids, either matches; both empty: any device")
-    language: Literal["zh-CN", "en"] = "zh-CN"
+    language: Literal["zh-CN", "en"] = Field("zh-CN", description="what its messages are written in")
     enabled: bool = True
-
-    @field_validator("kinds")
-    @classmethod
-    def _kinds(cls, kinds: list[str]) -> list[str]:
-        for kind in kinds:
-            if kind not in KINDS:
-                raise ValueError(_t("unknown_kind", kind=kind, kinds=", ".join(sorted(KINDS))))
-        return kinds
 
 
 class DeliveryCounts(BaseModel):
@@ -135,10 +124,14 @@ def list_subscriptions(ctx: Ctx, who: ADMIN):
 def create_subscription(ctx: Ctx, who: ADMIN, body: SubscriptionIn):
     """Send chosen event kinds for chosen zones and fleets to a webhook, a WeCom or DingTalk group robot, or
     email. Events stored from now on are delivered at least once (docs/alerts.md)."""
+    for kind in body.kinds:
+        if kind not in KINDS:
+            raise HTTPException(422, Msg("api.alerts.unknown_kind", kind=kind, kinds=", ".join(sorted(KINDS))))
     try:
         check_subscription(body.channel, body.target, body.secret)
-    except ValueError as exc:
-        raise HTTPException(422, str(exc)) from None
+    except ValueError as exc:  # the channel says what is wrong, with a catalogue text (alerting.*)
+        why = exc.args[0] if exc.args and isinstance(exc.args[0], Msg) else str(exc)
+        raise HTTPException(422, Msg("api.alerts.bad_target", channel=body.channel, detail=why)) from None
     made = None
     if body.secret is None and needs_secret(body.channel):
         made = secrets.token_urlsafe(32)
@@ -157,7 +150,7 @@ def delete_subscription(ctx: Ctx, who: ADMIN, subscription_id: uuid.UUID):
     with ctx.pool.connection() as conn:
         found = store.list_subscriptions(conn, subscription_id)
         if not found or not store.delete_subscription(conn, subscription_id):
-            raise HTTPException(404, _t("not_found"))
+            raise HTTPException(404, Msg("api.alerts.not_found"))
     log.info("alert subscription %s deleted by %s", subscription_id, who.key_id)
     return {**found[0], "enabled": False}
 

@@ -3,8 +3,9 @@
 `collect` runs `replay.evaluate.evaluate` (the events are exactly those of `skylane replay --evaluate`), then
 reads the recording's messages once more with ingest's own parsers for the tracks (fixes in event time) and
 the readings of the sensors that mattered: those named by an event (a suspension's wind mast) and those
-whose zone rules watch a zone of an event. `build_report` renders the HTML (replay/report_html.py). Pure: no
-database, no broker, no clock; the same recording gives the same report.
+whose zone rules watch a zone of an event. `build_report` renders the HTML (replay/report_html.py) in a
+language (zh-CN or en, the catalogue's `report.*` texts). Pure: no database, no broker, no clock; the same
+recording gives the same report.
 """
 from __future__ import annotations
 
@@ -29,10 +30,6 @@ from protocol.topics import TopicError, parse_inbound
 from .evaluate import evaluate
 from .sources import Source
 
-MESSAGES = {
-    "why.event": "{kind} of {zone}",
-    "why.rule": "rule {rule} on zone {zone}",
-}
 SENSOR_WINDOW_S = 300.0  # readings kept around each event that involves their sensor
 MAX_POINTS = 20_000  # per drone: longer tracks are thinned evenly (events keep their own positions)
 MAX_PAYLOAD = 1 << 20
@@ -58,13 +55,23 @@ class Reading:
     unit: str | None
 
 
+@dataclass(frozen=True)
+class Why:
+    """A reason a sensor's readings are shown: an event of `kind` in `zone`, or the zone rule `rule` on `zone`
+    (said in the report's language by report_html)."""
+
+    zone: str
+    kind: str | None = None
+    rule: str | None = None
+
+
 @dataclass
 class SensorSeries:
     sensor_id: str
     metric: str
     readings: list[Reading]
     rules: list[Rule] = field(default_factory=list)  # the zone rules on it (limit and clear lines)
-    why: str = ""  # which events or zones made it matter
+    why: list[Why] = field(default_factory=list)  # which events or zone rules made it matter
 
 
 @dataclass
@@ -85,10 +92,6 @@ class ReportData:
     def span(self) -> tuple[float, float] | None:
         times = [f.t for fixes in self.tracks.values() for f in fixes] + [event_time(e) for e in self.events]
         return (min(times), max(times)) if times else None
-
-
-def _t(key: str, **kw) -> str:
-    return MESSAGES[key].format(**kw)
 
 
 def event_time(ev: Mapping) -> float:
@@ -114,9 +117,10 @@ def collect(source: Source, zones: ZoneSet, *, uav: str | None = None, policy: M
                       series, ev.summary(), uav, getattr(header, "created", None))
 
 
-def _sensors_that_matter(events: list[dict], rules: list[Rule]) -> dict[str, tuple[list[tuple[float, float]], str]]:
+def _sensors_that_matter(events: list[dict], rules: list[Rule]
+                         ) -> dict[str, tuple[list[tuple[float, float]], list[Why]]]:
     """sensor id -> (time windows to keep readings in, why it matters)."""
-    out: dict[str, tuple[list[tuple[float, float]], list[str]]] = {}
+    out: dict[str, tuple[list[tuple[float, float]], list[Why]]] = {}
     span = (min(map(event_time, events)), max(map(event_time, events))) if events else None
     for e in events:
         sid = (e.get("detail") or {}).get("sensor_id")
@@ -124,17 +128,17 @@ def _sensors_that_matter(events: list[dict], rules: list[Rule]) -> dict[str, tup
             t = event_time(e)
             windows, why = out.setdefault(sid, ([], []))
             windows.append((t - SENSOR_WINDOW_S, t + SENSOR_WINDOW_S))
-            why.append(_t("why.event", kind=e["kind"], zone=e.get("zone_id") or "-"))
+            why.append(Why(e.get("zone_id") or "-", kind=e["kind"]))
     for r in rules:
         for sid in sorted(r.sensor_ids or ()):
             if span is not None:
                 windows, why = out.setdefault(sid, ([], []))
                 windows.append((span[0] - SENSOR_WINDOW_S, span[1] + SENSOR_WINDOW_S))
-                why.append(_t("why.rule", rule=r.id, zone=r.zone_id))
-    return {sid: (windows, ", ".join(dict.fromkeys(why))) for sid, (windows, why) in out.items()}
+                why.append(Why(r.zone_id, rule=r.id))
+    return {sid: (windows, list(dict.fromkeys(why))) for sid, (windows, why) in out.items()}
 
 
-def _read(source: Source, uav: str | None, sensors: Mapping[str, tuple[list[tuple[float, float]], str]]
+def _read(source: Source, uav: str | None, sensors: Mapping[str, tuple[list[tuple[float, float]], list[Why]]]
           ) -> tuple[dict[str, list[Fix]], dict[tuple[str, str], list[Reading]]]:
     """Fixes of every drone (or `uav`) and the readings of `sensors` inside their windows, in event time."""
     root = source.root
@@ -169,7 +173,8 @@ def _read(source: Source, uav: str | None, sensors: Mapping[str, tuple[list[tupl
     return dict(tracks), dict(readings)
 
 
-def build_report(source: Source, zones: ZoneSet, **options) -> str:
-    """The self-contained HTML report of a recording (`options` as for `collect`)."""
+def build_report(source: Source, zones: ZoneSet, *, language: str = "en", **options) -> str:
+    """The self-contained HTML report of a recording in `language` (zh-CN or en; any tag i18n.normalize takes),
+    `options` as for `collect`."""
     from .report_html import render
-    return render(collect(source, zones, **options))
+    return render(collect(source, zones, **options), language)

@@ -4,7 +4,10 @@ A map (the zones in view, the involved ones outlined, each drone's track and num
 altitude profile with the events, the timeline (each event with the drone's fix at that moment), the sensor
 values that mattered (readings with the rule's limit and clear lines) and the fixes themselves. Times in
 Asia/Shanghai with UTC beside them. Prints on A4 (print CSS: no dark backgrounds, sections kept whole where
-they fit, table headers repeated). Texts come from MESSAGES through `_t` (the zh-CN/en catalogue later).
+they fit, table headers repeated). Every text in the report's language (zh-CN or en, `<html lang>` too) from the
+catalogue: the page's own under `report.*`, event kinds (`event.kind.*`) and the one line saying what each event
+means (i18n.render.event_description) as the API says them; zones by their Chinese name (`name_zh`) in Chinese.
+Event kinds, zone ids and the raw detail stay beside the texts: they are what logs and the API show.
 """
 from __future__ import annotations
 
@@ -18,7 +21,10 @@ from zoneinfo import ZoneInfo
 import shapely
 from shapely.geometry import box
 
-from .report import Fix, ReportData, SensorSeries, event_time
+import i18n
+from i18n.render import event_description, kind_label, metric_label, ref_label, zone_label
+
+from .report import Fix, ReportData, SensorSeries, Why, event_time
 
 LOCAL = ZoneInfo("Asia/Shanghai")
 MAP_W = 1000.0
@@ -31,62 +37,10 @@ MAX_FIX_ROWS = 5000
 MIN_VIEW_DEG = 0.02  # about 2 km: the map shows a track's surroundings
 MAX_ASPECT, MIN_ASPECT = 0.9, 0.45  # map height / width
 
-MESSAGES = {
-    "title": "Incident report: {name}",
-    "meta.recording": "Recording",
-    "meta.root": "Topic root",
-    "meta.recorded": "Recorded",
-    "meta.span": "Time span",
-    "meta.uav": "Drone",
-    "meta.all": "all drones",
-    "meta.events": "Events",
-    "meta.messages": "{messages} messages, {fixes} fixes, {readings} readings evaluated in {seconds:.2f} s",
-    "h.map": "Map",
-    "h.profile": "Altitude profile",
-    "h.timeline": "Timeline of events",
-    "h.sensors": "Sensor values that mattered",
-    "h.zones": "Zones involved",
-    "h.fixes": "Track points",
-    "col.n": "#",
-    "col.local": "Time (Asia/Shanghai)",
-    "col.utc": "UTC",
-    "col.kind": "Event",
-    "col.uav": "Drone",
-    "col.zone": "Zone",
-    "col.detail": "Detail",
-    "col.context": "Drone at that moment",
-    "col.id": "Id",
-    "col.name": "Name",
-    "col.type": "Kind",
-    "col.band": "Band",
-    "col.restriction": "Restriction",
-    "col.value": "Value",
-    "col.lon": "Lon",
-    "col.lat": "Lat",
-    "col.alt": "Alt (m)",
-    "col.speed": "Speed (m/s)",
-    "col.battery": "Battery (%)",
-    "col.status": "Status",
-    "none.events": "The evaluation raised no event.",
-    "none.sensors": "No event involved a sensor, and no zone rule watches the zones involved.",
-    "none.zones": "No event named a zone.",
-    "none.track": "No fix in the recording.",
-    "context": "{alt} m {ref}, {speed} m/s, battery {battery}, {status} ({ago})",
-    "context.none": "no fix before the event",
-    "ago": "fix {seconds:.1f} s earlier",
-    "sensor.why": "Why: {why}",
-    "sensor.rule": "rule {id}: raised {op} {limit:g}, cleared {clear_op} {clear:g}",
-    "fixes.count": "{uav}: {count} fixes",
-    "fixes.thinned": "(first {count} shown)",
-    "footer": "Made by `skylane report` from the recording's own messages, evaluated as live ingest does. "
-              "Self-contained: it opens offline and fetches nothing.",
-    "axis.alt": "altitude (m, as reported)",
-    "scale": "{km:g} km",
-}
 
-
-def _t(key: str, **kw) -> str:
-    return MESSAGES[key].format(**kw)
+def _t(key: str, lang: str, **kw) -> str:
+    """The page's text `report.<key>` in `lang`."""
+    return i18n.t(f"report.{key}", lang, **kw)
 
 
 def esc(value: object) -> str:
@@ -104,6 +58,29 @@ def utc_time(t: float) -> str:
 
 def severity(kind: str) -> str:
     return "alert" if kind in ALERT_KINDS else "info" if kind == "zone_enter" else "end"
+
+
+def zone_names_zh(data: ReportData) -> dict[str, str]:
+    """Zone id -> its Chinese name (`name_zh`), for the zones that have one."""
+    return {z.id: z.properties["name_zh"] for z in data.zones
+            if isinstance(z.properties.get("name_zh"), str) and z.properties["name_zh"]}
+
+
+def zone_name(z, lang: str) -> str:
+    names = {z.id: z.properties["name_zh"]} if isinstance(z.properties.get("name_zh"), str) else None
+    return zone_label(z.id, z.name, lang, names)
+
+
+def zone_kind(kind: str, lang: str) -> str:
+    return _t(f"zone_kind.{kind}", lang) if i18n.has(f"report.zone_kind.{kind}") else kind
+
+
+def restriction(value: str | None, lang: str) -> str:
+    return _t(f"restriction.{value}", lang) if i18n.has(f"report.restriction.{value}") else str(value or "")
+
+
+def height(alt_m: float, ref: str | None, lang: str) -> str:
+    return _t("height", lang, alt=f"{alt_m:g}", ref=ref_label(ref, lang))
 
 
 # ------------------------------------------------------------------------------------------------ map
@@ -170,19 +147,20 @@ def _path(geom, proj: Projection) -> str:
     return " ".join(parts)
 
 
-def map_svg(data: ReportData) -> str:
+def map_svg(data: ReportData, lang: str) -> str:
     view = _view(data)
     proj = Projection(view)
     viewbox = box(*view)
     out = [f'<svg class="map" viewBox="0 0 {MAP_W:.0f} {proj.height:.0f}" role="img" '
-           f'aria-label="{esc(_t("h.map"))}"><rect class="sea" width="100%" height="100%"/>']
+           f'aria-label="{esc(_t("h.map", lang))}"><rect class="sea" width="100%" height="100%"/>']
     for z in sorted(data.zones, key=lambda z: (z.id in data.involved, -z.geometry.area)):
         if not z.geometry.intersects(viewbox):
             continue
         cls = "zone involved" if z.id in data.involved else "zone"
         color = ZONE_FILL.get(z.kind, "#64748b")
         out.append(f'<path class="{cls}" d="{_path(z.geometry, proj)}" fill="{color}" stroke="{color}">'
-                   f'<title>{esc(z.id)}: {esc(z.name)} ({esc(z.kind)}, {esc(_band(z))})</title></path>')
+                   f'<title>{esc(z.id)}: {esc(zone_name(z, lang))} ({esc(zone_kind(z.kind, lang))}, '
+                   f'{esc(_band(z, lang))})</title></path>')
     for z in data.zones:
         if z.id in data.involved and z.geometry.intersects(viewbox):
             p = z.geometry.intersection(viewbox).representative_point()
@@ -196,7 +174,8 @@ def map_svg(data: ReportData) -> str:
             for f in fixes:
                 x, y = proj.xy(f.lon, f.lat)
                 out.append(f'<circle class="fix" cx="{x:.1f}" cy="{y:.1f}" r="2.2" fill="{color}"><title>{esc(uav)} '
-                           f'{local_time(f.t)} {f.lon:.6f}, {f.lat:.6f}, {f.alt_m:g} m {esc(f.alt_ref)}</title></circle>')
+                           f'{local_time(f.t)} {f.lon:.6f}, {f.lat:.6f}, {esc(height(f.alt_m, f.alt_ref, lang))}'
+                           '</title></circle>')
     placed: list[tuple[float, float]] = []
     for n, ev in enumerate(data.events, 1):
         pos = _event_position(ev, data)
@@ -209,14 +188,14 @@ def map_svg(data: ReportData) -> str:
         placed.append((x, y))
         leader = f'<line x1="{x0:.1f}" y1="{y0:.1f}" x2="{x:.1f}" y2="{y:.1f}"/>' if y != y0 else ""
         out.append(f'<g class="ev {severity(ev["kind"])}">{leader}<circle cx="{x:.1f}" cy="{y:.1f}" r="9"/>'
-                   f'<text x="{x:.1f}" y="{y + 3.5:.1f}">{n}</text><title>{n}. {esc(ev["kind"])} '
+                   f'<text x="{x:.1f}" y="{y + 3.5:.1f}">{n}</text><title>{n}. {esc(kind_label(ev["kind"], lang))} '
                    f'{esc(ev.get("uav_id"))} {esc(ev.get("zone_id") or "")}</title></g>')
-    out.append(_scale_bar(proj))
+    out.append(_scale_bar(proj, lang))
     out.append("</svg>")
     return "".join(out)
 
 
-def _scale_bar(proj: Projection) -> str:
+def _scale_bar(proj: Projection, lang: str) -> str:
     target_m = proj.metres_per_unit() * MAP_W / 5
     km = max(0.05, 10 ** math.floor(math.log10(target_m / 1000)))
     for step in (5, 2, 1):
@@ -226,18 +205,19 @@ def _scale_bar(proj: Projection) -> str:
     length = km * 1000 / proj.metres_per_unit()
     y = proj.height - 20
     return (f'<g class="scale"><line x1="20" y1="{y:.0f}" x2="{20 + length:.1f}" y2="{y:.0f}"/>'
-            f'<text x="20" y="{y - 6:.0f}">{esc(_t("scale", km=round(km, 3)))}</text>'
-            f'<text x="{MAP_W - 30:.0f}" y="30" class="north">N</text></g>')
+            f'<text x="20" y="{y - 6:.0f}">{esc(_t("scale", lang, km=round(km, 3)))}</text>'
+            f'<text x="{MAP_W - 30:.0f}" y="30" class="north">{esc(_t("north", lang))}</text></g>')
 
 
-def _band(z) -> str:
+def _band(z, lang: str) -> str:
     upper = "∞" if math.isinf(z.upper_m) else f"{z.upper_m:g}"
-    return f"{z.lower_m:g}–{upper} m {z.alt_ref}" + (f"/{z.upper_ref}" if z.upper_ref else "")
+    ref = ref_label(z.alt_ref, lang) + (f"/{ref_label(z.upper_ref, lang)}" if z.upper_ref else "")
+    return _t("band", lang, lower=f"{z.lower_m:g}", upper=upper, ref=ref)
 
 
 # ------------------------------------------------------------------------------------------------ charts
 
-def profile_svg(data: ReportData) -> str:
+def profile_svg(data: ReportData, lang: str) -> str:
     span = data.span
     fixes = [f for fs in data.tracks.values() for f in fs]
     if span is None or not fixes:
@@ -251,7 +231,7 @@ def profile_svg(data: ReportData) -> str:
 
     def y(a: float) -> float:
         return 10 + (hi - a) / (hi - lo) * (h - bottom - 10)
-    out = [f'<svg class="chart" viewBox="0 0 {w:.0f} {h:.0f}" role="img" aria-label="{esc(_t("h.profile"))}">',
+    out = [f'<svg class="chart" viewBox="0 0 {w:.0f} {h:.0f}" role="img" aria-label="{esc(_t("h.profile", lang))}">',
            f'<line class="axis" x1="{left}" y1="{y(lo):.1f}" x2="{w - 10}" y2="{y(lo):.1f}"/>',
            f'<text class="tick" x="4" y="14">{hi:.0f} m</text><text class="tick" x="4" y="{y(lo):.1f}">{lo:.0f}</text>',
            f'<text class="tick" x="{left}" y="{h - 6}">{local_time(t0, False)}</text>',
@@ -264,7 +244,7 @@ def profile_svg(data: ReportData) -> str:
         pts = " ".join(f"{x(f.t):.1f},{y(f.alt_m):.1f}" for f in fs)
         out.append(f'<polyline class="track" points="{pts}" stroke="{PALETTE[i % len(PALETTE)]}">'
                    f'<title>{esc(uav)}</title></polyline>')
-    out.append(f'<text class="tick" x="{left + 4}" y="{h - bottom - 2}">{esc(_t("axis.alt"))}</text></svg>')
+    out.append(f'<text class="tick" x="{left + 4}" y="{h - bottom - 2}">{esc(_t("axis.alt", lang))}</text></svg>')
     return "".join(out)
 
 
@@ -312,75 +292,95 @@ def _detail(ev: dict) -> str:
     return "; ".join(bits)
 
 
-def _context(ev: dict, data: ReportData) -> str:
+def _context(ev: dict, data: ReportData, lang: str) -> str:
     t = event_time(ev)
     fix = fix_at(data.tracks.get(ev.get("uav_id") or "", []), t)
     if fix is None:
-        return _t("context.none")
-    return _t("context", alt=f"{fix.alt_m:g}", ref=fix.alt_ref, speed="?" if fix.speed_mps is None else
-              f"{fix.speed_mps:g}", battery="?" if fix.battery_pct is None else f"{fix.battery_pct:g}%",
-              status=fix.status or "?", ago=_t("ago", seconds=t - fix.t))
+        return _t("context.none", lang)
+    return _t("context", lang, height=height(fix.alt_m, fix.alt_ref, lang),
+              speed="?" if fix.speed_mps is None else f"{fix.speed_mps:g}",
+              battery="?" if fix.battery_pct is None else f"{fix.battery_pct:g}%",
+              status=fix.status or "?", ago=_t("ago", lang, seconds=t - fix.t))
 
 
-def timeline(data: ReportData) -> str:
+def timeline(data: ReportData, lang: str) -> str:
     if not data.events:
-        return f"<p>{esc(_t('none.events'))}</p>"
-    head = "".join(f"<th>{esc(_t(k))}</th>" for k in ("col.n", "col.local", "col.utc", "col.kind", "col.uav",
-                                                      "col.zone", "col.detail", "col.context"))
+        return f"<p>{esc(_t('none.events', lang))}</p>"
+    head = "".join(f"<th>{esc(_t(k, lang))}</th>" for k in ("col.n", "col.local", "col.utc", "col.kind", "col.uav",
+                                                            "col.zone", "col.detail", "col.context"))
+    names = zone_names_zh(data)
     rows = []
     for n, ev in enumerate(data.events, 1):
-        t = event_time(ev)
-        rows.append(f'<tr class="{severity(ev["kind"])}" id="ev{n}" data-event-id="{esc(ev.get("id"))}">'
-                    f"<td>{n}</td><td>{local_time(t)}</td><td>{utc_time(t)}</td><td><b>{esc(ev['kind'])}</b></td>"
+        t, kind = event_time(ev), ev["kind"]
+        rows.append(f'<tr class="{severity(kind)}" id="ev{n}" data-event-id="{esc(ev.get("id"))}" '
+                    f'data-kind="{esc(kind)}"><td>{n}</td><td>{local_time(t)}</td><td>{utc_time(t)}</td>'
+                    f"<td><b>{esc(kind_label(kind, lang))}</b><br><small>{esc(kind)}</small></td>"
                     f"<td>{esc(ev.get('uav_id'))}</td><td>{esc(ev.get('zone_id') or '')}</td>"
-                    f"<td>{esc(_detail(ev))}<br><small>{esc(ev.get('id'))}</small></td>"
-                    f"<td>{esc(_context(ev, data))}</td></tr>")
+                    f"<td>{esc(event_description(ev, lang, names))}<br><small>{esc(_detail(ev))}<br>"
+                    f"{esc(ev.get('id'))}</small></td><td>{esc(_context(ev, data, lang))}</td></tr>")
     return f'<table class="timeline"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
-def sensors_section(data: ReportData) -> str:
+def _why(why: Why, lang: str) -> str:
+    if why.rule is not None:
+        return _t("why.rule", lang, rule=why.rule, zone=why.zone)
+    return _t("why.event", lang, kind=kind_label(why.kind or "", lang), zone=why.zone)
+
+
+def sensors_section(data: ReportData, lang: str) -> str:
     if not data.sensors:
-        return f"<p>{esc(_t('none.sensors'))}</p>"
+        return f"<p>{esc(_t('none.sensors', lang))}</p>"
     out = []
     for s in data.sensors:
-        rules = "; ".join(_t("sensor.rule", id=r.id, op=r.op, limit=r.limit, clear_op="<" if r.op == ">" else ">",
-                             clear=r.clear) for r in s.rules)
+        rules = _t("separator", lang).join(
+            _t("sensor.rule", lang, id=r.id, op=r.op, limit=r.limit, clear_op="<" if r.op == ">" else ">",
+               clear=r.clear) for r in s.rules)
+        why = _t("separator", lang).join(_why(w, lang) for w in s.why)
         body = "".join(f"<tr><td>{local_time(r.t)}</td><td>{utc_time(r.t)}</td><td>"
                        f"{esc(r.text if r.value is None else f'{r.value:g}')} {esc(r.unit or '')}</td></tr>"
                        for r in s.readings)
-        out.append(f'<div class="sensor"><h3>{esc(s.sensor_id)} · {esc(s.metric)}</h3>'
-                   f"<p>{esc(_t('sensor.why', why=s.why))}{'<br>' + esc(rules) if rules else ''}</p>"
-                   f"{sensor_svg(s)}<table><thead><tr><th>{esc(_t('col.local'))}</th><th>{esc(_t('col.utc'))}</th>"
-                   f"<th>{esc(_t('col.value'))}</th></tr></thead><tbody>{body}</tbody></table></div>")
+        out.append(f'<div class="sensor" data-metric="{esc(s.metric)}"><h3>{esc(s.sensor_id)} · '
+                   f'{esc(metric_label(s.metric, lang))}</h3>'
+                   f"<p>{esc(_t('sensor.why', lang, why=why))}{'<br>' + esc(rules) if rules else ''}</p>"
+                   f"{sensor_svg(s)}<table><thead><tr><th>{esc(_t('col.local', lang))}</th>"
+                   f"<th>{esc(_t('col.utc', lang))}</th><th>{esc(_t('col.value', lang))}</th></tr></thead>"
+                   f"<tbody>{body}</tbody></table></div>")
     return "".join(out)
 
 
-def zones_section(data: ReportData) -> str:
+def _zone_events(z, count: int, lang: str) -> str:
+    return _t("zone_events", lang, restriction=restriction(z.restriction, lang), count=count)
+
+
+def zones_section(data: ReportData, lang: str) -> str:
     zones = [z for z in data.zones if z.id in data.involved]
     if not zones:
-        return f"<p>{esc(_t('none.zones'))}</p>"
-    head = "".join(f"<th>{esc(_t(k))}</th>" for k in ("col.id", "col.name", "col.type", "col.band", "col.restriction"))
+        return f"<p>{esc(_t('none.zones', lang))}</p>"
+    head = "".join(f"<th>{esc(_t(k, lang))}</th>"
+                   for k in ("col.id", "col.name", "col.type", "col.band", "col.restriction"))
     counts = Counter(e.get("zone_id") for e in data.events)
-    rows = "".join(f"<tr><td>{esc(z.id)}</td><td>{esc(z.name)}</td><td>{esc(z.kind)}</td><td>{esc(_band(z))}</td>"
-                   f"<td>{esc(z.restriction)} ({counts[z.id]})</td></tr>" for z in zones)
+    rows = "".join(f"<tr><td>{esc(z.id)}</td><td>{esc(zone_name(z, lang))}</td><td>{esc(zone_kind(z.kind, lang))}</td>"
+                   f"<td>{esc(_band(z, lang))}</td><td>{esc(_zone_events(z, counts[z.id], lang))}</td></tr>"
+                   for z in zones)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 
 
-def fixes_section(data: ReportData) -> str:
+def fixes_section(data: ReportData, lang: str) -> str:
     if not data.tracks:
-        return f"<p>{esc(_t('none.track'))}</p>"
-    head = "".join(f"<th>{esc(_t(k))}</th>" for k in ("col.local", "col.lon", "col.lat", "col.alt", "col.speed",
-                                                      "col.battery", "col.status"))
+        return f"<p>{esc(_t('none.track', lang))}</p>"
+    head = "".join(f"<th>{esc(_t(k, lang))}</th>" for k in ("col.local", "col.lon", "col.lat", "col.alt", "col.speed",
+                                                            "col.battery", "col.status"))
+    refs = {ref: esc(ref_label(ref, lang)) for ref in {f.alt_ref for fixes in data.tracks.values() for f in fixes}}
     out = []
     for uav, fixes in sorted(data.tracks.items()):
         shown = fixes[:MAX_FIX_ROWS]
         rows = "".join(f"<tr><td>{local_time(f.t)}</td><td>{f.lon:.6f}</td><td>{f.lat:.6f}</td>"
-                       f"<td>{f.alt_m:g} {esc(f.alt_ref)}</td><td>{'' if f.speed_mps is None else f'{f.speed_mps:g}'}</td>"
+                       f"<td>{f.alt_m:g} {refs[f.alt_ref]}</td><td>{'' if f.speed_mps is None else f'{f.speed_mps:g}'}</td>"
                        f"<td>{'' if f.battery_pct is None else f'{f.battery_pct:g}'}</td><td>{esc(f.status or '')}</td></tr>"
                        for f in shown)
-        more = f" {_t('fixes.thinned', count=MAX_FIX_ROWS)}" if len(fixes) > MAX_FIX_ROWS else ""
+        more = f" {_t('fixes.thinned', lang, count=MAX_FIX_ROWS)}" if len(fixes) > MAX_FIX_ROWS else ""
         out.append(f'<details class="fixes" {"open" if len(fixes) <= 300 else ""}><summary>'
-                   f"{esc(_t('fixes.count', uav=uav, count=len(fixes)))}{esc(more)}</summary>"
+                   f"{esc(_t('fixes.count', lang, uav=uav, count=len(fixes)))}{esc(more)}</summary>"
                    f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></details>")
     return "".join(out)
 
@@ -417,29 +417,31 @@ print-color-adjust:exact}}
 """
 
 
-def render(data: ReportData) -> str:
+def render(data: ReportData, language: str = "en") -> str:
+    """The page in `language` (zh-CN or en; any tag i18n.normalize takes)."""
+    lang = i18n.normalize(language)
     span = data.span
     kinds = Counter(e["kind"] for e in data.events)
     s = data.summary
-    meta = [(_t("meta.recording"), data.source), (_t("meta.root"), data.root)]
+    meta = [(_t("meta.recording", lang), data.source), (_t("meta.root", lang), data.root)]
     if data.recorded:
-        meta.append((_t("meta.recorded"), data.recorded))
+        meta.append((_t("meta.recorded", lang), data.recorded))
     if span:
-        meta.append((_t("meta.span"), f"{local_time(span[0])} – {local_time(span[1])} (Asia/Shanghai); "
-                                      f"{utc_time(span[0])} – {utc_time(span[1])} UTC"))
-    meta.append((_t("meta.uav"), data.uav or _t("meta.all")))
-    meta.append((_t("meta.events"), ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())) or "0"))
-    meta.append(("", _t("meta.messages", messages=s.get("messages", 0), fixes=s.get("telemetry", 0),
+        meta.append((_t("meta.span", lang), _t("meta.span_value", lang, local_start=local_time(span[0]),
+                                              local_end=local_time(span[1]), utc_start=utc_time(span[0]),
+                                              utc_end=utc_time(span[1]))))
+    meta.append((_t("meta.uav", lang), data.uav or _t("meta.all", lang)))
+    meta.append((_t("meta.events", lang), _t("separator", lang).join(
+        _t("meta.kind_count", lang, label=kind_label(k, lang), count=n) for k, n in sorted(kinds.items())) or "0"))
+    meta.append(("", _t("meta.messages", lang, messages=s.get("messages", 0), fixes=s.get("telemetry", 0),
                         readings=s.get("readings", 0), seconds=s.get("seconds", 0.0))))
     dl = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in meta)
-    title = _t("title", name=data.title)
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
+    title = _t("title", lang, name=data.title)
+    sections = [("h.map", map_svg(data, lang), ' class="map-section"'), ("h.profile", profile_svg(data, lang), ""),
+                ("h.timeline", timeline(data, lang), ""), ("h.sensors", sensors_section(data, lang), ""),
+                ("h.zones", zones_section(data, lang), ""), ("h.fixes", fixes_section(data, lang), "")]
+    body = "".join(f"<section{cls}><h2>{esc(_t(key, lang))}</h2>{content}</section>" for key, content, cls in sections)
+    return (f'<!DOCTYPE html><html lang="{lang}"><head><meta charset="utf-8"><title>{esc(title)}</title>'
             f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head><body>'
-            f"<header><h1>{esc(title)}</h1><dl class=\"meta\">{dl}</dl></header>"
-            f"<section class=\"map-section\"><h2>{esc(_t('h.map'))}</h2>{map_svg(data)}</section>"
-            f"<section><h2>{esc(_t('h.profile'))}</h2>{profile_svg(data)}</section>"
-            f"<section><h2>{esc(_t('h.timeline'))}</h2>{timeline(data)}</section>"
-            f"<section><h2>{esc(_t('h.sensors'))}</h2>{sensors_section(data)}</section>"
-            f"<section><h2>{esc(_t('h.zones'))}</h2>{zones_section(data)}</section>"
-            f"<section><h2>{esc(_t('h.fixes'))}</h2>{fixes_section(data)}</section>"
-            f"<footer>{esc(_t('footer'))}</footer></body></html>\n")
+            f"<header><h1>{esc(title)}</h1><dl class=\"meta\">{dl}</dl></header>{body}"
+            f"<footer>{esc(_t('footer', lang))}</footer></body></html>\n")

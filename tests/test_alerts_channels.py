@@ -1,9 +1,13 @@
 """The channels against local receivers (no database): the generic webhook's signature and replay window, the
 WeCom and DingTalk robots' documented bodies and DingTalk's signed address, email over SMTP, and how each
-receiver answer is classified (delivered, retried, failed with the reason; never the target's key in it)."""
+receiver answer is classified (delivered, retried, failed with the reason; never the target's key in it).
+Every channel writes in the subscription's language (zh-CN or en) from the catalogue."""
 from __future__ import annotations
 
+import email
+import email.policy
 import hmac
+import re
 import random
 import time
 from datetime import datetime, timezone
@@ -30,13 +34,17 @@ EVENT = {"id": "9ae52b28-422e-5e1f-99bd-a663a90cfe12", "ts": "2026-03-10T02:00:3
                     "zone_name": "Huangpu river bridge exclusion (south)"}}
 
 
+ZONE_ZH = "黄浦江大桥南侧禁飞区"  # the zone's name_zh, as store.events reads it with the event
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
 def alert(i: int = 0, kind: str = "no_fly_violation") -> Alert:
     ev = {**EVENT, "id": EVENT["id"] if i == 0 else f"9ae52b28-422e-5e1f-99bd-a663a90c{i:04x}", "kind": kind}
-    return Alert(ev["id"], "airspace", kind, datetime(2026, 3, 10, 2, 0, 36, tzinfo=timezone.utc), ev)
+    return Alert(ev["id"], "airspace", kind, datetime(2026, 3, 10, 2, 0, 36, tzinfo=timezone.utc), ev, ZONE_ZH)
 
 
-def message(channel: str, target: str, secret: str | None = None, n: int = 1) -> Message:
-    sub = Subscription("00000000-0000-4000-8000-000000000001", "duty officers", channel, target, secret, "zh-CN")
+def message(channel: str, target: str, secret: str | None = None, n: int = 1, lang: str = "zh-CN") -> Message:
+    sub = Subscription("00000000-0000-4000-8000-000000000001", "duty officers", channel, target, secret, lang)
     alerts = tuple(alert(i) for i in range(n))
     return Message(alerts[0].event_id if n == 1 else "digest-id", sub, alerts, digest=n > 1)
 
@@ -60,7 +68,9 @@ def test_the_webhook_is_signed_over_timestamp_and_body_and_carries_the_event_id(
     body = req.json()
     assert req.headers["x-skylane-event-id"] == body["id"] == body["event"]["id"] == EVENT["id"]
     assert body["type"] == "event" and body["event"]["zone_id"] == "R-BR-MP" and body["language"] == "zh-CN"
-    assert "No-fly zone violation" in body["title"] and "INC-NF1" in body["title"]
+    assert body["title"] == f"[Skylane] 闯入禁飞区：INC-NF1，{ZONE_ZH}（R-BR-MP）"
+    assert body["event"]["description"] == f"INC-NF1 闯入禁飞区 {ZONE_ZH}"
+    assert "时间：2026-03-10 10:00:36（北京时间）" in body["text"]
 
 
 def test_a_receiver_rejects_stale_timestamps_and_forged_signatures():
@@ -87,8 +97,8 @@ def test_wecom_gets_its_documented_markdown_body(channels):
         robot.stop()
     assert wrong.outcome == FAILED and "errcode 40008" in wrong.error and "other" not in wrong.error
     content = robot.accepted[0].json()["markdown"]["content"]
-    assert content.startswith("### [Skylane] No-fly zone violation: INC-NF1 in Huangpu river bridge exclusion")
-    assert EVENT["id"] in content and "(Asia/Shanghai)" in content
+    assert content.startswith(f"### [Skylane] 闯入禁飞区：INC-NF1，{ZONE_ZH}（R-BR-MP）")
+    assert EVENT["id"] in content and "（北京时间）" in content and "No-fly" not in content
     assert len(robot.accepted[1].json()["markdown"]["content"].encode()) <= 4096
 
 
@@ -106,7 +116,7 @@ def test_dingtalk_signs_its_address_as_documented_and_a_wrong_secret_fails(chann
     assert unsigned.outcome == FAILED
     req = robot.seen[0]  # robots answer 200 with an errcode: the first request was the signed one
     md = req.json()["markdown"]
-    assert req.json()["msgtype"] == "markdown" and md["title"].startswith("[Skylane] No-fly zone violation")
+    assert req.json()["msgtype"] == "markdown" and md["title"].startswith("[Skylane] 闯入禁飞区：INC-NF1")
     assert md["text"].startswith("### [Skylane]") and EVENT["id"] in md["text"]
     # the documented example: sign = urlencode(base64(HMAC-SHA256(secret, f"{timestamp}\n{secret}")))
     assert unquote_plus(sign(secret, 1577262236757)) == dingtalk_sign(secret, "1577262236757")
@@ -118,13 +128,13 @@ def test_email_goes_over_smtp_with_a_message_id_from_the_event():
     sink = MailSink().start()
     try:
         mail = MailChannel(SmtpConfig("127.0.0.1", sink.port, sender="alerts@skylane.test"), timeout_s=5)
-        assert mail.send(message("email", "duty@minhang.test, ops@minhang.test")).outcome == DELIVERED
+        assert mail.send(message("email", "duty@minhang.test, ops@minhang.test", lang="en")).outcome == DELIVERED
     finally:
         sink.stop()
     (got,) = sink.messages
     assert got["Message-ID"] == message_id(EVENT["id"]) == f"<{EVENT['id']}@alerts.skylane>"
     assert got["X-Skylane-Event-Id"] == EVENT["id"] and got["To"] == "duty@minhang.test, ops@minhang.test"
-    assert got["Subject"].startswith("[Skylane] No-fly zone violation")
+    assert got["Subject"].startswith("[Skylane] No-fly zone violation: INC-NF1 in Huangpu river bridge")
     assert "Position: 31.04700, 121.48736, 54 m AMSL" in got.get_payload()
 
 
@@ -196,9 +206,71 @@ def test_the_minute_window_keeps_a_robots_rate():
 
 
 def test_a_digest_lists_every_event_and_its_text_stays_short():
-    msg = message("webhook", "http://x", SECRET, n=45)
+    msg = message("webhook", "http://x", SECRET, n=45, lang="en")
     body = render.webhook_body(msg)
     assert body["type"] == "digest" and body["count"] == 45 and len({e["id"] for e in body["events"]}) == 45
     text = render.plain_text(msg)
     assert text.startswith("45 alerts in 2026-03-10 10:00:36") and "... and 25 more" in text
     assert orjson.loads(orjson.dumps(body))["title"] == "[Skylane] 45 alerts for duty officers"
+    zh = message("webhook", "http://x", SECRET, n=45)
+    assert render.title(zh) == "[Skylane] duty officers：45 条告警"
+    text = render.plain_text(zh)
+    assert text.startswith("告警密集：2026-03-10 10:00:36 至 10:00:36（北京时间）共 45 条告警")
+    assert "按类型：闯入禁飞区 45 条" in text and "……另有 25 条" in text and "alerts" not in text
+
+
+def _mail(sink: MailSink) -> email.message.EmailMessage:
+    (got,) = sink.messages
+    return email.message_from_bytes(got.as_bytes(), policy=email.policy.default)
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_every_channel_writes_in_the_subscriptions_language(channels, lang):
+    """The same event to a webhook, both robots and email: each says it in the subscription's language, with
+    the catalogue's kind label, the zone's Chinese name in Chinese and the time in Asia/Shanghai."""
+    title = {"zh-CN": f"[Skylane] 闯入禁飞区：INC-NF1，{ZONE_ZH}（R-BR-MP）",
+             "en": "[Skylane] No-fly zone violation: INC-NF1 in Huangpu river bridge exclusion (south) (R-BR-MP)"}[lang]
+    lines = {"zh-CN": ["事件：闯入禁飞区（no_fly_violation）", "无人机：INC-NF1", "位置：31.04700, 121.48736，海拔 54 米",
+                       "时间：2026-03-10 10:00:36（北京时间），UTC 2026-03-10 02:00:36", "订阅：duty officers"],
+             "en": ["Event: No-fly zone violation (no_fly_violation)", "Drone: INC-NF1",
+                    "Time: 2026-03-10 10:00:36 (Asia/Shanghai), 2026-03-10 02:00:36 UTC", "Subscription: duty officers"]}[lang]
+    hook, wecom, ding, sink = webhook_receiver(SECRET).start(), wecom_robot("k1").start(), \
+        dingtalk_robot("t1", "SECsigning-secret").start(), MailSink().start()
+    try:
+        mail = MailChannel(SmtpConfig("127.0.0.1", sink.port), timeout_s=5)
+        for channel, sender, target, secret in (
+                ("webhook", channels["webhook"], hook.url + "/h", SECRET),
+                ("wecom", channels["wecom"], wecom.url + "/cgi-bin/webhook/send?key=k1", None),
+                ("dingtalk", channels["dingtalk"], ding.url + "/robot/send?access_token=t1", "SECsigning-secret"),
+                ("email", mail, "duty@minhang.test", None)):
+            assert sender.send(message(channel, target, secret, lang=lang)).outcome == DELIVERED, channel
+    finally:
+        for rx in (hook, wecom, ding, sink):
+            rx.stop()
+    body = hook.accepted[0].json()
+    md_wecom = wecom.accepted[0].json()["markdown"]["content"]
+    md_ding = ding.accepted[0].json()["markdown"]
+    mail = _mail(sink)
+    texts = {"webhook": body["text"], "wecom": md_wecom, "dingtalk": md_ding["text"], "email": mail.get_content()}
+    assert body["title"] == md_ding["title"] == mail["Subject"] == title
+    assert md_wecom.startswith(f"### {title}\n") and md_ding["text"].startswith(f"### {title}\n")
+    assert body["language"] == lang
+    for channel, text in texts.items():
+        for line in lines:
+            assert line in text, (channel, line, text)
+        assert bool(CJK.search(text.replace("duty officers", ""))) == (lang == "zh-CN"), (channel, text)
+        if lang == "zh-CN":  # no English catalogue text in a Chinese message
+            assert not re.search(r"\b(Event|Drone|Zone|Time|Position|Subscription|No-fly)\b", text), (channel, text)
+
+
+def test_a_sensor_alert_says_the_metric_in_the_subscriptions_language():
+    ev = {"id": "5d0c7f2e-0000-4000-8000-000000000001", "ts": "2026-03-10T02:00:36.000Z", "kind": "sensor_threshold",
+          "sensor_id": "W-C1", "rule_id": "C1-wind", "metric": "wind_gust", "value": 13.6,
+          "detail": {"op": "above", "limit": 12.0, "clear": 10.0}}
+    sensor = Alert(ev["id"], "sensor", "sensor_threshold", datetime(2026, 3, 10, 2, 0, 36, tzinfo=timezone.utc), ev)
+    sub = Subscription("s", "desk", "email", "duty@minhang.test", None, "zh-CN")
+    text = render.plain_text(Message(ev["id"], sub, (sensor,)))
+    assert text.splitlines()[:3] == ["W-C1：阵风 为 13.6，高于 12", "事件：传感器超限（sensor_threshold）", "传感器：W-C1"]
+    assert "数值：阵风 = 13.6" in text
+    en = render.plain_text(Message(ev["id"], Subscription("s", "desk", "email", "d@x.cn", None, "en"), (sensor,)))
+    assert "Sensor: W-C1" in en and "Value: wind gust = 13.6" in en

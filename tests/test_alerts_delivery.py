@@ -248,3 +248,54 @@ def test_old_events_of_a_deleted_or_disabled_subscription_are_not_sent(system):
         worker.stop()
         rx.stop()
     assert query(db, "SELECT min(next_attempt - now()) > interval '30 s' FROM alert_outbox") == [(True,)]
+
+
+def test_the_worker_writes_each_subscription_in_its_language_with_the_zones_chinese_name(system):
+    """The same violation to a Chinese and an English subscription: each message in its language, the zone by
+    its stored `name_zh` in Chinese (read with the event), the time in Asia/Shanghai; the event's description
+    rides along in the webhook body as the API gives it."""
+    db = system.database_url
+    rx = webhook_receiver(SECRET).start()
+    zh = subscribe(db, name="值班席", channel="webhook", target=rx.url + "/zh", secret=SECRET, language="zh-CN")
+    en = subscribe(db, name="night desk", channel="webhook", target=rx.url + "/en", secret=SECRET, language="en")
+    store_events(db, violations(1))
+    worker = WorkerThread(system).start()
+    try:
+        wait_delivered(db, 20)
+    finally:
+        worker.stop()
+        rx.stop()
+    by_path = {r.path: r.json() for r in rx.accepted}
+    assert sorted(by_path) == ["/en", "/zh"] and {b["subscription"]["id"] for b in by_path.values()} == {zh, en}
+    zh_body, en_body = by_path["/zh"], by_path["/en"]
+    assert zh_body["language"] == "zh-CN" and en_body["language"] == "en"
+    assert zh_body["title"] == "[Skylane] 闯入禁飞区：FLOOD0，黄浦江大桥禁飞区（南）（R-BR-MP）"
+    assert zh_body["event"]["description"].startswith("FLOOD0 闯入禁飞区 黄浦江大桥禁飞区（南）")
+    assert "时间：2026-03-10 10:00:00（北京时间）" in zh_body["text"] and "订阅：值班席" in zh_body["text"]
+    assert "No-fly" not in zh_body["text"] and "Time:" not in zh_body["text"]
+    assert en_body["title"] == "[Skylane] No-fly zone violation: FLOOD0 in bridge (R-BR-MP)"
+    assert "Time: 2026-03-10 10:00:00 (Asia/Shanghai)" in en_body["text"] and "闯入" not in en_body["text"]
+
+
+def test_alert_api_errors_are_said_in_the_callers_language(system, api):
+    import httpx
+    admin = make_keys(system.database_url).admin
+    path = api.url + "/v1/alerts/subscriptions"
+    wecom = {"name": "ops", "channel": "wecom", "target": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=K"}
+
+    def post(body, lang):
+        return httpx.post(path, json=body, timeout=30, headers={"Authorization": f"Bearer {admin}",
+                                                                 "Accept-Language": lang})
+    for lang, kind, target, gone in (
+            ("zh-CN,zh;q=0.9", "未知的事件类型 'no_such_kind'；可用类型：", "企业微信机器人地址须带 key", "没有该订阅"),
+            ("en-US", "unknown event kind 'no_such_kind'; kinds: ", "a WeCom robot address carries its key",
+             "no such subscription")):
+        r = post({**wecom, "kinds": ["no_such_kind"]}, lang)
+        assert r.status_code == 422 and r.json()["detail"].startswith(kind), r.text
+        r = post({**wecom, "target": "https://qyapi.weixin.qq.com/no-key"}, lang)
+        assert r.status_code == 422 and target in r.json()["detail"], r.text
+        r = httpx.delete(f"{path}/{uuid.uuid4()}", timeout=30,
+                         headers={"Authorization": f"Bearer {admin}", "Accept-Language": lang})
+        assert r.status_code == 404 and r.json()["detail"] == gone, r.text
+    r = post({**wecom, "channel": "email", "target": "duty@x.org", "secret": "x"}, "zh-CN")
+    assert r.status_code == 422 and r.json()["detail"] == "email 订阅设置有误：邮件订阅不设密钥（SMTP 账户在服务配置中设置）"

@@ -1,13 +1,18 @@
-"""`skylane report RECORDING -o FILE.html [--zones FILE] [--uav ID]`: the incident report of a recording.
+"""`skylane report RECORDING -o FILE.html [--zones FILE] [--uav ID] [--lang zh-CN|en]`: the incident report of a
+recording.
 
 One self-contained HTML page (replay/report_html.py): map with the tracks and zones, altitude profile,
-timeline of the evaluated events, the sensor values that mattered. Opens offline, prints on A4.
+timeline of the evaluated events, the sensor values that mattered. Opens offline, prints on A4. `--lang`: the
+page's language (default English, whatever the shell's LANG says, so a script's output does not change with
+the machine it runs on; the API's report follows the caller's Accept-Language instead).
 """
 from __future__ import annotations
 
 import logging
 import sys
 from pathlib import Path
+
+from i18n import LANGS
 
 from ..settings import Settings
 
@@ -23,7 +28,8 @@ def cmd_report(args, settings: Settings) -> int:
     try:
         zones = load_zones(args.zones or settings.zone_file)
         source = FileSource(args.recording)
-        html = build_report(source, zones, uav=args.uav, policy=monitor_policy(settings), title=args.title)
+        html = build_report(source, zones, uav=args.uav, policy=monitor_policy(settings), title=args.title,
+                            language=args.lang)
     except (OSError, ValueError) as exc:  # replay.recordfile.RecordFormatError too
         print(f"skylane report: {exc}", file=sys.stderr)
         return 2
@@ -42,4 +48,5 @@ def register(sub) -> None:
     s.add_argument("--zones", type=Path, help="evaluate against this airspace instead of SKYLANE_ZONE_FILE")
     s.add_argument("--uav", help="only this drone's events and track")
     s.add_argument("--title", help="the report's title (default: the recording's name)")
+    s.add_argument("--lang", choices=LANGS, default="en", help="the report's language (default: en)")
     s.set_defaults(func=cmd_report)
