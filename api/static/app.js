@@ -10,7 +10,8 @@
  *   POST /v1/events/{id}/ack      acknowledge an alert (operators, engineers, admins)
  *   GET /v1/sensors, /v1/sensors/{id}/readings   latest values; a short bucketed history for the chart
  *   GET /v1/clearances/{id}       the selected drone's clearance
- *   GET /v1/recordings, GET|POST /v1/replays     the engineers' replay control
+ *   GET /v1/recordings, GET|POST /v1/replays     the engineers' replay control (its report button and the admins'
+ *                                                alert subscriptions: alert-subscriptions.js)
  *   GET /v1/health                {status, database, mqtt}
  *   WS  /v1/live?access_token=[&root=replay/...]   JSON arrays of messages (a bare object is accepted too);
  *        with root= a replay's feed (engineers): the replay control switches the map to it and back to live.
@@ -1327,6 +1328,7 @@
     boot();
     setupReplay();
     if (window.SkylanePlanning) window.SkylanePlanning.start(me);   // operators and admins: flight planning
+    if (window.SkylaneAlertSubscriptions) window.SkylaneAlertSubscriptions.start(me);   // admins; the report button
   }
   function keyRefused() {
     sessionStorage.removeItem(KEY_STORE);
