@@ -255,8 +255,8 @@ def rival_drones(system) -> None:
                  expected_interval_s=1.0) for d, o in (("OWN-7", "acme"), ("RIVAL-7", "rival"))])
 
 
-def test_an_operator_sees_the_other_drone_and_the_pair_without_who_it_is(system, rival_drones, api, keys,  # noqa: F811
-                                                                        browser):
+def test_an_operator_sees_the_other_drone_and_the_pair_without_who_it_is(  # noqa: F811
+        system, rival_drones, api, keys, browser):  # noqa: F811
     ts = _now()
     states = {t: _state(t, at, ts, "drone", uav, {"serial": uav + "-SN"}, {"telemetry": _source()}, ["separation_loss"],
                         90.0, 6.0)
