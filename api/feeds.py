@@ -33,7 +33,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, 
 from fastapi.responses import StreamingResponse
 from starlette.datastructures import QueryParams
 
-from i18n import negotiate, normalize
+from i18n import Msg, negotiate, normalize
 from protocol import topics
 
 from .auth import Authenticator, Principal, authenticate_token, metrics_reader, token_from
@@ -80,11 +80,9 @@ class RootHubs:
         if root is None or root == "" or root == self.live.root:
             return self.live.root
         if not (root.startswith(REPLAY_PREFIX) and _ROOT.fullmatch(root)):
-            raise RootError(422, WS_POLICY, f"root must be the live root {self.live.root!r} or a replay root "
-                                            f"under {REPLAY_PREFIX!r} (letters, digits, _ . : - and /)")
+            raise RootError(422, WS_POLICY, Msg("api.feed.bad_root", live=self.live.root, prefix=REPLAY_PREFIX))
         if principal.role not in REPLAY_ROLES:
-            raise RootError(403, WS_FORBIDDEN, f"role {principal.role!r} may not watch replay roots "
-                                               f"(engineer or admin only)")
+            raise RootError(403, WS_FORBIDDEN, Msg("api.feed.replay_role", role=principal.role))
         return root
 
     def acquire(self, root: str) -> LiveHub:
@@ -94,7 +92,7 @@ class RootHubs:
         hub = self.hubs.get(root)
         if hub is None:
             if len(self.hubs) >= self.max_hubs:
-                raise RootError(503, WS_TRY_LATER, f"{self.max_hubs} replay feeds are open already; try later")
+                raise RootError(503, WS_TRY_LATER, Msg("api.feed.replay_hubs_full", n=self.max_hubs))
             hub = LiveHub(self.live.mqtt_url, root, directory=self.live.directory, owns_directory=False)
             hub.start()
             self.hubs[root] = hub
@@ -203,10 +201,10 @@ class FeedLimits:
     def acquire(self, key_id: str) -> str | None:
         """Take a slot for one feed of `key_id`; the reason when refused (pair a None with release())."""
         if self.total >= self.max_total:
-            return f"this server has {self.max_total} live feeds open (its limit); try again later"
+            return Msg("api.feed.server_full", n=self.max_total)
         n = self.per_key.get(key_id, 0)
         if n >= self.max_per_key:
-            return f"this API key has {n} live feeds open (at most {self.max_per_key}); close one first"
+            return Msg("api.feed.key_full", n=n, max=self.max_per_key)
         self.per_key[key_id] = n + 1
         self.total += 1
         return None
@@ -404,7 +402,7 @@ def feeds_router(hub: LiveHub, *, max_positions: int = MAX_POSITIONS_QUEUED, max
         except RootError as exc:
             raise HTTPException(exc.status, exc.reason) from None
         if feed_root != hub.root and feed_root not in hubs.hubs and len(hubs.hubs) >= hubs.max_hubs:
-            raise HTTPException(503, f"{hubs.max_hubs} replay feeds are open already; try later")
+            raise HTTPException(503, Msg("api.feed.replay_hubs_full", n=hubs.max_hubs))
         refused = limits.acquire(principal.key_id)
         if refused is not None:
             DISCONNECTS.labels("over_limit").inc()
@@ -466,7 +464,10 @@ def create_feed_app(database_url: str, mqtt_url: str, root: str, key_cache_s: fl
     """
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
     from psycopg_pool import ConnectionPool
+    from starlette.exceptions import HTTPException as StarletteHTTPException
     from starlette.responses import JSONResponse, Response
+
+    from .localize import localized_http_exception
 
     pool = ConnectionPool(database_url, min_size=1, max_size=4, open=False, timeout=5)
     hub = LiveHub(mqtt_url, root, directory=DeviceDirectory(pool.connection, ttl_s=5.0))
@@ -481,6 +482,7 @@ def create_feed_app(database_url: str, mqtt_url: str, root: str, key_cache_s: fl
         pool.close()
 
     app = FastAPI(title="Skylane live feeds", lifespan=lifespan)
+    app.add_exception_handler(StarletteHTTPException, localized_http_exception)  # as the full API: per caller
     app.state.auth = Authenticator(pool.connection, key_cache_s)
     app.state.hub = hub
     app.include_router(feeds_router(hub, **router_kw))

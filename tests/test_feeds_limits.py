@@ -58,6 +58,9 @@ def test_feeds_are_capped_per_key_and_in_total(system, keys):
             assert code == 1013 and "this API key has 2 live feeds open" in reason
             r = httpx.get(server.url + "/v1/live/sse", params={"access_token": keys["a"]}, headers=SSE, timeout=5)
             assert r.status_code == 429 and "this API key has 2 live feeds open" in r.json()["detail"]
+            r = httpx.get(server.url + "/v1/live/sse", params={"access_token": keys["a"]},
+                          headers={**SSE, "Accept-Language": "zh-CN"}, timeout=5)
+            assert r.status_code == 429 and "此 API 密钥已打开 2 个实时数据流" in r.json()["detail"]
             with ws_connect(live + keys["b"]) as b1:  # another key: fine, and now the server is full
                 _wait(lambda: len(server.hub.subscribers) == 3, 5, "three feeds")
                 code, reason = _refused_ws(live + keys["c"])
