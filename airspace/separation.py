@@ -21,7 +21,7 @@ from itertools import combinations
 
 import numpy as np
 
-from protocol.times import rfc3339
+from protocol.times import parse_rfc3339, rfc3339
 
 from .coords import M_PER_DEG_LAT, m_per_deg_lon
 from .events import epoch_of, from_epoch
@@ -51,7 +51,7 @@ def _time(value) -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         return float(value)
     if isinstance(value, str):
-        return epoch_of(datetime.fromisoformat(value.replace("Z", "+00:00")))
+        return parse_rfc3339(value).timestamp()
     raise ValueError(f"bad time {value!r}")
 
 

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from protocol.times import rfc3339
+from protocol.times import parse_rfc3339, rfc3339
 
-from .events import epoch_of, from_epoch
+from .events import from_epoch
 from .reasons import round3
 from .route import Route
 from .zones import ZoneSet
@@ -120,7 +119,7 @@ def _needed_delay(check: RouteCheck, r: Route, reason: dict) -> float:
     """A delay after which this reason no longer holds at its place (sufficient, not minimal): a time code,
     or a zone reason of a scheduled zone (time_bound)."""
     code = reason["code"]
-    entry_t = epoch_of(datetime.fromisoformat(reason["entry"]["t"].replace("Z", "+00:00"))) if (
+    entry_t = parse_rfc3339(reason["entry"]["t"]).timestamp() if (
         reason.get("entry") and reason["entry"].get("t")) else float(r.t[0])
     if code == "separation_conflict":
         other = next(c for c in check.index.clearances if c.clearance_id == reason["conflict"]["clearance_id"])

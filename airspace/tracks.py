@@ -517,9 +517,18 @@ class TrackTable:
 
 
 def iso_ms(t: np.ndarray) -> list[str]:
-    """Epoch seconds as RFC 3339 strings (protocol.times.rfc3339's format: UTC, milliseconds, 'Z'), vectorized."""
-    ms = np.round(np.asarray(t, float) * 1000.0).astype(np.int64)
-    return [x + "Z" for x in np.datetime_as_string(ms.astype("datetime64[ms]"), unit="ms").tolist()]
+    """Epoch seconds as RFC 3339 strings, vectorized, each identical to protocol.times.rfc3339 of the value
+    (UTC, milliseconds, 'Z'). rfc3339 rounds the exact value of the float to the millisecond (half to even);
+    `t * 1000` is itself rounded, so a value within a few ulps of half a millisecond can round the other way
+    here: those few are formatted by rfc3339 itself (tests/test_protocol_times.py compares the two)."""
+    t = np.asarray(t, float)
+    scaled = t * 1000.0
+    ms = np.round(scaled)
+    out = [x + "Z" for x in np.datetime_as_string(ms.astype(np.int64).astype("datetime64[ms]"), unit="ms").tolist()]
+    near_half = np.abs(np.abs(scaled - ms) - 0.5) <= 4 * np.spacing(np.abs(scaled)) + 1e-9
+    for i in np.flatnonzero(near_half).tolist():
+        out[i] = rfc3339(float(t.flat[i]))
+    return out
 
 
 def _nums(v: np.ndarray, digits: int) -> list[float | None]:

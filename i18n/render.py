@@ -12,6 +12,8 @@ from datetime import datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from protocol.times import parse_rfc3339
+
 from .catalogue import has, normalize, t
 
 LOCAL = ZoneInfo("Asia/Shanghai")
@@ -26,8 +28,8 @@ def local_time(ts: Any, lang: str) -> str:
         elif isinstance(ts, (int, float)) and not isinstance(ts, bool):
             dt = datetime.fromtimestamp(float(ts), timezone.utc)
         else:
-            dt = datetime.fromisoformat(str(ts).replace("Z", "+00:00"))
-        if dt.tzinfo is None:
+            dt = parse_rfc3339(str(ts))
+        if dt.utcoffset() is None:
             return str(ts)
     except (ValueError, OverflowError, OSError):
         return str(ts)

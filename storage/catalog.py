@@ -5,6 +5,8 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from protocol.times import rfc3339_or_none
+
 from .queries import stored_upper
 
 
@@ -64,7 +66,7 @@ def list_devices(conn: psycopg.Connection, kind: str | None, limit: int) -> list
         "LIMIT %(limit)s", {"kind": kind, "limit": limit}).fetchall()
     for r in rows:
         for key in ("status_at", "first_seen", "last_seen"):
-            r[key] = r[key].isoformat().replace("+00:00", "Z") if r[key] else None
+            r[key] = rfc3339_or_none(r[key])
     return rows
 
 

@@ -13,6 +13,8 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from protocol.times import rfc3339
+
 COLUMNS = ("ts", "id", "kind", "sensor_id", "rule_id", "metric", "value", "detail")
 
 
@@ -47,7 +49,7 @@ def list_sensor_events(conn: psycopg.Connection, *, sensor_id: str | None = None
         {"sid": sensor_id, "kind": kind, "start": start, "end": end, "limit": limit}).fetchall()
     for r in rows:
         r["id"] = str(r["id"])
-        r["ts"] = r["ts"].isoformat().replace("+00:00", "Z")
+        r["ts"] = rfc3339(r["ts"])
     return rows
 
 

@@ -74,3 +74,27 @@ def test_format_then_parse_round_trips_to_the_millisecond(dt, offset_min):
     assert parse_rfc3339(text) == dt.replace(microsecond=dt.microsecond // 1000 * 1000)
     shifted = dt.astimezone(timezone(timedelta(minutes=offset_min))).isoformat()
     assert parse_rfc3339(shifted) == dt
+
+
+def test_the_vectorized_track_formatter_is_rfc3339():
+    """airspace.tracks.iso_ms (a batch of epoch seconds at once) gives exactly rfc3339's strings, including
+    values half a millisecond (and a hair either side) past a millisecond, where rounding `t * 1000` alone
+    disagrees with rfc3339 about half the time, and exact binary ties (x.0625 s: half-even)."""
+    import numpy as np
+
+    from airspace.tracks import iso_ms
+    base = 1_778_312_125.0  # 2026-05-09T07:35:25Z
+    values = ([base, base + 0.123, base + 0.1234, base + 0.1236, base + 0.9999, base + 0.0625, base + 0.1875,
+               0.0625, 1.0005, 946_684_800.0005]
+              + [base + k / 1000 + 0.0005 for k in range(1000)]
+              + [base + k / 1000 + 0.0005 + d for k in range(0, 1000, 37) for d in (-1e-7, 1e-7)])
+    assert iso_ms(np.array(values)) == [rfc3339(v) for v in values]
+    assert iso_ms(np.array([base + 0.0015]))[0] == rfc3339(base + 0.0015) == "2026-05-09T07:35:25.001Z"
+
+
+@given(st.floats(min_value=946_684_800, max_value=4_102_444_800, allow_nan=False))
+def test_the_vectorized_track_formatter_agrees_with_rfc3339_everywhere(t):
+    import numpy as np
+
+    from airspace.tracks import iso_ms
+    assert iso_ms(np.array([t, t + 0.0005])) == [rfc3339(t), rfc3339(t + 0.0005)]

@@ -40,7 +40,13 @@ def test_registry_keeps_complete_fleet_records(db, zones_geojson):
         assert catalog.register_devices(conn, [r.as_row() for r in records]) == 21
         catalog.register_devices(conn, [r.as_row() for r in records])  # upsert: idempotent
         rows = {r["device_id"]: r for r in catalog.registry(conn)}
+        conn.execute("UPDATE devices SET status_at = %s, last_seen = %s WHERE device_id = 'W-C1'",
+                     (T0 + timedelta(microseconds=1_234_567), T0))
         listed = {r["device_id"]: r for r in catalog.list_devices(conn, "sensor", 100)}
+    # the API's times: protocol.times.rfc3339 (milliseconds), as everywhere else
+    assert (listed["W-C1"]["status_at"], listed["W-C1"]["last_seen"]) == (
+        "2026-05-01T08:00:01.234Z", "2026-05-01T08:00:00.000Z")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", listed["W-C1"]["first_seen"])
     assert len(rows) == 21 and len(listed) == 18
     mast = rows["W-C1"]
     assert (mast["sensor_kind"], mast["category"], mast["properties"]) == ("wind", "weather", {"corridor_id": "C1"})
@@ -63,6 +69,7 @@ def test_sensor_events_are_stored_once_and_seed_the_watch(db):
         write_sensor_events(conn, events)  # a re-delivered batch
         listed = list_sensor_events(conn, sensor_id="W-C1")
         assert [e["kind"] for e in listed] == ["sensor_silent", "sensor_threshold"]
+        assert [e["ts"] for e in listed] == ["2026-05-01T08:01:00.000Z", "2026-05-01T08:00:10.000Z"]  # rfc3339
         assert listed[1]["detail"] == {"corridor_id": "C1"} and listed[1]["value"] == 13.5
         assert list_sensor_events(conn, kind="sensor_silent", start=T0 + timedelta(seconds=30))[0]["kind"] \
             == "sensor_silent"
@@ -179,4 +186,4 @@ def test_maintenance_command_backfills_and_reports(db):
     assert query(db, "SELECT avg, n FROM sensor_readings_1m WHERE sensor_id = 'nz-1'") == [(61.0, 1)]
     r = subprocess.run([sys.executable, "-m", "skylane", "maintenance", "--since", "yesterday"], env=env,
                        capture_output=True, text=True, timeout=120)
-    assert r.returncode == 2 and "ISO 8601" in r.stderr
+    assert r.returncode == 2 and "RFC 3339" in r.stderr

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 from i18n import negotiate, t
 from i18n.render import local_time
+from protocol.times import parse_rfc3339, rfc3339
 
 from ..settings import Settings
 
@@ -42,14 +43,12 @@ def content_type(path: Path, data: bytes) -> str:
 
 
 def departure_param(text: str) -> str:
-    """ISO 8601 or epoch seconds; without an offset the time is Asia/Shanghai (as every Skylane command)."""
+    """RFC 3339 or epoch seconds; without an offset the time is Asia/Shanghai (as every Skylane command)."""
     try:
         dt = datetime.fromtimestamp(float(text), LOCAL)
     except ValueError:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=LOCAL)
-    return dt.isoformat()
+        dt = parse_rfc3339(text, naive=LOCAL)
+    return rfc3339(dt)
 
 
 def cmd_clearance(args, settings: Settings) -> int:

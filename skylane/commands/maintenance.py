@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timedelta
+from datetime import timedelta
+
+from protocol.times import parse_rfc3339
 
 from ..settings import Settings
 from . import stop_on_signals
@@ -15,12 +17,9 @@ def cmd_maintenance(args, settings: Settings) -> int:
     from ..wiring import prepare_database
     prepare_database(settings)
     try:
-        start = datetime.fromisoformat(args.since.replace("Z", "+00:00")) if args.since else None
-    except ValueError:
-        print(f"skylane maintenance: --since {args.since!r} is not an ISO 8601 time", file=sys.stderr)
-        return 2
-    if start is not None and start.tzinfo is None:
-        print("skylane maintenance: --since needs a time zone (e.g. 2026-05-01T00:00:00Z)", file=sys.stderr)
+        start = parse_rfc3339(args.since) if args.since else None
+    except ValueError as exc:
+        print(f"skylane maintenance: --since: {exc} (e.g. 2026-05-01T00:00:00Z)", file=sys.stderr)
         return 2
     stop = stop_on_signals()
     while True:
