@@ -46,6 +46,7 @@ def recording_report(name: str, request: Request,
         raise HTTPException(404, Msg("api.reports.no_recording", name=name)) from None
     except (OSError, ValueError) as exc:  # replay.recordfile.RecordFormatError: not a recording
         raise HTTPException(422, Msg("api.reports.not_a_recording", name=name, detail=str(exc))) from None
+    source.label = name  # the recording as the caller named it, not where the server keeps it
     page = build_report(source, ctx.zones().zones, uav=uav, language=language,
                         policy=MonitorPolicy(require_clearance=ctx.config.require_clearance))
     filename = path.name.split(".")[0] + ".report.html"

@@ -100,6 +100,7 @@ def test_engineers_get_a_recordings_report_over_http(system, tmp_path):
         expected = read_events(INCIDENTS / "nofly_between_fixes.events.jsonl")  # the stored zones are the same
         assert re.findall(r'data-event-id="([0-9a-f-]{36})"', r.text) == [e["id"] for e in expected]
         assert not FETCHING.search(r.text)
+        assert "nofly.slrec.gz" in r.text and str(tmp_path) not in r.text  # named as asked, not where it is kept
         assert get("/v1/recordings/nofly.slrec.gz/report?uav=INC-NF1", keys.admin).status_code == 200
         for role in ("viewer", "operator"):
             assert get("/v1/recordings/nofly.slrec.gz/report", keys.for_role(role)).status_code == 403
