@@ -19,8 +19,11 @@ from prometheus_client.registry import CollectorRegistry
 from psycopg_pool import ConnectionPool
 from starlette.requests import HTTPConnection
 
+from airspace.monitor import MonitorPolicy
 from airspace.traffic_policy import TrafficPolicy
 from airspace.zones import ZoneSet
+from ingest import dialects
+from ingest.stored import PipelineConfig
 from protocol import topics
 from storage import catalog, queries
 
@@ -47,6 +50,8 @@ class ApiConfig:
     recordings_dir: FilePath | None = None  # the recordings engineers may replay (None: none)
     require_clearance: bool = True  # the monitor policy of evaluated replays, as live ingest runs it
     traffic: TrafficPolicy | None = TrafficPolicy()  # the air picture's policy of evaluated replays (None: off)
+    dialects: tuple[str, ...] = ()  # the input dialects live ingest speaks (SKYLANE_DIALECTS): evaluated replays too
+    max_payload_bytes: int = 65536  # ingest's payload limit, for evaluated replays
     pool_max_size: int = 8  # database connections of this process
     feed_max_per_key: int = 100  # open live feeds per API key (this process)
     feed_max_total: int = 2000  # open live feeds in all (this process)
@@ -56,8 +61,14 @@ class ApiConfig:
     metrics_token: str | None = None  # a bearer token Prometheus may scrape /metrics with (else an engineer key)
 
     def __post_init__(self) -> None:
+        dialects.enabled(self.dialects)  # an unknown name fails at start, not at the first evaluated replay
         if self.metrics_token is not None and len(self.metrics_token) < 32:
             raise ValueError("metrics_token must be at least 32 characters (e.g. `openssl rand -hex 32`)")
+
+    def pipeline_config(self) -> PipelineConfig:
+        """Evaluated replays' part of the settings, as live ingest runs with it (ingest.stored)."""
+        return PipelineConfig(policy=MonitorPolicy(require_clearance=self.require_clearance), traffic=self.traffic,
+                              dialects=self.dialects, max_payload_bytes=self.max_payload_bytes)
 
 
 class TtlValue:

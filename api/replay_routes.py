@@ -9,8 +9,10 @@ stops it. A replay is published under ``{prefix}/{recorded root}`` (default pref
 this process and its events and states are published under that root too, so a live feed
 subscribed there shows the replay as it happens.
 
-Configuration comes from the app's ApiConfig (`recordings_dir`, `require_clearance`); evaluated replays
-use the stored zones, as ingest does, and publish what ingest would (ingest.outputs.batch_messages).
+Configuration comes from the app's ApiConfig (`recordings_dir`, the pipeline's policies and dialects); evaluated
+replays build their pipeline as live ingest does (ingest.stored: the stored zones, registry, zone states and
+clearances, as of the replay's start), take the vendors' topics outside the root in process (replay.player), and
+publish what ingest would (ingest.outputs.batch_messages) under the replay root only.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -27,10 +29,9 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from airspace.monitor import MonitorPolicy
 from ingest.outputs import batch_messages
-from ingest.pipeline import Pipeline, build_pipeline
-from ingest.sensor_watch import sensor_infos
+from ingest.pipeline import Pipeline
+from ingest.stored import read_stored, stored_pipeline
 from protocol import topics
 from protocol.brokerauth import SERVICE_ACCOUNTS
 from protocol.times import rfc3339
@@ -39,9 +40,8 @@ from replay.player import play
 from replay.recordfile import RecordFormatError, read_header
 from replay.recordset import is_record_file
 from replay.sinks import BrokerSink, PipelineSink, Sink, TeeSink
-from replay.sources import FileSource, Selection, Source
+from replay.sources import FileSource, Selection, Source, replay_start
 from replay.timing import MAX, PlaybackControl, parse_rate
-from storage import catalog
 
 from .auth import require
 from .context import get_ctx
@@ -115,6 +115,8 @@ class ReplayJob:
     status: dict = field(default_factory=dict)
     thread: threading.Thread | None = None
     finished: float | None = None
+    evaluation: PipelineSink | None = None  # an evaluated replay's pipeline: its counts are shown
+
 
     def view(self) -> dict[str, Any]:
         st = self.status
@@ -126,6 +128,8 @@ class ReplayJob:
             "fraction": st.get("fraction"), "position": rfc3339(st["t"]) if st.get("t") else None,
             "counters": st.get("counters", {}),
             "max_late_ms": round(timing.max_late_s * 1e3, 3) if timing is not None else None,
+            "evaluation": None if self.evaluation is None else {
+                **dict(self.evaluation.counts), "dead_letter_reasons": dict(self.evaluation.dead_reasons)},
         }
 
 
@@ -220,20 +224,25 @@ def list_recordings(request: Request) -> dict:
     return {"directory": str(folder), "items": items}
 
 
-def _live_pipeline(request: Request, root: str) -> Pipeline:
-    """A pipeline built as live ingest builds its own: the stored zones and sensor registry, the same policy."""
+def _evaluation_pipeline(request: Request, root: str, start: float | None) -> Pipeline:
+    """The pipeline as live ingest builds its own (ingest.stored): the stored zones, registry, zone states and
+    clearances as of the replay's start (None: now), the settings' policies and dialects."""
     ctx = get_ctx(request)
+    at = datetime.now(timezone.utc) if start is None else datetime.fromtimestamp(start, timezone.utc)
     with ctx.pool.connection() as conn:
-        sensors = sensor_infos(catalog.registry(conn))
-    return build_pipeline(ctx.zones().zones, root, policy=MonitorPolicy(require_clearance=ctx.config.require_clearance),
-                          sensors=sensors, traffic=ctx.config.traffic)
+        truth = read_stored(conn, at, starting_now=False)
+    return stored_pipeline(truth, ctx.config.pipeline_config(), root)
 
 
 def _publish_outputs(sink: BrokerSink, root: str, issuer: str):
-    """The pipeline's decisions on the replay root, exactly as the ingester publishes them live."""
+    """The pipeline's decisions on the replay root, exactly as the ingester publishes them live; nothing outside
+    it (a dialect's replies, e.g. DJI's status_reply, would reach the real gateway)."""
+    prefix = root + "/"
+
     def publish(out) -> None:
         for msg in batch_messages(out, root, issuer):
-            sink.publish(msg.topic, msg.payload, msg.qos, msg.retain)
+            if msg.topic.startswith(prefix):
+                sink.publish(msg.topic, msg.payload, msg.qos, msg.retain)
     return publish
 
 
@@ -264,13 +273,15 @@ def start_replay(body: ReplayRequest, request: Request) -> dict:
     broker = BrokerSink(cfg.mqtt_url, client_id=f"skylane-api-replay-{replay_id}", connect_timeout_s=10,
                         clear_retained=True)
     sink: Sink = broker
+    evaluation = None
     if body.evaluate:
-        sink = TeeSink(broker, PipelineSink(_live_pipeline(request, dst), batch_size=2000,
-                                            on_output=_publish_outputs(broker, dst, SERVICE_ACCOUNTS["ingest"]),
-                                            keep_events=False))
+        evaluation = PipelineSink(_evaluation_pipeline(request, dst, replay_start(source, selection)), batch_size=2000,
+                                  on_output=_publish_outputs(broker, dst, SERVICE_ACCOUNTS["ingest"]),
+                                  keep_events=False)
+        sink = TeeSink(broker, evaluation)
     control = PlaybackControl(body.rate, paused=body.paused)
     shown = {**body.model_dump(mode="json"), "rate": "max" if body.rate == MAX else body.rate}
-    job = ReplayJob(replay_id, shown, source.label, dst, control)
+    job = ReplayJob(replay_id, shown, source.label, dst, control, evaluation=evaluation)
     _manager(request).start(job, source, sink, selection, body.loop)
     return job.view()
 

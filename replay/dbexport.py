@@ -136,6 +136,9 @@ class DbSource(Source):
             self._done += 1
             yield rec
 
+    def starts_at(self) -> float | None:
+        return self.start
+
     def fraction(self) -> float | None:
         if self._total is None:
             self._total = count_rows(self.database_url, self.start, self.end, uavs=self.uavs, sensors=self.sensors)

@@ -23,7 +23,7 @@ from airspace.formats import parse_zones
 from airspace.zones import ZoneSet
 from airspace.monitor import MonitorPolicy
 from airspace.traffic_policy import TrafficPolicy
-from ingest.pipeline import build_pipeline, fewer_collections
+from ingest.pipeline import Pipeline, build_pipeline, fewer_collections
 from ingest.sensor_watch import SensorInfo
 
 from .player import play
@@ -73,12 +73,14 @@ def evaluate(source: Source, zones: ZoneSet, *, selection: Selection = Selection
              rate: float = MAX, root: str | None = None, control: PlaybackControl | None = None,
              on_status: Callable[[dict], None] | None = None, policy: MonitorPolicy = MonitorPolicy(),
              sensors: Mapping[str, SensorInfo] | None = None,
-             traffic: TrafficPolicy | None = TrafficPolicy()) -> Evaluation:
+             traffic: TrafficPolicy | None = TrafficPolicy(), pipeline: Pipeline | None = None) -> Evaluation:
     """Run the recording through the pipeline as live ingest builds it (rate MAX by default: as fast as it
-    computes)."""
+    computes). `pipeline`: one built from the stored truth (ingest.stored.stored_pipeline: dialects, registry,
+    restored states), used instead of one from `zones`, `policy`, `sensors` and `traffic` alone."""
     root = root or source.root
-    sink = PipelineSink(build_pipeline(zones, root, policy=policy, sensors=sensors, traffic=traffic),
-                        batch_size=batch_size)
+    if pipeline is None:
+        pipeline = build_pipeline(zones, root, policy=policy, sensors=sensors, traffic=traffic)
+    sink = PipelineSink(pipeline, batch_size=batch_size)
     t0 = time.perf_counter()
     with fewer_collections():
         if control is None and rate == MAX and selection == Selection():

@@ -4,7 +4,15 @@ Outbound topics ({root}/events/..., {root}/state/...) are skipped by default bec
 pipeline regenerates them from the inbound traffic; replaying them too would show every
 event twice. Topics are remapped from the recording's root to another one, by default
 ``replay/<root>`` (DEFAULT_PREFIX), so a replay never lands on live topics unless asked to
-(``root_to`` equal to the live root); records outside the source root are then skipped.
+(``root_to`` equal to the live root); records outside the source root are then not published.
+
+Those are the vendors' own topics (DJI ``thing/product/...``, ChirpStack ``application/...``, The Things Stack
+``v3/...``): their names are fixed by the vendor, not under a root, and ingest subscribes to them as they are,
+so they cannot be re-rooted: published unchanged they would reach live ingest as live traffic. A re-rooted
+replay therefore leaves them out of the broker (counted as ``outside_root``) and gives them, as recorded, only
+to a sink that evaluates in process (``Sink.takes_outside_root``: the pipeline of an evaluated replay, counted as
+``evaluated_outside_root``), so its decisions still mirror live ingest's. A replay onto the live root itself
+(``--live``) publishes them like every other topic.
 """
 from __future__ import annotations
 
@@ -102,15 +110,21 @@ def play(source: Source, sink: Sink, *, control: PlaybackControl | None = None, 
                 topic = remap_cache.get(rec.topic)
                 if topic is None:
                     topic = topics.remap(rec.topic, src, dst)
-                    if dst != src and topic == rec.topic:
+                    outside = dst != src and topic == rec.topic
+                    if outside and not sink.takes_outside_root:
                         counters["outside_root"] += 1
                         continue
-                    if len(remap_cache) < 200_000:
+                    if len(remap_cache) < 200_000 and not outside:
                         remap_cache[rec.topic] = topic
+                else:
+                    outside = False
                 if not scheduler.wait_for(rec.t, before_sleep):
                     break
                 t_now = rec.t
-                if sink.send(topic, rec):
+                if outside:  # a vendor's topic (not under the root): evaluated in process, never published
+                    key = "evaluated_outside_root" if sink.send_outside_root(topic, rec) else "outside_root"
+                    counters[key] = counters.get(key, 0) + 1
+                elif sink.send(topic, rec):
                     counters["sent"] += 1
                 elif control.stopped:
                     break

@@ -28,6 +28,8 @@ DEFAULT_MAX_PENDING = 2000  # unacknowledged QoS 1 publishes at most
 class Sink:
     """Receives the selected, remapped messages in order."""
 
+    takes_outside_root = False  # whether send_outside_root may take anything (replay.player)
+
     def open(self, stop: threading.Event) -> bool:
         """Get ready; False if stopped first (e.g. the broker never answered)."""
         return True
@@ -35,6 +37,11 @@ class Sink:
     def send(self, topic: str, rec: Record) -> bool:
         """Deliver one message; False if it could not be (stopped, or a bad topic: see counters)."""
         raise NotImplementedError
+
+    def send_outside_root(self, topic: str, rec: Record) -> bool:
+        """A record outside the source root during a re-rooted replay (a vendor's topic: replay.player): never
+        published; True if this sink took it (evaluation in process)."""
+        return False
 
     def idle(self) -> None:
         """The player is about to wait: deliver anything batched."""
@@ -164,6 +171,12 @@ class PipelineSink(Sink):
             self.flush()
         return True
 
+    takes_outside_root = True
+
+    def send_outside_root(self, topic: str, rec: Record) -> bool:
+        """A vendor's topic, as recorded: the pipeline's dialects match it as live ingest does."""
+        return self.send(topic, rec)
+
     def flush(self) -> None:
         if not self._batch:
             return
@@ -198,6 +211,13 @@ class TeeSink(Sink):
 
     def __init__(self, *sinks: Sink) -> None:
         self.sinks = sinks
+        self.takes_outside_root = any(s.takes_outside_root for s in sinks)
+
+    def send_outside_root(self, topic: str, rec: Record) -> bool:
+        took = False
+        for s in self.sinks:
+            took = s.send_outside_root(topic, rec) or took
+        return took
 
     def open(self, stop: threading.Event) -> bool:
         return all(s.open(stop) for s in self.sinks)

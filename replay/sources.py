@@ -138,6 +138,10 @@ class Source:
         """How far the current read has got (0..1), if known."""
         return None
 
+    def starts_at(self) -> float | None:
+        """When the recorded traffic starts (epoch s), if known without reading it."""
+        return None
+
 
 class FileSource(Source):
     """One record file, a rotated set, a directory of them, or a list of files."""
@@ -151,6 +155,10 @@ class FileSource(Source):
         self.report = ReadReport()
         self._sizes = [p.stat().st_size for p in self.paths]
         self.parallel = sum(self._sizes) >= PARALLEL_MIN_BYTES if parallel is None else parallel
+
+    def starts_at(self) -> float | None:
+        """The header's creation time: the recorder writes it before it subscribes."""
+        return parse_time(self.header.created) if self.header.created else None
 
     def records(self) -> Iterator[Record]:
         self.report = ReadReport()
@@ -179,3 +187,17 @@ class ListSource(Source):
 
     def fraction(self) -> float | None:
         return self._pos / len(self._records) if self._records else 1.0
+
+    def starts_at(self) -> float | None:
+        return self._records[0].t if self._records else None
+
+
+def replay_start(source: Source, selection: Selection) -> float | None:
+    """The instant a replay starts from (epoch s; None: unknown): the selection's start or offset, else the
+    source's start. A replay's pipeline starts from the stored truth as of then (ingest.stored.read_stored)."""
+    start = source.starts_at()
+    if start is not None and selection.offset_s is not None:
+        start += selection.offset_s
+    if selection.start is not None:
+        start = selection.start if start is None else max(start, selection.start)
+    return start

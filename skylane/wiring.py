@@ -9,7 +9,7 @@ import psycopg
 
 from airspace.zones import ZoneSet
 from airspace.monitor import MonitorPolicy
-from ingest.pipeline import Pipeline, build_pipeline
+from ingest.pipeline import Pipeline
 from storage import catalog
 from storage.schema import StorageError, migrate
 
@@ -42,29 +42,29 @@ def read_zone_file(settings: Settings) -> dict:
 
 
 def make_pipeline(settings: Settings) -> Pipeline:
-    """The ingest pipeline with the stored zones, the sensor registry's watch (restored from the stored
-    sensor events, so a restart does not re-raise what was already raised) and the monitor policy."""
+    """The ingest pipeline from the stored truth as of now (ingest.stored: zones, registry, zone states and
+    clearances), with the settings' policies and dialects, and the sensor watch restored from the stored sensor
+    events, so a restart does not re-raise what was already raised."""
     from datetime import datetime, timezone
 
-    from ingest import dialects
-    from ingest.dialects import RegistryView
-    from ingest.sensor_watch import sensor_infos
-    from storage import controls, queries
+    from ingest.stored import read_stored, stored_pipeline
     from storage.sensor_events import sensor_state
 
     with psycopg.connect(settings.database_url) as conn:
-        zones = ZoneSet.from_geojson(catalog.load_zones(conn))
-        registry = catalog.registry(conn)
-        pipe = build_pipeline(zones, settings.mqtt_root, policy=monitor_policy(settings),
-                              traffic=traffic_policy(settings),
-                              sensors=sensor_infos(registry), max_payload_bytes=settings.max_payload_bytes,
-                              dialects=dialects.enabled(settings.dialects),
-                              registry=RegistryView.from_registry(registry))
+        pipe = stored_pipeline(read_stored(conn, datetime.now(timezone.utc)), pipeline_config(settings),
+                               settings.mqtt_root)
         pipe.sensor_watch.seed(*sensor_state(conn))
-        pipe.restore(queries.zone_states(conn), controls.clearances_in_force(conn, datetime.now(timezone.utc)))
-    log.info("airspace: %d active zones; %d sensors watched; clearance %s", len(zones),
+    log.info("airspace: %d active zones; %d sensors watched; clearance %s", len(pipe.monitor.zones),
              len(pipe.sensor_watch.registry), "required" if settings.require_clearance else "not required")
     return pipe
+
+
+def pipeline_config(settings: Settings):
+    """The settings' part of the pipeline (ingest.stored.PipelineConfig): live ingest, `--evaluate` and the API's
+    evaluated replays (through ApiConfig) all use it."""
+    from ingest.stored import PipelineConfig
+    return PipelineConfig(policy=monitor_policy(settings), traffic=traffic_policy(settings),
+                          dialects=tuple(settings.dialects), max_payload_bytes=settings.max_payload_bytes)
 
 
 def make_ingester(settings: Settings, client_id: str | None = None, **options):
@@ -137,7 +137,8 @@ def api_config(settings: Settings):
     return ApiConfig(settings.database_url, settings.service_url("api"), settings.mqtt_root, metrics_token=token,
                      traffic=traffic_policy(settings),
                      recordings_dir=settings.recordings_dir or settings.state_dir / "recordings",
-                     require_clearance=settings.require_clearance)
+                     require_clearance=settings.require_clearance, dialects=tuple(settings.dialects),
+                     max_payload_bytes=settings.max_payload_bytes)
 
 
 def register_devices(settings: Settings, records) -> int:

@@ -55,8 +55,10 @@ def newest_in_force(conn: psycopg.Connection, uav_id: str, now: datetime) -> dic
     return None if row is None else row[0]
 
 
-def clearances_in_force(conn: psycopg.Connection, now: datetime) -> list[dict]:
-    """The published payloads of every approved clearance not yet ended (what an ingester starts with)."""
+def clearances_in_force(conn: psycopg.Connection, now: datetime, approved_by: datetime | None = None) -> list[dict]:
+    """The published payloads of every approved clearance not yet ended (what an ingester starts with);
+    `approved_by`: only those approved by then (a replay from that instant)."""
     return [r[0] for r in conn.execute(
         "SELECT result -> 'clearance' FROM clearances WHERE decision = 'approved' AND result ? 'clearance' "
-        "AND (end_time IS NULL OR end_time > %s) ORDER BY created_at", (now,))]
+        "AND (end_time IS NULL OR end_time > %s) AND (%s::timestamptz IS NULL OR created_at <= %s) "
+        "ORDER BY created_at", (now, approved_by, approved_by))]

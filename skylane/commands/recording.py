@@ -152,20 +152,19 @@ def _run_broker(args, settings: Settings, source, selection, control) -> int:
 
 
 def _run_pipeline(args, settings: Settings, source, selection, control) -> int:
-    from replay.evaluate import Evaluation, canonical, diff_events, load_zones, read_events, write_events
+    from replay.evaluate import Evaluation, canonical, diff_events, read_events, write_events
     from replay.player import play
-    from ingest import dialects
-    from ingest.pipeline import build_pipeline
     from replay.sinks import PipelineSink
+    from replay.sources import replay_start
 
-    from ..wiring import context_differences, monitor_policy, recording_context, traffic_policy
+    from ..wiring import context_differences, recording_context
     try:
-        zones = load_zones(args.zones or settings.zone_file)
         expected = read_events(args.expect) if args.expect else None
+        root = args.from_root or source.root
+        pipeline = _evaluation_pipeline(args, settings, root, replay_start(source, selection))
     except (OSError, ValueError) as exc:
         print(f"skylane replay: {exc}", file=sys.stderr)
         return 2
-    root = args.from_root or source.root
     for line in context_differences(getattr(source, "header", None), recording_context(settings, zones=False)):
         print(f"skylane replay: {line}", file=sys.stderr)
 
@@ -173,9 +172,7 @@ def _run_pipeline(args, settings: Settings, source, selection, control) -> int:
         for ev in out.events:
             print(json.dumps(ev.to_dict(), ensure_ascii=False), flush=True)
 
-    sink = PipelineSink(build_pipeline(zones, root, policy=monitor_policy(settings), traffic=traffic_policy(settings),
-                                       dialects=dialects.enabled(settings.dialects)), batch_size=args.batch_size,
-                        on_output=None if args.evaluate else show)
+    sink = PipelineSink(pipeline, batch_size=args.batch_size, on_output=None if args.evaluate else show)
     bar, keys = _interactive(args, "evaluate" if args.evaluate else "replay", control)
     try:
         res = play(source, sink, control=control, selection=selection, root_from=root, root_to=root,
@@ -201,6 +198,31 @@ def _run_pipeline(args, settings: Settings, source, selection, control) -> int:
             return 1
         print(f"OK: {len(ev.events)} events, identical to {args.expect}")
     return 0
+
+
+def _evaluation_pipeline(args, settings: Settings, root: str, start: float | None):
+    """The pipeline as live ingest builds it (ingest.stored): the stored zones, registry, zone states and
+    clearances as of the replay's start, the settings' policies and dialects; `--zones` replaces the airspace.
+    When the store does not answer: the zone file (or --zones), an empty registry, nothing restored (said)."""
+    from datetime import datetime, timezone
+
+    import psycopg
+
+    from ingest.stored import StoredTruth, read_stored, stored_pipeline
+    from replay.evaluate import load_zones
+
+    from ..wiring import pipeline_config
+    zones = load_zones(args.zones) if args.zones else None
+    at = datetime.now(timezone.utc) if start is None else datetime.fromtimestamp(start, timezone.utc)
+    try:
+        with psycopg.connect(settings.database_url, connect_timeout=3) as conn:
+            truth = read_stored(conn, at, starting_now=False)
+    except psycopg.Error as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        log.warning("the store did not answer (%s): evaluating against %s without the device registry or stored "
+                    "zone states and clearances", reason, args.zones or settings.zone_file)
+        truth, zones = StoredTruth(), zones or load_zones(settings.zone_file)
+    return stored_pipeline(truth, pipeline_config(settings), root, zones=zones)
 
 
 def register(sub) -> None:
@@ -234,7 +256,8 @@ def register(sub) -> None:
     s.add_argument("--evaluate", action="store_true", help="run the airspace core on event time, write events")
     s.add_argument("-o", "--output", help="with --evaluate: events file (JSON lines; '-' = stdout)")
     s.add_argument("--expect", help="compare the events with this file; exit 1 and print a diff if they differ")
-    s.add_argument("--zones", type=Path, help="evaluate against this airspace instead of SKYLANE_ZONE_FILE")
+    s.add_argument("--zones", type=Path, help="evaluate against this airspace instead of the stored zones (without "
+                                              "a database: SKYLANE_ZONE_FILE)")
     s.add_argument("--batch-size", type=int, default=10_000, help="pipeline batch size (events do not depend on it)")
     s.add_argument("--max-pending", type=int, default=2000, help="unacknowledged QoS 1 publishes at most")
     s.add_argument("--paused", action="store_true", help="start paused (step with n, resume with space)")
