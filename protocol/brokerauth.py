@@ -16,14 +16,14 @@ Least privilege (root `R`, replay roots under `replay/`):
 |---|---|---|
 | a drone `D` | `R/control/clearance/D`, `R/control/zones`, `R/control/zone/+` | `R/uav/D/telemetry`, `R/shard/+/uav/D/telemetry`, `R/device/D/status` |
 | a sensor `S` | nothing | `R/sensor/S/reading`, `R/shard/+/sensor/S/reading`, `R/device/S/status` |
-| skylane-ingest | `R/{uav,sensor,device,shard,obs,rid}/#`, `R/control/#` | `R/events/#`, `R/state/#`, `R/control/zone/#` |
+| skylane-ingest | `R/{uav,sensor,device,shard,obs,rid,mavlink}/#`, `R/control/#` | `R/events/#`, `R/state/#`, `R/control/zone/#` |
 | skylane-api | `R/events/#`, `R/state/#`, `R/control/#`, `R/device/+/status` | `R/control/#` |
 | skylane-recorder | `R/#`, the dialect topics | device topics, the dialects' device topics (`skylane replay --live`) |
 | skylane-sim | DJI status replies | device topics, the dialects' device topics (`skylane simulate --dialect`) |
 | skylane-admin | `R/control/#` | `R/control/#` |
 | skylane-receiver (`skylane adsb`, surveillance bridges) | nothing | `R/obs/#`, `R/rid/#`, `R/device/+/status` (its receivers' presence) |
 | a registered Remote ID receiver `X` (`"rid_receiver": true`) | as its kind | as its kind, and `R/rid/X` |
-| skylane-bridge (`skylane bridge mavlink`) | nothing | device topics, `R/rid/#` (autopilots' own Remote ID) |
+| skylane-bridge (`skylane bridge mavlink`) | nothing | device topics, `R/rid/#` (autopilots' own Remote ID), `R/mavlink/#` (unregistered vehicles' notices) |
 | skylane-lns (a LoRaWAN network server's MQTT integration) | its command topics | `application/#`, `v3/#` |
 | DJI gateway `SN` (a dock, or an RC running DJI Pilot 2; device listener) | its `sys/product/SN/status_reply` and `thing/product/SN/{services,events_reply,requests_reply,property/set}` | `sys/product/SN/status`, `thing/product/SN/{osd,state,events,requests,services_reply,property/set_reply}`, and `thing/product/A/{osd,state,events}` of each aircraft `A` that names it as `dji_gateway` |
 Every service account but skylane-lns (a system outside Skylane) may read and write `replay/#` (replays and the
@@ -183,13 +183,13 @@ def service_accounts(root: str, secret: bytes) -> list[Account]:
     devices = device_filters(root)
     families = tuple(f"{root}/{family}/#" for family in ("uav", "sensor", "device", "shard", "obs", "rid"))
     grants = {  # ingest reads whole device families: wrong topic shapes become dead letters, not unseen
-        "ingest": (families + (control,) + DIALECT_TOPICS, outputs + (f"{root}/control/zone/#",) + DJI_REPLIES),
+        "ingest": (families + (control, f"{root}/mavlink/#") + DIALECT_TOPICS, outputs + (f"{root}/control/zone/#",) + DJI_REPLIES),
         "api": (outputs + (control, f"{root}/device/+/status"), (control,)),
         "recorder": ((f"{root}/#",) + DIALECT_TOPICS, devices + DIALECT_DEVICE_TOPICS),
         "simulator": (DJI_REPLIES, devices + DIALECT_DEVICE_TOPICS + (f"{root}/rid/#",)),  # + simulated RID receivers
         "admin": ((control,), (control,)),
         "receiver": ((), (f"{root}/obs/#", f"{root}/rid/#", f"{root}/device/+/status")),
-        "bridge": ((), devices + (f"{root}/rid/#",)),
+        "bridge": ((), devices + (f"{root}/rid/#", f"{root}/mavlink/#")),
         "lns": (LNS_READ, LNS_WRITE),
     }
     replay = {role: () if role in EXTERNAL_ROLES else (REPLAY_TREE,) for role in grants}

@@ -7,6 +7,8 @@ Inbound (devices -> Skylane):
   {root}/obs/{source}/{track_id}       surveillance observations (ingest.rows.ObservationRow.to_dict(), or an
                                        array of them): ADS-B bridges, other surveillance sources
   {root}/rid/{receiver_id}             Remote ID broadcasts a receiver picked up (ingest/dialects/remoteid.py)
+  {root}/mavlink/{link}/{sysid}        the MAVLink bridge's notice of a vehicle no registry entry maps
+                                       (ingest/dialects/mavlink.py: a dead letter and unregistered_device)
 Outbound (Skylane -> consumers):
   {root}/events/{kind}/{uav_id}        airspace events
   {root}/state/uav/{uav_id}            latest position of a UAV (retained)
@@ -215,6 +217,13 @@ def parse_observation(root: str, topic: str) -> ObservationRef | None:
 def remote_id(root: str, receiver_id: str) -> str:
     """{root}/rid/{receiver_id}: Remote ID broadcasts as one receiver picked them up (QoS 1)."""
     return f"{root}/rid/{receiver_id}"
+
+
+def mavlink_unregistered(root: str, link_level: str, sysid: int) -> str:
+    """{root}/mavlink/{link}/{sysid}: the MAVLink bridge's notice of a vehicle (link name as an id, system id) that
+    no registry entry maps; ingest's `mavlink` dialect refuses it as unregistered (a dead letter and the
+    `unregistered_device` event) or, once the registry maps it, takes its fix."""
+    return f"{root}/mavlink/{link_level}/{sysid}"
 
 
 def inbound_filters(root: str) -> list[str]:

@@ -61,6 +61,10 @@ def test_devices_get_only_their_own_topics_and_no_service_rights():
     assert set(services) == set(brokerauth.SERVICE_ACCOUNTS.values())
     writes_control = {u for u, a in services.items() if any("/control" in t for t in a.write)}
     assert writes_control == {"skylane-ingest", "skylane-api", "skylane-admin"}
+    # the MAVLink bridge's notices of unregistered vehicles: the bridge writes them, ingest reads them
+    mavlink = f"{ROOT}/mavlink/#"
+    assert mavlink in services["skylane-bridge"].write and mavlink in services["skylane-ingest"].read
+    assert {u for u, a in services.items() if mavlink in a.write} == {"skylane-bridge"}
     # passwords are stable per secret and differ between users and secrets
     again = brokerauth.device_accounts(parse_registry(REGISTRY[:4]), ROOT, secret)
     assert [a.password for a in again] == [devices[a.username].password for a in again]

@@ -15,7 +15,7 @@ import pytest
 from devices.flight import Fix
 from devices.registry import DeviceRecord
 from devices.vendor_payloads import MavlinkVehicle
-from ingest.bridges.mavlink import BAD_FRAMES, UNREGISTERED, MavlinkTranslator, parse_listen
+from ingest.bridges.mavlink import BAD_FRAMES, NOTICE_EVERY_S, NOTICES, UNREGISTERED, MavlinkTranslator, parse_listen
 from protocol import topics
 
 from .dialect_support import Mqtt, count, register, send_udp, start_bridge, wait_count
@@ -59,6 +59,106 @@ def test_the_translator_maps_heartbeat_position_battery_and_landed_state():
               for m in t.handle(msg, now + 1)]
     assert json.loads(ground[0].payload)["status"] == "Ground"  # EXTENDED_SYS_STATE: on the ground
     assert [m.payload for m in t.tick(now + 10)] == [b"offline"]  # heartbeats stopped
+
+
+def test_an_unregistered_system_id_is_announced_for_ingest_at_most_once_a_minute():
+    """Nothing of an unmapped system id is published as a UAV; its messages are counted and a notice (with its last
+    fix once it has one) goes to {root}/mavlink/{link}/{sysid}: at first sight, at its first fix, then at most once
+    per NOTICE_EVERY_S, however fast it sends. Once the registry maps it, it is a UAV like the others."""
+    from pymavlink.dialects.v20 import common
+    now = time.time()
+    v = MavlinkVehicle(9, now - 60)
+    parser = common.MAVLink(None)
+    registry: dict[str, str] = {}
+    t = MavlinkTranslator("r/v1", "udp:1", registry.get, max_hz=0)
+    before = (UNREGISTERED._value.get(), NOTICES._value.get())
+
+    def send(frames, at):
+        return [m for frame in frames for msg in parser.parse_buffer(frame) or [] for m in t.handle(msg, at)]
+    first = send([v.heartbeat(True)], now)
+    assert [m.topic for m in first] == ["r/v1/mavlink/udp:1/9"]
+    notice = json.loads(first[0].payload)
+    assert notice == {"mavlink": "udp:1/9", "received_at": notice["received_at"], "messages": 1, "types": ["HEARTBEAT"]}
+    with_fix = send(v.frames(_fix(*CRUISE), now + 0.1), now + 0.1)  # its first position: announced again, with it
+    assert [m.topic for m in with_fix] == ["r/v1/mavlink/udp:1/9"]
+    fix = json.loads(with_fix[0].payload)["fix"]
+    assert (fix["lat"], fix["lon"], fix["alt_ref"], fix["battery_pct"]) == (CRUISE[1], CRUISE[0], "AMSL", 76.0)
+    quiet = [m for k in range(1, 50) for m in send(v.frames(_fix(*CRUISE), now + k), now + k)]
+    assert quiet == []  # 49 s of frames: nothing more
+    later = send(v.frames(_fix(*NO_FLY), now + NOTICE_EVERY_S + 1), now + NOTICE_EVERY_S + 1)
+    assert len(later) == 1 and json.loads(later[0].payload)["fix"]["lat"] == CRUISE[1]  # its last fix then
+    assert json.loads(later[0].payload)["messages"] == 49 * 5 + 1
+    assert NOTICES._value.get() - before[1] == 3 and UNREGISTERED._value.get() - before[0] > 100
+    registry["udp:1/9"] = "MAV9"  # registered: published as the UAV
+    topics_now = {m.topic for m in send(v.frames(_fix(*CRUISE), now + 200), now + 200)}
+    assert topics_now == {"r/v1/device/MAV9/status", "r/v1/uav/MAV9/telemetry"}
+
+
+def test_ingest_refuses_a_notice_as_unregistered_or_takes_its_fix_once_registered(zones_geojson):
+    from airspace.zones import ZoneSet
+    from datetime import datetime, timezone
+    from ingest.dialects import RegistryView
+    from ingest.dialects.mavlink import MavlinkDialect
+    from ingest.dialects.vendor import UNREGISTERED as DIALECT_UNREGISTERED
+    from ingest.pipeline import RawMessage, build_pipeline
+    now = datetime.now(timezone.utc)
+    notice = {"mavlink": "udp:1/9", "received_at": "x", "messages": 3, "types": ["HEARTBEAT"],
+              "fix": {"ts": now.isoformat(), "lat": CRUISE[1], "lon": CRUISE[0], "alt_m": 54.0, "alt_ref": "AMSL"}}
+    msg = RawMessage("r/v1/mavlink/udp:1/9", json.dumps(notice).encode(), now)
+    pipe = build_pipeline(ZoneSet.from_geojson(zones_geojson), "r/v1", dialects=[MavlinkDialect()],
+                          registry=RegistryView())
+    before = DIALECT_UNREGISTERED.labels("mavlink")._value.get()
+    out = pipe.process([msg, msg])
+    assert [d.reason for d in out.dead_letters] == [
+        "unregistered MAVLink vehicle udp:1/9: no registry entry has mavlink = 'udp:1/9'"] * 2
+    assert [(e.event.kind, e.event.uav_id, e.event.detail["dialect"]) for e in out.events] == [
+        ("unregistered_device", "udp:1/9", "mavlink")]  # once per vehicle
+    assert DIALECT_UNREGISTERED.labels("mavlink")._value.get() == before + 2 and out.telemetry == []
+    pipe.update_registry([{"device_id": "MAV9", "kind": "uav", "properties": {"mavlink": "udp:1/9"}}])
+    taken = pipe.process([msg])
+    assert taken.dead_letters == [] and [(r.uav_id, r.lat) for r in taken.telemetry] == [("MAV9", CRUISE[1])]
+    bad = pipe.process([RawMessage("r/v1/mavlink/udp:1/9", b'{"mavlink": "udp:1/8"}', now)])
+    assert "must be the vehicle's" in bad.dead_letters[0].reason
+
+
+@pytest.mark.integration
+def test_an_unregistered_vehicle_over_udp_is_a_dead_letter_and_an_event_not_lost(system):
+    """Real MAVLink 2 over UDP from a system id nobody registered: the bridge announces it, ingest (the `mavlink`
+    dialect) stores a dead letter naming it and one unregistered_device event; no telemetry under any id."""
+    from protocol.brokerauth import derive_password, load_or_create_secret
+
+    from .helpers import TEST_ACCOUNT
+    # the suite's account for the bridge and ingest: a broker started before R/mavlink/# was granted to skylane-bridge
+    # and skylane-ingest keeps its old ACL until it re-reads it (tests/test_broker_auth.py checks the grants)
+    settings = system.with_(dialects=("mavlink",), mqtt_username=TEST_ACCOUNT,
+                            mqtt_password=derive_password(load_or_create_secret(system.secret_path), TEST_ACCOUNT))
+    ing, ingest = start_ingester(settings)
+    bridge, runner, port = start_bridge(settings, refresh_s=0.5)
+    try:
+        assert bridge.connected.wait(10)
+        now = time.time()
+        stranger = MavlinkVehicle(9, now - 30)
+        for k in range(5):
+            send_udp(port, *stranger.frames(_fix(*CRUISE), now + k * 0.1))
+            time.sleep(0.1)
+        db = settings.database_url
+        wait_count(db, "SELECT count(*) FROM dead_letters WHERE reason LIKE %s",
+                   f"unregistered MAVLink vehicle udp:{port}/9:%", at_least=2)  # at first sight, then with its fix
+        wait_count(db, "SELECT count(*) FROM airspace_events WHERE kind = 'unregistered_device' AND uav_id = %s",
+                   f"udp:{port}/9")
+        dead = [json.loads(bytes(p)) for (p,) in _rows(db, "SELECT payload FROM dead_letters ORDER BY id")]
+        assert dead[-1]["fix"]["lat"] == CRUISE[1] and dead[-1]["mavlink"] == f"udp:{port}/9"
+        assert count(db, "SELECT count(*) FROM uav_telemetry") == 0
+        assert count(db, "SELECT count(*) FROM dead_letters") == 2  # rate-limited: not one per MAVLink message
+    finally:
+        runner.close()
+        ingest.close()
+
+
+def _rows(database_url: str, sql: str) -> list[tuple]:
+    import psycopg
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(sql).fetchall()
 
 
 @pytest.mark.integration

@@ -18,8 +18,12 @@ Listens (or connects) with pymavlink, MAVLink 1 and 2, several vehicles on one l
 
 A vehicle is its link and MAVLink system id, "{link}/{sysid}" (link: "udp:14550", "tcp:5760", "serial:ttyUSB0", or
 --link), which the registry property `mavlink` maps to a registered UAV (Remote ID needs no registration: it names
-the aircraft itself, and an unregistered one is what surveillance looks for). Messages of unmapped system ids, and frames
-that fail MAVLink's CRC or framing, are counted (skylane_bridge_mavlink_*) and logged, never fatal. A link that
+the aircraft itself, and an unregistered one is what surveillance looks for). A system id no entry maps is not
+published as a UAV: its messages are counted (skylane_bridge_mavlink_unregistered_total) and, at most once per
+system id every NOTICE_EVERY_S seconds (and once more when its first position arrives), a notice with the
+vehicle's last fix goes to {root}/mavlink/{link}/{sysid}, which ingest's `mavlink` dialect refuses as unregistered
+(a dead letter, the `unregistered_device` event; ingest/dialects/mavlink.py), as the other dialects do with vendor
+identifiers. Frames that fail MAVLink's CRC or framing are counted and logged, never fatal. A link that
 fails (serial unplugged, TCP peer gone) is reopened with backoff; the broker connection reconnects by itself.
 """
 from __future__ import annotations
@@ -55,9 +59,12 @@ MESSAGES = Counter("skylane_bridge_mavlink_messages_total", "MAVLink messages re
 BAD_FRAMES = Counter("skylane_bridge_mavlink_bad_frames_total", "MAVLink frames refused (CRC or framing)")
 PUBLISHED = Counter("skylane_bridge_mavlink_published_total", "Messages published onto the broker", ["kind"])
 UNREGISTERED = Counter("skylane_bridge_mavlink_unregistered_total",
-                       "MAVLink messages from a system id no registry entry maps (not published)")
+                       "MAVLink messages from a system id no registry entry maps (not published as a UAV)")
+NOTICES = Counter("skylane_bridge_mavlink_unregistered_notices_total",
+                  "Notices of unregistered system ids published for ingest (at most one per id per NOTICE_EVERY_S)")
 LINK_ERRORS = Counter("skylane_bridge_mavlink_link_errors_total", "Link failures (reopened with backoff)")
 
+NOTICE_EVERY_S = 60.0  # an unregistered system id is announced at most this often (plus once at its first fix)
 OFFLINE_AFTER_S = 5.0  # no HEARTBEAT for this long (MAVLink sends 1 Hz): the vehicle is offline
 ARMED = 128  # MAV_MODE_FLAG_SAFETY_ARMED
 CRITICAL, EMERGENCY_STATE = 5, 6  # MAV_STATE_CRITICAL, MAV_STATE_EMERGENCY
@@ -108,6 +115,17 @@ class Vehicle:
     fix_sent_at: float = -math.inf
 
 
+@dataclass
+class Unmapped:
+    """A system id no registry entry maps: its state (for its last fix) and what was taken since the last notice."""
+    state: Vehicle
+    notice_at: float = -math.inf
+    noticed_fix: bool = False  # the last notice carried a fix
+    messages: int = 0
+    types: set[str] | None = None
+    fix: dict | None = None
+
+
 class MavlinkTranslator:
     """MAVLink messages in, the contract's messages out. No I/O: the clock comes in with each message, and
     `lookup("{link}/{sysid}")` gives the registered UAV (None: unregistered)."""
@@ -117,7 +135,7 @@ class MavlinkTranslator:
         self.root, self.link, self.lookup = root, link, lookup
         self.min_interval = 1.0 / max_hz if max_hz > 0 else 0.0
         self.vehicles: dict[int, Vehicle] = {}
-        self._warned: dict[int, float] = {}
+        self._unmapped: dict[int, Unmapped] = {}
         self.receiver_id = receiver_id or as_id(f"mavlink-{link}")
         self._basic_ids: dict[int, bytes] = {}  # system id -> its last Basic ID broadcast
 
@@ -125,12 +143,8 @@ class MavlinkTranslator:
         v = self.vehicles.get(sysid)
         device_id = self.lookup(f"{self.link}/{sysid}")
         if device_id is None:
-            UNREGISTERED.inc()
-            if now - self._warned.get(sysid, -math.inf) > 60:
-                self._warned[sysid] = now
-                log.warning("MAVLink system %d on %s maps to no registered UAV (registry property mavlink = "
-                            "%r): not published", sysid, self.link, f"{self.link}/{sysid}")
             return None
+        self._unmapped.pop(sysid, None)
         if v is None or v.device_id != device_id:
             v = self.vehicles[sysid] = Vehicle(device_id)
         return v
@@ -150,8 +164,36 @@ class MavlinkTranslator:
             return []
         if kind == "HEARTBEAT" and (msg.type == GCS or msg.autopilot == INVALID_AUTOPILOT):
             return []  # a ground station's or a companion component's heartbeat, not the vehicle's
-        v = self.vehicle(msg.get_srcSystem(), now)
-        return [] if v is None else handler(self, v, msg, now)
+        sysid = msg.get_srcSystem()
+        v = self.vehicle(sysid, now)
+        return self._unregistered(sysid, kind, handler, msg, now) if v is None else handler(self, v, msg, now)
+
+    def _unregistered(self, sysid: int, kind: str, handler, msg, now: float) -> list[OutMessage]:
+        """A message of a system id no entry maps: counted, its fix kept, and a notice for ingest at most once per
+        NOTICE_EVERY_S (and when the first fix arrives after a notice without one)."""
+        UNREGISTERED.inc()
+        u = self._unmapped.get(sysid)
+        if u is None:
+            u = self._unmapped[sysid] = Unmapped(Vehicle(""), types=set())
+        u.messages += 1
+        u.types.add(kind)
+        if kind == "GLOBAL_POSITION_INT":
+            u.fix = self._fix(u.state, msg, now) or u.fix
+        else:
+            handler(self, u.state, msg, now)  # state only (armed, battery, clock); nothing is published for it
+        if now - u.notice_at < NOTICE_EVERY_S and (u.noticed_fix or u.fix is None):
+            return []
+        key = f"{self.link}/{sysid}"
+        if u.notice_at == -math.inf:
+            log.warning("MAVLink system %d on %s maps to no registered UAV (registry property mavlink = %r): "
+                        "announced to ingest as unregistered, not published as a UAV", sysid, self.link, key)
+        body = {"mavlink": key, "received_at": rfc3339(now), "messages": u.messages, "types": sorted(u.types)}
+        if u.fix is not None:
+            body["fix"] = u.fix
+        u.notice_at, u.noticed_fix, u.messages, u.types = now, u.fix is not None, 0, set()
+        NOTICES.inc()
+        return [OutMessage(topics.mavlink_unregistered(self.root, as_id(self.link), sysid), orjson.dumps(body), 1,
+                           False)]
 
     def _heartbeat(self, v: Vehicle, msg, now: float) -> list[OutMessage]:
         v.armed = bool(msg.base_mode & ARMED)
@@ -168,6 +210,13 @@ class MavlinkTranslator:
         if now - v.fix_sent_at < self.min_interval:
             return []
         v.fix_sent_at = now
+        PUBLISHED.labels("telemetry").inc()
+        return [OutMessage(topics.telemetry(self.root, v.device_id), orjson.dumps(self._fix(v, msg, now)), 1, False)]
+
+    def _fix(self, v: Vehicle, msg, now: float) -> dict | None:
+        """A GLOBAL_POSITION_INT as the contract's fix (None: no position yet)."""
+        if msg.lat == 0 and msg.lon == 0:
+            return None
         ts = now
         if v.boot_offset_s is not None and abs(v.boot_offset_s + msg.time_boot_ms / 1000.0 - now) < 300:
             ts = v.boot_offset_s + msg.time_boot_ms / 1000.0
@@ -184,8 +233,7 @@ class MavlinkTranslator:
             fix["track_deg"] = round(track, 1)
         if v.battery_pct is not None:
             fix["battery_pct"] = v.battery_pct
-        PUBLISHED.labels("telemetry").inc()
-        return [OutMessage(topics.telemetry(self.root, v.device_id), orjson.dumps(fix), 1, False)]
+        return fix
 
     @staticmethod
     def _flight_status(v: Vehicle, above_home_m: float) -> str:

@@ -15,11 +15,13 @@ DIALECTS: dict[str, Callable[[], Dialect]] = {}
 
 from .chirpstack import ChirpStackDialect  # noqa: E402  (LoRaWAN: ChirpStack v4 MQTT integration)
 from .dji import DjiDialect  # noqa: E402  (DJI Cloud API: Pilot 2, Docks)
+from .mavlink import MavlinkDialect  # noqa: E402  (the MAVLink bridge's notices of unregistered vehicles)
 from .remoteid import RemoteIdDialect  # noqa: E402  (Remote ID receivers: ASTM F3411 broadcasts)
 from .tts import TtsDialect  # noqa: E402  (LoRaWAN: The Things Stack v3)
 
 DIALECTS["chirpstack"] = ChirpStackDialect
 DIALECTS["dji"] = DjiDialect
+DIALECTS["mavlink"] = MavlinkDialect
 DIALECTS["remoteid"] = RemoteIdDialect
 DIALECTS["tts"] = TtsDialect
 
