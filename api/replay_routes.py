@@ -224,7 +224,7 @@ def list_recordings(request: Request) -> dict:
     return {"directory": str(folder), "items": items}
 
 
-def _evaluation_pipeline(request: Request, root: str, start: float | None) -> Pipeline:
+def evaluation_pipeline(request: Request, root: str, start: float | None) -> Pipeline:
     """The pipeline as live ingest builds its own (ingest.stored): the stored zones, registry, zone states and
     clearances as of the replay's start (None: now), the settings' policies and dialects."""
     ctx = get_ctx(request)
@@ -275,7 +275,7 @@ def start_replay(body: ReplayRequest, request: Request) -> dict:
     sink: Sink = broker
     evaluation = None
     if body.evaluate:
-        evaluation = PipelineSink(_evaluation_pipeline(request, dst, replay_start(source, selection)), batch_size=2000,
+        evaluation = PipelineSink(evaluation_pipeline(request, dst, replay_start(source, selection)), batch_size=2000,
                                   on_output=_publish_outputs(broker, dst, SERVICE_ACCOUNTS["ingest"]),
                                   keep_events=False)
         sink = TeeSink(broker, evaluation)

@@ -12,17 +12,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 
-from airspace.monitor import MonitorPolicy
 from i18n import Msg, normalize
 from protocol import topics
 from replay.report import build_report
 from replay.sources import FileSource
 
 from .auth import FORBIDDEN, UNAUTHORIZED, require
-from .context import get_ctx
 from .localize import lang_of
 from .models import Problem
-from .replay_routes import _recording_path, _recordings_dir
+from .replay_routes import _recording_path, _recordings_dir, evaluation_pipeline
 
 router = APIRouter(tags=["replays"], dependencies=[Depends(require("engineer", "admin"))])
 
@@ -37,7 +35,6 @@ def recording_report(name: str, request: Request,
                                                        "en (default: Accept-Language)")] = None) -> HTMLResponse:
     """The incident report of a recording: map with the tracks and zones, timeline of the evaluated events,
     the sensor values that mattered. Opens offline and prints on A4."""
-    ctx = get_ctx(request)
     language = normalize(lang) if lang else lang_of(request)
     path = _recording_path(_recordings_dir(request), name)
     try:
@@ -47,8 +44,8 @@ def recording_report(name: str, request: Request,
     except (OSError, ValueError) as exc:  # replay.recordfile.RecordFormatError: not a recording
         raise HTTPException(422, Msg("api.reports.not_a_recording", name=name, detail=str(exc))) from None
     source.label = name  # the recording as the caller named it, not where the server keeps it
-    page = build_report(source, ctx.zones().zones, uav=uav, language=language,
-                        policy=MonitorPolicy(require_clearance=ctx.config.require_clearance))
+    pipeline = evaluation_pipeline(request, source.root, source.starts_at())  # as live ingest builds its own
+    page = build_report(source, pipeline.monitor.zones, uav=uav, language=language, pipeline=pipeline)
     filename = path.name.split(".")[0] + ".report.html"
     return HTMLResponse(page, headers={"Content-Disposition": f'inline; filename="{filename}"',
                                        "Content-Language": language, "Vary": "Accept-Language"})

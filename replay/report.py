@@ -19,7 +19,7 @@ from airspace.dynamic import rules_from_zones
 from airspace.monitor import MonitorPolicy
 from airspace.thresholds import Rule
 from airspace.zones import Zone, ZoneSet
-from ingest.pipeline import load_dynamic_rules
+from ingest.pipeline import Pipeline, load_dynamic_rules
 from ingest.sensors import parse_reading
 from ingest.sensor_watch import SensorInfo
 from ingest.sharding import ShardError, unshard
@@ -99,10 +99,12 @@ def event_time(ev: Mapping) -> float:
 
 
 def collect(source: Source, zones: ZoneSet, *, uav: str | None = None, policy: MonitorPolicy = MonitorPolicy(),
-            sensors: Mapping[str, SensorInfo] | None = None, title: str | None = None) -> ReportData:
+            sensors: Mapping[str, SensorInfo] | None = None, title: str | None = None,
+            pipeline: Pipeline | None = None) -> ReportData:
     """Everything the report shows. `uav`: only that drone's events and track (the evaluation still runs on
-    the whole recording, so its decisions are the live ones)."""
-    ev = evaluate(source, zones, policy=policy, sensors=sensors)
+    the whole recording, so its decisions are the live ones). `pipeline`: built from the stored truth as live
+    ingest builds its own (ingest.stored: dialects, registry, restored states), else from `zones` and `policy`."""
+    ev = evaluate(source, zones, policy=policy, sensors=sensors, pipeline=pipeline)
     events = [e for e in ev.events if uav is None or e.get("uav_id") == uav]
     involved = {e["zone_id"] for e in events if e.get("zone_id")}
     rules = [r for r in [*load_dynamic_rules(), *rules_from_zones(zones)] if r.zone_id in involved]

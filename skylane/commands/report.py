@@ -20,16 +20,15 @@ log = logging.getLogger("skylane")
 
 
 def cmd_report(args, settings: Settings) -> int:
-    from replay.evaluate import load_zones
     from replay.report import build_report
     from replay.sources import FileSource
 
-    from ..wiring import monitor_policy
+    from .recording import _evaluation_pipeline
     try:
-        zones = load_zones(args.zones or settings.zone_file)
         source = FileSource(args.recording)
-        html = build_report(source, zones, uav=args.uav, policy=monitor_policy(settings), title=args.title,
-                            language=args.lang)
+        pipeline = _evaluation_pipeline(args, settings, source.root, source.starts_at())  # as live ingest's
+        html = build_report(source, pipeline.monitor.zones, uav=args.uav, title=args.title, language=args.lang,
+                            pipeline=pipeline)
     except (OSError, ValueError) as exc:  # replay.recordfile.RecordFormatError too
         print(f"skylane report: {exc}", file=sys.stderr)
         return 2
