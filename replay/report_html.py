@@ -23,6 +23,7 @@ from shapely.geometry import box
 
 import i18n
 from i18n.render import event_description, kind_label, metric_label, ref_label, zone_label
+from protocol.times import parse_rfc3339
 
 from .report import Fix, ReportData, SensorSeries, Why, event_time
 
@@ -285,7 +286,7 @@ def _detail(ev: dict) -> str:
             bits.append(f"{key}={d[key]}")
     for key in ("entry", "exit"):
         if isinstance(d.get(key), dict) and d[key].get("ts"):
-            bits.append(f"{key} {utc_time(datetime.fromisoformat(d[key]['ts'].replace('Z', '+00:00')).timestamp())} UTC")
+            bits.append(f"{key} {utc_time(parse_rfc3339(d[key]['ts']).timestamp())} UTC")
     if isinstance(d.get("flights"), list):
         bits.append("flights=" + ",".join(str(f.get("uav_id", f)) if isinstance(f, dict) else str(f)
                                           for f in d["flights"][:20]))
