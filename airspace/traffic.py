@@ -114,6 +114,8 @@ class TrafficEngine:
         watermark now closes. `registry`: (key, value) -> registered device id (ingest's RegistryView.device),
         for observations whose identity does not name their UAV yet."""
         p = self.policy
+        telemetry, tel_watermark = _thin_rows(telemetry, p.step_s, p.lateness_s)
+        self._watermark = max(self._watermark, tel_watermark)
         s = Sightings.concat([from_telemetry(telemetry, self.vertical, p.airborne_agl_m),
                               from_observations(observations, self.vertical, p.airborne_agl_m, registry)])
         if len(s):
@@ -404,6 +406,28 @@ def _describe(track: Track) -> dict:
     """The other aircraft as an event names it."""
     return {"track_id": track.id, "kind": track.kind, "uav_id": track.uav_id,
             "callsign": track.identity.get("callsign"), "registered": track.uav_id is not None}
+
+
+def _thin_rows(rows: Sequence, step_s: float, lateness_s: float) -> tuple[list, float]:
+    """A batch's telemetry rows thinned as `_thin_telemetry` thins an instant (each drone's first and last fix of
+    each instant, in the same order: time, then position), before they are made sightings: what the instant
+    keeps is among them whatever the batches. Also the watermark all the rows give (see TrafficEngine)."""
+    first: dict[tuple, tuple] = {}
+    last: dict[tuple, tuple] = {}
+    watermark = -math.inf
+    for i, r in enumerate(rows):
+        t = r.ts.timestamp()
+        watermark = max(watermark, min(t, r.received_at.timestamp() + lateness_s))
+        key = (r.uav_id, math.ceil(t / step_s - 1e-9))
+        order = (t, r.lon, r.lat, i)
+        if key not in first or order < first[key]:
+            first[key] = order
+        if key not in last or order > last[key]:
+            last[key] = order
+    if len(first) * 2 >= len(rows):
+        return list(rows), watermark
+    keep = sorted({o[3] for o in first.values()} | {o[3] for o in last.values()})
+    return [rows[i] for i in keep], watermark
 
 
 def _thin_telemetry(s: Sightings) -> Sightings:
