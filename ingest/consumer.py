@@ -304,19 +304,21 @@ class Ingester:
         for kind, n in kinds.items():
             m.EVENTS.labels(kind).inc(n)
         now = time.monotonic()
+        states: list[tuple[str, bytes]] = []
         for msg in batch_messages(out, self.root, SERVICE_ACCOUNTS["ingest"]):
             if msg.coalesce:
-                self._state(msg.topic, msg.payload, now, stop)
+                self._state(msg.topic, msg.payload, now, states)
             else:
                 self.publisher.publish(msg.topic, msg.payload, qos=msg.qos, retain=msg.retain, stop=stop)
+        self.client.publish_states(states)
 
-    def _state(self, topic: str, payload: bytes, now: float, stop: threading.Event) -> None:
-        """Publish a live state (retained, QoS 0) now, or keep it for flush_states when this topic was
+    def _state(self, topic: str, payload: bytes, now: float, send: list[tuple[str, bytes]]) -> None:
+        """A live state (retained, QoS 0) into `send` now, or kept for flush_states when this topic was
         published less than STATE_INTERVAL_S ago: a 10 Hz drone need not cost 10 broker writes a second."""
         if now - self._state_sent.get(topic, -1e9) >= STATE_INTERVAL_S:
             self._state_sent[topic] = now
             self._state_pending.pop(topic, None)
-            self.publisher.publish(topic, payload, qos=0, retain=True, stop=stop)
+            send.append((topic, payload))
         else:
             self._state_pending[topic] = payload
 
@@ -328,9 +330,8 @@ class Ingester:
         self._state_flushed = now
         due = [t for t in self._state_pending if force or now - self._state_sent.get(t, -1e9) >= STATE_INTERVAL_S]
         for topic in due:
-            payload = self._state_pending.pop(topic)
             self._state_sent[topic] = now
-            self.publisher.publish(topic, payload, qos=0, retain=True, stop=stop)
+        self.client.publish_states([(topic, self._state_pending.pop(topic)) for topic in due])
 
     def _ack(self, batch: list[RawMessage]) -> None:
         with self._ack_lock:  # ids of an earlier connection are void: those messages come again

@@ -10,7 +10,8 @@ changes three things:
   the buffer holds data, since select() no longer sees those bytes;
 - QoS 0/1 PUBLISH packets go straight to `on_fast_message(topic, payload, qos, mid, dup)` (QoS 2 and
   everything else take paho's own path);
-- `ack_many(mids)` queues the PUBACKs of a whole batch as one write.
+- `ack_many(mids)` queues the PUBACKs of a whole batch as one write, and `publish_states(pairs)` a batch's
+  retained QoS 0 live states (paho's publish() costs a wake-up write and its bookkeeping per message).
 
 Written against paho-mqtt 2.x internals (`_sock_recv`, `_packet_read`, `_in_packet`, `_packet_queue`);
 tests/test_ingest_noloss.py exercises it through broker restarts and kills.
@@ -26,6 +27,8 @@ from protocol.mqttwire import encode_varint
 _READ_SIZE = 256 * 1024
 _PUBLISH = 0x30
 _PUBACK = 0x40
+_RAW = _PUBACK  # queued bytes paho writes as they are (any command but PUBLISH and DISCONNECT: no callbacks)
+_RETAINED_QOS0 = bytes((_PUBLISH | 0x01,))
 _H = struct.Struct("!H")
 FastCallback = Callable[[str, bytes, int, int, bool], None]
 
@@ -92,6 +95,22 @@ class FastClient(mqtt.Client):
         plen, pos = _varint(packet, pos)  # properties: skipped (no topic aliases from brokers we use)
         self.on_fast_message(topic, bytes(packet[pos + plen:]), qos, mid, bool(cmd & 0x08))
         return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def publish_states(self, states: Iterable[tuple[str, bytes]]) -> int:
+        """Publish (topic, payload) pairs retained at QoS 0 as one write, without paho's per-message bookkeeping
+        (QoS 0 has no acknowledgement to track) or its one wake-up of the network thread per message; how many.
+        Not connected: nothing is sent (a live state is published again with the next one)."""
+        if not self.is_connected():
+            return 0
+        parts, n = [], 0
+        for topic, payload in states:
+            t = topic.encode()
+            body_len = 2 + len(t) + 1 + len(payload)  # topic, empty MQTT 5 properties, payload
+            parts += [_RETAINED_QOS0, encode_varint(body_len), _H.pack(len(t)), t, b"\x00", payload]
+            n += 1
+        if n:
+            self._packet_queue(_RAW, b"".join(parts), 0, 0)
+        return n
 
     def ack_many(self, mids: Iterable[int]) -> None:
         """PUBACK (success) for each QoS 1 message id, as one write."""
