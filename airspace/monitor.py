@@ -30,6 +30,7 @@ it, so the events do not depend on where batches are cut.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -65,6 +66,7 @@ class AirspaceMonitor:
     def __init__(self, zones: ZoneSet, policy: MonitorPolicy = MonitorPolicy()) -> None:
         self.policy = policy
         self._state: dict[str, UavState] = {}
+        self._due = math.inf  # no state changes at tick() before this event time (see tick)
         self._clearances: dict[str, ApprovedClearance] = {}
         self._zone_state: dict[str, dict] = {}
         self._set_zones(zones)
@@ -428,9 +430,11 @@ class AirspaceMonitor:
         same event (and id) that a later fix of the UAV would have produced from the gap.
         """
         wm = watermark if isinstance(watermark, (int, float)) else epoch_of(watermark)
+        if wm <= self._due:  # nobody's link can be lost nor state forgotten yet: no scan (ticks come per batch)
+            return []
         timeout = self.policy.link_timeout_s
         silent = timeout + self.policy.forget_after_s
-        events, gone = [], []
+        events, gone, due = [], [], math.inf
         for uav in sorted(self._state):
             st = self._state[uav]
             if st.airborne and not st.lost and wm - st.t > timeout:
@@ -439,8 +443,11 @@ class AirspaceMonitor:
                                             lost_detail(st.t, timeout, st.lon, st.lat, st.alt_amsl)))
             if wm - st.t > silent:
                 gone.append(uav)
+            else:
+                due = min(due, st.t + (timeout if st.airborne and not st.lost else silent))
         for uav in gone:
             self.forget(uav)
+        self._due = due
         return sorted(events, key=lambda e: (e.ts, e.uav_id))
 
     # ------------------------------------------------------------------------------ state
@@ -457,6 +464,7 @@ class AirspaceMonitor:
             st.deviated = conf.deviated.get(uav, old.deviated if old else False)
             st.corridor_out = conf.corridor_out.get(uav, old.corridor_out if old else set())
             self._state[uav] = st
+            self._due = min(self._due, st.t + self.policy.link_timeout_s)
 
     def tracked(self) -> int:
         """How many UAVs the monitor holds state for."""
