@@ -238,6 +238,17 @@ def wait_delivered(database_url: str, timeout: float) -> None:
     wait_until(lambda: pending(database_url) == 0, timeout, "the outbox did not drain", interval=0.2)
 
 
+def deliver_all(system, timeout: float, *receivers) -> None:
+    """Run an alert worker until the outbox has drained, then stop it and the receivers."""
+    worker = WorkerThread(system).start()
+    try:
+        wait_delivered(system.database_url, timeout)
+    finally:
+        worker.stop()
+        for rx in receivers:
+            rx.stop()
+
+
 def call(api, method: str, path: str, key: str | None, body=None):
     """A request to an ApiServer with a key (None: without)."""
     import httpx

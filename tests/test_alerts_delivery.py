@@ -18,7 +18,7 @@ from protocol import topics
 from protocol.mqttclient import close_client, connect_client
 from storage.writes import write_batch
 
-from .alerts_support import (T0, HttpReceiver, WorkerThread, call, delivered_ids, event, outbox, store_events,
+from .alerts_support import (T0, HttpReceiver, WorkerThread, call, deliver_all, delivered_ids, event, outbox, store_events,
                              subscribe, violations, wait_delivered, webhook_receiver, wecom_robot)
 from .api_support import make_keys
 from .helpers import ARTIFACTS, query, wait_until
@@ -136,12 +136,7 @@ def test_4xx_fails_at_once_5xx_and_429_are_retried_and_a_bad_url_fails(system):
     flaky = subscribe(db, channel="webhook", target=rx.url + "/flaky", secret=SECRET)
     bad = subscribe(db, channel="webhook", target="ftp://127.0.0.1/nowhere", secret=SECRET)  # past the API's check
     store_events(db, violations(1))
-    worker = WorkerThread(system).start()
-    try:
-        wait_delivered(db, 30)
-    finally:
-        worker.stop()
-        rx.stop()
+    deliver_all(system, 30, rx)
     state = {sub: (attempts, delivered, failed, error) for sub, _e, attempts, delivered, failed, error in outbox(db)}
     assert state[gone][:3] == (1, False, True) and state[gone][3].startswith("HTTP 404 from the receiver")
     assert state[flaky][:3] == (3, True, False)
@@ -259,12 +254,7 @@ def test_the_worker_writes_each_subscription_in_its_language_with_the_zones_chin
     zh = subscribe(db, name="值班席", channel="webhook", target=rx.url + "/zh", secret=SECRET, language="zh-CN")
     en = subscribe(db, name="night desk", channel="webhook", target=rx.url + "/en", secret=SECRET, language="en")
     store_events(db, violations(1))
-    worker = WorkerThread(system).start()
-    try:
-        wait_delivered(db, 20)
-    finally:
-        worker.stop()
-        rx.stop()
+    deliver_all(system, 20, rx)
     by_path = {r.path: r.json() for r in rx.accepted}
     assert sorted(by_path) == ["/en", "/zh"] and {b["subscription"]["id"] for b in by_path.values()} == {zh, en}
     zh_body, en_body = by_path["/zh"], by_path["/en"]

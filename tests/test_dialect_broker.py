@@ -13,7 +13,7 @@ import pytest
 from devices.registry import DeviceRecord
 
 from .dialect_support import Mqtt, count, register, unique, unique_eui, wait_count
-from .helpers import start_ingester
+from .helpers import query, start_ingester
 
 pytestmark = pytest.mark.integration
 DATA = Path(__file__).parent / "data"
@@ -58,12 +58,12 @@ def test_dji_aircraft_and_dock_through_the_broker(system):
         wait_count(db, "SELECT count(*) FROM sensor_readings WHERE sensor_id = 'DJI-DOCK' AND metric = 'humidity'")
         assert count(db, "SELECT count(*) FROM uav_telemetry WHERE uav_id = 'DJI-A1' AND alt_ref = 'WGS84' "
                          "AND alt_m = 64") == 1
-        reasons = [r for (r,) in _rows(db, "SELECT reason FROM dead_letters ORDER BY id")]
+        reasons = [r for (r,) in query(db, "SELECT reason FROM dead_letters ORDER BY id")]
         assert any(r.startswith(f"unregistered DJI aircraft SN {stranger}") for r in reasons)
         assert any(r.startswith("malformed JSON") for r in reasons)
-        assert _rows(db, "SELECT device_id, online FROM devices WHERE device_id IN ('DJI-A1', 'DJI-DOCK') "
+        assert query(db, "SELECT device_id, online FROM devices WHERE device_id IN ('DJI-A1', 'DJI-DOCK') "
                          "ORDER BY device_id") == [("DJI-A1", True), ("DJI-DOCK", True)]
-        assert _rows(db, "SELECT vtext FROM sensor_readings WHERE sensor_id = 'DJI-DOCK' AND metric = "
+        assert query(db, "SELECT vtext FROM sensor_readings WHERE sensor_id = 'DJI-DOCK' AND metric = "
                          "'dji_topology'") == [("DJI-A1",)]
     finally:
         watch.close()
@@ -95,13 +95,13 @@ def test_chirpstack_uplinks_through_the_broker_dedupe_and_gaps(system):
         db = system.database_url
         wait_count(db, "SELECT count(*) FROM sensor_readings WHERE sensor_id = 'CS-AQ1' AND metric = 'batteryLevel'")
         wait_count(db, "SELECT count(*) FROM dead_letters")
-        assert _rows(db, "SELECT value, unit FROM sensor_readings WHERE sensor_id = 'CS-AQ1' AND metric = 'pm2_5' "
+        assert query(db, "SELECT value, unit FROM sensor_readings WHERE sensor_id = 'CS-AQ1' AND metric = 'pm2_5' "
                          "ORDER BY ts") == [(31.0, "ug/m3"), (32.0, "ug/m3"), (36.0, "ug/m3")]
-        assert _rows(db, "SELECT value FROM sensor_readings WHERE sensor_id = 'CS-AQ1' "
+        assert query(db, "SELECT value FROM sensor_readings WHERE sensor_id = 'CS-AQ1' "
                          "AND metric = 'lorawan_frames_lost'") == [(3.0,)]
-        (reason,) = [r for (r,) in _rows(db, "SELECT reason FROM dead_letters")]
+        (reason,) = [r for (r,) in query(db, "SELECT reason FROM dead_letters")]
         assert "has no decoded payload ('object')" in reason
-        assert _rows(db, "SELECT online FROM devices WHERE device_id = 'CS-AQ1'") == [(True,)]
+        assert query(db, "SELECT online FROM devices WHERE device_id = 'CS-AQ1'") == [(True,)]
     finally:
         mqtt.close()
         runner.close()
@@ -128,17 +128,11 @@ def test_tts_uplinks_through_the_broker(system):
         db = system.database_url
         wait_count(db, "SELECT count(*) FROM dead_letters")
         wait_count(db, "SELECT count(*) FROM devices WHERE device_id = 'TTS-T1' AND online")
-        assert _rows(db, "SELECT metric, value, unit FROM sensor_readings WHERE sensor_id = 'TTS-T1' ORDER BY metric") \
+        assert query(db, "SELECT metric, value, unit FROM sensor_readings WHERE sensor_id = 'TTS-T1' ORDER BY metric") \
             == [("lorawan_rssi", -35.0, "dBm"), ("lorawan_snr", 5.0, "dB"), ("luminosity", 0.64, None),
                 ("temperature", 1.0, "Cel")]
-        (reason,) = [r for (r,) in _rows(db, "SELECT reason FROM dead_letters")]
+        (reason,) = [r for (r,) in query(db, "SELECT reason FROM dead_letters")]
         assert "has no decoded payload ('decoded_payload')" in reason
     finally:
         mqtt.close()
         runner.close()
-
-
-def _rows(database_url: str, sql: str) -> list[tuple]:
-    import psycopg
-    with psycopg.connect(database_url) as conn:
-        return conn.execute(sql).fetchall()

@@ -19,7 +19,7 @@ from ingest.bridges.mavlink import BAD_FRAMES, NOTICE_EVERY_S, NOTICES, UNREGIST
 from protocol import topics
 
 from .dialect_support import Mqtt, count, register, send_udp, start_bridge, wait_count
-from .helpers import free_port, start_ingester, wait_until
+from .helpers import free_port, query, start_ingester, wait_until
 
 NO_FLY = (121.4885, 31.044)  # inside R-BR-MP (prohibited, 0-150 m AGL)
 CRUISE = (121.50, 31.05)
@@ -146,19 +146,13 @@ def test_an_unregistered_vehicle_over_udp_is_a_dead_letter_and_an_event_not_lost
                    f"unregistered MAVLink vehicle udp:{port}/9:%", at_least=2)  # at first sight, then with its fix
         wait_count(db, "SELECT count(*) FROM airspace_events WHERE kind = 'unregistered_device' AND uav_id = %s",
                    f"udp:{port}/9")
-        dead = [json.loads(bytes(p)) for (p,) in _rows(db, "SELECT payload FROM dead_letters ORDER BY id")]
+        dead = [json.loads(bytes(p)) for (p,) in query(db, "SELECT payload FROM dead_letters ORDER BY id")]
         assert dead[-1]["fix"]["lat"] == CRUISE[1] and dead[-1]["mavlink"] == f"udp:{port}/9"
         assert count(db, "SELECT count(*) FROM uav_telemetry") == 0
         assert count(db, "SELECT count(*) FROM dead_letters") == 2  # rate-limited: not one per MAVLink message
     finally:
         runner.close()
         ingest.close()
-
-
-def _rows(database_url: str, sql: str) -> list[tuple]:
-    import psycopg
-    with psycopg.connect(database_url) as conn:
-        return conn.execute(sql).fetchall()
 
 
 @pytest.mark.integration
