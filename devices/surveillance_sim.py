@@ -172,11 +172,12 @@ class SurveillanceSim:
 
 
 def pair_fixes(t: float) -> tuple[Fix, Fix]:
-    """PAIR-A flies east and PAIR-B west along 31.030 N at 80 m, 12 m/s each, from 3.6 km apart: they meet
-    150 s into each 240 s cycle, 4 m apart, then fly on until the cycle starts again."""
+    """PAIR-A flies east and PAIR-B west along 31.030 N at 80 m, 12 m/s each, from 1.2 km apart: they meet
+    50 s into each 240 s cycle, 4 m apart (conflict_predicted about 18 s in, separation_loss about 48 s in, so a
+    demo shows both within its first minute), then fly on until the cycle starts again."""
     frame = LocalFrame(121.48, 31.030)
     s = (t % PAIR_PERIOD_S) * 12.0
-    xa, xb = -1800.0 + s, 1800.0 - s
+    xa, xb = -600.0 + s, 600.0 - s
     a, b = frame.to_lonlat(xa, 0.0), frame.to_lonlat(xb, 4.0)
     return (Fix(a[0], a[1], 80.0, 12.0, 90.0, 0.0, "Airborne", 80.0),
             Fix(b[0], b[1], 80.0, 12.0, 270.0, 0.0, "Airborne", 80.0))
