@@ -6,9 +6,11 @@ Mosquitto runs two listeners (`per_listener_settings true`), each with its own p
   device, named after its id, with `use_username_as_clientid`: a device's client id is its user name, so
   nobody can take over another client's session there;
 - the **service listener** (1884, bound to the services' network only) holds Skylane's own accounts:
-  ingest, api, recorder (record and replay), simulator (many simulated devices on one connection) and admin
-  (command-line tools). No device account exists on it, so no device can connect as, or take over the
-  persistent session of, a service.
+  ingest, api, recorder (record and replay), simulator (many simulated devices on one connection), admin
+  (command-line tools) and the bridges. No device or outside system has an account on it, so none can connect
+  as, or take over the persistent session of, a service.
+- systems outside Skylane (skylane-lns, a LoRaWAN network server's integration) connect to the device listener:
+  their client id is their user name too.
 
 Least privilege (root `R`, replay roots under `replay/`):
 
@@ -24,9 +26,9 @@ Least privilege (root `R`, replay roots under `replay/`):
 | skylane-receiver (`skylane adsb`, surveillance bridges) | nothing | `R/obs/#`, `R/rid/#`, `R/device/+/status` (its receivers' presence) |
 | a registered Remote ID receiver `X` (`"rid_receiver": true`) | as its kind | as its kind, and `R/rid/X` |
 | skylane-bridge (`skylane bridge mavlink`) | nothing | device topics, `R/rid/#` (autopilots' own Remote ID), `R/mavlink/#` (unregistered vehicles' notices) |
-| skylane-lns (a LoRaWAN network server's MQTT integration) | its command topics | `application/#`, `v3/#` |
+| skylane-lns (a LoRaWAN network server's MQTT integration; device listener) | its command topics | `application/#`, `v3/#` |
 | DJI gateway `SN` (a dock, or an RC running DJI Pilot 2; device listener) | its `sys/product/SN/status_reply` and `thing/product/SN/{services,events_reply,requests_reply,property/set}` | `sys/product/SN/status`, `thing/product/SN/{osd,state,events,requests,services_reply,property/set_reply}`, and `thing/product/A/{osd,state,events}` of each aircraft `A` that names it as `dji_gateway` |
-Every service account but skylane-lns (a system outside Skylane) may read and write `replay/#` (replays and the
+Every service account may read and write `replay/#` (replays and the
 pipelines that evaluate them). Only service accounts publish `control/#`, `events/#` and `state/#`. The ingest
 account also reads the input dialects' topics (DIALECT_TOPICS) and answers DJI gateways on their status_reply.
 
@@ -76,7 +78,6 @@ DIALECT_DEVICE_TOPICS = ("thing/product/+/osd", "thing/product/+/state", "sys/pr
                          "v3/#")
 LNS_WRITE = ("application/#", "v3/#")  # a network server's integration publishes its events ...
 LNS_READ = ("application/+/device/+/command/#", "v3/+/devices/+/down/#")  # ... and subscribes to its commands
-EXTERNAL_ROLES = frozenset({"lns"})  # accounts of systems outside Skylane: no replay tree
 DJI_GATEWAY_WRITE = ("osd", "state", "events", "requests", "services_reply", "property/set_reply")
 DJI_GATEWAY_READ = ("services", "events_reply", "requests_reply", "property/set")
 DJI_RELAYED = ("osd", "state", "events")  # what a gateway publishes for the aircraft under it
@@ -190,11 +191,19 @@ def service_accounts(root: str, secret: bytes) -> list[Account]:
         "admin": ((control,), (control,)),
         "receiver": ((), (f"{root}/obs/#", f"{root}/rid/#", f"{root}/device/+/status")),
         "bridge": ((), devices + (f"{root}/rid/#", f"{root}/mavlink/#")),
-        "lns": (LNS_READ, LNS_WRITE),
     }
-    replay = {role: () if role in EXTERNAL_ROLES else (REPLAY_TREE,) for role in grants}
     return [Account(SERVICE_ACCOUNTS[role], derive_password(secret, SERVICE_ACCOUNTS[role]), "service",
-                    read + replay[role], write + replay[role]) for role, (read, write) in grants.items()]
+                    read + (REPLAY_TREE,), write + (REPLAY_TREE,)) for role, (read, write) in grants.items()]
+
+
+def integration_accounts(secret: bytes) -> list[Account]:
+    """Accounts of systems outside Skylane (a LoRaWAN network server's integration). They live on the device
+    listener, where the client id is the user name: such a system can neither take over a service's persistent
+    session (as it could on the service listener, where Skylane's own clients choose their ids) nor reach the
+    replay tree."""
+    grants = {"lns": (LNS_READ, LNS_WRITE)}
+    return [Account(SERVICE_ACCOUNTS[role], derive_password(secret, SERVICE_ACCOUNTS[role]), "integration", read,
+                    write) for role, (read, write) in grants.items()]
 
 
 def device_accounts(records: Iterable[Any], root: str, secret: bytes) -> list[Account]:
@@ -309,6 +318,7 @@ class Generated:
     credentials: Path
     services: int
     devices: int
+    integrations: int = 0  # outside systems' accounts, on the device listener
 
 
 def _write(path: Path, text: str, mode: int) -> None:
@@ -329,8 +339,8 @@ def generate_services(out_dir: Path, root: str, secret: bytes, extra: Iterable[A
 
 
 def generate_devices(out_dir: Path, records: Iterable[Any], root: str, secret: bytes) -> list[Account]:
-    """Write devices.passwd and devices.acl: one account per registered device."""
-    accounts = device_accounts(records, root, secret)
+    """Write devices.passwd and devices.acl: one account per registered device, and the integrations'."""
+    accounts = device_accounts(records, root, secret) + integration_accounts(secret)
     _write(out_dir / "devices.passwd", render_passwd(accounts, secret), 0o640)
     _write(out_dir / "devices.acl", render_acl(accounts, root, "device"), 0o644)
     return accounts
@@ -345,5 +355,7 @@ def generate(records: Iterable[Any], root: str, out_dir: Path, secret_file: Path
     devices = generate_devices(out_dir, records, root, secret)
     _write(out_dir / "credentials.json", json.dumps({a.username: a.password for a in services + devices},
                                                     indent=1) + "\n", 0o600)
+    outside = sum(a.role == "integration" for a in devices)
     return Generated(out_dir / "services.passwd", out_dir / "services.acl", out_dir / "devices.passwd",
-                     out_dir / "devices.acl", out_dir / "credentials.json", len(services), len(devices))
+                     out_dir / "devices.acl", out_dir / "credentials.json", len(services), len(devices) - outside,
+                     outside)

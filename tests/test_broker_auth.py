@@ -58,7 +58,7 @@ def test_devices_get_only_their_own_topics_and_no_service_rights():
     assert not any(t.startswith((f"{ROOT}/control", f"{ROOT}/events", f"{ROOT}/state")) for a in devices.values()
                    for t in a.write)
     services = {a.username: a for a in brokerauth.service_accounts(ROOT, secret)}
-    assert set(services) == set(brokerauth.SERVICE_ACCOUNTS.values())
+    assert set(services) == set(brokerauth.SERVICE_ACCOUNTS.values()) - {"skylane-lns"}  # an outside system's
     writes_control = {u for u, a in services.items() if any("/control" in t for t in a.write)}
     assert writes_control == {"skylane-ingest", "skylane-api", "skylane-admin"}
     # the MAVLink bridge's notices of unregistered vehicles: the bridge writes them, ingest reads them
@@ -82,7 +82,8 @@ def test_generate_writes_files_that_regenerate_identically(tmp_path):
     out = brokerauth.generate(REGISTRY, ROOT, tmp_path)
     files = (out.services_passwd, out.services_acl, out.devices_passwd, out.devices_acl, out.credentials)
     first = {p: p.read_bytes() for p in files}
-    assert out.devices == 4 and out.services == len(brokerauth.SERVICE_ACCOUNTS)  # 'unknown' devices get no account
+    assert out.devices == 4 and out.services == len(brokerauth.SERVICE_ACCOUNTS) - 1  # 'unknown' devices: no account
+    assert out.integrations == 1 and "skylane-lns:" in out.devices_passwd.read_text()  # on the device listener
     assert oct(out.credentials.stat().st_mode & 0o777) == "0o600"
     assert oct((tmp_path / "secret").stat().st_mode & 0o777) == "0o600"
     brokerauth.generate(REGISTRY, ROOT, tmp_path)
@@ -296,7 +297,7 @@ def test_cli_generates_both_listeners_files_from_a_registry_file(tmp_path):
     r = subprocess.run([sys.executable, "-m", "skylane", "mqtt-auth", "generate", "--out", str(tmp_path / "a"),
                         "--registry", str(reg)], capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 0, r.stderr
-    assert f"{len(brokerauth.SERVICE_ACCOUNTS)} service and 3 device accounts" in r.stdout
+    assert f"{len(brokerauth.SERVICE_ACCOUNTS) - 1} service, 3 device and 1 integration accounts" in r.stdout
     assert "use_username_as_clientid true" in (tmp_path / "a" / "mosquitto-listeners.conf").read_text()
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([{"device_id": "urn:dev:1", "kind": "sensor"}]))

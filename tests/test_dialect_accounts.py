@@ -42,7 +42,9 @@ def test_dji_gateways_get_accounts_named_by_serial_number():
     services = {a.username: a for a in brokerauth.service_accounts(ROOT, b"k" * 32)}
     assert set(brokerauth.DIALECT_TOPICS) <= set(services["skylane-ingest"].read)
     assert "sys/product/+/status_reply" in services["skylane-ingest"].write
-    assert services["skylane-lns"].write == brokerauth.LNS_WRITE and "replay/#" not in services["skylane-lns"].read
+    assert "skylane-lns" not in services  # an outside system: on the device listener, not among the services
+    [lns] = brokerauth.integration_accounts(b"k" * 32)
+    assert lns.username == "skylane-lns" and lns.write == brokerauth.LNS_WRITE and "replay/#" not in lns.read
     assert f"{ROOT}/rid/#" in services["skylane-bridge"].write
     assert not any("/control" in t or "/events" in t for t in services["skylane-bridge"].write)
     with pytest.raises(brokerauth.AuthError, match="skylane-x"):
@@ -116,7 +118,7 @@ def test_a_dji_gateway_publishes_only_its_own_and_its_aircrafts_topics(broker):
 
 @pytest.mark.integration
 def test_the_integration_and_bridge_accounts_do_only_their_job(broker):
-    lns, acks = _client(broker.service_url("lns"), "chirpstack-1")
+    lns, acks = _client(broker.device_url("skylane-lns"), "chirpstack-1")
     try:
         assert _refused(lns, acks, ["application/a/device/0101010101010101/event/up", "v3/app@t/devices/d/up",
                                     topics.telemetry(ROOT, "M30-1"), topics.control_zones(ROOT),
@@ -151,3 +153,48 @@ def test_well_formed_vendor_properties_are_kept():
         "dji_sn": "7CTDM3D00BVQHK", "dev_eui": "A84041000181C061", "tts_device_id": "app@tenant/dev-1",
         "mavlink": "serial:ttyUSB0/255", "metric_map": {"gust": ["wind_gust", "m/s"], "n": ["count"]}}}])
     assert rec.properties["mavlink"] == "serial:ttyUSB0/255"
+
+
+@pytest.mark.integration
+def test_the_network_servers_account_cannot_take_over_a_services_session(broker):
+    """On the service listener a client chooses its id, so an outside system's account there could connect as
+    `skylane-ingest-1` and knock ingest off (or consume its queued session). It lives on the device listener,
+    where the broker makes the client id the user name: the victim stays connected."""
+    events: queue.Queue = queue.Queue()
+    victim = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="skylane-ingest-1", protocol=mqtt.MQTTv5)
+    target = MqttTarget.parse(broker.service_url("ingest"))
+    target.configure(victim)
+    victim.on_connect = lambda *a: events.put("connected")
+    victim.on_disconnect = lambda *a: events.put("disconnected")
+    victim.connect(target.host, target.port)
+    victim.loop_start()
+    try:
+        assert events.get(timeout=10) == "connected"
+        assert _connack(broker.mqtt_url, "skylane-lns", broker.device_url("skylane-lns"), "skylane-ingest-1") \
+            == "Not authorized"  # no account on the service listener
+        lns, _ = _client(broker.device_url("skylane-lns"), "skylane-ingest-1")  # same id, the device listener
+        try:
+            time.sleep(1.0)
+            assert events.empty() and victim.is_connected()  # nobody was knocked off
+        finally:
+            close_client(lns)
+    finally:
+        victim.loop_stop()
+        victim.disconnect()
+
+
+def _connack(listener_url: str, user: str, url_with_password: str, client_id: str) -> str:
+    """The CONNACK reason a client with `user`'s password gets from the listener at `listener_url`."""
+    password = MqttTarget.parse(url_with_password).password
+    target = MqttTarget.parse(listener_url)
+    got: queue.Queue = queue.Queue()
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    c.username_pw_set(user, password)
+    c.on_connect = lambda _c, _u, _f, reason, _p: got.put(str(reason))
+    c.connect(target.host, target.port)
+    c.loop_start()
+    try:
+        return got.get(timeout=10)
+    finally:
+        c.loop_stop()
+        c.disconnect()
