@@ -100,8 +100,9 @@ async def clearance_request(request: Request, params: RouteParams) -> tuple[Clea
         try:
             return ClearanceRequest.model_validate_json(body or b"null"), None
         except ValidationError as exc:
-            raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)],
-                                         body=body[:2000]) from None
+            raise RequestValidationError([_printable({**e, "loc": ("body", *e["loc"])})
+                                          for e in exc.errors(include_url=False)],
+                                         body=body[:2000].decode("utf-8", "replace")) from None
     if params.departure is not None and params.departure.tzinfo is None:
         raise HTTPException(422, Msg("api.needs_offset", name="departure"))
     name = _filename(request) or "request body"
@@ -127,6 +128,12 @@ async def clearance_request(request: Request, params: RouteParams) -> tuple[Clea
                                      ) from None
     return out, {**rf.summary(), "alt_ref": planned.alt_ref, "alt_ref_from": planned.alt_ref_from,
                  "timed_by": "file speeds" if planned.times is not None else "speed_mps"}
+
+
+def _printable(error: dict) -> dict:
+    """A validation error whose echoed input is text (bytes that are not UTF-8 made the 422 itself a 500)."""
+    value = error.get("input")
+    return {**error, "input": value[:2000].decode("utf-8", "replace")} if isinstance(value, bytes) else error
 
 
 def _filename(request: Request) -> str | None:

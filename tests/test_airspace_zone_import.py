@@ -288,3 +288,21 @@ def test_report_format():
                                              "'CONDITIONAL', 'NO_RESTRICTION')", "action": "skipped"}
     assert json.loads(json.dumps(out)) == out
     assert np.isfinite([out["problems"][0][k] for k in ("area_published_m2", "area_imported_m2")]).all()
+
+
+def test_rings_geos_cannot_node_skip_their_feature_alone(monkeypatch):
+    """Near-coincident segments can make GEOS itself fail (TopologyException) while repairing, even on its fine
+    grid (hypothesis found such rings): that feature is skipped with the reason, the others are imported."""
+    import shapely
+
+    from airspace.formats import geometry
+
+    def cannot_node(*_a, **_k):
+        raise shapely.errors.GEOSException("TopologyException: found non-noded intersection between ...")
+    bowtie = [[121.40, 31.00], [121.41, 31.01], [121.41, 31.00], [121.40, 31.01], [121.40, 31.00]]
+    monkeypatch.setattr(geometry.shapely, "make_valid", cannot_node)
+    result = import_zones({"type": "FeatureCollection",
+                           "features": [feature([bowtie], zid="Z-BAD"), feature([SQUARE], zid="Z-OK")]})
+    assert [z.id for z in result.zones] == ["Z-OK"]
+    [problem] = result.problems
+    assert problem.field == "geometry" and "cannot be noded" in problem.problem and "TopologyException" in problem.problem

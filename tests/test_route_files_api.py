@@ -130,3 +130,11 @@ def test_cli_submits_through_the_api(api, keys, drone, tmp_path, capsys, monkeyp
     assert code == 1 and json.loads(capsys.readouterr().out)["source"]["format"] == "wpml"
     monkeypatch.delenv("SKYLANE_API_KEY")
     assert skylane_main(["clearance", "request", str(path), "--api-url", api.url]) == 2
+
+
+def test_a_json_body_that_is_not_utf8_is_a_422_not_a_server_error(api, keys, drone):  # noqa: F811
+    """Schemathesis sent bytes that are not UTF-8 as application/json: the validation error's echo of the body
+    could not be encoded and the answer was a 500."""
+    op = Client(api.url, keys.operator)
+    r = upload(op, b"\xff\x1d\xc4\x85", "application/json", alt_ref="AMSL", ua_class="large")
+    assert r.status_code == 422 and r.json()["detail"][0]["type"] == "json_invalid"

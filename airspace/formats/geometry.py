@@ -49,7 +49,15 @@ def polygonal(geo: Any, path: str, fail: Failer) -> BaseGeometry:
 
 
 def repair(geom: BaseGeometry) -> tuple[BaseGeometry | None, str]:
-    """(the valid Polygon/MultiPolygon, "") or (None, why the repair would be a guess)."""
+    """(the valid Polygon/MultiPolygon, "") or (None, why the repair would be a guess). Rings GEOS cannot node
+    even on a fine grid (near-coincident segments) are not repaired either: their feature alone is refused."""
+    try:
+        return _repair(geom)
+    except shapely.errors.GEOSException as exc:
+        return None, f"its rings cannot be noded into areas ({str(exc).split(':')[0]})"
+
+
+def _repair(geom: BaseGeometry) -> tuple[BaseGeometry | None, str]:
     parts = [geom] if geom.geom_type == "Polygon" else list(geom.geoms)
     fixed = []
     for k, part in enumerate(parts):
