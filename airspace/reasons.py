@@ -54,6 +54,9 @@ def _runs(code: str, seg, zone, s0, s1, extra=None) -> list[Draft]:
     return drafts
 
 
+_GAP_SLACK = 1e-9  # of a segment (the crossings' parameter slack): a waypoint on a boundary leaves no gap
+
+
 def _gap_drafts(code: str, r: Route, covered_seg, covered_s0, covered_s1, only: int,
                 want=None, merge: bool = True) -> list[Draft]:
     """Drafts for the parts of segments not covered by the given pieces (`want(k)` filters)."""
@@ -70,10 +73,10 @@ def _gap_drafts(code: str, r: Route, covered_seg, covered_s0, covered_s1, only: 
             continue
         cur = 0.0
         for a, b in merge_intervals(by.get(k, [])):
-            if a > cur:
+            if a > cur + _GAP_SLACK:
                 segs.append(k), s0.append(cur), s1.append(a)
             cur = max(cur, b)
-        if cur < 1.0:
+        if cur < 1.0 - _GAP_SLACK:
             segs.append(k), s0.append(cur), s1.append(1.0)
     if not merge:
         return [Draft(code, only, k, a, k, b) for k, a, b in zip(segs, s0, s1)]

@@ -144,6 +144,19 @@ def test_reasons_match_the_naive_reference(route):
     assert result.approved == (not result.reasons)
 
 
+def test_a_waypoint_on_a_corridor_edge_leaves_no_sliver_above_the_true_height_ceiling():
+    """Found by the test above (seed 12): a climb to 121 m ending on a zone's edge gave a zero-length gap in the
+    ceiling bands at the segment's end, and so an above_ceiling reason the reference does not see."""
+    pts = [(121.44068319135442, 31.00445773371433, 10.0), (121.43806633815987, 31.009375513199593, 121.0),
+           (121.43838076902458, 31.009375513199593, 10.0), (121.43869519988928, 31.009375513199593, 10.0)]
+    waypoints = [Waypoint(x, y, a) for x, y, a in pts]
+    result = check_route(ZONES, waypoints, departure=datetime(2026, 11, 27, 0, 58, tzinfo=timezone.utc),
+                         speed_mps=12.0, suggest=False)
+    alt = [ZONES.vertical.to_amsl(a, "AGL") for _, _, a in pts]
+    ref = reference(ZONES, [p[0] for p in pts], [p[1] for p in pts], alt, [p["epoch"] for p in result.route])
+    assert expanded(result) == ref
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(routes(), st.integers(0, 3))
 def test_every_suggestion_is_approved_when_resubmitted(route, n_approved):
