@@ -99,9 +99,10 @@ def test_an_idle_event_stream_gets_keepalive_comments(system, keys):
         server.close()
 
 
-def _flood(pub, root: str, n: int = 600, pad: int = 16000) -> None:
+def _flood(pub, root: str, n: int = 1500, pad: int = 16000) -> None:
     """Positions far bigger than the socket buffers of a client that does not read (one drone each, so a
-    backlogged hub sheds none of them as superseded)."""
+    backlogged hub sheds none of them as superseded): 24 MB, so the server's sends block even where the kernel's
+    autotuned socket buffers are large (with 9.6 MB the client was once still subscribed after 15 s)."""
     last = None
     for i in range(n):
         last = pub.publish(topics.uav_state(root, f"F{i}"), orjson.dumps(
