@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .model import RouteFile, RouteFileError, RoutePoint, check_count, number, position
+from .model import RouteFile, RouteFileError, RoutePoint, check_count, check_geometry, number, position
 
 REFS = ("AGL", "AMSL", "WGS84")
 
@@ -72,12 +72,7 @@ def read_geojson(data: bytes, name: str) -> RouteFile:
             points += [(c, props) for c in coords]
         elif kind in ("Polygon", "MultiPolygon"):
             polygons += 1
-    if len(lines) > 1:
-        raise RouteFileError("several_lines", file=name, n=len(lines))
-    if lines and points:
-        raise RouteFileError("mixed_geometry", file=name)
-    if not lines and not points:
-        raise RouteFileError("polygon" if polygons else "no_waypoints", file=name)
+    check_geometry(len(lines), len(points), polygons, name)
     if len(refs) > 1:
         raise RouteFileError("mixed_altitude_modes", file=name, modes=", ".join(sorted(str(r) for r in refs)))
     ref = refs.pop()

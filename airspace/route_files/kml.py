@@ -9,7 +9,7 @@ ambiguous. KML carries no speeds.
 """
 from __future__ import annotations
 
-from .model import RouteFile, RouteFileError, RoutePoint, check_count, position
+from .model import RouteFile, RouteFileError, RoutePoint, check_count, check_geometry, position
 from .safety import descendants, kid, local, text
 
 MODES = {"relativeToGround": "AGL", "absolute": "AMSL", "clampToGround": None}
@@ -53,14 +53,7 @@ def read_kml(root, name: str) -> RouteFile:
                 points.append(geom)
             elif kind == "Polygon":
                 polygons += 1
-    if len(lines) > 1:
-        raise RouteFileError("several_lines", file=name, n=len(lines))
-    if lines and points:
-        raise RouteFileError("mixed_geometry", file=name)
-    if not lines and not points:
-        if polygons:
-            raise RouteFileError("polygon", file=name)
-        raise RouteFileError("no_waypoints", file=name)
+    check_geometry(len(lines), len(points), polygons, name)
     geoms = lines or points
     modes = sorted({_mode(g, name) for g in geoms})
     if len(modes) > 1:

@@ -73,6 +73,16 @@ def position(lon: float, lat: float, file: str, k: int) -> tuple[float, float]:
     return lon, lat
 
 
+def check_geometry(lines: int, points: int, polygons: int, file: str) -> None:
+    """A route file's geometry is one line or a set of points (KML, GeoJSON): how many of each it holds."""
+    if lines > 1:
+        raise RouteFileError("several_lines", file=file, n=lines)
+    if lines and points:
+        raise RouteFileError("mixed_geometry", file=file)
+    if not lines and not points:
+        raise RouteFileError("polygon" if polygons else "no_waypoints", file=file)
+
+
 def check_count(points: list, file: str) -> None:
     if not points:
         raise RouteFileError("no_waypoints", file=file)
