@@ -50,9 +50,11 @@ def fleet(system, zones_geojson):
     sim.close()
 
 
-def open_signed_in(browser, url: str, key: str, role: str):
-    """A fresh tab (own sessionStorage) signed in with `key`; page errors are collected on `page.errors`."""
-    page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+def open_signed_in(browser, url: str, key: str, role: str, locale: str | None = None, size=(1400, 900)):
+    """A fresh tab (own sessionStorage) signed in with `key`, the browser's language `locale` if given; page
+    errors are collected on `page.errors`."""
+    context = {"viewport": {"width": size[0], "height": size[1]}, **({"locale": locale} if locale else {})}
+    page = browser.new_context(**context).new_page()
     page.errors = []
     page.on("pageerror", lambda exc: page.errors.append(str(exc)))
     page.goto(url + "/")
@@ -60,7 +62,7 @@ def open_signed_in(browser, url: str, key: str, role: str):
     page.fill("#login-key", key)
     page.click("#login-submit")
     page.wait_for_selector(f"#whoami[data-role='{role}']", timeout=15000)
-    page.wait_for_selector("#conn:text('live')", timeout=15000)
+    page.wait_for_selector("#conn[data-state='live']", timeout=15000)
     return page
 
 

@@ -19,7 +19,7 @@ from skylane.settings import REPO_ROOT
 
 from .helpers import ARTIFACTS
 from .route_support import market_kmz, market_open
-from .test_dashboard_browser import CHROMIUM, browser, keys  # noqa: F401 - fixtures
+from .test_dashboard_browser import CHROMIUM, browser, keys, open_signed_in  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser,
               pytest.mark.skipif(not shutil.which(CHROMIUM), reason=f"{CHROMIUM} not installed")]
@@ -27,16 +27,7 @@ STATIC = REPO_ROOT / "api" / "static" / "i18n"
 
 
 def sign_in(browser, url: str, key: str, role: str, locale: str):  # noqa: F811
-    page = browser.new_context(viewport={"width": 1500, "height": 950}, locale=locale).new_page()
-    page.errors = []
-    page.on("pageerror", lambda exc: page.errors.append(str(exc)))
-    page.goto(url + "/")
-    page.wait_for_selector("#login:not([hidden])", timeout=15000)
-    page.fill("#login-key", key)
-    page.click("#login-submit")
-    page.wait_for_selector(f"#whoami[data-role='{role}']", timeout=15000)
-    page.wait_for_selector("#conn[data-state='live']", timeout=15000)
-    return page
+    return open_signed_in(browser, url, key, role, locale=locale, size=(1500, 950))
 
 
 def english_left(page) -> list[str]:
