@@ -84,11 +84,16 @@ def test_skylane_report_writes_the_file_and_filters_one_drone(tmp_path, capsys):
     assert skylane_main(["report", str(tmp_path / "missing.slrec.gz"), "-o", str(out)]) == 2
 
 
+def _recordings_server(system, folder):
+    """An API whose recordings directory holds the no-fly incident as nofly.slrec.gz and a file that is not one."""
+    shutil.copy(INCIDENTS / "nofly_between_fixes.slrec.gz", folder / "nofly.slrec.gz")
+    (folder / "not-a-recording.slrec.gz").write_bytes(b"garbage")
+    return ApiServer(system.with_(recordings_dir=folder))
+
+
 @pytest.mark.integration
 def test_engineers_get_a_recordings_report_over_http(system, tmp_path):
-    shutil.copy(INCIDENTS / "nofly_between_fixes.slrec.gz", tmp_path / "nofly.slrec.gz")
-    (tmp_path / "not-a-recording.slrec.gz").write_bytes(b"garbage")
-    server = ApiServer(system.with_(recordings_dir=tmp_path))
+    server = _recordings_server(system, tmp_path)
     try:
         keys = make_keys(system.database_url)
 
@@ -171,9 +176,7 @@ def test_skylane_report_takes_the_language(tmp_path):
 
 @pytest.mark.integration
 def test_the_reports_language_follows_accept_language_or_lang(system, tmp_path):
-    shutil.copy(INCIDENTS / "nofly_between_fixes.slrec.gz", tmp_path / "nofly.slrec.gz")
-    (tmp_path / "not-a-recording.slrec.gz").write_bytes(b"garbage")
-    server = ApiServer(system.with_(recordings_dir=tmp_path))
+    server = _recordings_server(system, tmp_path)
     try:
         key = make_keys(system.database_url).engineer
 
