@@ -322,7 +322,7 @@ class Ingester:
         else:
             self._state_pending[topic] = payload
 
-    def flush_states(self, stop: threading.Event, force: bool = False) -> None:
+    def flush_states(self, force: bool = False) -> None:
         """Publish the kept states whose interval has passed (all of them when `force`)."""
         now = time.monotonic()
         if not self._state_pending or (not force and now - self._state_flushed < STATE_INTERVAL_S / 4):
@@ -424,13 +424,13 @@ class Ingester:
                     try:
                         item = handoff.get(timeout=0.05)
                     except queue.Empty:
-                        self.flush_states(stop)
+                        self.flush_states()
                         continue
                     self._writer_idle.clear()
                     if item is None:
                         return
                     self.commit(*item, stop)
-                    self.flush_states(stop)
+                    self.flush_states()
             except BaseException as exc:  # _Abandoned, or a bug: the reader stops too
                 failure.append(exc)
             finally:
@@ -483,7 +483,7 @@ class Ingester:
             hand(None)
             writer.join()
             if not failure:
-                self.flush_states(stop, force=True)
+                self.flush_states(force=True)
         except _Abandoned:  # stopped while the store could not be asked: nothing of it was acknowledged
             log.error("stopping with control messages unchecked; the broker will re-deliver them")
             hand(None)
